@@ -1,0 +1,113 @@
+# agentq — the only build entry. `make` builds bin/agentq-worker and bin/agentq;
+# `make test` runs every test against a throwaway Postgres; `make run` starts
+# the stack on a project-local cluster; `make bench` measures. Variants:
+# SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0), V=1 (show commands).
+
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+OPT := -O2
+ifeq ($(DEBUG),1)
+OPT := -O0
+endif
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -pthread \
+           -D_GNU_SOURCE -MMD -MP -Icommon -Ihandlers -Ibuild
+LDFLAGS ?=
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build/san
+else
+BUILD   := build/rel
+endif
+ifneq ($(V),1)
+Q := @
+endif
+
+COMMON_PKGS := libuv libpq libcjson libsodium libcurl
+PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS) 2>/dev/null)
+CFLAGS      += $(PKG_CFLAGS)
+
+COMMON_SRC  := $(wildcard common/*.c)
+HANDLER_SRC := $(wildcard handlers/*.c)
+WORKER_SRC  := $(wildcard worker/*.c)
+CLI_SRC     := $(wildcard cli/*.c)
+TEST_SRC    := $(wildcard tests/*.c)
+MIGRATIONS  := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+COMMON_OBJ  := $(call obj,$(COMMON_SRC)) $(BUILD)/build/migrations.o
+HANDLER_OBJ := $(call obj,$(HANDLER_SRC))
+WORKER_OBJ  := $(call obj,$(WORKER_SRC))
+CLI_OBJ     := $(call obj,$(CLI_SRC))
+TEST_OBJ    := $(call obj,$(TEST_SRC))
+# the test runner links the worker's pure parts, never its main
+WORKER_LIB_OBJ := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJ))
+
+# bin/ holds one variant at a time: relink when the variant changes
+VARIANT_STAMP := build/variant
+$(shell mkdir -p build; echo "$(BUILD) $(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(BUILD) $(CC)" > $(VARIANT_STAMP))
+
+BINS := bin/agentq-worker bin/agentq
+.PHONY: all deps test run bench fuzz install clean check-deps
+all: $(BINS)
+
+bin/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p bin
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+bin/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p bin
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+bin/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p bin
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+build/migrations.c: $(MIGRATIONS) sql/embed.sh
+	@mkdir -p build
+	$(Q)sh sql/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC     $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/build/migrations.o: build/migrations.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# Installs what is missing (apt-get; as root or through sudo); a no-op when all is present.
+deps:
+	$(Q)sh deploy/deps.sh
+
+# Everything: deps, build (plain and sanitized), all tests against a throwaway cluster.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all bin/agentq-test
+	$(Q)sh tests/run.sh $(TESTS)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)sh deploy/run.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all bin/agentq-test
+	$(Q)sh tests/bench.sh
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

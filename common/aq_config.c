@@ -1,0 +1,61 @@
+/* aq_config.c — the table of environment variables (see aq_config.h). */
+#include "aq_config.h"
+#include "aq_error.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    const char *env;
+    int is_num;
+    size_t offset;
+    const char *def;
+    long min, max;
+    const char *doc;
+} var;
+
+#define STR(f, env, def, doc) {env, 0, offsetof(aq_config, f), def, 0, 0, doc}
+#define NUM(f, env, def, lo, hi, doc) {env, 1, offsetof(aq_config, f), def, lo, hi, doc}
+
+static const var vars[] = {
+    STR(database_url, "DATABASE_URL", "", "libpq connection string or URI (empty: libpq defaults; `make run` points it at a project-local cluster)"),
+    STR(listen, "AGENTQ_LISTEN", "127.0.0.1:8080", "API listen address"),
+    STR(queues, "AGENTQ_QUEUES", "default", "queues a worker claims from, comma-separated (or --queues)"),
+    STR(log_level, "AGENTQ_LOG_LEVEL", "info", "debug, info, warn or error"),
+    NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 1024, "handlers run at once per worker process (or --concurrency)"),
+    NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
+    NUM(lease_seconds, "AGENTQ_LEASE_SECONDS", "30", 2, 86400, "lease on a running job; extended every third of it while the worker lives"),
+    NUM(poll_ms, "AGENTQ_POLL_MS", "1000", 10, 3600000, "fallback poll interval when no NOTIFY arrives"),
+    NUM(retry_base_ms, "AGENTQ_RETRY_BASE_MS", "1000", 1, 86400000, "first retry delay; doubles per attempt, with jitter"),
+    NUM(retry_max_ms, "AGENTQ_RETRY_MAX_MS", "3600000", 1, 604800000, "cap on the retry delay"),
+    NUM(grace_seconds, "AGENTQ_SHUTDOWN_GRACE_SECONDS", "25", 0, 3600, "on SIGTERM, how long running handlers may finish before their jobs are handed back"),
+    NUM(max_input_bytes, "AGENTQ_MAX_INPUT_BYTES", "1048576", 2, 268435456, "largest job input a worker will run; larger fails permanently"),
+    NUM(retention_hours, "AGENTQ_RETENTION_HOURS", "168", 0, 87600, "succeeded/cancelled jobs older than this are pruned by workers (0 = never); failed jobs stay"),
+    NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
+};
+
+int aq_config_load(aq_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const var *v = &vars[i];
+        const char *val = getenv(v->env);
+        if (!val || !*val) val = v->def;
+        char *field = (char *)cfg + v->offset;
+        if (!v->is_num) { *(const char **)field = val; continue; }
+        char *end;
+        errno = 0;
+        long n = strtol(val, &end, 10);
+        if (errno || end == val || *end || n < v->min || n > v->max) {
+            snprintf(err, errlen, "%s=%s: expected an integer from %ld to %ld", v->env, val, v->min, v->max);
+            return AQ_ECONFIG;
+        }
+        *(long *)field = n;
+    }
+    return 0;
+}
+
+void aq_config_print_table(void)
+{
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        printf("| `%s` | `%s` | %s |\n", vars[i].env, vars[i].def, vars[i].doc);
+}

@@ -1,0 +1,34 @@
+/* aq_config.h — configuration from environment variables, with defaults.
+ *
+ * One table in aq_config.c lists every variable (name, default, bounds, meaning);
+ * the README's configuration table mirrors it and `agentq config` prints it.
+ * Load once at startup, before threads start; read-only afterwards. */
+#ifndef AQ_CONFIG_H
+#define AQ_CONFIG_H
+#include <stddef.h>
+
+typedef struct aq_config {
+    const char *database_url;   /* libpq conninfo or URI; "" = libpq defaults */
+    const char *listen;
+    const char *queues;         /* comma-separated */
+    const char *log_level;
+    long concurrency;
+    long prefetch;
+    long lease_seconds;
+    long poll_ms;
+    long retry_base_ms;
+    long retry_max_ms;
+    long grace_seconds;
+    long max_input_bytes;
+    long retention_hours;
+    long test_handlers;
+} aq_config;
+
+/* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes
+ * the reason (naming the variable) into err. Strings point into the
+ * environment or into static defaults: never free them. */
+int aq_config_load(aq_config *cfg, char *err, size_t errlen);
+/* Print the table of variables (name, default, meaning) to stdout. */
+void aq_config_print_table(void);
+
+#endif

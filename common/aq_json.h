@@ -1,0 +1,17 @@
+/* aq_json.h — small JSON and UTF-8 helpers shared by both processes: escaping
+ * into a fixed buffer, UTF-8 validation (Postgres rejects invalid UTF-8, so
+ * anything bound for jsonb or text passes through here first). */
+#ifndef AQ_JSON_H
+#define AQ_JSON_H
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Write s as a quoted JSON string into out (at most cap bytes, always
+ * terminated, truncated if needed). Returns bytes written, excluding NUL. */
+size_t aq_json_escape(char *out, size_t cap, const char *s);
+/* True when s[0..n) is well-formed UTF-8 with no NUL bytes. */
+bool aq_utf8_valid(const char *s, size_t n);
+/* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */
+void aq_utf8_sanitize(char *s);
+
+#endif

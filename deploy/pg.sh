@@ -1,0 +1,68 @@
+#!/bin/sh
+# pg.sh — a private PostgreSQL 15 cluster for `make run`, tests and benchmarks.
+#
+#   pg.sh start DIR PORT    initdb (first time) and start; prints the conninfo
+#   pg.sh stop DIR          fast shutdown
+#   pg.sh restart DIR PORT  stop then start (used by the fault tests)
+#   pg.sh url DIR PORT      print the conninfo
+#
+# initdb refuses root, so as root the cluster runs as the `postgres` user
+# (created by the postgresql package); as anyone else, as that user. fsync and
+# synchronous_commit stay on: figures measured against this cluster are honest.
+set -eu
+PGBIN=/usr/lib/postgresql/15/bin
+cmd=${1:?usage: pg.sh start|stop|restart|url DIR [PORT]}
+dir=$(realpath -m "${2:?DIR}")
+port=${3:-54329}
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+sockdir() {
+    s="$dir/sock"
+    [ ${#s} -gt 90 ] && s="/tmp/agentq-sock-$port"
+    echo "$s"
+}
+url() { echo "host=$(sockdir) port=$port dbname=${AGENTQ_DBNAME:-agentq} user=postgres"; }
+
+start() {
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$dir"
+        if ! runuser -u postgres -- test -w "$dir"; then
+            # the postgres user cannot reach this path: keep the data in its home, linked here
+            alt="/var/lib/postgresql/agentq-$(echo "$dir" | md5sum | cut -c1-12)"
+            mkdir -p "$alt/data" && chown -R postgres:postgres "$alt"
+            [ -e "$dir/data" ] || ln -s "$alt/data" "$dir/data"
+        fi
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        mkdir -p "$dir/data"
+        [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/data"
+        as_pg "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
+            --no-instructions >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    s=$(sockdir)
+    mkdir -p "$s"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$s" && touch "$dir/server.log" && chown postgres:postgres "$dir/server.log"
+    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then :; else
+        as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
+            start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
+    fi
+    as_pg "$PGBIN/psql" -h "$s" -p "$port" -U postgres -d postgres -Atqc \
+        "SELECT 1 FROM pg_database WHERE datname = '${AGENTQ_DBNAME:-agentq}'" | grep -q 1 ||
+        as_pg "$PGBIN/createdb" -h "$s" -p "$port" -U postgres "${AGENTQ_DBNAME:-agentq}"
+    url
+}
+
+stop() {
+    [ -f "$dir/data/PG_VERSION" ] || return 0
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+case "$cmd" in
+    start) start ;;
+    stop) stop ;;
+    restart) stop; start >/dev/null ;;
+    url) url ;;
+    *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
+esac

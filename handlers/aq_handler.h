@@ -1,0 +1,83 @@
+/* aq_handler.h — the handler contract: what a job type's C function receives
+ * and returns, and the registry that lists them all (handlers/registry.c).
+ *
+ *     aq_job_status fn(aq_ctx *ctx, const cJSON *input, cJSON **output);
+ *
+ * A handler runs on a worker thread (never the loop), may block, and returns:
+ *   AQ_JOB_OK     success; *output (may stay NULL) becomes jobs.output and is
+ *                 freed by the caller;
+ *   AQ_JOB_RETRY  try again later: after aq_ctx_retry_after()'s delay if set,
+ *                 else exponential backoff; failed once max_attempts is spent;
+ *   AQ_JOB_FAIL   permanent failure, no retry.
+ * Set the reason for RETRY/FAIL with aq_ctx_error(). The dispatcher has already
+ * checked the type, that input is a JSON object, and its size: handlers do
+ * not repeat that. Execution is at-least-once: a job may run again after a
+ * crash, so handlers make repeats harmless where a repeat would be visible. */
+#ifndef AQ_HANDLER_H
+#define AQ_HANDLER_H
+#include <cJSON.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "aq_config.h"
+
+typedef enum { AQ_JOB_OK, AQ_JOB_RETRY, AQ_JOB_FAIL } aq_job_status;
+
+/* The claimed row, as the handler sees it. Strings live as long as the ctx. */
+typedef struct aq_job {
+    int64_t id;
+    const char *job_type, *queue;
+    int priority, attempts, max_attempts;   /* attempts counts this run */
+    int64_t user_id, parent_id, schedule_id; /* 0 when NULL */
+    const char *session_id;                  /* NULL when NULL */
+} aq_job;
+
+typedef struct aq_ctx aq_ctx;
+
+typedef aq_job_status (*aq_handler_fn)(aq_ctx *ctx, const cJSON *input, cJSON **output);
+
+typedef struct aq_handler_def {
+    const char *name;
+    aq_handler_fn fn;
+    int max_attempts;   /* used when jobs.max_attempts is NULL */
+    int timeout_s;      /* past this the job is retried and its late result ignored */
+    bool api_enqueue;   /* POST /v1/jobs may create it */
+    bool test_only;     /* registered only when AGENTQ_TEST_HANDLERS=1 */
+} aq_handler_def;
+
+/* Options for a follow-up job; zeroed fields take defaults (queue "default",
+ * priority 0, now, handler's max attempts, the parent's user and session). */
+typedef struct aq_enqueue_opts {
+    const char *queue;
+    int priority;
+    long run_in_ms;
+    const char *idempotency_key;
+    int max_attempts;
+} aq_enqueue_opts;
+
+const aq_job *aq_ctx_job(const aq_ctx *ctx);
+const aq_config *aq_ctx_config(const aq_ctx *ctx);
+/* This thread's own database connection, connected on first use and reused;
+ * NULL when the database is unreachable (return AQ_JOB_RETRY then). */
+PGconn *aq_ctx_db(aq_ctx *ctx);
+/* Set the error text for RETRY/FAIL (printf-style; last call wins). */
+void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ask for a specific retry delay (e.g. an upstream Retry-After). */
+void aq_ctx_retry_after(aq_ctx *ctx, long ms);
+/* Queue a follow-up job, inserted in the same transaction as this job's final
+ * completion (success or permanent failure) and only then; a retry discards
+ * it. input is copied. Returns 0 or AQ_EINVAL (unknown type). */
+int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const aq_enqueue_opts *opts);
+/* Milliseconds left before the job's timeout (never negative). */
+long aq_ctx_time_left_ms(const aq_ctx *ctx);
+
+/* The registry: a NULL-name-terminated table (handlers/registry.c). */
+extern const aq_handler_def aq_handler_table[];
+/* Look a type up; test-only types are found only when enabled. NULL if unknown. */
+const aq_handler_def *aq_handler_find(const char *name);
+/* Enable the test-only types (before threads start). */
+void aq_handlers_enable_tests(bool on);
+/* 0, or AQ_EINVAL with the duplicate's name in err. Called at startup. */
+int aq_handlers_check(char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,17 @@
+/* handlers.h — declarations of every handler function in the registry. */
+#ifndef AQ_HANDLERS_H
+#define AQ_HANDLERS_H
+#include "aq_handler.h"
+
+aq_job_status aq_handle_noop(aq_ctx *ctx, const cJSON *input, cJSON **output);
+
+/* test-only (handlers/test_handlers.c), registered with AGENTQ_TEST_HANDLERS=1 */
+aq_job_status aq_handle_test_fail(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_sleep(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_crash(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_record(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_stamp(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_followup(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_output(aq_ctx *ctx, const cJSON *input, cJSON **output);
+
+#endif

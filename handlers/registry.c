@@ -1,0 +1,45 @@
+/* registry.c — the one table of job types.
+ *
+ * To add a job type: write handlers/<type>.c with one function of the
+ * aq_handler_fn shape, declare it in handlers.h, and add one row below.
+ * Startup (aq_handlers_check) rejects a duplicate name. */
+#include "aq_error.h"
+#include "aq_handler.h"
+#include "handlers.h"
+#include <stdio.h>
+#include <string.h>
+
+const aq_handler_def aq_handler_table[] = {
+    /* name            function              max_att timeout_s api    test_only */
+    {"noop",           aq_handle_noop,           25,     60,  true,  false},
+    {"test_fail",      aq_handle_test_fail,      25,     60,  false, true},
+    {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true},
+    {"test_crash",     aq_handle_test_crash,      3,     60,  false, true},
+    {"test_record",    aq_handle_test_record,    25,     60,  false, true},
+    {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true},
+    {"test_followup",  aq_handle_test_followup,  25,     60,  false, true},
+    {"test_output",    aq_handle_test_output,    25,     60,  false, true},
+    {NULL, NULL, 0, 0, false, false},
+};
+
+static bool tests_enabled;
+
+void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
+
+const aq_handler_def *aq_handler_find(const char *name)
+{
+    for (const aq_handler_def *h = aq_handler_table; h->name; h++)
+        if (strcmp(h->name, name) == 0) return (h->test_only && !tests_enabled) ? NULL : h;
+    return NULL;
+}
+
+int aq_handlers_check(char *err, size_t errlen)
+{
+    for (const aq_handler_def *a = aq_handler_table; a->name; a++)
+        for (const aq_handler_def *b = a + 1; b->name; b++)
+            if (strcmp(a->name, b->name) == 0) {
+                snprintf(err, errlen, "duplicate job type '%s' in the handler registry", a->name);
+                return AQ_EINVAL;
+            }
+    return 0;
+}

@@ -1,0 +1,115 @@
+/* test_handlers.c — job types that exist for the test suite and benchmarks
+ * (registered only with AGENTQ_TEST_HANDLERS=1):
+ *
+ *   test_fail      {"fail_times":N, "permanent":bool, "retry_after_ms":M, "message":S}
+ *                  fails its first N attempts (N<0: always), then succeeds
+ *   test_sleep     {"ms":N}  sleeps, then succeeds
+ *   test_crash     kills its own worker process with SIGKILL
+ *   test_record    {"sleep_ms":N}  inserts one row per execution into
+ *                  test_executions(job_id, attempt, worker_pid, started_at, finished_at),
+ *                  a table the test creates
+ *   test_stamp     succeeds with {"started_us": wall clock at handler start}
+ *   test_followup  {"count":N, "type":T}  enqueues N follow-up jobs of type T (noop)
+ *   test_output    {"invalid_utf8":bool} succeeds with an output holding bad UTF-8
+ */
+#include "aq_time.h"
+#include "handlers.h"
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static long num(const cJSON *input, const char *key, long def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, key);
+    return cJSON_IsNumber(v) ? (long)v->valuedouble : def;
+}
+
+aq_job_status aq_handle_test_fail(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    long times = num(input, "fail_times", -1);
+    int attempt = aq_ctx_job(ctx)->attempts;
+    if (times < 0 || attempt <= times) {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(input, "message");
+        aq_ctx_error(ctx, "%s (attempt %d)", cJSON_IsString(msg) ? msg->valuestring : "test failure", attempt);
+        long after = num(input, "retry_after_ms", -1);
+        if (after >= 0) aq_ctx_retry_after(ctx, after);
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "permanent")) ? AQ_JOB_FAIL : AQ_JOB_RETRY;
+    }
+    *output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*output, "attempts", attempt);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_sleep(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    long ms = num(input, "ms", 100);
+    aq_sleep_ms(ms);
+    *output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*output, "slept_ms", (double)ms);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_crash(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    raise(SIGKILL);
+    return AQ_JOB_FAIL;
+}
+
+aq_job_status aq_handle_test_record(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    char id[24], attempt[16], pid[16];
+    snprintf(id, sizeof id, "%lld", (long long)aq_ctx_job(ctx)->id);
+    snprintf(attempt, sizeof attempt, "%d", aq_ctx_job(ctx)->attempts);
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    PGresult *r = PQexec(db, "SELECT clock_timestamp()");
+    char started[64];
+    snprintf(started, sizeof started, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "now");
+    PQclear(r);
+    aq_sleep_ms(num(input, "sleep_ms", 0));
+    const char *p[] = {id, attempt, pid, started};
+    r = PQexecParams(db, "INSERT INTO test_executions (job_id, attempt, worker_pid, started_at, finished_at)"
+                         " VALUES ($1, $2, $3, $4, clock_timestamp())", 4, NULL, p, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) aq_ctx_error(ctx, "record: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? AQ_JOB_OK : AQ_JOB_RETRY;
+}
+
+aq_job_status aq_handle_test_stamp(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    int64_t us = aq_now_wall_us();
+    *output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*output, "started_us", (double)us);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_followup(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    long n = num(input, "count", 1);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(input, "type");
+    for (long i = 0; i < n; i++) {
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddNumberToObject(in, "n", (double)i);
+        int rc = aq_ctx_enqueue(ctx, cJSON_IsString(type) ? type->valuestring : "noop", in, NULL);
+        cJSON_Delete(in);
+        if (rc) { aq_ctx_error(ctx, "cannot enqueue follow-up"); return AQ_JOB_FAIL; }
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "then_retry")) && aq_ctx_job(ctx)->attempts == 1) {
+        aq_ctx_error(ctx, "retry after enqueueing");
+        aq_ctx_retry_after(ctx, 0);
+        return AQ_JOB_RETRY;
+    }
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_output(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    *output = cJSON_CreateObject();
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "invalid_utf8")))
+        cJSON_AddStringToObject(*output, "text", "bad \xff\xfe bytes");
+    else
+        cJSON_AddStringToObject(*output, "text", "fine");
+    return AQ_JOB_OK;
+}

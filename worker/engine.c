@@ -1,0 +1,738 @@
+/* engine.c — the worker's claim/complete engine (see engine.h).
+ *
+ * DESIGN
+ * One async Postgres connection (aq_pgloop, pipeline mode) carries everything:
+ * LISTEN, claims, completions, lease extension, heartbeats, rescue, pruning.
+ * Work goes to the database in "rounds": one pipeline segment, one Sync, so
+ * one transaction, one round trip and one commit. At most one round is in
+ * flight. While it is, finished jobs pile up in the completion list and
+ * freed slots add up; the next round carries all of them. So at low load a
+ * job costs one claim round and one completion round (lowest latency), and
+ * under load rounds grow to hundreds of rows each (highest throughput), with
+ * no timer in between: a round is sent the moment the previous one returns.
+ *
+ * A round holds, in order: complete (one UPDATE ... FROM jsonb_to_recordset
+ * over the finished jobs, fenced on locked_by and attempts), follow-up
+ * inserts of those jobs (fenced on the parent's new status), claim (FOR UPDATE
+ * SKIP LOCKED, LIMIT free slots), and when due: lease extension + heartbeat,
+ * rescue of expired leases, pruning. If the round fails, its completions go
+ * back to the list and are sent again; a batch that fails for a reason other
+ * than the connection is retried one job per round to isolate the bad row.
+ *
+ * Claim wanting: a NOTIFY (one per INSERT statement), the poll timer, a
+ * reconnect, a rescue, or a previous claim that came back full sets
+ * want_claim. A claim that comes back short clears it, unless a NOTIFY
+ * arrived after that claim was sent (wake_seq), so no wake-up is lost.
+ *
+ * Leases: every lease/3 the round extends all jobs this worker holds (one
+ * UPDATE by locked_by, which stays HOT: locked_until is not indexed). A job
+ * past its handler's timeout is completed as a retry and its late result
+ * ignored. Any worker re-queues rows whose lease has expired. */
+#include "engine.h"
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_json.h"
+#include "aq_log.h"
+#include "aq_pgloop.h"
+#include "aq_time.h"
+#include "backoff.h"
+#include "jobrun.h"
+#include "pool.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_CLAIM 1000
+#define MAX_COMPLETE 1000
+#define PRUNE_BATCH "5000"
+
+typedef struct completion {
+    int64_t id;
+    int attempt;
+    const char *status;
+    char *output, *error, *followups;
+    long delay_ms;
+    int undo_attempt;        /* handed back without running: do not count the attempt */
+    int isolate, tries;
+    struct completion *next;
+} completion;
+
+typedef struct round {
+    struct aq_engine *eng;
+    completion *done;        /* sent in this round; freed or put back */
+    int ndone;
+    int claim_limit;
+    unsigned wake_seq;
+    int extend, rescue, prune, setup;
+    int failed, conn_lost;
+    char errmsg[256];
+} round;
+
+struct aq_engine {
+    uv_loop_t *loop;
+    const aq_config *cfg;
+    aq_engine_opts opts;
+    char id[128], host[64], pidstr[16], lease[16], conc[16];
+    aq_pgloop *pg;
+    uv_timer_t poll_timer, tick_timer, wake_timer, grace_timer;
+    int ready;                 /* connected and statements prepared */
+    int round_inflight;
+    int want_claim;
+    unsigned wake_seq;
+    aq_pool *pool;
+    int held;                  /* claimed and not yet back from the pool */
+    int abandoned;             /* of those, timed out or handed back: result ignored */
+    completion *done_head, *done_tail;
+    int ndone;
+    uint64_t next_extend, next_rescue, next_prune;
+    long long jobs_done;
+    int stopping, finishing, exited;
+    void (*on_exit)(void *);
+    void *exit_arg;
+};
+
+static void pump(aq_engine *eng);
+static void maybe_finish(aq_engine *eng);
+
+/* ---- SQL (prepared on every connect) ---- */
+
+static const char SQL_CLAIM[] =
+    "WITH next AS ("
+    " SELECT id FROM jobs"
+    " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
+    " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, locked_by = $3,"
+    " locked_until = now() + make_interval(secs => $4::int), started_at = now()"
+    " FROM next WHERE j.id = next.id"
+    " RETURNING j.id, j.job_type, j.queue, j.priority, j.attempts, coalesce(j.max_attempts, 0),"
+    " j.input::text, coalesce(j.user_id, 0), j.session_id::text, coalesce(j.parent_id, 0),"
+    " coalesce(j.schedule_id, 0), (extract(epoch FROM j.run_at) * 1000000)::bigint";
+
+static const char SQL_COMPLETE[] =
+    "UPDATE jobs j SET status = c.s,"
+    " output = CASE WHEN c.s = 'succeeded' THEN c.o ELSE j.output END,"
+    " last_error = coalesce(c.e, j.last_error),"
+    " attempts = j.attempts - c.u,"
+    " run_at = CASE WHEN c.s = 'queued' THEN now() + make_interval(secs => c.d / 1000.0) ELSE j.run_at END,"
+    " finished_at = CASE WHEN c.s IN ('succeeded', 'failed') THEN now() END,"
+    " started_at = CASE WHEN c.u = 1 THEN NULL ELSE j.started_at END,"
+    " locked_by = NULL, locked_until = NULL"
+    " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, a int, s text, o jsonb, e text, d bigint, u int)"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.attempts = c.a"
+    " RETURNING j.id";
+
+static const char SQL_FOLLOWUP[] =
+    "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, session_id,"
+    " parent_id, idempotency_key)"
+    " SELECT f.type, coalesce(f.queue, 'default'), coalesce(f.priority, 0), coalesce(f.input, '{}'),"
+    " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts, p.user_id,"
+    " p.session_id, p.id, f.key"
+    " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, attempt int, type text, queue text,"
+    " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text)"
+    " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed')"
+    " ON CONFLICT DO NOTHING";
+
+static const char SQL_EXTEND[] =
+    "UPDATE jobs SET locked_until = now() + make_interval(secs => $2::int)"
+    " WHERE status = 'running' AND locked_by = $1";
+
+static const char SQL_HEARTBEAT[] =
+    "INSERT INTO workers (id, host, pid, queues, concurrency, running, jobs_done)"
+    " VALUES ($1, $2, $3, $4::text[], $5, $6, $7)"
+    " ON CONFLICT (id) DO UPDATE SET last_heartbeat = now(), running = EXCLUDED.running,"
+    " jobs_done = EXCLUDED.jobs_done";
+
+static const char SQL_RESCUE[] =
+    "WITH expired AS ("
+    " SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
+    " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL,"
+    " last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped renewing it',"
+    " locked_by = NULL"
+    " FROM expired WHERE j.id = expired.id RETURNING j.id";
+
+static const char SQL_PRUNE[] =
+    "WITH old AS ("
+    " SELECT id FROM jobs WHERE status IN ('succeeded', 'cancelled')"
+    " AND finished_at < now() - make_interval(hours => $1::int)"
+    " ORDER BY finished_at LIMIT " PRUNE_BATCH " FOR UPDATE SKIP LOCKED)"
+    " DELETE FROM jobs j USING old WHERE j.id = old.id";
+
+static const char SQL_PRUNE_WORKERS[] =
+    "DELETE FROM workers WHERE last_heartbeat < now() - make_interval(secs => $1::int * 10)";
+
+static const char SQL_BYE[] = "DELETE FROM workers WHERE id = $1";
+
+static const struct { const char *name, *sql; } statements[] = {
+    {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_followup", SQL_FOLLOWUP},
+    {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
+    {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
+};
+
+/* ---- completions ---- */
+
+static void completion_free(completion *c)
+{
+    free(c->output);
+    free(c->error);
+    free(c->followups);
+    free(c);
+}
+
+static void push_completion(aq_engine *eng, completion *c)
+{
+    c->next = NULL;
+    if (eng->done_tail) eng->done_tail->next = c; else eng->done_head = c;
+    eng->done_tail = c;
+    eng->ndone++;
+}
+
+/* Put a failed round's completions back at the head, in order. */
+static void requeue_completions(aq_engine *eng, completion *list, int isolate)
+{
+    completion *last = list;
+    int n = 0;
+    for (completion *c = list; c; c = c->next) {
+        if (isolate) c->isolate = 1;
+        last = c;
+        n++;
+    }
+    if (!list) return;
+    last->next = eng->done_head;
+    eng->done_head = list;
+    if (!eng->done_tail) eng->done_tail = last;
+    eng->ndone += n;
+}
+
+static completion *completion_from(const aq_jobrun *jr)
+{
+    completion *c = aq_calloc(1, sizeof *c);
+    c->id = jr->job.id;
+    c->attempt = jr->job.attempts;
+    return c;
+}
+
+/* A job this worker will not finish: back to the queue. */
+static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *why)
+{
+    completion *c = completion_from(jr);
+    c->status = "queued";
+    c->undo_attempt = !started;
+    c->error = why ? aq_strdup(why) : NULL;
+    push_completion(eng, c);
+}
+
+/* ---- jobs coming back from the pool ---- */
+
+static void on_pool_done(void *arg, aq_jobrun *list)
+{
+    aq_engine *eng = arg;
+    while (list) {
+        aq_jobrun *jr = list;
+        list = jr->next;
+        eng->held--;
+        if (jr->abandoned) {
+            eng->abandoned--;
+            aq_log(AQ_LOG_INFO, "worker", jr->job.id, "late result of an abandoned job ignored");
+        } else {
+            completion *c = completion_from(jr);
+            c->status = jr->status;
+            c->output = jr->output;
+            c->error = jr->error;
+            c->followups = jr->followups;
+            c->delay_ms = jr->delay_ms;
+            jr->output = jr->error = jr->followups = NULL;
+            push_completion(eng, c);
+            eng->jobs_done++;
+        }
+        aq_jobrun_destroy(jr);
+    }
+    pump(eng);
+    maybe_finish(eng);
+}
+
+/* ---- claim results ---- */
+
+static int by_order(const void *a, const void *b)
+{
+    const aq_jobrun *x = *(aq_jobrun *const *)a, *y = *(aq_jobrun *const *)b;
+    if (x->job.priority != y->job.priority) return x->job.priority < y->job.priority ? -1 : 1;
+    if (x->run_at_us != y->run_at_us) return x->run_at_us < y->run_at_us ? -1 : 1;
+    return x->job.id < y->job.id ? -1 : x->job.id > y->job.id;
+}
+
+static aq_jobrun *jobrun_from_row(aq_engine *eng, PGresult *res, int row)
+{
+    aq_jobrun *jr = aq_calloc(1, sizeof *jr);
+    jr->engine = eng;
+    /* one allocation holds every string column */
+    static const int strcols[] = {1, 2, 6, 8};
+    size_t total = 0;
+    for (int i = 0; i < 4; i++) total += (size_t)PQgetlength(res, row, strcols[i]) + 1;
+    char *p = jr->strs = aq_malloc(total);
+    const char *s[4];
+    for (int i = 0; i < 4; i++) {
+        size_t n = (size_t)PQgetlength(res, row, strcols[i]);
+        memcpy(p, PQgetvalue(res, row, strcols[i]), n);
+        p[n] = '\0';
+        s[i] = p;
+        p += n + 1;
+    }
+    jr->job.id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    jr->job.job_type = s[0];
+    jr->job.queue = s[1];
+    jr->job.priority = atoi(PQgetvalue(res, row, 3));
+    jr->job.attempts = atoi(PQgetvalue(res, row, 4));
+    jr->input = s[2];
+    jr->input_len = (size_t)PQgetlength(res, row, 6);
+    jr->job.user_id = strtoll(PQgetvalue(res, row, 7), NULL, 10);
+    jr->job.session_id = PQgetisnull(res, row, 8) ? NULL : s[3];
+    jr->job.parent_id = strtoll(PQgetvalue(res, row, 9), NULL, 10);
+    jr->job.schedule_id = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    jr->run_at_us = strtoll(PQgetvalue(res, row, 11), NULL, 10);
+    jr->handler = aq_handler_find(jr->job.job_type);
+    int max = atoi(PQgetvalue(res, row, 5));
+    jr->job.max_attempts = max > 0 ? max : jr->handler ? jr->handler->max_attempts : 25;
+    return jr;
+}
+
+static void on_claim(void *arg, PGresult *res)
+{
+    round *r = arg;
+    aq_engine *eng = r->eng;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) return;
+    int n = PQntuples(res);
+    if (n < r->claim_limit && eng->wake_seq == r->wake_seq) eng->want_claim = 0;
+    if (!n) return;
+    aq_jobrun **batch = aq_malloc(sizeof *batch * (size_t)n);
+    for (int i = 0; i < n; i++) batch[i] = jobrun_from_row(eng, res, i);
+    qsort(batch, (size_t)n, sizeof *batch, by_order);
+    aq_jobrun *list = NULL, **tail = &list;
+    for (int i = 0; i < n; i++) {
+        aq_jobrun *jr = batch[i];
+        if (eng->stopping) {   /* claimed just as we were told to stop */
+            hand_back(eng, jr, 0, NULL);
+            aq_jobrun_destroy(jr);
+            continue;
+        }
+        jr->next = NULL;
+        *tail = jr;
+        tail = &jr->next;
+        eng->held++;
+    }
+    free(batch);
+    aq_debug("worker", "claimed %d jobs", n);
+    aq_pool_submit(eng->pool, list);
+}
+
+/* ---- the round ---- */
+
+static void on_complete(void *arg, PGresult *res)
+{
+    round *r = arg;
+    if (!res) return;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK) {
+        int fenced = r->ndone - PQntuples(res);
+        if (fenced > 0)
+            aq_warn("worker", "%d of %d completions were fenced out (lease lost to another worker)",
+                    fenced, r->ndone);
+        return;
+    }
+    r->failed = 1;
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
+}
+
+static void on_step(void *arg, PGresult *res)
+{
+    round *r = arg;
+    if (!res) return;
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        r->failed = 1;
+        if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
+    }
+}
+
+static void on_rescue(void *arg, PGresult *res)
+{
+    round *r = arg;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+        aq_warn("worker", "re-queued %d jobs whose lease expired", PQntuples(res));
+        r->eng->want_claim = 1;
+    }
+    on_step(arg, res);
+}
+
+static void on_prune(void *arg, PGresult *res)
+{
+    round *r = arg;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        long n = atol(PQcmdTuples(res));
+        if (n > 0) aq_info("worker", "pruned %ld finished jobs", n);
+        if (n >= atol(PRUNE_BATCH)) r->eng->next_prune = 0;   /* more to do: next round */
+    }
+    on_step(arg, res);
+}
+
+static void on_wake_timer(uv_timer_t *t)
+{
+    aq_engine *eng = t->data;
+    eng->want_claim = 1;
+    pump(eng);
+}
+
+/* Retries due before the next poll: wake up for them instead of waiting. */
+static void arm_retry_wake(aq_engine *eng, const completion *done)
+{
+    long soonest = -1;
+    for (const completion *c = done; c; c = c->next)
+        if (c->status[0] == 'q' && !c->undo_attempt && (soonest < 0 || c->delay_ms < soonest))
+            soonest = c->delay_ms;
+    if (soonest < 0 || soonest >= eng->cfg->poll_ms || eng->stopping) return;
+    uint64_t due = (uint64_t)soonest + 2;
+    if (uv_is_active((uv_handle_t *)&eng->wake_timer) && uv_timer_get_due_in(&eng->wake_timer) <= due) return;
+    uv_timer_start(&eng->wake_timer, on_wake_timer, due, 0);
+}
+
+static void on_round_done(void *arg, PGresult *res)
+{
+    round *r = arg;
+    aq_engine *eng = r->eng;
+    eng->round_inflight = 0;
+    if (!res) r->conn_lost = 1;
+    if (r->setup) {
+        if (!r->failed && !r->conn_lost) {
+            eng->ready = 1;
+            eng->want_claim = 1;
+        } else if (!r->conn_lost) {
+            aq_error("worker", "preparing statements failed: %s (is the schema migrated?)", r->errmsg);
+            eng->next_extend = aq_now_mono_ms() + 2000;
+        }
+    } else if (r->failed || r->conn_lost) {
+        /* the whole transaction rolled back: resend everything it carried */
+        int isolate = r->failed && !r->conn_lost && r->ndone > 1;
+        if (r->failed && !r->conn_lost) {
+            aq_error("worker", "round failed: %s", r->errmsg);
+            if (r->ndone == 1) {
+                /* a single completion the database refuses: record the refusal */
+                completion *c = r->done;
+                if (++c->tries >= 3) {
+                    aq_log(AQ_LOG_ERROR, "worker", c->id, "dropping a completion the database refuses");
+                    completion_free(c);
+                    r->done = NULL;
+                } else if (c->status[0] != 'f' || c->output || c->followups) {
+                    char *why = aq_sprintf("could not record the result: %s", r->errmsg);
+                    aq_utf8_sanitize(why);
+                    free(c->output); free(c->followups); free(c->error);
+                    c->output = c->followups = NULL;
+                    c->error = why;
+                    c->status = "failed";
+                }
+            }
+        }
+        requeue_completions(eng, r->done, isolate);
+        r->done = NULL;
+    } else {
+        arm_retry_wake(eng, r->done);
+        if (r->extend) eng->next_extend = aq_now_mono_ms() + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
+        if (r->rescue) eng->next_rescue = aq_now_mono_ms() + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
+        if (r->prune && eng->next_prune) eng->next_prune = aq_now_mono_ms() + 60000;
+    }
+    for (completion *c = r->done, *next; c; c = next) {
+        next = c->next;
+        completion_free(c);
+    }
+    free(r);
+    pump(eng);
+    maybe_finish(eng);
+}
+
+static void send_complete(aq_engine *eng, round *r)
+{
+    aq_buf params, follow;
+    aq_buf_init(&params);
+    aq_buf_init(&follow);
+    aq_buf_adds(&params, "[");
+    completion **tail = &r->done;
+    int only_one = eng->done_head && eng->done_head->isolate;
+    while (eng->done_head && r->ndone < MAX_COMPLETE) {
+        completion *c = eng->done_head;
+        if (r->ndone && (only_one || c->isolate)) break;
+        eng->done_head = c->next;
+        if (!eng->done_head) eng->done_tail = NULL;
+        eng->ndone--;
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+        aq_buf_addf(&params, "%s{\"id\":%lld,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"u\":%d",
+                    r->ndone++ ? "," : "", (long long)c->id, c->attempt, c->status, c->delay_ms,
+                    c->undo_attempt);
+        if (c->output) { aq_buf_adds(&params, ",\"o\":"); aq_buf_adds(&params, c->output); }
+        if (c->error) { aq_buf_adds(&params, ",\"e\":"); aq_buf_add_json_str(&params, c->error); }
+        aq_buf_adds(&params, "}");
+        if (c->followups && c->status[0] != 'q') {
+            aq_buf_adds(&follow, follow.len ? "," : "[");
+            aq_buf_add(&follow, c->followups + 1, strlen(c->followups) - 2);  /* strip [ ] */
+        }
+    }
+    aq_buf_adds(&params, "]");
+    const char *p[] = {eng->id, params.p};
+    aq_pgloop_exec(eng->pg, "aq_complete", 2, p, on_complete, r);
+    if (follow.len) {
+        aq_buf_adds(&follow, "]");
+        const char *fp[] = {follow.p};
+        aq_pgloop_exec(eng->pg, "aq_followup", 1, fp, on_step, r);
+    }
+    aq_buf_dispose(&params);
+    aq_buf_dispose(&follow);
+}
+
+static void send_setup(aq_engine *eng)
+{
+    round *r = aq_calloc(1, sizeof *r);
+    r->eng = eng;
+    r->setup = 1;
+    aq_pgloop_query(eng->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        aq_pgloop_prepare(eng->pg, statements[i].name, statements[i].sql, on_step, r);
+    aq_pgloop_query(eng->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
+    eng->round_inflight = 1;
+    if (aq_pgloop_sync(eng->pg, on_round_done, r)) { eng->round_inflight = 0; free(r); }
+}
+
+/* Send one round if there is anything to send and none is in flight. */
+static void pump(aq_engine *eng)
+{
+    if (eng->round_inflight || !aq_pgloop_ready(eng->pg)) return;
+    if (!eng->ready) {
+        if (aq_now_mono_ms() >= eng->next_extend) send_setup(eng);
+        return;
+    }
+    uint64_t now = aq_now_mono_ms();
+    round *r = aq_calloc(1, sizeof *r);
+    r->eng = eng;
+    int sent = 0;
+    if (eng->done_head) { send_complete(eng, r); sent++; }
+
+    int free_slots = eng->opts.concurrency + eng->opts.prefetch - eng->held;
+    if (!eng->stopping && eng->want_claim && free_slots > 0) {
+        r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
+        r->wake_seq = eng->wake_seq;
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", r->claim_limit);
+        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease};
+        aq_pgloop_exec(eng->pg, "aq_claim", 4, p, on_claim, r);
+        sent++;
+    }
+    if (now >= eng->next_extend && !eng->finishing) {
+        char running[16], done[24];
+        snprintf(running, sizeof running, "%d", eng->held - eng->abandoned);
+        snprintf(done, sizeof done, "%lld", eng->jobs_done);
+        const char *pe[] = {eng->id, eng->lease};
+        const char *ph[] = {eng->id, eng->host, eng->pidstr, eng->opts.queues, eng->conc, running, done};
+        aq_pgloop_exec(eng->pg, "aq_extend", 2, pe, on_step, r);
+        aq_pgloop_exec(eng->pg, "aq_heartbeat", 7, ph, on_step, r);
+        r->extend = 1;
+        sent++;
+    }
+    if (now >= eng->next_rescue && !eng->stopping) {
+        aq_pgloop_exec(eng->pg, "aq_rescue", 0, NULL, on_rescue, r);
+        r->rescue = 1;
+        sent++;
+    }
+    if (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0) {
+        char hours[24];
+        snprintf(hours, sizeof hours, "%ld", eng->cfg->retention_hours);
+        const char *pp[] = {hours};
+        const char *pw[] = {eng->lease};
+        aq_pgloop_exec(eng->pg, "aq_prune", 1, pp, on_prune, r);
+        aq_pgloop_exec(eng->pg, "aq_prune_workers", 1, pw, on_step, r);
+        r->prune = 1;
+        sent++;
+    }
+    if (!sent) { free(r); return; }
+    eng->round_inflight = 1;
+    if (aq_pgloop_sync(eng->pg, on_round_done, r)) {
+        /* connection dropped while sending: callbacks already ran with NULL */
+        eng->round_inflight = 0;
+        requeue_completions(eng, r->done, 0);
+        free(r);
+    }
+}
+
+/* ---- events ---- */
+
+static void on_pg_state(void *arg, int connected)
+{
+    aq_engine *eng = arg;
+    eng->ready = 0;
+    if (connected) {
+        eng->next_extend = 0;
+        eng->next_rescue = 0;
+        pump(eng);
+    }
+}
+
+static void on_notify(void *arg, const PGnotify *n)
+{
+    aq_engine *eng = arg;
+    eng->wake_seq++;
+    eng->want_claim = 1;
+    pump(eng);
+}
+
+static void on_poll_timer(uv_timer_t *t)
+{
+    aq_engine *eng = t->data;
+    eng->want_claim = 1;
+    pump(eng);
+}
+
+/* A running job past its deadline: complete it as a retry, ignore its result. */
+static void check_timeout(void *arg, aq_jobrun *jr)
+{
+    aq_engine *eng = arg;
+    if (jr->abandoned || aq_now_mono_ms() < jr->deadline_ms) return;
+    jr->abandoned = 1;
+    eng->abandoned++;
+    int timeout_s = jr->handler ? jr->handler->timeout_s : 60;
+    completion *c = completion_from(jr);
+    long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, -1, eng->cfg->retry_base_ms,
+                               eng->cfg->retry_max_ms, randombytes_random());
+    c->status = d < 0 ? "failed" : "queued";
+    c->delay_ms = d < 0 ? 0 : d;
+    c->error = aq_sprintf("timed out after %d s", timeout_s);
+    push_completion(eng, c);
+    aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s", jr->job.job_type, c->error);
+}
+
+/* Every second: timeouts, and due maintenance (extend, rescue, prune). */
+static void on_tick(uv_timer_t *t)
+{
+    aq_engine *eng = t->data;
+    aq_pool_each_running(eng->pool, check_timeout, eng);
+    pump(eng);
+    maybe_finish(eng);
+}
+
+/* ---- shutdown ---- */
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void exit_now(aq_engine *eng)
+{
+    if (eng->exited) return;
+    eng->exited = 1;
+    uv_close((uv_handle_t *)&eng->poll_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&eng->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&eng->wake_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&eng->grace_timer, on_handle_closed);
+    aq_pgloop_close(eng->pg);
+    aq_pool_close(eng->pool);
+    eng->on_exit(eng->exit_arg);
+}
+
+static void on_bye(void *arg, PGresult *res)
+{
+    aq_engine *eng = arg;
+    aq_info("worker", "stopped; %lld jobs done", eng->jobs_done);
+    exit_now(eng);
+}
+
+static void maybe_finish(aq_engine *eng)
+{
+    if (!eng->stopping || eng->finishing || eng->held > eng->abandoned || eng->ndone > 0 || eng->round_inflight)
+        return;
+    eng->finishing = 1;
+    const char *p[] = {eng->id};
+    if (aq_pgloop_exec(eng->pg, "aq_bye", 1, p, NULL, NULL) || aq_pgloop_sync(eng->pg, on_bye, eng))
+        exit_now(eng);
+}
+
+static void abandon(void *arg, aq_jobrun *jr)
+{
+    aq_engine *eng = arg;
+    if (jr->abandoned) return;
+    jr->abandoned = 1;
+    eng->abandoned++;
+    hand_back(eng, jr, 1, "worker shut down before the handler finished");
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    aq_engine *eng = t->data;
+    if (eng->held > eng->abandoned) {
+        aq_warn("worker", "grace period over: handing back %d running jobs", eng->held - eng->abandoned);
+        aq_pool_each_running(eng->pool, abandon, eng);
+        /* give the hand-back round a little time, then leave regardless */
+        uv_timer_start(&eng->grace_timer, on_grace, 5000, 0);
+        pump(eng);
+        maybe_finish(eng);
+        return;
+    }
+    aq_warn("worker", "could not reach the database to finish shutdown; leaving %d results to lease expiry",
+            eng->ndone);
+    exit_now(eng);
+}
+
+void aq_engine_stop(aq_engine *eng)
+{
+    if (eng->stopping) return;
+    eng->stopping = 1;
+    uv_timer_stop(&eng->poll_timer);
+    uv_timer_stop(&eng->wake_timer);
+    int unstarted = 0;
+    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+        next = jr->next;
+        hand_back(eng, jr, 0, NULL);
+        aq_jobrun_destroy(jr);
+        eng->held--;
+        unstarted++;
+    }
+    aq_info("worker", "stopping: %d running, %d claimed but not started (handed back)",
+            eng->held - eng->abandoned, unstarted);
+    uv_timer_start(&eng->grace_timer, on_grace, (uint64_t)eng->cfg->grace_seconds * 1000u, 0);
+    pump(eng);
+    maybe_finish(eng);
+}
+
+/* ---- life cycle ---- */
+
+aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engine_opts *opts,
+                            void (*on_exit)(void *), void *arg)
+{
+    aq_engine *eng = aq_calloc(1, sizeof *eng);
+    eng->loop = loop;
+    eng->cfg = cfg;
+    eng->opts = *opts;
+    eng->on_exit = on_exit;
+    eng->exit_arg = arg;
+    gethostname(eng->host, sizeof eng->host - 1);
+    snprintf(eng->pidstr, sizeof eng->pidstr, "%d", (int)getpid());
+    snprintf(eng->id, sizeof eng->id, "%s:%d:%08x", eng->host, (int)getpid(), randombytes_random());
+    snprintf(eng->lease, sizeof eng->lease, "%ld", cfg->lease_seconds);
+    snprintf(eng->conc, sizeof eng->conc, "%d", opts->concurrency);
+    aq_pgloop_callbacks cb = {on_pg_state, on_notify, eng};
+    eng->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
+    eng->pool = aq_pool_create(loop, opts->concurrency, cfg, on_pool_done, eng);
+    uv_timer_init(loop, &eng->poll_timer);
+    uv_timer_init(loop, &eng->tick_timer);
+    uv_timer_init(loop, &eng->wake_timer);
+    uv_timer_init(loop, &eng->grace_timer);
+    eng->poll_timer.data = eng->tick_timer.data = eng->wake_timer.data = eng->grace_timer.data = eng;
+    return eng;
+}
+
+void aq_engine_start(aq_engine *eng)
+{
+    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, lease %ld s",
+            eng->id, eng->opts.queues, eng->opts.concurrency, eng->opts.prefetch, eng->cfg->lease_seconds);
+    uv_timer_start(&eng->poll_timer, on_poll_timer, (uint64_t)eng->cfg->poll_ms, (uint64_t)eng->cfg->poll_ms);
+    uv_timer_start(&eng->tick_timer, on_tick, 1000, 1000);
+    aq_pgloop_start(eng->pg);
+}
+
+const char *aq_engine_id(const aq_engine *eng) { return eng->id; }

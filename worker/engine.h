@@ -1,0 +1,27 @@
+/* engine.h — the worker's loop-side engine: claims batches of jobs, runs them
+ * on the libuv thread pool, completes them in batches, extends leases,
+ * rescues expired ones, heartbeats, prunes, and shuts down gracefully.
+ * Loop thread only. */
+#ifndef AQ_ENGINE_H
+#define AQ_ENGINE_H
+#include <uv.h>
+#include "aq_config.h"
+
+typedef struct aq_engine aq_engine;
+
+typedef struct aq_engine_opts {
+    int concurrency;            /* handlers at once (thread pool size) */
+    int prefetch;               /* claimed jobs held beyond those running */
+    const char *queues;         /* Postgres array literal, e.g. {default,mail} */
+} aq_engine_opts;
+
+/* cfg must outlive the engine. on_exit runs once shutdown has finished. */
+aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engine_opts *opts,
+                            void (*on_exit)(void *arg), void *arg);
+void aq_engine_start(aq_engine *eng);
+/* Graceful stop (SIGTERM): stop claiming, hand back jobs not started, let
+ * running handlers finish within the grace period, flush, then on_exit. */
+void aq_engine_stop(aq_engine *eng);
+const char *aq_engine_id(const aq_engine *eng);
+
+#endif

@@ -1,0 +1,43 @@
+/* jobrun.h — one claimed job as it travels loop → thread pool → loop.
+ *
+ * The loop thread fills the claim fields and hands the record to the thread
+ * pool; the dispatcher (dispatch.c) fills the result fields on a pool thread;
+ * the loop reads them only after the work callback has returned. */
+#ifndef AQ_JOBRUN_H
+#define AQ_JOBRUN_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "aq_config.h"
+#include "aq_handler.h"
+
+typedef struct aq_jobrun {
+    void *engine;
+    aq_job job;
+    const aq_handler_def *handler;   /* NULL: unknown type */
+    const char *input;               /* jobs.input as text */
+    size_t input_len;
+    int64_t run_at_us;               /* for ordering within a claimed batch */
+    char *strs;                      /* owns every string above */
+
+    /* results, written by the pool thread */
+    const char *status;              /* "succeeded", "failed" or "queued" */
+    char *output;                    /* JSON text or NULL */
+    char *error;                     /* valid UTF-8 or NULL */
+    long delay_ms;                   /* for "queued" */
+    char *followups;                 /* JSON array text or NULL */
+
+    /* loop-side bookkeeping */
+    uint64_t deadline_ms;
+    int abandoned;                   /* timed out or handed back: ignore the result */
+    struct aq_jobrun *prev, *next;
+} aq_jobrun;
+
+/* Validate and run one job on the calling (pool) thread; fills the results. */
+void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg);
+/* Free a jobrun and everything it owns. */
+void aq_jobrun_destroy(aq_jobrun *jr);
+/* Close this thread's handler database connection, if any. */
+void aq_dispatch_thread_cleanup(void);
+
+#endif

@@ -1,0 +1,138 @@
+/* main.c — bin/agentq-worker: parses flags and environment, then runs the
+ * engine (engine.c) on one libuv loop until SIGTERM/SIGINT.
+ *
+ *   agentq-worker [--concurrency N] [--prefetch N] [--queues a,b]
+ *
+ * Exit status: 0 after a graceful stop, 2 on bad flags or configuration. */
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_config.h"
+#include "aq_log.h"
+#include "engine.h"
+#include "jobrun.h"
+#include <curl/curl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static aq_engine *engine;
+static int signals_seen;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: agentq-worker [--concurrency N] [--prefetch N] [--queues a,b]\n"
+               "Runs jobs from the agentq jobs table. Configuration comes from the environment\n"
+               "(DATABASE_URL, AGENTQ_*); see README.md.\n");
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "a,b" → "{a,b}"; queue names are [A-Za-z0-9_.-]+ so the literal needs no quoting. */
+static char *queue_literal(const char *list)
+{
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "{");
+    const char *p = list;
+    int n = 0;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 64) goto bad;
+        for (size_t i = 0; i < len; i++)
+            if (!(p[i] == '_' || p[i] == '-' || p[i] == '.' || (p[i] >= '0' && p[i] <= '9') ||
+                  (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')))
+                goto bad;
+        if (n++) aq_buf_adds(&b, ",");
+        aq_buf_add(&b, p, len);
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!n) goto bad;
+    aq_buf_adds(&b, "}");
+    return aq_buf_take(&b);
+bad:
+    aq_buf_dispose(&b);
+    return NULL;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    if (++signals_seen > 1) {
+        aq_warn("worker", "second signal: exiting now; running jobs return through lease expiry");
+        _exit(1);
+    }
+    aq_engine_stop(engine);
+}
+
+static void on_exit_cb(void *arg)
+{
+    uv_loop_t *loop = arg;
+    uv_stop(loop);
+}
+
+int main(int argc, char **argv)
+{
+    aq_config cfg;
+    char err[256];
+    if (aq_config_load(&cfg, err, sizeof err)) {
+        fprintf(stderr, "agentq-worker: %s\n", err);
+        return 2;
+    }
+    aq_log_set_level(cfg.log_level);
+    long concurrency = cfg.concurrency, prefetch = cfg.prefetch;
+    const char *queues = cfg.queues;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--concurrency") && v && !parse_long(v, 1, 1024, &concurrency)) i++;
+        else if (!strcmp(a, "--prefetch") && v && !parse_long(v, 0, 100000, &prefetch)) i++;
+        else if (!strcmp(a, "--queues") && v) { queues = v; i++; }
+        else {
+            fprintf(stderr, "agentq-worker: bad argument '%s'%s\n", a,
+                    v && a[0] == '-' ? " (or its value)" : "");
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (prefetch < 0) prefetch = concurrency;
+    char *qlit = queue_literal(queues);
+    if (!qlit) {
+        fprintf(stderr, "agentq-worker: bad queue list '%s': names are [A-Za-z0-9_.-]+, comma-separated\n", queues);
+        return 2;
+    }
+    if (aq_handlers_check(err, sizeof err)) {
+        fprintf(stderr, "agentq-worker: %s\n", err);
+        return 2;
+    }
+    aq_handlers_enable_tests(cfg.test_handlers == 1);
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "agentq-worker: library initialisation failed\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit};
+    engine = aq_engine_create(loop, &cfg, &opts, on_exit_cb, loop);
+    uv_signal_t sigterm, sigint;
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_unref((uv_handle_t *)&sigterm);
+    uv_unref((uv_handle_t *)&sigint);
+    aq_engine_start(engine);
+    uv_run(loop, UV_RUN_DEFAULT);
+    free(qlit);
+    curl_global_cleanup();
+    return 0;
+}

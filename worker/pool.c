@@ -1,0 +1,125 @@
+/* pool.c — handler thread pool (see pool.h). */
+#include "pool.h"
+#include "aq_alloc.h"
+#include "aq_time.h"
+#include <pthread.h>
+#include <stdlib.h>
+
+struct aq_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    aq_jobrun *queue_head, *queue_tail;   /* not started */
+    aq_jobrun *running;                   /* doubly linked */
+    aq_jobrun *done_head, *done_tail;
+    int quit;
+    const aq_config *cfg;
+    uv_async_t async;
+    void (*done)(void *, aq_jobrun *);
+    void *arg;
+};
+
+static void *thread_main(void *p)
+{
+    aq_pool *pool = p;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        while (!pool->queue_head && !pool->quit) pthread_cond_wait(&pool->cv, &pool->mu);
+        if (pool->quit) break;
+        aq_jobrun *jr = pool->queue_head;
+        pool->queue_head = jr->next;
+        if (!pool->queue_head) pool->queue_tail = NULL;
+        jr->prev = NULL;
+        jr->next = pool->running;
+        if (pool->running) pool->running->prev = jr;
+        pool->running = jr;
+        jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
+        pthread_mutex_unlock(&pool->mu);
+
+        aq_dispatch_run(jr, pool->cfg);
+
+        pthread_mutex_lock(&pool->mu);
+        if (jr->prev) jr->prev->next = jr->next; else pool->running = jr->next;
+        if (jr->next) jr->next->prev = jr->prev;
+        jr->prev = NULL;
+        jr->next = NULL;
+        int wake = pool->done_head == NULL;
+        if (pool->done_tail) pool->done_tail->next = jr; else pool->done_head = jr;
+        pool->done_tail = jr;
+        if (wake) uv_async_send(&pool->async);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    aq_dispatch_thread_cleanup();
+    return NULL;
+}
+
+static void on_async(uv_async_t *a)
+{
+    aq_pool *pool = a->data;
+    pthread_mutex_lock(&pool->mu);
+    aq_jobrun *list = pool->done_head;
+    pool->done_head = pool->done_tail = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    if (list) pool->done(pool->arg, list);
+}
+
+aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg,
+                        void (*done)(void *, aq_jobrun *), void *arg)
+{
+    aq_pool *pool = aq_calloc(1, sizeof *pool);
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    pool->cfg = cfg;
+    pool->done = done;
+    pool->arg = arg;
+    uv_async_init(loop, &pool->async, on_async);
+    pool->async.data = pool;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (int i = 0; i < nthreads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &attr, thread_main, pool) != 0) abort();
+    }
+    pthread_attr_destroy(&attr);
+    return pool;
+}
+
+void aq_pool_submit(aq_pool *pool, aq_jobrun *list)
+{
+    if (!list) return;
+    aq_jobrun *last = list;
+    int n = 1;
+    while (last->next) { last = last->next; n++; }
+    pthread_mutex_lock(&pool->mu);
+    if (pool->queue_tail) pool->queue_tail->next = list; else pool->queue_head = list;
+    pool->queue_tail = last;
+    if (n == 1) pthread_cond_signal(&pool->cv); else pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+aq_jobrun *aq_pool_take_queued(aq_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    aq_jobrun *list = pool->queue_head;
+    pool->queue_head = pool->queue_tail = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    return list;
+}
+
+void aq_pool_each_running(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
+{
+    pthread_mutex_lock(&pool->mu);
+    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void aq_pool_close(aq_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->quit = 1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    uv_close((uv_handle_t *)&pool->async, NULL);
+    /* detached threads may still be inside a handler: the pool stays allocated */
+}
