@@ -38,6 +38,7 @@ HANDLER_SRC := $(wildcard handlers/*.c)
 WORKER_SRC  := $(wildcard worker/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 TEST_SRC    := $(wildcard tests/*.c)
+BENCH_SRC   := $(wildcard tests/bench/*.c)
 MIGRATIONS  := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -46,6 +47,7 @@ HANDLER_OBJ := $(call obj,$(HANDLER_SRC))
 WORKER_OBJ  := $(call obj,$(WORKER_SRC))
 CLI_OBJ     := $(call obj,$(CLI_SRC))
 TEST_OBJ    := $(call obj,$(TEST_SRC))
+BENCH_OBJ   := $(call obj,$(BENCH_SRC))
 # the test runner links the worker's pure parts, never its main
 WORKER_LIB_OBJ := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJ))
 
@@ -68,6 +70,11 @@ bin/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
 bin/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p bin
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+bin/agentq-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p bin
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
@@ -99,7 +106,7 @@ run: deps
 	$(Q)sh deploy/run.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all bin/agentq-test
+	$(Q)$(MAKE) --no-print-directory all bin/agentq-bench
 	$(Q)sh tests/bench.sh
 
 PREFIX ?= /usr/local

@@ -14,6 +14,7 @@ const aq_handler_def aq_handler_table[] = {
     {"noop",           aq_handle_noop,           25,     60,  true,  false},
     {"test_fail",      aq_handle_test_fail,      25,     60,  false, true},
     {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true},
+    {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true},
     {"test_crash",     aq_handle_test_crash,      3,     60,  false, true},
     {"test_record",    aq_handle_test_record,    25,     60,  false, true},
     {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true},

@@ -4,6 +4,7 @@
  *   test_fail      {"fail_times":N, "permanent":bool, "retry_after_ms":M, "message":S}
  *                  fails its first N attempts (N<0: always), then succeeds
  *   test_sleep     {"ms":N}  sleeps, then succeeds
+ *   test_hang      the same handler registered with a 2 s timeout
  *   test_crash     kills its own worker process with SIGKILL
  *   test_record    {"sleep_ms":N}  inserts one row per execution into
  *                  test_executions(job_id, attempt, worker_pid, started_at, finished_at),

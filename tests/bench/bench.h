@@ -1,0 +1,60 @@
+/* bench.h — shared parts of bin/agentq-bench, the measuring half of `make bench`
+ * (tests/bench.sh orchestrates; this binary does what needs a persistent
+ * connection or microsecond clocks): database helpers that exit on error,
+ * spawning and stopping worker processes by PID, and reading their memory
+ * from /proc. Every subcommand prints its figures as one `key=value ...` line
+ * on stdout for bench.sh to parse; diagnostics go to stderr. */
+#ifndef AQ_BENCH_H
+#define AQ_BENCH_H
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Options every subcommand shares; main.c parses them. */
+typedef struct aq_bench_opts {
+    long jobs;             /* --jobs N */
+    long workers;          /* --workers N (drain) */
+    long interval_ms;      /* --interval-ms N (latency: one enqueue every N ms) */
+    long idle_ms;          /* --idle-ms N (how long a worker idles before its RSS is read) */
+    long timeout_s;        /* --timeout-s N (give up on a drain or latency run) */
+    const char *log;       /* --log FILE (worker stdout/stderr; default /dev/null) */
+    char **worker_argv;    /* everything after `--` */
+} aq_bench_opts;
+
+int aq_bench_cmd_load(const aq_bench_opts *o);
+int aq_bench_cmd_idle(const aq_bench_opts *o);
+int aq_bench_cmd_drain(const aq_bench_opts *o);
+int aq_bench_cmd_latency(const aq_bench_opts *o);
+
+/* Connect with $DATABASE_URL; exits with status 1 on failure. */
+PGconn *aq_bench_connect(void);
+/* Run sql with n text parameters; exits with status 1 unless the result is
+ * COMMAND_OK or TUPLES_OK. The caller PQclear()s the result. */
+PGresult *aq_bench_exec(PGconn *db, const char *sql, int n, const char *const *params);
+/* First column of the first row as a long long (0 when NULL). */
+long long aq_bench_scalar(PGconn *db, const char *sql, int n, const char *const *params);
+
+/* Empty the jobs and workers tables, insert `jobs` queued noop jobs with one
+ * statement, VACUUM ANALYZE, CHECKPOINT (so no timed checkpoint lands in the
+ * measurement that follows, and every run starts from the same state). */
+void aq_bench_load(PGconn *db, long jobs);
+
+/* fork+exec argv with stdout/stderr appended to log_path. The child gets
+ * SIGKILL if this process dies, so no worker outlives the bench. Exits on
+ * failure. */
+pid_t aq_bench_spawn(char *const argv[], const char *log_path);
+/* 0 while pid runs; otherwise reaps it, prints why it ended, returns -1. */
+int aq_bench_check_alive(pid_t pid);
+/* Wait until the worker with this PID has a row in `workers` (connected,
+ * statements prepared, first heartbeat written); returns the milliseconds
+ * waited, or -1 after timeout_ms or if it exited. */
+long aq_bench_wait_registered(PGconn *db, pid_t pid, long timeout_ms);
+/* SIGTERM, wait up to 30 s for a graceful exit, then SIGKILL. Returns the
+ * exit status (128+signal when killed) and warns on stderr unless it is 0. */
+int aq_bench_stop(pid_t pid);
+
+/* A numeric field of /proc/PID/status (VmRSS and VmHWM are in kB; Threads a
+ * count); -1 if unreadable. */
+long aq_bench_proc_status(pid_t pid, const char *field);
+
+#endif

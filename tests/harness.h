@@ -1,0 +1,60 @@
+/* harness.h — the test runner's helpers: checks that print both sides, a
+ * fresh database per test, SQL helpers, and starting/stopping the real
+ * binaries. Every test runs in its own forked process (and process group)
+ * with a timeout; see runner.c. */
+#ifndef AQ_HARNESS_H
+#define AQ_HARNESS_H
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+typedef struct th_test {
+    const char *name;
+    void (*fn)(void);
+    int timeout_s;
+    int needs_db;
+} th_test;
+
+extern int th_failed;
+void th_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define CHECK(c) do { if (!(c)) th_fail(__FILE__, __LINE__, "expected %s", #c); } while (0)
+#define CHECK_INT(a, b) do { long long a_ = (a), b_ = (b); if (a_ != b_) \
+    th_fail(__FILE__, __LINE__, "%s == %s: got %lld, want %lld", #a, #b, a_, b_); } while (0)
+#define CHECK_STR(a, b) do { const char *a_ = (a), *b_ = (b); \
+    if (!a_ || !b_ || strcmp(a_, b_)) th_fail(__FILE__, __LINE__, "%s == %s: got \"%s\", want \"%s\"", \
+        #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
+#define CHECK_CONTAINS(hay, needle) do { const char *h_ = (hay), *n_ = (needle); \
+    if (!h_ || !strstr(h_, n_)) th_fail(__FILE__, __LINE__, "%s contains \"%s\": got \"%s\"", \
+        #hay, n_, h_ ? h_ : "(null)"); } while (0)
+
+/* conninfo of this test's own database */
+const char *th_db_url(void);
+/* a connection to it (opened on first use) */
+PGconn *th_db(void);
+/* Run sql with string parameters ending in NULL; fail the test on error. */
+void th_exec(const char *sql, ...);
+/* First column of the first row as an integer (-1 if NULL or no row). */
+long long th_int(const char *sql, ...);
+/* First column of the first row (heap string; NULL if NULL or no row). */
+char *th_str(const char *sql, ...);
+/* Poll sql (with params) every 20 ms until it returns want; 1 if it did within
+ * timeout_ms, else 0 (and the check fails with the last value). */
+int th_wait_int(long long want, int timeout_ms, const char *sql, ...);
+
+/* Start bin/agentq-worker with extra args (NULL-terminated) and environment
+ * "K=V" strings (NULL-terminated); AGENTQ_TEST_HANDLERS=1 and the test's
+ * DATABASE_URL are set. stderr goes to the test's log. */
+pid_t th_worker(const char *const *args, const char *const *env);
+/* Send sig and wait up to timeout_ms; returns the exit status, or -1 (after
+ * SIGKILL) if the process did not exit in time. */
+int th_stop(pid_t pid, int sig, int timeout_ms);
+int th_alive(pid_t pid);
+/* Run a shell command from the environment variable `var` (set by run.sh). */
+int th_run_env_cmd(const char *var);
+/* Path to a binary in bin/. */
+const char *th_bin(const char *name);
+void th_sleep_ms(long ms);
+
+#endif

@@ -1,0 +1,24 @@
+#!/bin/sh
+# run.sh — `make test`: starts a throwaway PostgreSQL cluster, runs
+# bin/agentq-test against it (args filter tests by name), and stops the
+# cluster whatever happens. The runner's last line is "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/agentq-test-XXXXXX)
+chmod 755 "$work"
+port=$((56000 + $$ % 4000))
+while ss -ltn 2>/dev/null | grep -q ":$port "; do port=$((port + 1)); done
+cleanup() { sh "$top/deploy/pg.sh" stop "$work/pg" >/dev/null 2>&1; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+if ! sh "$top/deploy/pg.sh" start "$work/pg" "$port" >/dev/null; then
+    echo "run.sh: could not start PostgreSQL"; echo "0 passed, 1 failed"; exit 1
+fi
+sockhost=$(sh "$top/deploy/pg.sh" url "$work/pg" "$port" | sed 's/.*host=\([^ ]*\).*/\1/')
+export AQ_TEST_PGHOST="$sockhost" AQ_TEST_PGPORT="$port" AQ_TEST_BIN="$top/bin"
+export AQ_TEST_LOGDIR="$work/logs"
+export AQ_TEST_PG_RESTART="sh '$top/deploy/pg.sh' restart '$work/pg' $port"
+export AQ_TEST_PG_STOP="sh '$top/deploy/pg.sh' stop '$work/pg'"
+export AQ_TEST_PG_START="sh '$top/deploy/pg.sh' start '$work/pg' $port >/dev/null"
+mkdir -p "$AQ_TEST_LOGDIR"
+"$top/bin/agentq-test" "$@"

@@ -1,0 +1,319 @@
+/* t_engine.c — integration tests of the job engine: the real agentq-worker
+ * against a real Postgres. Life cycle, retries, permanent failure, malformed
+ * input, ordering, idempotency, follow-up jobs, wake-up, heartbeats, leases,
+ * timeouts, migrations, and a 3-process concurrency drain. */
+#include "harness.h"
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static const char *num(long long v)
+{
+    static char buf[8][32];
+    static int i;
+    char *b = buf[i++ % 8];
+    snprintf(b, 32, "%lld", v);
+    return b;
+}
+
+static long long enqueue(const char *type, const char *input)
+{
+    return th_int("INSERT INTO jobs (job_type, input) VALUES ($1, $2) RETURNING id", type, input, NULL);
+}
+
+static int wait_status(long long id, const char *status, int ms)
+{
+    return th_wait_int(1, ms, "SELECT count(*) FROM jobs WHERE id = $1 AND status = $2", num(id), status, NULL);
+}
+
+static char *job_field(long long id, const char *expr_sql)
+{
+    return th_str(expr_sql, num(id), NULL);
+}
+
+static const char *const FAST[] = {"AGENTQ_RETRY_BASE_MS=20", "AGENTQ_POLL_MS=100", NULL};
+
+static void lifecycle_success(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = enqueue("test_output", "{}");
+    CHECK(wait_status(id, "succeeded", 10000));
+    char *out = job_field(id, "SELECT output->>'text' FROM jobs WHERE id = $1");
+    CHECK_STR(out, "fine");
+    free(out);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL"
+                     " AND finished_at >= started_at AND locked_by IS NULL AND locked_until IS NULL",
+                     num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void retry_then_success(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = enqueue("test_fail", "{\"fail_times\": 2, \"message\": \"flaky\"}");
+    CHECK(wait_status(id, "succeeded", 15000));
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 3);
+    CHECK_INT(th_int("SELECT (output->>'attempts')::int FROM jobs WHERE id = $1", num(id), NULL), 3);
+    char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
+    CHECK_STR(err, "flaky (attempt 2)");   /* the last failure is kept for the record */
+    free(err);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void retries_exhausted(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = th_int("INSERT INTO jobs (job_type, input, max_attempts) VALUES"
+                          " ('test_fail', '{\"fail_times\": -1, \"message\": \"always\"}', 3) RETURNING id", NULL);
+    CHECK(wait_status(id, "failed", 15000));
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 3);
+    char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
+    CHECK_STR(err, "always (attempt 3) (gave up after 3 attempts)");
+    free(err);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND finished_at IS NOT NULL", num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void permanent_failure(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = enqueue("test_fail", "{\"fail_times\": 5, \"permanent\": true, \"message\": \"bad request\"}");
+    CHECK(wait_status(id, "failed", 10000));
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
+    char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
+    CHECK_STR(err, "bad request (attempt 1)");
+    free(err);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void retry_after_is_honoured(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = enqueue("test_fail", "{\"fail_times\": 1, \"retry_after_ms\": 700}");
+    CHECK(wait_status(id, "succeeded", 10000));
+    /* the second attempt was claimed no sooner than 700 ms after the first */
+    CHECK_INT(th_int("SELECT (started_at - created_at >= interval '700 ms')::int FROM jobs WHERE id = $1",
+                     num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void malformed_input_fails_job_not_worker(void)
+{
+    const char *const env[] = {"AGENTQ_MAX_INPUT_BYTES=1000", "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    long long arr = enqueue("noop", "[1, 2]");
+    long long str = enqueue("noop", "\"text\"");
+    long long unknown = enqueue("no_such_type", "{}");
+    char big[2100];
+    snprintf(big, sizeof big, "{\"x\": \"%02000d\"}", 0);
+    long long oversize = enqueue("noop", big);
+    long long badout = enqueue("test_output", "{\"invalid_utf8\": true}");
+    long long good = enqueue("noop", "{}");
+    CHECK(wait_status(good, "succeeded", 10000));
+    struct { long long id; const char *err; } want[] = {
+        {arr, "input is not a JSON object"}, {str, "input is not a JSON object"},
+        {unknown, "unknown job type 'no_such_type'"}, {oversize, "over the 1000-byte limit"},
+        {badout, "handler output is not valid UTF-8"},
+    };
+    for (int i = 0; i < 5; i++) {
+        CHECK(wait_status(want[i].id, "failed", 10000));
+        CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(want[i].id), NULL), 1);
+        char *err = job_field(want[i].id, "SELECT last_error FROM jobs WHERE id = $1");
+        CHECK_CONTAINS(err, want[i].err);
+        free(err);
+    }
+    CHECK(th_alive(w));
+    long long after = enqueue("noop", "{}");
+    CHECK(wait_status(after, "succeeded", 10000));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void priority_and_run_at_order(void)
+{
+    /* queued before the worker starts; one at a time, nothing held ahead */
+    long long a = th_int("INSERT INTO jobs (job_type, priority) VALUES ('test_record', 5) RETURNING id", NULL);
+    long long b = th_int("INSERT INTO jobs (job_type, priority) VALUES ('test_record', 0) RETURNING id", NULL);
+    long long c = th_int("INSERT INTO jobs (job_type, priority, run_at) VALUES"
+                         " ('test_record', -5, now() + interval '1500 ms') RETURNING id", NULL);
+    long long d = th_int("INSERT INTO jobs (job_type, priority) VALUES ('test_record', 1) RETURNING id", NULL);
+    long long e = th_int("INSERT INTO jobs (job_type, priority) VALUES ('test_record', 0) RETURNING id", NULL);
+    const char *const args[] = {"--concurrency", "1", "--prefetch", "0", NULL};
+    pid_t w = th_worker(args, FAST);
+    CHECK(th_wait_int(5, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    char *order = th_str("SELECT string_agg(job_id::text, ',' ORDER BY started_at) FROM test_executions", NULL);
+    char want[128];
+    snprintf(want, sizeof want, "%lld,%lld,%lld,%lld,%lld", b, e, d, a, c);
+    CHECK_STR(order, want);
+    free(order);
+    CHECK_INT(th_int("SELECT (t.started_at >= j.run_at)::int FROM test_executions t JOIN jobs j"
+                     " ON j.id = t.job_id WHERE j.id = $1", num(c), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void idempotency_key_dedupes(void)
+{
+    const char *sql = "INSERT INTO jobs (job_type, idempotency_key) VALUES ('noop', $1)"
+                      " ON CONFLICT DO NOTHING RETURNING id";
+    long long first = th_int(sql, "order-42", NULL);
+    CHECK(first > 0);
+    CHECK_INT(th_int(sql, "order-42", NULL), -1);           /* no row: deduped */
+    CHECK(th_int(sql, "order-43", NULL) > 0);
+    pid_t w = th_worker(NULL, FAST);
+    CHECK(wait_status(first, "succeeded", 10000));
+    CHECK_INT(th_int(sql, "order-42", NULL), -1);           /* still deduped after it ran */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key = 'order-42'", NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void followups_in_completion_transaction(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long p = enqueue("test_followup", "{\"count\": 3}");
+    long long q = enqueue("test_followup", "{\"count\": 2, \"then_retry\": true}");
+    CHECK(wait_status(p, "succeeded", 10000));
+    CHECK(wait_status(q, "succeeded", 10000));
+    CHECK(th_wait_int(5, 10000, "SELECT count(*) FROM jobs WHERE parent_id IS NOT NULL AND status = 'succeeded'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1 AND job_type = 'noop'", num(p), NULL), 3);
+    /* the first attempt's follow-ups were discarded with its retry: 2, not 4 */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1", num(q), NULL), 2);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(q), NULL), 2);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void notify_wakes_idle_worker(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};   /* polling effectively off */
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers", NULL));
+    th_sleep_ms(300);   /* past the catch-up claim on connect */
+    long long id = enqueue("noop", "{}");
+    CHECK(wait_status(id, "succeeded", 5000));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void heartbeat_row_lives_with_worker(void)
+{
+    const char *const args[] = {"--concurrency", "3", "--queues", "default,mail", NULL};
+    pid_t w = th_worker(args, FAST);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers WHERE pid = $1", num(w), NULL));
+    CHECK_INT(th_int("SELECT concurrency FROM workers WHERE pid = $1", num(w), NULL), 3);
+    char *q = th_str("SELECT array_to_string(queues, ',') FROM workers WHERE pid = $1", num(w), NULL);
+    CHECK_STR(q, "default,mail");
+    free(q);
+    long long id = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'mail') RETURNING id", NULL);
+    long long other = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'elsewhere') RETURNING id", NULL);
+    CHECK(wait_status(id, "succeeded", 10000));
+    th_sleep_ms(300);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", num(other), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM workers", NULL), 0);   /* removed on a clean exit */
+}
+
+static void lease_is_extended_while_running(void)
+{
+    const char *const env[] = {"AGENTQ_LEASE_SECONDS=2", "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    long long id = enqueue("test_record", "{\"sleep_ms\": 5000}");
+    CHECK(wait_status(id, "running", 10000));
+    th_sleep_ms(3500);   /* well past the first 2 s lease */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'"
+                     " AND locked_until > now()", num(id), NULL), 1);
+    CHECK(wait_status(id, "succeeded", 10000));
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM test_executions WHERE job_id = $1", num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void handler_timeout_retries_and_frees_the_job(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    long long id = th_int("INSERT INTO jobs (job_type, input, max_attempts) VALUES"
+                          " ('test_hang', '{\"ms\": 4500}', 1) RETURNING id", NULL);
+    CHECK(wait_status(id, "failed", 10000));
+    char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
+    CHECK_CONTAINS(err, "timed out after 2 s");
+    free(err);
+    long long next = enqueue("noop", "{}");
+    CHECK(wait_status(next, "succeeded", 10000));
+    th_sleep_ms(3000);  /* the late result arrives and is ignored */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL), 1);
+    CHECK(th_alive(w));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void bad_flags_exit_2(void)
+{
+    const char *const a1[] = {"--concurrency", "0", NULL};
+    const char *const a2[] = {"--queues", "bad queue;drop", NULL};
+    const char *const a3[] = {"--bogus", NULL};
+    const char *const env[] = {"AGENTQ_LEASE_SECONDS=soon", NULL};
+    CHECK_INT(th_stop(th_worker(a1, NULL), 0, 5000), 2);
+    CHECK_INT(th_stop(th_worker(a2, NULL), 0, 5000), 2);
+    CHECK_INT(th_stop(th_worker(a3, NULL), 0, 5000), 2);
+    CHECK_INT(th_stop(th_worker(NULL, env), 0, 5000), 2);
+}
+
+static void migrate_twice_concurrently(void)
+{
+    /* a fresh, empty database: two migrate processes race; both succeed */
+    th_exec("DROP TABLE jobs, workers, schema_migrations CASCADE", NULL);
+    th_exec("DROP FUNCTION jobs_notify_insert", NULL);
+    pid_t p[2];
+    for (int i = 0; i < 2; i++) {
+        p[i] = fork();
+        if (p[i] == 0) {
+            setenv("DATABASE_URL", th_db_url(), 1);
+            int fd = open("/dev/null", 1);
+            dup2(fd, 1);
+            execl(th_bin("agentq"), "agentq", "migrate", (char *)NULL);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int st;
+        waitpid(p[i], &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    CHECK_INT(th_int("SELECT count(*) FROM schema_migrations WHERE name = '001_jobs'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'", NULL), 1);
+}
+
+static void three_workers_drain_5000(void)
+{
+    th_exec("INSERT INTO jobs (job_type) SELECT 'test_record' FROM generate_series(1, 5000)", NULL);
+    const char *const args[] = {"--concurrency", "8", NULL};
+    pid_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = th_worker(args, FAST);
+    CHECK(th_wait_int(5000, 120000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status <> 'succeeded'", NULL), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE attempts <> 1", NULL), 0);
+    /* every job ran exactly once: none ran while another worker held it */
+    CHECK_INT(th_int("SELECT count(*) FROM test_executions", NULL), 5000);
+    CHECK_INT(th_int("SELECT count(DISTINCT job_id) FROM test_executions", NULL), 5000);
+    CHECK_INT(th_int("SELECT count(*) FROM test_executions t JOIN test_executions u ON t.job_id = u.job_id"
+                     " AND t.ctid <> u.ctid", NULL), 0);
+    for (int i = 0; i < 3; i++) CHECK_INT(th_stop(w[i], SIGTERM, 15000), 0);
+}
+
+const th_test th_engine_tests[] = {
+    {"engine_lifecycle_success", lifecycle_success, 30, 1},
+    {"engine_retry_then_success", retry_then_success, 30, 1},
+    {"engine_retries_exhausted", retries_exhausted, 30, 1},
+    {"engine_permanent_failure", permanent_failure, 30, 1},
+    {"engine_retry_after", retry_after_is_honoured, 30, 1},
+    {"engine_malformed_input", malformed_input_fails_job_not_worker, 40, 1},
+    {"engine_priority_run_at_order", priority_and_run_at_order, 30, 1},
+    {"engine_idempotency_key", idempotency_key_dedupes, 30, 1},
+    {"engine_followups", followups_in_completion_transaction, 30, 1},
+    {"engine_notify_wakeup", notify_wakes_idle_worker, 30, 1},
+    {"engine_heartbeat_queues", heartbeat_row_lives_with_worker, 30, 1},
+    {"engine_lease_extension", lease_is_extended_while_running, 30, 1},
+    {"engine_handler_timeout", handler_timeout_retries_and_frees_the_job, 40, 1},
+    {"engine_bad_flags", bad_flags_exit_2, 30, 1},
+    {"engine_migrate_concurrent", migrate_twice_concurrently, 30, 1},
+    {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
+    {0},
+};

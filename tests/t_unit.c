@@ -1,0 +1,135 @@
+/* t_unit.c — unit tests of pure functions: backoff, retry decisions, UTF-8,
+ * JSON escaping, the buffer, configuration parsing, the error table and the
+ * handler registry. */
+#include "aq_buf.h"
+#include "aq_config.h"
+#include "aq_error.h"
+#include "aq_handler.h"
+#include "aq_json.h"
+#include "../worker/backoff.h"
+#include "harness.h"
+#include <stdlib.h>
+
+static void backoff_grows_caps_and_jitters(void)
+{
+    /* attempt 1: d = base; result in [d/2, d] */
+    CHECK_INT(aq_backoff_ms(1, 1000, 60000, 0), 500);
+    CHECK_INT(aq_backoff_ms(1, 1000, 60000, 500), 1000);
+    CHECK_INT(aq_backoff_ms(1, 1000, 60000, 501), 500);    /* wraps within the range */
+    CHECK_INT(aq_backoff_ms(3, 1000, 60000, 0), 2000);      /* d = 4000 */
+    CHECK_INT(aq_backoff_ms(3, 1000, 60000, 2000), 4000);
+    CHECK_INT(aq_backoff_ms(50, 1000, 60000, 0), 30000);    /* capped, no overflow */
+    CHECK_INT(aq_backoff_ms(50, 1000, 60000, 30000), 60000);
+    CHECK_INT(aq_backoff_ms(0, 1000, 60000, 0), 500);       /* bad attempt treated as 1 */
+    for (int a = 1; a < 40; a++)
+        for (uint32_t r = 0; r < 100000; r += 7919) {
+            long d = aq_backoff_ms(a, 250, 3600000, r);
+            CHECK(d >= 125 && d <= 3600000);
+        }
+}
+
+static void retry_decision(void)
+{
+    CHECK_INT(aq_retry_delay_ms(3, 3, -1, 1000, 60000, 0), -1);   /* attempts spent */
+    CHECK_INT(aq_retry_delay_ms(5, 3, -1, 1000, 60000, 0), -1);
+    CHECK_INT(aq_retry_delay_ms(1, 3, 250, 1000, 60000, 0), 250); /* handler's delay wins */
+    CHECK_INT(aq_retry_delay_ms(1, 3, 999999, 1000, 60000, 0), 60000);  /* but is capped */
+    CHECK_INT(aq_retry_delay_ms(1, 3, 0, 1000, 60000, 0), 0);
+    CHECK_INT(aq_retry_delay_ms(2, 3, -1, 1000, 60000, 0), 1000); /* backoff for attempt 2 */
+}
+
+static void utf8_validation(void)
+{
+    CHECK(aq_utf8_valid("plain", 5));
+    CHECK(aq_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    CHECK(!aq_utf8_valid("\xff", 1));
+    CHECK(!aq_utf8_valid("\xc3", 1));                 /* truncated */
+    CHECK(!aq_utf8_valid("\xc0\xaf", 2));             /* overlong */
+    CHECK(!aq_utf8_valid("\xe0\x80\xaf", 3));         /* overlong */
+    CHECK(!aq_utf8_valid("\xed\xa0\x80", 3));         /* surrogate */
+    CHECK(!aq_utf8_valid("\xf4\x90\x80\x80", 4));     /* above U+10FFFF */
+    CHECK(!aq_utf8_valid("a\0b", 3));                 /* NUL */
+    char s[] = "ok \xff\xfe \xc3\xa9 end";
+    aq_utf8_sanitize(s);
+    CHECK_STR(s, "ok ?? \xc3\xa9 end");
+}
+
+static void json_escape_and_buf(void)
+{
+    char out[64];
+    aq_json_escape(out, sizeof out, "a\"b\\c\nd\x01");
+    CHECK_STR(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
+    aq_json_escape(out, 8, "0123456789");     /* truncated, still quoted and terminated */
+    CHECK_STR(out, "\"01234\"");
+    aq_buf b;
+    aq_buf_init(&b);
+    for (int i = 0; i < 1000; i++) aq_buf_addf(&b, "%d,", i);
+    CHECK_INT((long long)b.len, 3890);
+    aq_buf_reset(&b);
+    aq_buf_add_json_str(&b, "tab\there");
+    CHECK_STR(b.p, "\"tab\\there\"");
+    char *s = aq_buf_take(&b);
+    CHECK_STR(s, "\"tab\\there\"");
+    CHECK(b.p == NULL);
+    free(s);
+    aq_buf_dispose(&b);
+}
+
+static void config_defaults_and_errors(void)
+{
+    aq_config cfg;
+    char err[256];
+    unsetenv("AGENTQ_LEASE_SECONDS");
+    CHECK_INT(aq_config_load(&cfg, err, sizeof err), 0);
+    CHECK_INT(cfg.lease_seconds, 30);
+    CHECK_STR(cfg.listen, "127.0.0.1:8080");
+    setenv("AGENTQ_LEASE_SECONDS", "12x", 1);
+    CHECK_INT(aq_config_load(&cfg, err, sizeof err), AQ_ECONFIG);
+    CHECK_CONTAINS(err, "AGENTQ_LEASE_SECONDS=12x");
+    setenv("AGENTQ_LEASE_SECONDS", "1", 1);           /* below the minimum of 2 */
+    CHECK_INT(aq_config_load(&cfg, err, sizeof err), AQ_ECONFIG);
+    setenv("AGENTQ_LEASE_SECONDS", "99999999999999999999", 1);
+    CHECK_INT(aq_config_load(&cfg, err, sizeof err), AQ_ECONFIG);
+    setenv("AGENTQ_LEASE_SECONDS", "7", 1);
+    CHECK_INT(aq_config_load(&cfg, err, sizeof err), 0);
+    CHECK_INT(cfg.lease_seconds, 7);
+    unsetenv("AGENTQ_LEASE_SECONDS");
+}
+
+static void error_table(void)
+{
+    CHECK_STR(aq_error_code(AQ_ENOTFOUND), "not_found");
+    CHECK_INT(aq_error_status(AQ_ENOTFOUND), 404);
+    CHECK_INT(aq_error_status(AQ_ETOOBIG), 413);
+    CHECK_INT(aq_error_status(AQ_EUNAVAIL), 503);
+    CHECK_STR(aq_strerror(AQ_OK), "ok");
+    CHECK_STR(aq_strerror(12345), "unknown error");
+    CHECK_INT(aq_error_status(12345), 500);
+}
+
+static void registry(void)
+{
+    char err[128];
+    CHECK_INT(aq_handlers_check(err, sizeof err), 0);
+    aq_handlers_enable_tests(false);
+    CHECK(aq_handler_find("noop") != NULL);
+    CHECK(aq_handler_find("test_fail") == NULL);      /* hidden unless enabled */
+    CHECK(aq_handler_find("no_such_type") == NULL);
+    aq_handlers_enable_tests(true);
+    CHECK(aq_handler_find("test_fail") != NULL);
+    for (const aq_handler_def *h = aq_handler_table; h->name; h++) {
+        CHECK(h->fn != NULL);
+        CHECK(h->max_attempts > 0 && h->timeout_s > 0);
+    }
+}
+
+const th_test th_unit_tests[] = {
+    {"unit_backoff", backoff_grows_caps_and_jitters, 10, 0},
+    {"unit_retry_decision", retry_decision, 10, 0},
+    {"unit_utf8", utf8_validation, 10, 0},
+    {"unit_json_buf", json_escape_and_buf, 10, 0},
+    {"unit_config", config_defaults_and_errors, 10, 0},
+    {"unit_errors", error_table, 10, 0},
+    {"unit_registry", registry, 10, 0},
+    {0},
+};
