@@ -18,7 +18,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -p
            -D_GNU_SOURCE -MMD -MP -Icommon -Ihandlers -Ibuild
 LDFLAGS ?=
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 BUILD   := build/san
 else

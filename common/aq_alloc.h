@@ -10,6 +10,6 @@ void *aq_realloc(void *p, size_t n);
 char *aq_strdup(const char *s);
 char *aq_strndup(const char *s, size_t n);
 /* printf into a new heap string; the caller frees it. */
-char *aq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *aq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2), nonnull(1)));
 
 #endif

@@ -1,0 +1,244 @@
+#!/bin/sh
+# bench.sh — `make bench`: measures agentq against a private PostgreSQL cluster
+# and the pgbench ceiling of the same SQL on that cluster, prints every figure
+# and rewrites docs/BENCHMARKS.md. The measuring is done by bin/agentq-bench
+# (tests/bench/*.c: drain timing on the database clock, enqueue→start latency,
+# worker memory); this script starts the cluster, runs the steps, takes
+# medians and writes the report. Runs unattended as root or not; ~2 minutes.
+set -eu
+cd "$(dirname "$0")/.."
+
+# ---- knobs ----
+CONCURRENCY=8            # worker flags for the drain runs and the idle footprint
+PREFETCH=500
+DRAIN_JOBS=20000         # noop jobs per drain (and per batched pgbench run)
+RUNS=3                   # drain and batched-pgbench figures are medians of this many
+PGB_CLIENTS=4            # pgbench ceiling (a): claim/complete 100 at a time
+PGB_THREADS=2
+PGB_BATCH=100            # rows per claim in tests/bench/claim_complete_100.sql
+PGB_SINGLE_SECONDS=10    # pgbench ceiling (b): one job per transaction, for this long
+LAT_JOBS=1000            # latency: this many jobs, one every LAT_INTERVAL_MS
+LAT_INTERVAL_MS=10
+LAT_CONCURRENCY=1
+IDLE_MS=2000             # a worker idles this long before its RSS is read
+PORT=${AGENTQ_BENCH_PORT:-55433}
+DIR=.tmp/bench-pg
+OUT=docs/BENCHMARKS.md
+# targets (from the benchmark issue)
+TARGET_RATIO_PCT=80      # drain ≥ 80 % of ceiling (a)
+TARGET_P99_US=1500       # enqueue → handler start p99 ≤ 1.5 ms
+TARGET_IDLE_KB=10240     # idle worker VmRSS < 10 MiB
+
+PGBIN=/usr/lib/postgresql/15/bin
+BENCH=bin/agentq-bench
+WORKER=bin/agentq-worker
+LOGS=$DIR/logs
+T_START=$(date +%s)
+
+# Only our own knobs reach the workers: drop any AGENTQ_* from the caller's environment.
+for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+export AGENTQ_DBNAME=agentq_bench
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$BENCH" ] && [ -x "$WORKER" ] && [ -x bin/agentq ] || die "build first: make all bin/agentq-bench"
+[ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
+
+cleanup() { sh deploy/pg.sh stop "$DIR" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers ----
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }          # kv LINE KEY
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }                               # calc FORMAT EXPR
+mib() { calc '%.1f MiB' "$1/1024"; }
+sql() { "$PGBIN/psql" "$URL" -AtXq -v ON_ERROR_STOP=1 -c "$1"; }
+say() { printf '%s\n' "$*"; }
+list() { printf '%s' "$*" | sed 's/^ *//; s/  */, /g'; }                  # " a b c" → "a, b, c"
+
+# ---- cluster: private, fresh database, fsync and synchronous_commit on ----
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log
+URL=$(sh deploy/pg.sh start "$DIR" "$PORT")
+"$PGBIN/psql" "$URL dbname=postgres" -AtXq -v ON_ERROR_STOP=1 \
+    -c "DROP DATABASE IF EXISTS $AGENTQ_DBNAME" -c "CREATE DATABASE $AGENTQ_DBNAME"
+export DATABASE_URL="$URL"
+bin/agentq migrate >"$LOGS/migrate.log" 2>&1 || { cat "$LOGS/migrate.log" >&2; die "migrate failed"; }
+
+[ "$(sql 'SHOW fsync')" = on ] && [ "$(sql 'SHOW synchronous_commit')" = on ] ||
+    die "fsync and synchronous_commit must be on"
+M_NPROC=$(nproc)
+M_KERNEL=$(uname -r)
+M_CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+M_MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+M_PG=$(sql 'SHOW server_version')
+M_FSYNC=$(sql 'SHOW fsync')
+M_SYNC=$(sql 'SHOW synchronous_commit')
+M_WALSYNC=$(sql 'SHOW wal_sync_method')
+M_SB=$(sql 'SHOW shared_buffers')
+M_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+M_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+M_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && M_COMMIT="$M_COMMIT (with uncommitted changes)"
+WFLAGS="--concurrency $CONCURRENCY --prefetch $PREFETCH"
+
+say "agentq bench — $M_DATE, $M_NPROC CPUs, kernel $M_KERNEL, PostgreSQL $M_PG"
+say "fsync=$M_FSYNC synchronous_commit=$M_SYNC; worker flags: $WFLAGS; load average $M_LOAD"
+
+# ---- footprint: one idle worker with the drain flags ----
+idle=$($BENCH idle --idle-ms "$IDLE_MS" --log "$LOGS/idle.log" -- $WORKER $WFLAGS)
+IDLE_KB=$(kv "$idle" rss_kb)
+IDLE_THREADS=$(kv "$idle" threads)
+IDLE_STARTUP_MS=$(kv "$idle" startup_ms)
+say "idle worker ($WFLAGS): VmRSS $IDLE_KB kB after ${IDLE_MS} ms idle, $IDLE_THREADS threads, registered ${IDLE_STARTUP_MS} ms after exec"
+
+# ---- drain (1 and 2 workers) and ceiling (a), interleaved run by run ----
+PGB_TX=$((DRAIN_JOBS / PGB_BATCH / PGB_CLIENTS))
+D1=""; D2=""; S1=""; S2=""; PA=""; HWM_KB=0; FIRST=""
+for run in $(seq 1 "$RUNS"); do
+    for w in 1 2; do
+        d=$($BENCH drain --jobs "$DRAIN_JOBS" --workers "$w" --log "$LOGS/drain-$w.log" -- $WORKER $WFLAGS)
+        jps=$(kv "$d" jobs_per_s); secs=$(kv "$d" seconds); hwm=$(kv "$d" hwm_kb)
+        [ "$hwm" -gt "$HWM_KB" ] && HWM_KB=$hwm
+        FIRST="$FIRST $(kv "$d" first_claim_ms)"
+        if [ "$w" = 1 ]; then D1="$D1 $jps"; S1="$S1 $secs"; else D2="$D2 $jps"; S2="$S2 $secs"; fi
+        say "run $run: agentq drain, $w worker(s): $DRAIN_JOBS jobs in $secs s = $jps jobs/s (VmHWM $hwm kB)"
+    done
+    $BENCH load --jobs "$DRAIN_JOBS" >/dev/null
+    out=$("$PGBIN/pgbench" -n -f tests/bench/claim_complete_100.sql -c "$PGB_CLIENTS" -j "$PGB_THREADS" \
+        -t "$PGB_TX" "$URL" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench (a) failed"; }
+    tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    left=$(sql "SELECT count(*) FROM jobs WHERE status <> 'succeeded'")
+    [ "$left" = 0 ] || say "  warning: pgbench (a) left $left of $DRAIN_JOBS jobs unfinished"
+    jps=$(calc '%.0f' "$tps * $PGB_BATCH")
+    PA="$PA $jps"
+    say "run $run: pgbench (a) claim/complete $PGB_BATCH, -c $PGB_CLIENTS -j $PGB_THREADS -t $PGB_TX: $tps tps = $jps jobs/s"
+done
+# shellcheck disable=SC2086  # the lists split on purpose
+MD1=$(median $D1); MD2=$(median $D2); MS1=$(median $S1); MS2=$(median $S2); MPA=$(median $PA)
+# shellcheck disable=SC2086
+MFIRST=$(median $FIRST)
+R1=$(calc '%.0f' "100 * $MD1 / $MPA")
+R2=$(calc '%.0f' "100 * $MD2 / $MPA")
+
+# ---- ceiling (b): one job's insert/claim/complete per pgbench transaction ----
+$BENCH load --jobs 0 >/dev/null
+out=$("$PGBIN/pgbench" -n -f tests/bench/single_job.sql -c "$PGB_CLIENTS" -j "$PGB_THREADS" \
+    -T "$PGB_SINGLE_SECONDS" "$URL" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench (b) failed"; }
+PB=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | awk '{printf "%.0f", $1}')
+PB_LAT=$(printf '%s\n' "$out" | sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p')
+say "pgbench (b) insert+claim+complete one job, -c $PGB_CLIENTS -j $PGB_THREADS -T $PGB_SINGLE_SECONDS: $PB tps (latency average $PB_LAT ms)"
+
+# ---- latency: one idle worker, one job at a time ----
+lat=$(AGENTQ_TEST_HANDLERS=1 $BENCH latency --jobs "$LAT_JOBS" --interval-ms "$LAT_INTERVAL_MS" \
+    --idle-ms "$IDLE_MS" --log "$LOGS/latency.log" -- $WORKER --concurrency "$LAT_CONCURRENCY")
+for k in p50 p95 p99 max mean commit_p50 commit_p95 commit_p99 commit_max insert_p50 insert_p95 insert_p99; do
+    eval "L_$k=\$(kv \"\$lat\" ${k}_us)"
+done
+L_IDLE_KB=$(kv "$lat" idle_rss_kb)
+ms() { calc '%.2f' "$1/1000"; }
+say "latency enqueue→start ($LAT_JOBS jobs, one per $LAT_INTERVAL_MS ms, --concurrency $LAT_CONCURRENCY):" \
+    "p50 $(ms "$L_p50") ms, p95 $(ms "$L_p95") ms, p99 $(ms "$L_p99") ms, max $(ms "$L_max") ms"
+say "latency after the enqueue commit: p50 $(ms "$L_commit_p50") ms, p95 $(ms "$L_commit_p95") ms," \
+    "p99 $(ms "$L_commit_p99") ms; INSERT round trip p50 $(ms "$L_insert_p50") ms, p99 $(ms "$L_insert_p99") ms"
+say "idle worker (--concurrency $LAT_CONCURRENCY): VmRSS $L_IDLE_KB kB"
+
+WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
+[ "$WARNS" = 0 ] || say "note: the worker logs ($LOGS) hold $WARNS warning/error lines"
+
+# ---- targets ----
+verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
+V1=$(verdict "$R1 >= $TARGET_RATIO_PCT"); V2=$(verdict "$R2 >= $TARGET_RATIO_PCT")
+VL=$(verdict "$L_p99 <= $TARGET_P99_US"); VM=$(verdict "$IDLE_KB < $TARGET_IDLE_KB")
+ELAPSED=$(( $(date +%s) - T_START ))
+
+# ---- report ----
+tmp=$(mktemp)
+cat >"$tmp" <<EOF
+# Benchmarks
+
+How fast agentq moves jobs through PostgreSQL, against the fastest the same
+SQL goes when pgbench drives it directly on the same cluster in the same run.
+This file is generated by \`make bench\` (tests/bench.sh and bin/agentq-bench,
+built from tests/bench/); every run overwrites it. Figures come from one machine
+and one run: compare ratios across machines, not absolute numbers.
+
+## Command
+
+    make bench
+
+It builds everything, starts a private PostgreSQL cluster in \`$DIR\` (port
+$PORT, fsync and synchronous_commit on), runs every step below, stops the
+cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
+
+## Machine
+
+| | |
+|---|---|
+| date | $M_DATE |
+| commit | $M_COMMIT |
+| CPUs (nproc) | $M_NPROC${M_CPU:+ × $M_CPU} |
+| memory | $M_MEM |
+| kernel (uname -r) | $M_KERNEL |
+| PostgreSQL | $M_PG, shared_buffers $M_SB |
+| fsync / synchronous_commit | $M_FSYNC / $M_SYNC (wal_sync_method $M_WALSYNC), read with SHOW |
+| load average at start | $M_LOAD |
+
+## Results
+
+| figure | value | detail |
+|---|---|---|
+| agentq drain, 1 worker | **$MD1 jobs/s** | $DRAIN_JOBS noop jobs in $MS1 s (median of $RUNS: $(list $D1)); **$R1 %** of ceiling (a) |
+| agentq drain, 2 workers | **$MD2 jobs/s** | $DRAIN_JOBS noop jobs in $MS2 s (median of $RUNS: $(list $D2)); **$R2 %** of ceiling (a) |
+| ceiling (a): pgbench, claim/complete $PGB_BATCH at a time | **$MPA jobs/s** | $PGB_BATCH × tps, \`-c $PGB_CLIENTS -j $PGB_THREADS -t $PGB_TX\` on a fresh $DRAIN_JOBS-job table (median of $RUNS: $(list $PA)) |
+| ceiling (b): pgbench, one job's insert + claim + complete | **$PB tps** | \`-c $PGB_CLIENTS -j $PGB_THREADS -T $PGB_SINGLE_SECONDS\`, three commits per transaction; latency average $PB_LAT ms |
+| latency enqueue → handler start | **p50 $(ms "$L_p50") ms, p95 $(ms "$L_p95") ms, p99 $(ms "$L_p99") ms** | max $(ms "$L_max") ms, mean $(ms "$L_mean") ms; $LAT_JOBS jobs, one every $LAT_INTERVAL_MS ms |
+| latency after the enqueue commit | p50 $(ms "$L_commit_p50") ms, p95 $(ms "$L_commit_p95") ms, p99 $(ms "$L_commit_p99") ms | from the INSERT's reply to handler start |
+| enqueue INSERT round trip | p50 $(ms "$L_insert_p50") ms, p95 $(ms "$L_insert_p95") ms, p99 $(ms "$L_insert_p99") ms | one autocommit INSERT ... RETURNING id, including its fsync |
+| idle worker memory (\`$WFLAGS\`) | **$(mib "$IDLE_KB")** | VmRSS $IDLE_KB kB after $IDLE_MS ms idle; $IDLE_THREADS threads; registered $IDLE_STARTUP_MS ms after exec |
+| idle worker memory (\`--concurrency $LAT_CONCURRENCY\`) | $(mib "$L_IDLE_KB") | VmRSS $L_IDLE_KB kB, the latency run's worker before its first job |
+| worker peak memory after draining | $(mib "$HWM_KB") | largest VmHWM of any drain worker, $DRAIN_JOBS jobs, \`$WFLAGS\` |
+| worker start → first job claimed | $MFIRST ms | median over the drain runs, database clock |
+
+## Targets
+
+| target | figure | |
+|---|---|---|
+| drain ≥ $TARGET_RATIO_PCT % of ceiling (a) | 1 worker: $R1 % | $V1 |
+| drain ≥ $TARGET_RATIO_PCT % of ceiling (a) | 2 workers: $R2 % | $V2 |
+| enqueue → start p99 ≤ $(ms "$TARGET_P99_US") ms | $(ms "$L_p99") ms | $VL |
+| idle worker < $(mib "$TARGET_IDLE_KB") resident | $(mib "$IDLE_KB") ($IDLE_KB kB) | $VM |
+
+## How each figure is taken
+
+- **Drain.** \`agentq-bench drain\` empties \`jobs\`, inserts $DRAIN_JOBS \`noop\` jobs
+  with one \`INSERT ... SELECT generate_series\`, runs \`VACUUM ANALYZE\` and
+  \`CHECKPOINT\`, reads \`SELECT clock_timestamp()\`, then starts the workers
+  (\`$WORKER $WFLAGS\`, default AGENTQ_POLL_MS). One persistent connection polls
+  \`SELECT count(*) FROM jobs WHERE status IN ('queued','running')\` every 10 ms;
+  when it reaches 0, drain = max(finished_at) − the start stamp, both from the
+  database clock, so worker startup is included and poll spacing is not.
+  Median of $RUNS runs per configuration.
+- **Ceiling (a).** The same table freshly loaded the same way, then pgbench
+  runs \`tests/bench/claim_complete_100.sql\` (the worker's claim query, $PGB_BATCH
+  rows, then one completing UPDATE) with \`-c $PGB_CLIENTS -j $PGB_THREADS -t $PGB_TX\`, which
+  drains exactly $DRAIN_JOBS jobs; jobs/s = $PGB_BATCH × tps. The runs are interleaved
+  with the drain runs. Median of $RUNS.
+- **Ceiling (b).** \`tests/bench/single_job.sql\`: insert one job, claim one with
+  the same claim (LIMIT 1), complete it: the per-job floor of three commits.
+- **Latency.** \`agentq-bench latency\` starts one worker (\`--concurrency $LAT_CONCURRENCY\`,
+  AGENTQ_TEST_HANDLERS=1), waits until it has registered and idled $IDLE_MS ms, then
+  from its own connection enqueues one \`test_stamp\` job every $LAT_INTERVAL_MS ms. t0 is
+  CLOCK_REALTIME just before the INSERT is sent; the handler records its own
+  CLOCK_REALTIME at start in \`output.started_us\`; latency = started_us − t0
+  (the enqueue's commit included). Percentiles are nearest-rank over all $LAT_JOBS jobs.
+- **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
+  started (by PID). "Idle" is read after the worker has connected, written its
+  first heartbeat and idled $IDLE_MS ms with an empty queue.
+EOF
+mkdir -p "$(dirname "$OUT")"
+mv "$tmp" "$OUT"
+chmod 644 "$OUT"
+say ""
+sed -n '/^## Results/,/^## How each/p' "$OUT" | sed '$d'
+say "written: $OUT ($ELAPSED s)"
