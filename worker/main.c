@@ -10,7 +10,6 @@
 #include "aq_log.h"
 #include "engine.h"
 #include "jobrun.h"
-#include <curl/curl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -115,7 +114,7 @@ int main(int argc, char **argv)
         return 2;
     }
     aq_handlers_enable_tests(cfg.test_handlers == 1);
-    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (sodium_init() < 0) {
         fprintf(stderr, "agentq-worker: library initialisation failed\n");
         return 2;
     }
@@ -133,6 +132,6 @@ int main(int argc, char **argv)
     aq_engine_start(engine);
     uv_run(loop, UV_RUN_DEFAULT);
     free(qlit);
-    curl_global_cleanup();
+
     return 0;
 }
