@@ -5,6 +5,7 @@
 # (tests/bench/*.c: drain timing on the database clock, enqueue→start latency,
 # worker memory); this script starts the cluster, runs the steps, takes
 # medians and writes the report. Runs unattended as root or not; ~2 minutes.
+# shellcheck disable=SC2086  # $WFLAGS and the per-run lists split on purpose
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,8 +31,9 @@ TARGET_P99_US=1500       # enqueue → handler start p99 ≤ 1.5 ms
 TARGET_IDLE_KB=10240     # idle worker VmRSS < 10 MiB
 
 PGBIN=/usr/lib/postgresql/15/bin
-BENCH=bin/agentq-bench
-WORKER=bin/agentq-worker
+BIN=$DIR/bin             # the bench runs copies of bin/*, taken at its start
+BENCH=$BIN/agentq-bench
+WORKER=$BIN/agentq-worker
 LOGS=$DIR/logs
 T_START=$(date +%s)
 
@@ -40,8 +42,17 @@ for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; d
 export AGENTQ_DBNAME=agentq_bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-[ -x "$BENCH" ] && [ -x "$WORKER" ] && [ -x bin/agentq ] || die "build first: make all bin/agentq-bench"
+for b in agentq agentq-worker agentq-bench; do
+    [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench)"
+done
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
+# Copies, so a build running meanwhile (e.g. `make test` relinking bin/ as the
+# SANITIZE=1 variant) cannot swap the binaries under a measurement.
+mkdir -p "$BIN"
+cp bin/agentq bin/agentq-worker bin/agentq-bench "$BIN/"
+grep -q __asan_init "$WORKER" &&
+    die "bin/agentq-worker is the SANITIZE=1 build; benchmark the plain one (make all bin/agentq-bench)"
+M_BUILD="bin/ as built by make (checked: not the SANITIZE=1 variant)"
 
 cleanup() { sh deploy/pg.sh stop "$DIR" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -63,10 +74,11 @@ URL=$(sh deploy/pg.sh start "$DIR" "$PORT")
 "$PGBIN/psql" "$URL dbname=postgres" -AtXq -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS $AGENTQ_DBNAME" -c "CREATE DATABASE $AGENTQ_DBNAME"
 export DATABASE_URL="$URL"
-bin/agentq migrate >"$LOGS/migrate.log" 2>&1 || { cat "$LOGS/migrate.log" >&2; die "migrate failed"; }
+"$BIN/agentq" migrate >"$LOGS/migrate.log" 2>&1 || { cat "$LOGS/migrate.log" >&2; die "migrate failed"; }
 
-[ "$(sql 'SHOW fsync')" = on ] && [ "$(sql 'SHOW synchronous_commit')" = on ] ||
+if [ "$(sql 'SHOW fsync')" != on ] || [ "$(sql 'SHOW synchronous_commit')" != on ]; then
     die "fsync and synchronous_commit must be on"
+fi
 M_NPROC=$(nproc)
 M_KERNEL=$(uname -r)
 M_CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -88,9 +100,12 @@ say "fsync=$M_FSYNC synchronous_commit=$M_SYNC; worker flags: $WFLAGS; load aver
 # ---- footprint: one idle worker with the drain flags ----
 idle=$($BENCH idle --idle-ms "$IDLE_MS" --log "$LOGS/idle.log" -- $WORKER $WFLAGS)
 IDLE_KB=$(kv "$idle" rss_kb)
+IDLE_ANON_KB=$(kv "$idle" anon_kb)
+IDLE_FILE_KB=$(kv "$idle" file_kb)
 IDLE_THREADS=$(kv "$idle" threads)
 IDLE_STARTUP_MS=$(kv "$idle" startup_ms)
-say "idle worker ($WFLAGS): VmRSS $IDLE_KB kB after ${IDLE_MS} ms idle, $IDLE_THREADS threads, registered ${IDLE_STARTUP_MS} ms after exec"
+say "idle worker ($WFLAGS): VmRSS $IDLE_KB kB after ${IDLE_MS} ms idle (RssAnon $IDLE_ANON_KB kB," \
+    "RssFile $IDLE_FILE_KB kB), $IDLE_THREADS threads, registered ${IDLE_STARTUP_MS} ms after exec"
 
 # ---- drain (1 and 2 workers) and ceiling (a), interleaved run by run ----
 PGB_TX=$((DRAIN_JOBS / PGB_BATCH / PGB_CLIENTS))
@@ -114,9 +129,8 @@ for run in $(seq 1 "$RUNS"); do
     PA="$PA $jps"
     say "run $run: pgbench (a) claim/complete $PGB_BATCH, -c $PGB_CLIENTS -j $PGB_THREADS -t $PGB_TX: $tps tps = $jps jobs/s"
 done
-# shellcheck disable=SC2086  # the lists split on purpose
-MD1=$(median $D1); MD2=$(median $D2); MS1=$(median $S1); MS2=$(median $S2); MPA=$(median $PA)
-# shellcheck disable=SC2086
+MD1=$(median $D1); MD2=$(median $D2); MPA=$(median $PA)
+MS1=$(calc '%.3f' "$(median $S1)"); MS2=$(calc '%.3f' "$(median $S2)")
 MFIRST=$(median $FIRST)
 R1=$(calc '%.0f' "100 * $MD1 / $MPA")
 R2=$(calc '%.0f' "100 * $MD2 / $MPA")
@@ -132,9 +146,12 @@ say "pgbench (b) insert+claim+complete one job, -c $PGB_CLIENTS -j $PGB_THREADS 
 # ---- latency: one idle worker, one job at a time ----
 lat=$(AGENTQ_TEST_HANDLERS=1 $BENCH latency --jobs "$LAT_JOBS" --interval-ms "$LAT_INTERVAL_MS" \
     --idle-ms "$IDLE_MS" --log "$LOGS/latency.log" -- $WORKER --concurrency "$LAT_CONCURRENCY")
-for k in p50 p95 p99 max mean commit_p50 commit_p95 commit_p99 commit_max insert_p50 insert_p95 insert_p99; do
-    eval "L_$k=\$(kv \"\$lat\" ${k}_us)"
-done
+L_p50=$(kv "$lat" p50_us); L_p95=$(kv "$lat" p95_us); L_p99=$(kv "$lat" p99_us)
+L_max=$(kv "$lat" max_us); L_mean=$(kv "$lat" mean_us)
+L_commit_p50=$(kv "$lat" commit_p50_us); L_commit_p95=$(kv "$lat" commit_p95_us)
+L_commit_p99=$(kv "$lat" commit_p99_us)
+L_insert_p50=$(kv "$lat" insert_p50_us); L_insert_p95=$(kv "$lat" insert_p95_us)
+L_insert_p99=$(kv "$lat" insert_p99_us)
 L_IDLE_KB=$(kv "$lat" idle_rss_kb)
 ms() { calc '%.2f' "$1/1000"; }
 say "latency enqueue→start ($LAT_JOBS jobs, one per $LAT_INTERVAL_MS ms, --concurrency $LAT_CONCURRENCY):" \
@@ -167,9 +184,11 @@ and one run: compare ratios across machines, not absolute numbers.
 
     make bench
 
-It builds everything, starts a private PostgreSQL cluster in \`$DIR\` (port
-$PORT, fsync and synchronous_commit on), runs every step below, stops the
-cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
+It builds everything, starts a private PostgreSQL cluster in \`$DIR\`
+(port $PORT, fsync and synchronous_commit on), runs every step below, stops
+the cluster, and prints the same figures to stdout. It runs copies of
+\`bin/*\` taken at its start (in \`$BIN\`), so a concurrent rebuild cannot
+change them mid-run. This run took $ELAPSED s.
 
 ## Machine
 
@@ -181,6 +200,7 @@ cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
 | memory | $M_MEM |
 | kernel (uname -r) | $M_KERNEL |
 | PostgreSQL | $M_PG, shared_buffers $M_SB |
+| agentq binaries | $M_BUILD |
 | fsync / synchronous_commit | $M_FSYNC / $M_SYNC (wal_sync_method $M_WALSYNC), read with SHOW |
 | load average at start | $M_LOAD |
 
@@ -195,7 +215,7 @@ cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
 | latency enqueue → handler start | **p50 $(ms "$L_p50") ms, p95 $(ms "$L_p95") ms, p99 $(ms "$L_p99") ms** | max $(ms "$L_max") ms, mean $(ms "$L_mean") ms; $LAT_JOBS jobs, one every $LAT_INTERVAL_MS ms |
 | latency after the enqueue commit | p50 $(ms "$L_commit_p50") ms, p95 $(ms "$L_commit_p95") ms, p99 $(ms "$L_commit_p99") ms | from the INSERT's reply to handler start |
 | enqueue INSERT round trip | p50 $(ms "$L_insert_p50") ms, p95 $(ms "$L_insert_p95") ms, p99 $(ms "$L_insert_p99") ms | one autocommit INSERT ... RETURNING id, including its fsync |
-| idle worker memory (\`$WFLAGS\`) | **$(mib "$IDLE_KB")** | VmRSS $IDLE_KB kB after $IDLE_MS ms idle; $IDLE_THREADS threads; registered $IDLE_STARTUP_MS ms after exec |
+| idle worker memory (\`$WFLAGS\`) | **$(mib "$IDLE_KB")** | VmRSS $IDLE_KB kB after $IDLE_MS ms idle: $IDLE_ANON_KB kB private (RssAnon) + $IDLE_FILE_KB kB mapped files, mostly shared libraries (RssFile); $IDLE_THREADS threads; registered $IDLE_STARTUP_MS ms after exec |
 | idle worker memory (\`--concurrency $LAT_CONCURRENCY\`) | $(mib "$L_IDLE_KB") | VmRSS $L_IDLE_KB kB, the latency run's worker before its first job |
 | worker peak memory after draining | $(mib "$HWM_KB") | largest VmHWM of any drain worker, $DRAIN_JOBS jobs, \`$WFLAGS\` |
 | worker start → first job claimed | $MFIRST ms | median over the drain runs, database clock |
@@ -214,8 +234,8 @@ cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
 - **Drain.** \`agentq-bench drain\` empties \`jobs\`, inserts $DRAIN_JOBS \`noop\` jobs
   with one \`INSERT ... SELECT generate_series\`, runs \`VACUUM ANALYZE\` and
   \`CHECKPOINT\`, reads \`SELECT clock_timestamp()\`, then starts the workers
-  (\`$WORKER $WFLAGS\`, default AGENTQ_POLL_MS). One persistent connection polls
-  \`SELECT count(*) FROM jobs WHERE status IN ('queued','running')\` every 10 ms;
+  (\`agentq-worker $WFLAGS\`, default AGENTQ_POLL_MS). One persistent
+  connection polls \`SELECT count(*) FROM jobs WHERE status IN ('queued','running')\` every 10 ms;
   when it reaches 0, drain = max(finished_at) − the start stamp, both from the
   database clock, so worker startup is included and poll spacing is not.
   Median of $RUNS runs per configuration.
@@ -233,8 +253,8 @@ cluster, and prints the same figures to stdout. Took $ELAPSED s this time.
   CLOCK_REALTIME at start in \`output.started_us\`; latency = started_us − t0
   (the enqueue's commit included). Percentiles are nearest-rank over all $LAT_JOBS jobs.
 - **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
-  started (by PID). "Idle" is read after the worker has connected, written its
-  first heartbeat and idled $IDLE_MS ms with an empty queue.
+  started (and stops, by PID). "Idle" is read after the worker has connected,
+  written its first heartbeat and idled $IDLE_MS ms with an empty queue.
 EOF
 mkdir -p "$(dirname "$OUT")"
 mv "$tmp" "$OUT"

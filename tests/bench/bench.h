@@ -43,18 +43,20 @@ void aq_bench_load(PGconn *db, long jobs);
  * SIGKILL if this process dies, so no worker outlives the bench. Exits on
  * failure. */
 pid_t aq_bench_spawn(char *const argv[], const char *log_path);
-/* 0 while pid runs; otherwise reaps it, prints why it ended, returns -1. */
-int aq_bench_check_alive(pid_t pid);
-/* Wait until the worker with this PID has a row in `workers` (connected,
- * statements prepared, first heartbeat written); returns the milliseconds
- * waited, or -1 after timeout_ms or if it exited. */
-long aq_bench_wait_registered(PGconn *db, pid_t pid, long timeout_ms);
+/* 0 while *pid runs; once it has exited, reaps it, prints why, sets *pid to
+ * 0 (so nothing signals a reused PID later) and returns -1. */
+int aq_bench_check_alive(pid_t *pid);
+/* Wait until the worker *pid has a row in `workers` (connected, statements
+ * prepared, first heartbeat written); returns the milliseconds waited, or -1
+ * after timeout_ms or if it exited (then *pid is 0). */
+long aq_bench_wait_registered(PGconn *db, pid_t *pid, long timeout_ms);
 /* SIGTERM, wait up to 30 s for a graceful exit, then SIGKILL. Returns the
- * exit status (128+signal when killed) and warns on stderr unless it is 0. */
+ * exit status (128+signal when killed), warning on stderr unless it is 0;
+ * -1 for pid 0 (already reaped). */
 int aq_bench_stop(pid_t pid);
 
-/* A numeric field of /proc/PID/status (VmRSS and VmHWM are in kB; Threads a
- * count); -1 if unreadable. */
+/* A numeric field of /proc/PID/status (VmRSS, VmHWM, RssAnon, RssFile are in
+ * kB; Threads a count); -1 if unreadable. */
 long aq_bench_proc_status(pid_t pid, const char *field);
 
 #endif

@@ -27,7 +27,7 @@ int aq_bench_cmd_idle(const aq_bench_opts *o)
     PGconn *db = aq_bench_connect();
     aq_bench_load(db, 0);
     pid_t pid = aq_bench_spawn(o->worker_argv, o->log);
-    long startup_ms = aq_bench_wait_registered(db, pid, 10000);
+    long startup_ms = aq_bench_wait_registered(db, &pid, 10000);
     if (startup_ms < 0) {
         fprintf(stderr, "agentq-bench idle: the worker did not register within 10 s\n");
         aq_bench_stop(pid);
@@ -35,10 +35,11 @@ int aq_bench_cmd_idle(const aq_bench_opts *o)
     }
     aq_sleep_ms(o->idle_ms);
     long rss = aq_bench_proc_status(pid, "VmRSS"), hwm = aq_bench_proc_status(pid, "VmHWM");
+    long anon = aq_bench_proc_status(pid, "RssAnon"), file = aq_bench_proc_status(pid, "RssFile");
     long threads = aq_bench_proc_status(pid, "Threads");
     int rc = aq_bench_stop(pid);
-    printf("idle startup_ms=%ld idle_ms=%ld rss_kb=%ld hwm_kb=%ld threads=%ld exit=%d\n",
-           startup_ms, o->idle_ms, rss, hwm, threads, rc);
+    printf("idle startup_ms=%ld idle_ms=%ld rss_kb=%ld anon_kb=%ld file_kb=%ld hwm_kb=%ld threads=%ld exit=%d\n",
+           startup_ms, o->idle_ms, rss, anon, file, hwm, threads, rc);
     PQfinish(db);
     return rc ? 1 : 0;
 }
@@ -63,7 +64,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o)
         if (!aq_bench_scalar(db, "SELECT count(*) FROM jobs WHERE status IN ('queued','running')", 0, NULL))
             break;
         for (long k = 0; k < o->workers && !failed; k++)
-            if (aq_bench_check_alive(pids[k])) { pids[k] = 0; failed = 1; }
+            if (aq_bench_check_alive(&pids[k])) failed = 1;
         if (!failed && aq_now_mono_ms() - t0 > (uint64_t)o->timeout_s * 1000u) {
             fprintf(stderr, "agentq-bench drain: not drained after %ld s\n", o->timeout_s);
             failed = 1;
@@ -81,7 +82,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o)
     }
     int rc = 0;
     for (long k = 0; k < o->workers; k++)
-        if (pids[k] && aq_bench_stop(pids[k])) rc = 1;
+        if (aq_bench_stop(pids[k])) rc = 1;
     if (failed) { PQfinish(db); return 1; }
 
     const char *p[] = {start, "succeeded"};

@@ -49,7 +49,7 @@ int aq_bench_cmd_latency(const aq_bench_opts *o)
     PGconn *db = aq_bench_connect();
     aq_bench_load(db, 0);
     pid_t pid = aq_bench_spawn(o->worker_argv, o->log);
-    long startup_ms = aq_bench_wait_registered(db, pid, 10000);
+    long startup_ms = aq_bench_wait_registered(db, &pid, 10000);
     if (startup_ms < 0) {
         fprintf(stderr, "agentq-bench latency: the worker did not register within 10 s\n");
         aq_bench_stop(pid);
@@ -74,7 +74,7 @@ int aq_bench_cmd_latency(const aq_bench_opts *o)
         t1[i] = aq_now_wall_us();
         ids[i] = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
-        if (i % 100 == 0 && aq_bench_check_alive(pid)) { pid = 0; failed = 1; }
+        if (i % 100 == 0 && aq_bench_check_alive(&pid)) failed = 1;
     }
 
     /* wait for the tail, then read every stamp in one query */
@@ -82,7 +82,7 @@ int aq_bench_cmd_latency(const aq_bench_opts *o)
     uint64_t wait_start = aq_now_mono_ms();
     while (!failed && aq_bench_scalar(db, "SELECT count(*) FROM jobs WHERE job_type = $1"
                                           " AND status IN ('queued','running')", 1, pending)) {
-        if (aq_bench_check_alive(pid)) { pid = 0; failed = 1; break; }
+        if (aq_bench_check_alive(&pid)) { failed = 1; break; }
         if (aq_now_mono_ms() - wait_start > (uint64_t)o->timeout_s * 1000u) {
             fprintf(stderr, "agentq-bench latency: jobs still pending after %ld s\n", o->timeout_s);
             failed = 1;
@@ -90,7 +90,7 @@ int aq_bench_cmd_latency(const aq_bench_opts *o)
         aq_sleep_ms(10);
     }
     long hwm = pid ? aq_bench_proc_status(pid, "VmHWM") : -1;
-    int rc = pid ? aq_bench_stop(pid) : 1;
+    int rc = aq_bench_stop(pid) ? 1 : 0;
     if (failed) { PQfinish(db); return 1; }
 
     char lo[24], hi[24];

@@ -82,18 +82,20 @@ static int describe_exit(pid_t pid, int status)
     return code;
 }
 
-int aq_bench_check_alive(pid_t pid)
+int aq_bench_check_alive(pid_t *pid)
 {
     int status;
-    if (waitpid(pid, &status, WNOHANG) != pid) return 0;
-    describe_exit(pid, status);
+    if (*pid <= 0) return -1;
+    if (waitpid(*pid, &status, WNOHANG) != *pid) return 0;
+    describe_exit(*pid, status);
+    *pid = 0;
     return -1;
 }
 
-long aq_bench_wait_registered(PGconn *db, pid_t pid, long timeout_ms)
+long aq_bench_wait_registered(PGconn *db, pid_t *pid, long timeout_ms)
 {
     char p[16];
-    snprintf(p, sizeof p, "%d", (int)pid);
+    snprintf(p, sizeof p, "%d", (int)*pid);
     const char *params[] = {p};
     uint64_t start = aq_now_mono_ms();
     for (;;) {
@@ -107,14 +109,17 @@ long aq_bench_wait_registered(PGconn *db, pid_t pid, long timeout_ms)
 int aq_bench_stop(pid_t pid)
 {
     int status;
+    if (pid <= 0) return -1;
     kill(pid, SIGTERM);
     for (int i = 0; i < 3000; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) return describe_exit(pid, status);
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) return describe_exit(pid, status);
+        if (w < 0) return -1;
         aq_sleep_ms(10);
     }
     fprintf(stderr, "agentq-bench: worker %d ignored SIGTERM for 30 s; killing it\n", (int)pid);
     kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
+    if (waitpid(pid, &status, 0) != pid) return -1;
     return describe_exit(pid, status);
 }
 
