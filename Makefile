@@ -17,12 +17,15 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -pthread \
            -D_GNU_SOURCE -MMD -MP -Icommon -Ihandlers -Ibuild
 LDFLAGS ?=
+# sanitized binaries live apart from bin/, so the two variants never relink each other
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 BUILD   := build/san
+BINDIR  := build/san/bin
 else
 BUILD   := build/rel
+BINDIR  := bin
 endif
 ifneq ($(V),1)
 Q := @
@@ -51,31 +54,31 @@ BENCH_OBJ   := $(call obj,$(BENCH_SRC))
 # the test runner links the worker's pure parts, never its main
 WORKER_LIB_OBJ := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJ))
 
-# bin/ holds one variant at a time: relink when the variant changes
-VARIANT_STAMP := build/variant
-$(shell mkdir -p build; echo "$(BUILD) $(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(BUILD) $(CC)" > $(VARIANT_STAMP))
+# relink when the compiler changes
+VARIANT_STAMP := $(BUILD)/variant
+$(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
-BINS := bin/agentq-worker bin/agentq
+BINS := $(BINDIR)/agentq-worker $(BINDIR)/agentq
 .PHONY: all deps test run bench fuzz install clean check-deps
 all: $(BINS)
 
-bin/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
-	@mkdir -p bin
+$(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
-bin/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
-	@mkdir -p bin
+$(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
-bin/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
-	@mkdir -p bin
+$(BINDIR)/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
-bin/agentq-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
-	@mkdir -p bin
+$(BINDIR)/agentq-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
@@ -98,15 +101,15 @@ deps:
 
 # Everything: deps, build (plain and sanitized), all tests against a throwaway cluster.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all bin/agentq-test
-	$(Q)sh tests/run.sh $(TESTS)
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-test
+	$(Q)AQ_TEST_BIN=$(CURDIR)/$(BINDIR) sh tests/run.sh $(TESTS)
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh deploy/run.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all bin/agentq-bench
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench
 	$(Q)sh tests/bench.sh
 
 PREFIX ?= /usr/local

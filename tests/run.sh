@@ -15,7 +15,7 @@ if ! sh "$top/deploy/pg.sh" start "$work/pg" "$port" >/dev/null; then
     echo "run.sh: could not start PostgreSQL"; echo "0 passed, 1 failed"; exit 1
 fi
 sockhost=$(sh "$top/deploy/pg.sh" url "$work/pg" "$port" | sed 's/.*host=\([^ ]*\).*/\1/')
-export AQ_TEST_PGHOST="$sockhost" AQ_TEST_PGPORT="$port" AQ_TEST_BIN="$top/bin"
+export AQ_TEST_PGHOST="$sockhost" AQ_TEST_PGPORT="$port" AQ_TEST_BIN="${AQ_TEST_BIN:-$top/bin}"
 export AQ_TEST_LOGDIR="$work/logs"
 export AQ_TEST_PG_RESTART="sh '$top/deploy/pg.sh' restart '$work/pg' $port"
 export AQ_TEST_PG_STOP="sh '$top/deploy/pg.sh' stop '$work/pg'"

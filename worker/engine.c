@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #define MAX_CLAIM 1000
+#define MAX_ROUNDS_IN_FLIGHT 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
 
@@ -78,7 +79,8 @@ struct aq_engine {
     aq_pgloop *pg;
     uv_timer_t poll_timer, tick_timer, wake_timer, grace_timer;
     int ready;                 /* connected and statements prepared */
-    int round_inflight;
+    int round_inflight;        /* rounds sent and not yet answered (at most 2) */
+    int claiming;              /* slots asked for by claims in flight */
     int want_claim;
     unsigned wake_seq;
     aq_pool *pool;
@@ -372,7 +374,7 @@ static void on_prune(void *arg, PGresult *res)
     if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
         long n = atol(PQcmdTuples(res));
         if (n > 0) aq_info("worker", "pruned %ld finished jobs", n);
-        if (n >= atol(PRUNE_BATCH)) r->eng->next_prune = 0;   /* more to do: next round */
+        if (n >= atol(PRUNE_BATCH)) r->eng->next_prune = aq_now_mono_ms();   /* more to do */
     }
     on_step(arg, res);
 }
@@ -401,7 +403,8 @@ static void on_round_done(void *arg, PGresult *res)
 {
     round *r = arg;
     aq_engine *eng = r->eng;
-    eng->round_inflight = 0;
+    eng->round_inflight--;
+    eng->claiming -= r->claim_limit;
     if (!res) r->conn_lost = 1;
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
@@ -437,9 +440,13 @@ static void on_round_done(void *arg, PGresult *res)
         r->done = NULL;
     } else {
         arm_retry_wake(eng, r->done);
-        if (r->extend) eng->next_extend = aq_now_mono_ms() + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
-        if (r->rescue) eng->next_rescue = aq_now_mono_ms() + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
-        if (r->prune && eng->next_prune) eng->next_prune = aq_now_mono_ms() + 60000;
+    }
+    if (!r->setup && (r->failed || r->conn_lost)) {
+        /* maintenance it carried did not happen: due again (after a pause if refused) */
+        uint64_t again = aq_now_mono_ms() + (r->conn_lost ? 0 : 1000);
+        if (r->extend) eng->next_extend = again;
+        if (r->rescue) eng->next_rescue = again;
+        if (r->prune) eng->next_prune = again;
     }
     for (completion *c = r->done, *next; c; c = next) {
         next = c->next;
@@ -499,33 +506,54 @@ static void send_setup(aq_engine *eng)
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(eng->pg, statements[i].name, statements[i].sql, on_step, r);
     aq_pgloop_query(eng->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
-    eng->round_inflight = 1;
-    if (aq_pgloop_sync(eng->pg, on_round_done, r)) { eng->round_inflight = 0; free(r); }
+    eng->round_inflight++;
+    if (aq_pgloop_sync(eng->pg, on_round_done, r)) { eng->round_inflight--; free(r); }
 }
 
-/* Send one round if there is anything to send and none is in flight. */
+/* What the next round would carry; 0 when there is nothing to send. */
+static int round_has_work(aq_engine *eng, uint64_t now, int free_slots)
+{
+    return eng->done_head || (!eng->stopping && eng->want_claim && free_slots > 0) ||
+           (now >= eng->next_extend && !eng->finishing) || (now >= eng->next_rescue && !eng->stopping) ||
+           (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0);
+}
+
+/* Send a round if there is anything to send. Up to two rounds are in flight
+ * on the one connection, so the server is never idle while this process
+ * handles the previous answer; the setup round goes alone. */
 static void pump(aq_engine *eng)
 {
-    if (eng->round_inflight || !aq_pgloop_ready(eng->pg)) return;
+    if (!aq_pgloop_ready(eng->pg)) return;
     if (!eng->ready) {
-        if (aq_now_mono_ms() >= eng->next_extend) send_setup(eng);
+        if (!eng->round_inflight && aq_now_mono_ms() >= eng->next_extend) send_setup(eng);
         return;
     }
+    if (eng->round_inflight >= MAX_ROUNDS_IN_FLIGHT) return;
     uint64_t now = aq_now_mono_ms();
+    int free_slots = eng->opts.concurrency + eng->opts.prefetch - eng->held - eng->claiming;
+    if (!round_has_work(eng, now, free_slots)) return;
+
     round *r = aq_calloc(1, sizeof *r);
     r->eng = eng;
-    int sent = 0;
-    if (eng->done_head) { send_complete(eng, r); sent++; }
-
-    int free_slots = eng->opts.concurrency + eng->opts.prefetch - eng->held;
+    /* A round without completions changes nothing a client can observe that a
+     * crash could not undo anyway (a claim lost with the server leaves the job
+     * queued; at-least-once allows the rerun), so it does not wait for the WAL
+     * flush. Rounds that complete jobs stay fully synchronous. */
+    int async = !eng->done_head;
+    if (async) {
+        aq_pgloop_query(eng->pg, "BEGIN", 0, NULL, on_step, r);
+        aq_pgloop_query(eng->pg, "SET LOCAL synchronous_commit = off", 0, NULL, on_step, r);
+    } else {
+        send_complete(eng, r);
+    }
     if (!eng->stopping && eng->want_claim && free_slots > 0) {
         r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
         r->wake_seq = eng->wake_seq;
+        eng->claiming += r->claim_limit;
         char limit[16];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease};
         aq_pgloop_exec(eng->pg, "aq_claim", 4, p, on_claim, r);
-        sent++;
     }
     if (now >= eng->next_extend && !eng->finishing) {
         char running[16], done[24];
@@ -536,12 +564,12 @@ static void pump(aq_engine *eng)
         aq_pgloop_exec(eng->pg, "aq_extend", 2, pe, on_step, r);
         aq_pgloop_exec(eng->pg, "aq_heartbeat", 7, ph, on_step, r);
         r->extend = 1;
-        sent++;
+        eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
     }
     if (now >= eng->next_rescue && !eng->stopping) {
         aq_pgloop_exec(eng->pg, "aq_rescue", 0, NULL, on_rescue, r);
         r->rescue = 1;
-        sent++;
+        eng->next_rescue = now + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
     }
     if (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0) {
         char hours[24];
@@ -551,13 +579,14 @@ static void pump(aq_engine *eng)
         aq_pgloop_exec(eng->pg, "aq_prune", 1, pp, on_prune, r);
         aq_pgloop_exec(eng->pg, "aq_prune_workers", 1, pw, on_step, r);
         r->prune = 1;
-        sent++;
+        eng->next_prune = now + 60000;
     }
-    if (!sent) { free(r); return; }
-    eng->round_inflight = 1;
+    if (async) aq_pgloop_query(eng->pg, "COMMIT", 0, NULL, on_step, r);
+    eng->round_inflight++;
     if (aq_pgloop_sync(eng->pg, on_round_done, r)) {
-        /* connection dropped while sending: callbacks already ran with NULL */
-        eng->round_inflight = 0;
+        /* the connection dropped while sending: callbacks already ran with NULL */
+        eng->round_inflight--;
+        eng->claiming -= r->claim_limit;
         requeue_completions(eng, r->done, 0);
         free(r);
     }
@@ -644,7 +673,7 @@ static void on_bye(void *arg, PGresult *res)
 
 static void maybe_finish(aq_engine *eng)
 {
-    if (!eng->stopping || eng->finishing || eng->held > eng->abandoned || eng->ndone > 0 || eng->round_inflight)
+    if (!eng->stopping || eng->finishing || eng->held > eng->abandoned || eng->ndone > 0 || eng->round_inflight > 0)
         return;
     eng->finishing = 1;
     const char *p[] = {eng->id};
