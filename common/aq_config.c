@@ -24,6 +24,7 @@ static const var vars[] = {
     STR(log_level, "AGENTQ_LOG_LEVEL", "info", "debug, info, warn or error"),
     NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 1024, "handlers run at once per worker process (or --concurrency)"),
     NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
+    NUM(db_connections, "AGENTQ_DB_CONNECTIONS", "2", 1, 16, "database connections per worker process carrying claims and completions (the first also LISTENs)"),
     NUM(lease_seconds, "AGENTQ_LEASE_SECONDS", "30", 2, 86400, "lease on a running job; extended every third of it while the worker lives"),
     NUM(poll_ms, "AGENTQ_POLL_MS", "1000", 10, 3600000, "fallback poll interval when no NOTIFY arrives"),
     NUM(retry_base_ms, "AGENTQ_RETRY_BASE_MS", "1000", 1, 86400000, "first retry delay; doubles per attempt, with jitter"),

@@ -14,6 +14,7 @@ typedef struct aq_config {
     const char *log_level;
     long concurrency;
     long prefetch;
+    long db_connections;
     long lease_seconds;
     long poll_ms;
     long retry_base_ms;

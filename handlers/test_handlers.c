@@ -11,7 +11,8 @@
  *                  a table the test creates
  *   test_stamp     succeeds with {"started_us": wall clock at handler start}
  *   test_followup  {"count":N, "type":T}  enqueues N follow-up jobs of type T (noop)
- *   test_output    {"invalid_utf8":bool} succeeds with an output holding bad UTF-8
+ *   test_output    {"text":S, "invalid_utf8":bool} succeeds with {"text":S} (default "fine"),
+ *                  or with an output holding bad UTF-8
  */
 #include "aq_time.h"
 #include "handlers.h"
@@ -110,7 +111,9 @@ aq_job_status aq_handle_test_output(aq_ctx *ctx, const cJSON *input, cJSON **out
     *output = cJSON_CreateObject();
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "invalid_utf8")))
         cJSON_AddStringToObject(*output, "text", "bad \xff\xfe bytes");
-    else
-        cJSON_AddStringToObject(*output, "text", "fine");
+    else {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(input, "text");
+        cJSON_AddStringToObject(*output, "text", cJSON_IsString(text) ? text->valuestring : "fine");
+    }
     return AQ_JOB_OK;
 }

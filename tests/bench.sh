@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 # ---- knobs ----
 CONCURRENCY=8            # worker flags for the drain runs and the idle footprint
-PREFETCH=500
+PREFETCH=2000
+DB_CONNS=2               # database connections in total: 1 worker x 2, or 2 workers x 1
 DRAIN_JOBS=20000         # noop jobs per drain (and per batched pgbench run)
 RUNS=3                   # drain and batched-pgbench figures are medians of this many
 PGB_CLIENTS=4            # pgbench ceiling (a): claim/complete 100 at a time
@@ -112,7 +113,8 @@ PGB_TX=$((DRAIN_JOBS / PGB_BATCH / PGB_CLIENTS))
 D1=""; D2=""; S1=""; S2=""; PA=""; HWM_KB=0; FIRST=""
 for run in $(seq 1 "$RUNS"); do
     for w in 1 2; do
-        d=$($BENCH drain --jobs "$DRAIN_JOBS" --workers "$w" --log "$LOGS/drain-$w.log" -- $WORKER $WFLAGS)
+        d=$(AGENTQ_DB_CONNECTIONS=$((DB_CONNS / w)) $BENCH drain --jobs "$DRAIN_JOBS" --workers "$w" \
+            --log "$LOGS/drain-$w.log" -- $WORKER $WFLAGS)
         jps=$(kv "$d" jobs_per_s); secs=$(kv "$d" seconds); hwm=$(kv "$d" hwm_kb)
         [ "$hwm" -gt "$HWM_KB" ] && HWM_KB=$hwm
         FIRST="$FIRST $(kv "$d" first_claim_ms)"
@@ -234,7 +236,10 @@ change them mid-run. This run took $ELAPSED s.
 - **Drain.** \`agentq-bench drain\` empties \`jobs\`, inserts $DRAIN_JOBS \`noop\` jobs
   with one \`INSERT ... SELECT generate_series\`, runs \`VACUUM ANALYZE\` and
   \`CHECKPOINT\`, reads \`SELECT clock_timestamp()\`, then starts the workers
-  (\`agentq-worker $WFLAGS\`, default AGENTQ_POLL_MS). One persistent
+  (\`agentq-worker $WFLAGS\`, default AGENTQ_POLL_MS), with $DB_CONNS database
+  connections in all whatever the process count (\`AGENTQ_DB_CONNECTIONS=$DB_CONNS\` for one
+  worker, $((DB_CONNS / 2)) each for two): on two cores more server processes only contend.
+  One persistent
   connection polls \`SELECT count(*) FROM jobs WHERE status IN ('queued','running')\` every 10 ms;
   when it reaches 0, drain = max(finished_at) − the start stamp, both from the
   database clock, so worker startup is included and poll spacing is not.

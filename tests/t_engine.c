@@ -50,6 +50,23 @@ static void lifecycle_success(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+static void output_survives_quoting(void)
+{
+    pid_t w = th_worker(NULL, FAST);
+    /* quotes, backslashes, braces, commas, NULL-looking text, non-ASCII */
+    const char *in = "{\"text\": \"a \\\"quoted\\\" \\\\ back{slash}, NULL \u00e9\u20ac \\n\"}";
+    long long id = enqueue("test_output", in);
+    long long many[20];
+    for (int i = 0; i < 20; i++) many[i] = enqueue("test_output", in);
+    CHECK(wait_status(id, "succeeded", 10000));
+    for (int i = 0; i < 20; i++) CHECK(wait_status(many[i], "succeeded", 10000));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE output->'text' = input->'text'", NULL), 21);
+    char *t = th_str("SELECT output->>'text' FROM jobs WHERE id = $1", num(id), NULL);
+    CHECK_STR(t, "a \"quoted\" \\ back{slash}, NULL \xc3\xa9\xe2\x82\xac \n");
+    free(t);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 static void retry_then_success(void)
 {
     pid_t w = th_worker(NULL, FAST);
@@ -300,6 +317,7 @@ static void three_workers_drain_5000(void)
 
 const th_test th_engine_tests[] = {
     {"engine_lifecycle_success", lifecycle_success, 30, 1},
+    {"engine_output_quoting", output_survives_quoting, 30, 1},
     {"engine_retry_then_success", retry_then_success, 30, 1},
     {"engine_retries_exhausted", retries_exhausted, 30, 1},
     {"engine_permanent_failure", permanent_failure, 30, 1},

@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define MAX_CLAIM 1000
-#define MAX_ROUNDS_IN_FLIGHT 2
+#define MAX_ROUNDS_PER_CONN 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
 
@@ -60,10 +60,22 @@ typedef struct completion {
     struct completion *next;
 } completion;
 
+/* One database connection of the engine, with its own rounds in flight. */
+typedef struct conn {
+    struct aq_engine *eng;
+    aq_pgloop *pg;
+    int index;                 /* 0 also LISTENs */
+    int ready;                 /* connected and statements prepared */
+    int inflight;              /* its rounds not yet answered */
+    uint64_t setup_at;         /* when to (re)try preparing */
+} conn;
+
 typedef struct round {
     struct aq_engine *eng;
+    conn *c;
     completion *done;        /* sent in this round; freed or put back */
     int ndone;
+    int nsucceed, ncomplete; /* of those, sent by SQL_SUCCEED / SQL_COMPLETE */
     int claim_limit;
     unsigned wake_seq;
     int extend, rescue, prune, setup;
@@ -76,10 +88,10 @@ struct aq_engine {
     const aq_config *cfg;
     aq_engine_opts opts;
     char id[128], host[64], pidstr[16], lease[16], conc[16];
-    aq_pgloop *pg;
+    conn *conns;
+    int nconns;
     uv_timer_t poll_timer, tick_timer, wake_timer, grace_timer;
-    int ready;                 /* connected and statements prepared */
-    int round_inflight;        /* rounds sent and not yet answered (at most 2) */
+    int round_inflight;        /* rounds sent and not yet answered, all connections */
     int claiming;              /* slots asked for by claims in flight */
     int want_claim;
     unsigned wake_seq;
@@ -122,6 +134,15 @@ static const char SQL_COMPLETE[] =
     " started_at = CASE WHEN c.u = 1 THEN NULL ELSE j.started_at END,"
     " locked_by = NULL, locked_until = NULL"
     " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, a int, s text, o jsonb, e text, d bigint, u int)"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.attempts = c.a"
+    " RETURNING j.id";
+
+/* The common case, successes, without JSON parsing on the server: about
+ * half the server time per row of SQL_COMPLETE (measured: 4 vs 10 us). */
+static const char SQL_SUCCEED[] =
+    "UPDATE jobs j SET status = 'succeeded', output = c.o, finished_at = now(),"
+    " locked_by = NULL, locked_until = NULL"
+    " FROM unnest($2::bigint[], $3::int[], $4::jsonb[]) AS c(id, a, o)"
     " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.attempts = c.a"
     " RETURNING j.id";
 
@@ -168,7 +189,8 @@ static const char SQL_PRUNE_WORKERS[] =
 static const char SQL_BYE[] = "DELETE FROM workers WHERE id = $1";
 
 static const struct { const char *name, *sql; } statements[] = {
-    {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_followup", SQL_FOLLOWUP},
+    {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_succeed", SQL_SUCCEED},
+    {"aq_followup", SQL_FOLLOWUP},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
 };
@@ -331,21 +353,23 @@ static void on_claim(void *arg, PGresult *res)
 
 /* ---- the round ---- */
 
-static void on_complete(void *arg, PGresult *res)
+static void completed(round *r, PGresult *res, int sent)
 {
-    round *r = arg;
     if (!res) return;
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK) {
-        int fenced = r->ndone - PQntuples(res);
+        int fenced = sent - PQntuples(res);
         if (fenced > 0)
             aq_warn("worker", "%d of %d completions were fenced out (lease lost to another worker)",
-                    fenced, r->ndone);
+                    fenced, sent);
         return;
     }
     r->failed = 1;
-    snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
+    if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
 }
+
+static void on_complete(void *arg, PGresult *res) { completed(arg, res, ((round *)arg)->ncomplete); }
+static void on_succeed(void *arg, PGresult *res) { completed(arg, res, ((round *)arg)->nsucceed); }
 
 static void on_step(void *arg, PGresult *res)
 {
@@ -404,15 +428,16 @@ static void on_round_done(void *arg, PGresult *res)
     round *r = arg;
     aq_engine *eng = r->eng;
     eng->round_inflight--;
+    r->c->inflight--;
     eng->claiming -= r->claim_limit;
     if (!res) r->conn_lost = 1;
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
-            eng->ready = 1;
+            r->c->ready = 1;
             eng->want_claim = 1;
         } else if (!r->conn_lost) {
             aq_error("worker", "preparing statements failed: %s (is the schema migrated?)", r->errmsg);
-            eng->next_extend = aq_now_mono_ms() + 2000;
+            r->c->setup_at = aq_now_mono_ms() + 2000;
         }
     } else if (r->failed || r->conn_lost) {
         /* the whole transaction rolled back: resend everything it carried */
@@ -457,12 +482,31 @@ static void on_round_done(void *arg, PGresult *res)
     maybe_finish(eng);
 }
 
+/* Append s to a Postgres array literal as one element (NULL when s is). */
+static void add_array_elem(aq_buf *b, const char *s)
+{
+    if (b->len > 1) aq_buf_adds(b, ",");
+    if (!s) { aq_buf_adds(b, "NULL"); return; }
+    aq_buf_adds(b, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') aq_buf_add(b, "\\", 1);
+        aq_buf_add(b, p, 1);
+    }
+    aq_buf_adds(b, "\"");
+}
+
 static void send_complete(aq_engine *eng, round *r)
 {
-    aq_buf params, follow;
+    aq_buf params, follow, ids, attempts, outputs;
     aq_buf_init(&params);
     aq_buf_init(&follow);
+    aq_buf_init(&ids);
+    aq_buf_init(&attempts);
+    aq_buf_init(&outputs);
     aq_buf_adds(&params, "[");
+    aq_buf_adds(&ids, "{");
+    aq_buf_adds(&attempts, "{");
+    aq_buf_adds(&outputs, "{");
     completion **tail = &r->done;
     int only_one = eng->done_head && eng->done_head->isolate;
     while (eng->done_head && r->ndone < MAX_COMPLETE) {
@@ -474,40 +518,62 @@ static void send_complete(aq_engine *eng, round *r)
         c->next = NULL;
         *tail = c;
         tail = &c->next;
-        aq_buf_addf(&params, "%s{\"id\":%lld,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"u\":%d",
-                    r->ndone++ ? "," : "", (long long)c->id, c->attempt, c->status, c->delay_ms,
-                    c->undo_attempt);
-        if (c->output) { aq_buf_adds(&params, ",\"o\":"); aq_buf_adds(&params, c->output); }
-        if (c->error) { aq_buf_adds(&params, ",\"e\":"); aq_buf_add_json_str(&params, c->error); }
-        aq_buf_adds(&params, "}");
+        r->ndone++;
+        if (c->status[0] == 's' && !c->error) {
+            aq_buf_addf(&ids, "%s%lld", r->nsucceed ? "," : "", (long long)c->id);
+            aq_buf_addf(&attempts, "%s%d", r->nsucceed ? "," : "", c->attempt);
+            add_array_elem(&outputs, c->output);
+            r->nsucceed++;
+        } else {
+            aq_buf_addf(&params, "%s{\"id\":%lld,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"u\":%d",
+                        r->ncomplete++ ? "," : "", (long long)c->id, c->attempt, c->status, c->delay_ms,
+                        c->undo_attempt);
+            if (c->output) { aq_buf_adds(&params, ",\"o\":"); aq_buf_adds(&params, c->output); }
+            if (c->error) { aq_buf_adds(&params, ",\"e\":"); aq_buf_add_json_str(&params, c->error); }
+            aq_buf_adds(&params, "}");
+        }
         if (c->followups && c->status[0] != 'q') {
             aq_buf_adds(&follow, follow.len ? "," : "[");
             aq_buf_add(&follow, c->followups + 1, strlen(c->followups) - 2);  /* strip [ ] */
         }
     }
     aq_buf_adds(&params, "]");
-    const char *p[] = {eng->id, params.p};
-    aq_pgloop_exec(eng->pg, "aq_complete", 2, p, on_complete, r);
+    aq_buf_adds(&ids, "}");
+    aq_buf_adds(&attempts, "}");
+    aq_buf_adds(&outputs, "}");
+    if (r->nsucceed) {
+        const char *p[] = {eng->id, ids.p, attempts.p, outputs.p};
+        aq_pgloop_exec(r->c->pg, "aq_succeed", 4, p, on_succeed, r);
+    }
+    if (r->ncomplete) {
+        const char *p[] = {eng->id, params.p};
+        aq_pgloop_exec(r->c->pg, "aq_complete", 2, p, on_complete, r);
+    }
     if (follow.len) {
         aq_buf_adds(&follow, "]");
         const char *fp[] = {follow.p};
-        aq_pgloop_exec(eng->pg, "aq_followup", 1, fp, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_followup", 1, fp, on_step, r);
     }
     aq_buf_dispose(&params);
     aq_buf_dispose(&follow);
+    aq_buf_dispose(&ids);
+    aq_buf_dispose(&attempts);
+    aq_buf_dispose(&outputs);
 }
 
-static void send_setup(aq_engine *eng)
+static void send_setup(conn *c)
 {
     round *r = aq_calloc(1, sizeof *r);
-    r->eng = eng;
+    r->eng = c->eng;
+    r->c = c;
     r->setup = 1;
-    aq_pgloop_query(eng->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
+    aq_pgloop_query(c->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
-        aq_pgloop_prepare(eng->pg, statements[i].name, statements[i].sql, on_step, r);
-    aq_pgloop_query(eng->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
-    eng->round_inflight++;
-    if (aq_pgloop_sync(eng->pg, on_round_done, r)) { eng->round_inflight--; free(r); }
+        aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
+    if (c->index == 0) aq_pgloop_query(c->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
+    c->inflight++;
+    c->eng->round_inflight++;
+    if (aq_pgloop_sync(c->pg, on_round_done, r)) { c->inflight--; c->eng->round_inflight--; free(r); }
 }
 
 /* What the next round would carry; 0 when there is nothing to send. */
@@ -518,31 +584,32 @@ static int round_has_work(aq_engine *eng, uint64_t now, int free_slots)
            (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0);
 }
 
-/* Send a round if there is anything to send. Up to two rounds are in flight
- * on the one connection, so the server is never idle while this process
- * handles the previous answer; the setup round goes alone. */
-static void pump(aq_engine *eng)
+/* Send a round on c if there is anything to send. Up to two rounds are in
+ * flight per connection, so its server process is never idle while this one
+ * handles the previous answer; the setup round goes alone. Returns 1 if sent. */
+static int pump_conn(aq_engine *eng, conn *c)
 {
-    if (!aq_pgloop_ready(eng->pg)) return;
-    if (!eng->ready) {
-        if (!eng->round_inflight && aq_now_mono_ms() >= eng->next_extend) send_setup(eng);
-        return;
+    if (!aq_pgloop_ready(c->pg)) return 0;
+    if (!c->ready) {
+        if (!c->inflight && aq_now_mono_ms() >= c->setup_at) send_setup(c);
+        return 0;
     }
-    if (eng->round_inflight >= MAX_ROUNDS_IN_FLIGHT) return;
+    if (c->inflight >= MAX_ROUNDS_PER_CONN) return 0;
     uint64_t now = aq_now_mono_ms();
     int free_slots = eng->opts.concurrency + eng->opts.prefetch - eng->held - eng->claiming;
-    if (!round_has_work(eng, now, free_slots)) return;
+    if (!round_has_work(eng, now, free_slots)) return 0;
 
     round *r = aq_calloc(1, sizeof *r);
     r->eng = eng;
+    r->c = c;
     /* A round without completions changes nothing a client can observe that a
      * crash could not undo anyway (a claim lost with the server leaves the job
      * queued; at-least-once allows the rerun), so it does not wait for the WAL
      * flush. Rounds that complete jobs stay fully synchronous. */
     int async = !eng->done_head;
     if (async) {
-        aq_pgloop_query(eng->pg, "BEGIN", 0, NULL, on_step, r);
-        aq_pgloop_query(eng->pg, "SET LOCAL synchronous_commit = off", 0, NULL, on_step, r);
+        aq_pgloop_query(r->c->pg, "BEGIN", 0, NULL, on_step, r);
+        aq_pgloop_query(r->c->pg, "SET LOCAL synchronous_commit = off", 0, NULL, on_step, r);
     } else {
         send_complete(eng, r);
     }
@@ -553,7 +620,7 @@ static void pump(aq_engine *eng)
         char limit[16];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease};
-        aq_pgloop_exec(eng->pg, "aq_claim", 4, p, on_claim, r);
+        aq_pgloop_exec(r->c->pg, "aq_claim", 4, p, on_claim, r);
     }
     if (now >= eng->next_extend && !eng->finishing) {
         char running[16], done[24];
@@ -561,13 +628,13 @@ static void pump(aq_engine *eng)
         snprintf(done, sizeof done, "%lld", eng->jobs_done);
         const char *pe[] = {eng->id, eng->lease};
         const char *ph[] = {eng->id, eng->host, eng->pidstr, eng->opts.queues, eng->conc, running, done};
-        aq_pgloop_exec(eng->pg, "aq_extend", 2, pe, on_step, r);
-        aq_pgloop_exec(eng->pg, "aq_heartbeat", 7, ph, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_extend", 2, pe, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_heartbeat", 7, ph, on_step, r);
         r->extend = 1;
         eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
     }
     if (now >= eng->next_rescue && !eng->stopping) {
-        aq_pgloop_exec(eng->pg, "aq_rescue", 0, NULL, on_rescue, r);
+        aq_pgloop_exec(r->c->pg, "aq_rescue", 0, NULL, on_rescue, r);
         r->rescue = 1;
         eng->next_rescue = now + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
     }
@@ -576,29 +643,43 @@ static void pump(aq_engine *eng)
         snprintf(hours, sizeof hours, "%ld", eng->cfg->retention_hours);
         const char *pp[] = {hours};
         const char *pw[] = {eng->lease};
-        aq_pgloop_exec(eng->pg, "aq_prune", 1, pp, on_prune, r);
-        aq_pgloop_exec(eng->pg, "aq_prune_workers", 1, pw, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_prune", 1, pp, on_prune, r);
+        aq_pgloop_exec(r->c->pg, "aq_prune_workers", 1, pw, on_step, r);
         r->prune = 1;
         eng->next_prune = now + 60000;
     }
-    if (async) aq_pgloop_query(eng->pg, "COMMIT", 0, NULL, on_step, r);
+    if (async) aq_pgloop_query(c->pg, "COMMIT", 0, NULL, on_step, r);
     eng->round_inflight++;
-    if (aq_pgloop_sync(eng->pg, on_round_done, r)) {
+    c->inflight++;
+    if (aq_pgloop_sync(c->pg, on_round_done, r)) {
         /* the connection dropped while sending: callbacks already ran with NULL */
         eng->round_inflight--;
+        c->inflight--;
         eng->claiming -= r->claim_limit;
         requeue_completions(eng, r->done, 0);
         free(r);
+        return 0;
     }
+    return 1;
+}
+
+/* Offer work to every connection, the least busy first. */
+static void pump(aq_engine *eng)
+{
+    for (int busy = 0; busy < MAX_ROUNDS_PER_CONN; busy++)
+        for (int i = 0; i < eng->nconns; i++)
+            if (eng->conns[i].inflight == busy || !eng->conns[i].ready) pump_conn(eng, &eng->conns[i]);
 }
 
 /* ---- events ---- */
 
 static void on_pg_state(void *arg, int connected)
 {
-    aq_engine *eng = arg;
-    eng->ready = 0;
+    conn *c = arg;
+    aq_engine *eng = c->eng;
+    c->ready = 0;
     if (connected) {
+        c->setup_at = 0;
         eng->next_extend = 0;
         eng->next_rescue = 0;
         pump(eng);
@@ -607,7 +688,7 @@ static void on_pg_state(void *arg, int connected)
 
 static void on_notify(void *arg, const PGnotify *n)
 {
-    aq_engine *eng = arg;
+    aq_engine *eng = ((conn *)arg)->eng;
     eng->wake_seq++;
     eng->want_claim = 1;
     pump(eng);
@@ -659,7 +740,7 @@ static void exit_now(aq_engine *eng)
     uv_close((uv_handle_t *)&eng->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->wake_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->grace_timer, on_handle_closed);
-    aq_pgloop_close(eng->pg);
+    for (int i = 0; i < eng->nconns; i++) aq_pgloop_close(eng->conns[i].pg);
     aq_pool_close(eng->pool);
     eng->on_exit(eng->exit_arg);
 }
@@ -677,8 +758,13 @@ static void maybe_finish(aq_engine *eng)
         return;
     eng->finishing = 1;
     const char *p[] = {eng->id};
-    if (aq_pgloop_exec(eng->pg, "aq_bye", 1, p, NULL, NULL) || aq_pgloop_sync(eng->pg, on_bye, eng))
-        exit_now(eng);
+    for (int i = 0; i < eng->nconns; i++) {
+        aq_pgloop *pg = eng->conns[i].pg;
+        if (eng->conns[i].ready && !aq_pgloop_exec(pg, "aq_bye", 1, p, NULL, NULL) &&
+            !aq_pgloop_sync(pg, on_bye, eng))
+            return;
+    }
+    exit_now(eng);
 }
 
 static void abandon(void *arg, aq_jobrun *jr)
@@ -744,8 +830,15 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
     snprintf(eng->id, sizeof eng->id, "%s:%d:%08x", eng->host, (int)getpid(), randombytes_random());
     snprintf(eng->lease, sizeof eng->lease, "%ld", cfg->lease_seconds);
     snprintf(eng->conc, sizeof eng->conc, "%d", opts->concurrency);
-    aq_pgloop_callbacks cb = {on_pg_state, on_notify, eng};
-    eng->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
+    eng->nconns = opts->connections > 0 ? opts->connections : 1;
+    eng->conns = aq_calloc((size_t)eng->nconns, sizeof *eng->conns);
+    for (int i = 0; i < eng->nconns; i++) {
+        conn *c = &eng->conns[i];
+        c->eng = eng;
+        c->index = i;
+        aq_pgloop_callbacks cb = {on_pg_state, on_notify, c};
+        c->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
+    }
     eng->pool = aq_pool_create(loop, opts->concurrency, cfg, on_pool_done, eng);
     uv_timer_init(loop, &eng->poll_timer);
     uv_timer_init(loop, &eng->tick_timer);
@@ -757,11 +850,12 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
 
 void aq_engine_start(aq_engine *eng)
 {
-    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, lease %ld s",
-            eng->id, eng->opts.queues, eng->opts.concurrency, eng->opts.prefetch, eng->cfg->lease_seconds);
+    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, %d connection(s), lease %ld s",
+            eng->id, eng->opts.queues, eng->opts.concurrency, eng->opts.prefetch, eng->nconns,
+            eng->cfg->lease_seconds);
     uv_timer_start(&eng->poll_timer, on_poll_timer, (uint64_t)eng->cfg->poll_ms, (uint64_t)eng->cfg->poll_ms);
     uv_timer_start(&eng->tick_timer, on_tick, 1000, 1000);
-    aq_pgloop_start(eng->pg);
+    for (int i = 0; i < eng->nconns; i++) aq_pgloop_start(eng->conns[i].pg);
 }
 
 const char *aq_engine_id(const aq_engine *eng) { return eng->id; }

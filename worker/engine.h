@@ -13,6 +13,7 @@ typedef struct aq_engine_opts {
     int concurrency;            /* handlers at once (thread pool size) */
     int prefetch;               /* claimed jobs held beyond those running */
     const char *queues;         /* Postgres array literal, e.g. {default,mail} */
+    int connections;            /* database connections carrying rounds (>= 1) */
 } aq_engine_opts;
 
 /* cfg must outlive the engine. on_exit runs once shutdown has finished. */

@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
-    aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit};
+    aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit, (int)cfg.db_connections};
     engine = aq_engine_create(loop, &cfg, &opts, on_exit_cb, loop);
     uv_signal_t sigterm, sigint;
     uv_signal_init(loop, &sigterm);
