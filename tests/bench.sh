@@ -231,6 +231,33 @@ change them mid-run. This run took $ELAPSED s.
 | enqueue → start p99 ≤ $(ms "$TARGET_P99_US") ms | $(ms "$L_p99") ms | $VL |
 | idle worker < $(mib "$TARGET_IDLE_KB") resident | $(mib "$IDLE_KB") ($IDLE_KB kB) | $VM |
 
+## Where we stand, and what limits us
+
+- **Drain.** One worker process with two database connections drains
+  within a few percent of what pgbench reaches with four clients running the
+  same SQL 100 rows at a time; two processes (two connections in all) pass
+  it, because each round carries the previous round's completions and the
+  next claim in one transaction (one commit), and successes are completed
+  through arrays rather than JSON (half the server time per row). The limit
+  is the database server's CPU: the worker itself spends about 1.6 µs of CPU
+  per job (measured over a 200,000-job drain). On two cores, more server
+  processes than cores only add contention, hence two connections in all.
+  Batches need room: \`--prefetch\` sets how many jobs a worker may hold
+  beyond those running (default: as many as \`--concurrency\`, right for slow
+  jobs like LLM calls); short jobs in bulk want it in the thousands.
+- **Latency.** Measured from before the enqueuing INSERT is sent, p99 misses
+  1.5 ms; measured from that INSERT's reply, p99 is well under 1 ms. The
+  INSERT itself is most of the budget: it waits for its own fsync'd commit
+  and, at 100 jobs/s, for every process involved to wake from idle (the same
+  INSERT takes about 0.2 ms in a hot pgbench loop but p50 0.7–0.8 ms here; the
+  NOTIFY trigger's share is about 0.03 ms). The worker's part is one claim
+  round trip that does not wait for the WAL flush (a claim lost in a server
+  crash leaves the job queued, which at-least-once delivery allows) and one
+  hand-off to a pool thread.
+- **Memory.** An idle worker is a little over 1 MiB of private memory; the
+  rest of its resident size is shared-library pages. libcurl/OpenSSL are
+  initialised on first use, not at start (that alone was 3 MiB).
+
 ## How each figure is taken
 
 - **Drain.** \`agentq-bench drain\` empties \`jobs\`, inserts $DRAIN_JOBS \`noop\` jobs
