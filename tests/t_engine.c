@@ -302,8 +302,14 @@ static void three_workers_drain_5000(void)
 {
     th_exec("INSERT INTO jobs (job_type) SELECT 'test_record' FROM generate_series(1, 5000)", NULL);
     const char *const args[] = {"--concurrency", "8", NULL};
+    /* one, two and three database connections per process */
+    const char *const env[3][4] = {
+        {"AGENTQ_RETRY_BASE_MS=20", "AGENTQ_POLL_MS=100", "AGENTQ_DB_CONNECTIONS=1", NULL},
+        {"AGENTQ_RETRY_BASE_MS=20", "AGENTQ_POLL_MS=100", "AGENTQ_DB_CONNECTIONS=2", NULL},
+        {"AGENTQ_RETRY_BASE_MS=20", "AGENTQ_POLL_MS=100", "AGENTQ_DB_CONNECTIONS=3", NULL},
+    };
     pid_t w[3];
-    for (int i = 0; i < 3; i++) w[i] = th_worker(args, FAST);
+    for (int i = 0; i < 3; i++) w[i] = th_worker(args, env[i]);
     CHECK(th_wait_int(5000, 120000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status <> 'succeeded'", NULL), 0);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE attempts <> 1", NULL), 0);
@@ -313,6 +319,43 @@ static void three_workers_drain_5000(void)
     CHECK_INT(th_int("SELECT count(*) FROM test_executions t JOIN test_executions u ON t.job_id = u.job_id"
                      " AND t.ctid <> u.ctid", NULL), 0);
     for (int i = 0; i < 3; i++) CHECK_INT(th_stop(w[i], SIGTERM, 15000), 0);
+}
+
+static void retention_prunes_old_finished_jobs(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status, finished_at) VALUES"
+            " ('noop', 'succeeded', now() - interval '200 hours'),"
+            " ('noop', 'cancelled', now() - interval '200 hours'),"
+            " ('noop', 'failed',    now() - interval '200 hours'),"
+            " ('noop', 'succeeded', now() - interval '100 hours')", NULL);
+    pid_t w = th_worker(NULL, FAST);   /* default retention: 168 hours */
+    CHECK(th_wait_int(2, 10000, "SELECT count(*) FROM jobs", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 1);   /* dead letters stay */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE finished_at > now() - interval '101 hours'", NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+static void crash_loop_ends_failed(void)
+{
+    /* a job that kills its worker every time: after max_attempts it is failed
+     * without being run again, instead of taking workers down forever */
+    long long id = th_int("INSERT INTO jobs (job_type, max_attempts) VALUES ('test_crash', 2) RETURNING id", NULL);
+    const char *const env[] = {"AGENTQ_LEASE_SECONDS=2", "AGENTQ_POLL_MS=100", NULL};
+    int crashes = 0;
+    for (int i = 0; i < 6; i++) {
+        pid_t w = th_worker(NULL, env);
+        for (int t = 0; t < 200 && th_alive(w); t++) {
+            if (th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL) == 1) break;
+            th_sleep_ms(50);
+        }
+        if (th_alive(w)) { CHECK_INT(th_stop(w, SIGTERM, 10000), 0); break; }
+        crashes++;
+    }
+    CHECK_INT(crashes, 2);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL), 1);
+    char *err = th_str("SELECT last_error FROM jobs WHERE id = $1", num(id), NULL);
+    CHECK_CONTAINS(err, "gave up after 2 attempts: lease expired");
+    free(err);
 }
 
 const th_test th_engine_tests[] = {
@@ -332,6 +375,8 @@ const th_test th_engine_tests[] = {
     {"engine_handler_timeout", handler_timeout_retries_and_frees_the_job, 40, 1},
     {"engine_bad_flags", bad_flags_exit_2, 30, 1},
     {"engine_migrate_concurrent", migrate_twice_concurrently, 30, 1},
+    {"engine_retention_prune", retention_prunes_old_finished_jobs, 30, 1},
+    {"engine_crash_loop_ends_failed", crash_loop_ends_failed, 90, 1},
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {0},
 };
