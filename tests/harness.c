@@ -27,6 +27,15 @@ void th_fail(const char *file, int line, const char *fmt, ...)
 }
 
 void th_sleep_ms(long ms) { aq_sleep_ms(ms); }
+
+const char *th_num(long long v)
+{
+    static char buf[8][32];
+    static int i;
+    char *b = buf[i++ % 8];
+    snprintf(b, 32, "%lld", v);
+    return b;
+}
 const char *th_db_url(void) { return th_url; }
 
 PGconn *th_db(void)

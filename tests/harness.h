@@ -29,6 +29,8 @@ void th_fail(const char *file, int line, const char *fmt, ...) __attribute__((fo
     if (!h_ || !strstr(h_, n_)) th_fail(__FILE__, __LINE__, "%s contains \"%s\": got \"%s\"", \
         #hay, n_, h_ ? h_ : "(null)"); } while (0)
 
+/* v as a decimal string, for SQL parameters (eight rotating static buffers) */
+const char *th_num(long long v);
 /* conninfo of this test's own database */
 const char *th_db_url(void);
 /* a connection to it (opened on first use) */

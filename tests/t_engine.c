@@ -9,15 +9,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static const char *num(long long v)
-{
-    static char buf[8][32];
-    static int i;
-    char *b = buf[i++ % 8];
-    snprintf(b, 32, "%lld", v);
-    return b;
-}
-
 static long long enqueue(const char *type, const char *input)
 {
     return th_int("INSERT INTO jobs (job_type, input) VALUES ($1, $2) RETURNING id", type, input, NULL);
@@ -25,12 +16,12 @@ static long long enqueue(const char *type, const char *input)
 
 static int wait_status(long long id, const char *status, int ms)
 {
-    return th_wait_int(1, ms, "SELECT count(*) FROM jobs WHERE id = $1 AND status = $2", num(id), status, NULL);
+    return th_wait_int(1, ms, "SELECT count(*) FROM jobs WHERE id = $1 AND status = $2", th_num(id), status, NULL);
 }
 
 static char *job_field(long long id, const char *expr_sql)
 {
-    return th_str(expr_sql, num(id), NULL);
+    return th_str(expr_sql, th_num(id), NULL);
 }
 
 static const char *const FAST[] = {"AGENTQ_RETRY_BASE_MS=20", "AGENTQ_POLL_MS=100", NULL};
@@ -43,10 +34,10 @@ static void lifecycle_success(void)
     char *out = job_field(id, "SELECT output->>'text' FROM jobs WHERE id = $1");
     CHECK_STR(out, "fine");
     free(out);
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL"
                      " AND finished_at >= started_at AND locked_by IS NULL AND locked_until IS NULL",
-                     num(id), NULL), 1);
+                     th_num(id), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -61,7 +52,7 @@ static void output_survives_quoting(void)
     CHECK(wait_status(id, "succeeded", 10000));
     for (int i = 0; i < 20; i++) CHECK(wait_status(many[i], "succeeded", 10000));
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE output->'text' = input->'text'", NULL), 21);
-    char *t = th_str("SELECT output->>'text' FROM jobs WHERE id = $1", num(id), NULL);
+    char *t = th_str("SELECT output->>'text' FROM jobs WHERE id = $1", th_num(id), NULL);
     CHECK_STR(t, "a \"quoted\" \\ back{slash}, NULL \xc3\xa9\xe2\x82\xac \n");
     free(t);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
@@ -72,8 +63,8 @@ static void retry_then_success(void)
     pid_t w = th_worker(NULL, FAST);
     long long id = enqueue("test_fail", "{\"fail_times\": 2, \"message\": \"flaky\"}");
     CHECK(wait_status(id, "succeeded", 15000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 3);
-    CHECK_INT(th_int("SELECT (output->>'attempts')::int FROM jobs WHERE id = $1", num(id), NULL), 3);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 3);
+    CHECK_INT(th_int("SELECT (output->>'attempts')::int FROM jobs WHERE id = $1", th_num(id), NULL), 3);
     char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
     CHECK_STR(err, "flaky (attempt 2)");   /* the last failure is kept for the record */
     free(err);
@@ -86,11 +77,11 @@ static void retries_exhausted(void)
     long long id = th_int("INSERT INTO jobs (job_type, input, max_attempts) VALUES"
                           " ('test_fail', '{\"fail_times\": -1, \"message\": \"always\"}', 3) RETURNING id", NULL);
     CHECK(wait_status(id, "failed", 15000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 3);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 3);
     char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
     CHECK_STR(err, "always (attempt 3) (gave up after 3 attempts)");
     free(err);
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND finished_at IS NOT NULL", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND finished_at IS NOT NULL", th_num(id), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -99,7 +90,7 @@ static void permanent_failure(void)
     pid_t w = th_worker(NULL, FAST);
     long long id = enqueue("test_fail", "{\"fail_times\": 5, \"permanent\": true, \"message\": \"bad request\"}");
     CHECK(wait_status(id, "failed", 10000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 1);
     char *err = job_field(id, "SELECT last_error FROM jobs WHERE id = $1");
     CHECK_STR(err, "bad request (attempt 1)");
     free(err);
@@ -113,7 +104,7 @@ static void retry_after_is_honoured(void)
     CHECK(wait_status(id, "succeeded", 10000));
     /* the second attempt was claimed no sooner than 700 ms after the first */
     CHECK_INT(th_int("SELECT (started_at - created_at >= interval '700 ms')::int FROM jobs WHERE id = $1",
-                     num(id), NULL), 1);
+                     th_num(id), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -137,7 +128,7 @@ static void malformed_input_fails_job_not_worker(void)
     };
     for (int i = 0; i < 5; i++) {
         CHECK(wait_status(want[i].id, "failed", 10000));
-        CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(want[i].id), NULL), 1);
+        CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(want[i].id), NULL), 1);
         char *err = job_field(want[i].id, "SELECT last_error FROM jobs WHERE id = $1");
         CHECK_CONTAINS(err, want[i].err);
         free(err);
@@ -166,7 +157,7 @@ static void priority_and_run_at_order(void)
     CHECK_STR(order, want);
     free(order);
     CHECK_INT(th_int("SELECT (t.started_at >= j.run_at)::int FROM test_executions t JOIN jobs j"
-                     " ON j.id = t.job_id WHERE j.id = $1", num(c), NULL), 1);
+                     " ON j.id = t.job_id WHERE j.id = $1", th_num(c), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -193,10 +184,10 @@ static void followups_in_completion_transaction(void)
     CHECK(wait_status(p, "succeeded", 10000));
     CHECK(wait_status(q, "succeeded", 10000));
     CHECK(th_wait_int(5, 10000, "SELECT count(*) FROM jobs WHERE parent_id IS NOT NULL AND status = 'succeeded'", NULL));
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1 AND job_type = 'noop'", num(p), NULL), 3);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1 AND job_type = 'noop'", th_num(p), NULL), 3);
     /* the first attempt's follow-ups were discarded with its retry: 2, not 4 */
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1", num(q), NULL), 2);
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(q), NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1", th_num(q), NULL), 2);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(q), NULL), 2);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -215,16 +206,16 @@ static void heartbeat_row_lives_with_worker(void)
 {
     const char *const args[] = {"--concurrency", "3", "--queues", "default,mail", NULL};
     pid_t w = th_worker(args, FAST);
-    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers WHERE pid = $1", num(w), NULL));
-    CHECK_INT(th_int("SELECT concurrency FROM workers WHERE pid = $1", num(w), NULL), 3);
-    char *q = th_str("SELECT array_to_string(queues, ',') FROM workers WHERE pid = $1", num(w), NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers WHERE pid = $1", th_num(w), NULL));
+    CHECK_INT(th_int("SELECT concurrency FROM workers WHERE pid = $1", th_num(w), NULL), 3);
+    char *q = th_str("SELECT array_to_string(queues, ',') FROM workers WHERE pid = $1", th_num(w), NULL);
     CHECK_STR(q, "default,mail");
     free(q);
     long long id = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'mail') RETURNING id", NULL);
     long long other = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'elsewhere') RETURNING id", NULL);
     CHECK(wait_status(id, "succeeded", 10000));
     th_sleep_ms(300);
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", num(other), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", th_num(other), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
     CHECK_INT(th_int("SELECT count(*) FROM workers", NULL), 0);   /* removed on a clean exit */
 }
@@ -237,10 +228,10 @@ static void lease_is_extended_while_running(void)
     CHECK(wait_status(id, "running", 10000));
     th_sleep_ms(3500);   /* well past the first 2 s lease */
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'"
-                     " AND locked_until > now()", num(id), NULL), 1);
+                     " AND locked_until > now()", th_num(id), NULL), 1);
     CHECK(wait_status(id, "succeeded", 10000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", num(id), NULL), 1);
-    CHECK_INT(th_int("SELECT count(*) FROM test_executions WHERE job_id = $1", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM test_executions WHERE job_id = $1", th_num(id), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
@@ -256,7 +247,7 @@ static void handler_timeout_retries_and_frees_the_job(void)
     long long next = enqueue("noop", "{}");
     CHECK(wait_status(next, "succeeded", 10000));
     th_sleep_ms(3000);  /* the late result arrives and is ignored */
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", th_num(id), NULL), 1);
     CHECK(th_alive(w));
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
@@ -345,15 +336,15 @@ static void crash_loop_ends_failed(void)
     for (int i = 0; i < 6; i++) {
         pid_t w = th_worker(NULL, env);
         for (int t = 0; t < 200 && th_alive(w); t++) {
-            if (th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL) == 1) break;
+            if (th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", th_num(id), NULL) == 1) break;
             th_sleep_ms(50);
         }
         if (th_alive(w)) { CHECK_INT(th_stop(w, SIGTERM, 10000), 0); break; }
         crashes++;
     }
     CHECK_INT(crashes, 2);
-    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", num(id), NULL), 1);
-    char *err = th_str("SELECT last_error FROM jobs WHERE id = $1", num(id), NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", th_num(id), NULL), 1);
+    char *err = th_str("SELECT last_error FROM jobs WHERE id = $1", th_num(id), NULL);
     CHECK_CONTAINS(err, "gave up after 2 attempts: lease expired");
     free(err);
 }

@@ -6,15 +6,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *num(long long v)
-{
-    static char buf[8][32];
-    static int i;
-    char *b = buf[i++ % 8];
-    snprintf(b, 32, "%lld", v);
-    return b;
-}
-
 static void kill9_mid_batch(void)
 {
     th_exec("INSERT INTO jobs (job_type, input) SELECT 'test_record', '{\"sleep_ms\": 200}'"
@@ -68,11 +59,11 @@ static void sigterm_grace_expires(void)
     const char *const env[] = {"AGENTQ_SHUTDOWN_GRACE_SECONDS=1", "AGENTQ_POLL_MS=100", NULL};
     pid_t w = th_worker(NULL, env);
     long long id = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 8000}') RETURNING id", NULL);
-    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", num(id), NULL));
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(id), NULL));
     CHECK_INT(th_stop(w, SIGTERM, 6000), 0);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 1",
-                     num(id), NULL), 1);
-    char *err = th_str("SELECT last_error FROM jobs WHERE id = $1", num(id), NULL);
+                     th_num(id), NULL), 1);
+    char *err = th_str("SELECT last_error FROM jobs WHERE id = $1", th_num(id), NULL);
     CHECK_STR(err, "worker shut down before the handler finished");
     free(err);
 }
@@ -90,7 +81,7 @@ static void database_restart_mid_run(void)
     CHECK(th_alive(w));
     /* re-LISTENed: a new job is picked up by NOTIFY (polling is off) */
     long long id = th_int("INSERT INTO jobs (job_type) VALUES ('noop') RETURNING id", NULL);
-    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", num(id), NULL));
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(id), NULL));
     CHECK_INT(th_int("SELECT count(DISTINCT job_id) FROM test_executions", NULL), 300);
     CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
 }
@@ -104,7 +95,7 @@ static void database_down_at_start(void)
     CHECK(th_alive(w));                 /* retries with backoff, does not exit */
     CHECK_INT(th_run_env_cmd("AQ_TEST_PG_START"), 0);
     long long id = th_int("INSERT INTO jobs (job_type) VALUES ('noop') RETURNING id", NULL);
-    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", num(id), NULL));
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(id), NULL));
     CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
 }
 
