@@ -1,4 +1,4 @@
-# agentq — the only build entry. `make` builds bin/agentq-worker and bin/agentq;
+# agentq — the only build entry. `make` builds bin/agentq-api, bin/agentq-worker and bin/agentq;
 # `make test` runs every test against a throwaway Postgres; `make run` starts
 # the stack on a project-local cluster; `make bench` measures. Variants:
 # SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0), V=1 (show commands).
@@ -32,13 +32,17 @@ Q := @
 endif
 
 COMMON_PKGS := libuv libpq libcjson libsodium libcurl
+# the API uses h2o's libuv flavour: one uv loop per thread carries h2o and libpq
+API_PKGS    := libh2o libssl libcrypto
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS) 2>/dev/null)
+API_LIBS    := $(shell $(PKG_CONFIG) --libs $(API_PKGS) 2>/dev/null)
 CFLAGS      += $(PKG_CFLAGS)
 
 COMMON_SRC  := $(wildcard common/*.c)
 HANDLER_SRC := $(wildcard handlers/*.c)
 WORKER_SRC  := $(wildcard worker/*.c)
+API_SRC     := $(wildcard api/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 TEST_SRC    := $(wildcard tests/*.c)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
@@ -48,6 +52,7 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ  := $(call obj,$(COMMON_SRC)) $(BUILD)/build/migrations.o
 HANDLER_OBJ := $(call obj,$(HANDLER_SRC))
 WORKER_OBJ  := $(call obj,$(WORKER_SRC))
+API_OBJ     := $(call obj,$(API_SRC))
 CLI_OBJ     := $(call obj,$(CLI_SRC))
 TEST_OBJ    := $(call obj,$(TEST_SRC))
 BENCH_OBJ   := $(call obj,$(BENCH_SRC))
@@ -58,7 +63,7 @@ WORKER_LIB_OBJ := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJ))
 VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
-BINS := $(BINDIR)/agentq-worker $(BINDIR)/agentq
+BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
 .PHONY: all deps test run bench fuzz install clean check-deps
 all: $(BINS)
 
@@ -66,6 +71,11 @@ $(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_ST
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+$(BINDIR)/agentq-api: $(API_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(API_LIBS) $(PKG_LIBS) -lm -pthread
 
 $(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
@@ -90,6 +100,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC     $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/api/%.o: api/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC     $<"
+	$(Q)$(CC) $(CFLAGS) -DH2O_USE_LIBUV=1 -c -o $@ $<
 
 $(BUILD)/build/migrations.o: build/migrations.c
 	@mkdir -p $(dir $@)

@@ -2,11 +2,15 @@
  * table below; all talk to Postgres with blocking libpq (aq_db.h).
  *
  *   agentq migrate          apply missing migrations (idempotent, concurrent-safe)
- *   agentq config           print the configuration variables and defaults */
+ *   agentq config           print the configuration variables and defaults
+ *   agentq users add NAME [--operator]
+ *                           create a user; its token is printed once, as the last line */
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_log.h"
 #include "aq_migrate.h"
+#include "aq_token.h"
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +36,43 @@ static int cmd_migrate(const aq_config *cfg, int argc, char **argv)
     return 0;
 }
 
+static int cmd_users(const aq_config *cfg, int argc, char **argv)
+{
+    int operator = argc == 4 && !strcmp(argv[3], "--operator");
+    if (argc < 3 || strcmp(argv[1], "add") || (argc == 4 && !operator) || argc > 4) {
+        fprintf(stderr, "usage: agentq users add NAME [--operator]\n");
+        return 2;
+    }
+    const char *name = argv[2];
+    size_t n = strlen(name);
+    if (n == 0 || n > 100) { fprintf(stderr, "agentq users add: NAME must be 1 to 100 characters\n"); return 2; }
+    unsigned char key[32], hash[AQ_TOKEN_HASH_LEN];
+    char err[256];
+    if (aq_secret_key_parse(cfg->secret_key, key, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }
+    PGconn *db = connect_or_say(cfg);
+    if (!db) return 1;
+    char token[AQ_TOKEN_LEN + 1], id[AQ_TOKEN_ID_LEN + 1], hexhash[2 * AQ_TOKEN_HASH_LEN + 3] = "\\x";
+    aq_token_new(key, token, id, hash);
+    sodium_bin2hex(hexhash + 2, sizeof hexhash - 2, hash, sizeof hash);
+    const char *p[] = {name, operator ? "operator" : "user", id, hexhash};
+    PGresult *r = aq_db_exec(db, "INSERT INTO users (name, role, token_id, token_hash)"
+                                 " VALUES ($1, $2, $3, $4::bytea) RETURNING id", 4, p);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (ok) {
+        printf("created %s %s (id %s); its token, shown only now:\n", operator ? "operator" : "user", name,
+               PQgetvalue(r, 0, 0));
+        printf("%s\n", token);
+    } else {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        fprintf(stderr, "agentq users add: %s\n", state && !strcmp(state, "23505")
+                ? "a user with that name already exists" : PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    PQfinish(db);
+    sodium_memzero(token, sizeof token);
+    return ok ? 0 : 1;
+}
+
 static int cmd_config(const aq_config *cfg, int argc, char **argv)
 {
     printf("| variable | default | meaning |\n|---|---|---|\n");
@@ -42,6 +83,7 @@ static int cmd_config(const aq_config *cfg, int argc, char **argv)
 static const struct { const char *name; command_fn fn; const char *help; } commands[] = {
     {"migrate", cmd_migrate, "apply missing schema migrations"},
     {"config", cmd_config, "print configuration variables and defaults"},
+    {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
     {NULL, NULL, NULL},
 };
 
@@ -61,6 +103,7 @@ int main(int argc, char **argv)
     char err[256];
     if (aq_config_load(&cfg, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }
     aq_log_set_level(cfg.log_level);
+    if (sodium_init() < 0) { fprintf(stderr, "agentq: libsodium failed to initialise\n"); return 1; }
     for (int i = 0; commands[i].name; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(&cfg, argc - 1, argv + 1);
     fprintf(stderr, "agentq: unknown command '%s'\n", argv[1]);

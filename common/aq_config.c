@@ -22,6 +22,7 @@ static const var vars[] = {
     STR(listen, "AGENTQ_LISTEN", "127.0.0.1:8080", "API listen address"),
     STR(queues, "AGENTQ_QUEUES", "default", "queues a worker claims from, comma-separated (or --queues)"),
     STR(log_level, "AGENTQ_LOG_LEVEL", "info", "debug, info, warn or error"),
+    STR(secret_key, "AGENTQ_SECRET_KEY", "", "32 bytes (64 hex digits or base64) keying token hashes and encrypted secrets; required by the API and `agentq users add` (`make run` makes one)"),
     NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 1024, "handlers run at once per worker process (or --concurrency)"),
     NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
     NUM(db_connections, "AGENTQ_DB_CONNECTIONS", "2", 1, 16, "database connections per worker process carrying claims and completions (the first also LISTENs)"),
@@ -32,6 +33,12 @@ static const var vars[] = {
     NUM(grace_seconds, "AGENTQ_SHUTDOWN_GRACE_SECONDS", "25", 0, 3600, "on SIGTERM, how long running handlers may finish before their jobs are handed back"),
     NUM(max_input_bytes, "AGENTQ_MAX_INPUT_BYTES", "1048576", 2, 268435456, "largest job input a worker will run; larger fails permanently"),
     NUM(retention_hours, "AGENTQ_RETENTION_HOURS", "168", 0, 87600, "succeeded/cancelled jobs older than this are pruned by workers (0 = never); failed jobs stay"),
+    NUM(api_threads, "AGENTQ_API_THREADS", "0", 0, 64, "API threads, each with its own loop and database connection (0 = one per CPU)"),
+    NUM(max_body_bytes, "AGENTQ_MAX_BODY_BYTES", "65536", 256, 16777216, "largest request body the API accepts (413 beyond)"),
+    NUM(max_message_chars, "AGENTQ_MAX_MESSAGE_CHARS", "8000", 1, 1000000, "longest chat message, in characters (422 beyond)"),
+    NUM(user_queue_quota, "AGENTQ_USER_QUEUE_QUOTA", "1000", 1, 100000000, "queued jobs a user may have at once (429 beyond)"),
+    NUM(user_rate_per_s, "AGENTQ_USER_RATE", "50", 1, 1000000, "requests per second per user, with a burst of twice that (429 beyond)"),
+    NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
 };
 

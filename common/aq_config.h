@@ -12,6 +12,7 @@ typedef struct aq_config {
     const char *listen;
     const char *queues;         /* comma-separated */
     const char *log_level;
+    const char *secret_key;     /* AGENTQ_SECRET_KEY text; parse with aq_secret_key_parse */
     long concurrency;
     long prefetch;
     long db_connections;
@@ -23,6 +24,12 @@ typedef struct aq_config {
     long max_input_bytes;
     long retention_hours;
     long test_handlers;
+    long api_threads;
+    long max_body_bytes;
+    long max_message_chars;
+    long user_queue_quota;
+    long user_rate_per_s;
+    long wait_max_seconds;
 } aq_config;
 
 /* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes

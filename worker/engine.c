@@ -51,6 +51,7 @@
 
 typedef struct completion {
     int64_t id;
+    int64_t user_id;         /* owned jobs wake long-polls on 'aq_done' */
     int attempt;
     const char *status;
     char *output, *error, *followups;
@@ -188,6 +189,30 @@ static const char SQL_PRUNE_WORKERS[] =
 
 static const char SQL_BYE[] = "DELETE FROM workers WHERE id = $1";
 
+static const char SQL_PUBLISH_TYPES[] =
+    "INSERT INTO job_types (name, api_enqueue, max_attempts, timeout_s)"
+    " SELECT name, api, max_attempts, timeout_s FROM jsonb_to_recordset($1::jsonb)"
+    " AS t(name text, api boolean, max_attempts int, timeout_s int)"
+    " ON CONFLICT (name) DO UPDATE SET api_enqueue = EXCLUDED.api_enqueue,"
+    " max_attempts = EXCLUDED.max_attempts, timeout_s = EXCLUDED.timeout_s, updated_at = now()";
+
+/* The registry as JSON for SQL_PUBLISH_TYPES (types this worker can run). */
+static char *registry_json(void)
+{
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "[");
+    for (const aq_handler_def *h = aq_handler_table; h->name; h++) {
+        if (!aq_handler_find(h->name)) continue;   /* test-only and not enabled */
+        aq_buf_addf(&b, "%s{\"name\":", b.len > 1 ? "," : "");
+        aq_buf_add_json_str(&b, h->name);
+        aq_buf_addf(&b, ",\"api\":%s,\"max_attempts\":%d,\"timeout_s\":%d}", h->api_enqueue ? "true" : "false",
+                    h->max_attempts, h->timeout_s);
+    }
+    aq_buf_adds(&b, "]");
+    return aq_buf_take(&b);
+}
+
 static const struct { const char *name, *sql; } statements[] = {
     {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_succeed", SQL_SUCCEED},
     {"aq_followup", SQL_FOLLOWUP},
@@ -234,6 +259,7 @@ static completion *completion_from(const aq_jobrun *jr)
 {
     completion *c = aq_calloc(1, sizeof *c);
     c->id = jr->job.id;
+    c->user_id = jr->job.user_id;
     c->attempt = jr->job.attempts;
     return c;
 }
@@ -495,6 +521,23 @@ static void add_array_elem(aq_buf *b, const char *s)
     aq_buf_adds(b, "\"");
 }
 
+/* pg_notify('aq_done', "id,id,...") for owned jobs that reached a final state,
+ * in payloads under Postgres' 8000-byte limit. Delivered at commit. */
+static void send_done_notify(round *r)
+{
+    aq_buf ids;
+    aq_buf_init(&ids);
+    for (completion *c = r->done; c; c = c->next) {
+        if (c->user_id && c->status[0] != 'q') aq_buf_addf(&ids, "%s%lld", ids.len ? "," : "", (long long)c->id);
+        if (ids.len > 7900 || (!c->next && ids.len)) {
+            const char *p[] = {ids.p};
+            aq_pgloop_query(r->c->pg, "SELECT pg_notify('aq_done', $1)", 1, p, on_step, r);
+            aq_buf_reset(&ids);
+        }
+    }
+    aq_buf_dispose(&ids);
+}
+
 static void send_complete(aq_engine *eng, round *r)
 {
     aq_buf params, follow, ids, attempts, outputs;
@@ -549,6 +592,7 @@ static void send_complete(aq_engine *eng, round *r)
         const char *p[] = {eng->id, params.p};
         aq_pgloop_exec(r->c->pg, "aq_complete", 2, p, on_complete, r);
     }
+    send_done_notify(r);
     if (follow.len) {
         aq_buf_adds(&follow, "]");
         const char *fp[] = {follow.p};
@@ -570,7 +614,13 @@ static void send_setup(conn *c)
     aq_pgloop_query(c->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
-    if (c->index == 0) aq_pgloop_query(c->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
+    if (c->index == 0) {
+        aq_pgloop_query(c->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
+        char *types = registry_json();
+        const char *p[] = {types};
+        aq_pgloop_query(c->pg, SQL_PUBLISH_TYPES, 1, p, on_step, r);
+        free(types);
+    }
     c->inflight++;
     c->eng->round_inflight++;
     if (aq_pgloop_sync(c->pg, on_round_done, r)) { c->inflight--; c->eng->round_inflight--; free(r); }

@@ -1,0 +1,176 @@
+/* api.h — what the files of agentq-api share: the server, its threads, and the
+ * call (one request being answered asynchronously).
+ *
+ * Shape of the process: N threads, each with its own libuv loop, h2o context,
+ * SO_REUSEPORT listener and aq_pgloop database connection (pipeline mode). A
+ * request is routed (routes.c), authenticated (auth.c, cached per thread),
+ * validated, and answered from one or more pipelined queries on its thread's
+ * connection; nothing blocks a loop. Job inserts from concurrent requests are
+ * batched into one statement and one commit (enqueue.c); ?wait= long-polls
+ * park until the job's 'aq_done' notification (waiters.c). */
+#ifndef AQ_API_H
+#define AQ_API_H
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <cJSON.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include "aq_config.h"
+#include "aq_pgloop.h"
+
+#if !H2O_USE_LIBUV
+#error "agentq-api is built on h2o's libuv flavour"
+#endif
+
+typedef struct api_server api_server;
+typedef struct api_thread api_thread;
+typedef struct api_call api_call;
+typedef struct api_guard api_guard;
+
+/* Route ids, for dispatch and metrics. */
+enum {
+    R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
+    R_SESSION_MESSAGES, R_NOT_FOUND, R_COUNT
+};
+extern const char *const api_route_names[R_COUNT];
+
+#define API_LATENCY_BUCKETS 12
+extern const double api_latency_bounds[API_LATENCY_BUCKETS];   /* seconds */
+
+struct api_server {
+    const aq_config *cfg;
+    unsigned char key[32];
+    h2o_globalconf_t h2o;
+    int nthreads;
+    api_thread *threads;
+    int listen_family;
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_len;
+    /* metrics, summed over threads */
+    atomic_ullong requests[R_COUNT][6];           /* by route and status class 1xx..5xx (index 1..5) */
+    atomic_ullong latency[API_LATENCY_BUCKETS + 1];
+    atomic_ullong latency_sum_us;
+    /* per-user rate limiting (auth.c) */
+    void *rate;
+};
+
+struct api_thread {
+    api_server *srv;
+    int index;
+    pthread_t tid;
+    uv_loop_t loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    uv_async_t stop_async;
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline;
+    int stopping;
+    int connections;
+    h2o_linklist_t sockets;        /* open client connections, for shutdown */
+    aq_pgloop *pg;
+    int db_ready;
+    void *auth_cache;              /* auth.c */
+    void *enqueue;                 /* enqueue.c */
+    void *waiters;                 /* waiters.c */
+};
+
+struct api_call {
+    api_thread *t;
+    h2o_req_t *req;                /* NULL once the client has gone */
+    api_guard *guard;
+    uint64_t start_us;
+    int route;
+    int64_t user_id;
+    int operator;
+    int64_t id;                    /* id taken from the path, if any */
+    char uuid[37];                 /* session id taken from the path, if any */
+    char tok_id[17];               /* presented token: id and hash of its secret */
+    unsigned char tok_hash[32];
+    cJSON *body;
+    void (*next)(api_call *);      /* what runs once authenticated */
+    char *scratch[4];              /* owned strings, freed with the call */
+    long wait_s;                   /* ?wait= */
+    uv_timer_t *wait_timer;
+};
+
+/* ---- calls (http.c) ---- */
+api_call *api_call_new(api_thread *t, h2o_req_t *req, int route);
+/* Send a response and free the call. status 2xx..5xx; body is JSON text. */
+void api_reply(api_call *c, int status, const char *json, size_t len);
+void api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len);
+/* {"error":{"code","message"}} with the code's HTTP status; fmt may be NULL. */
+void api_reply_error(api_call *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Free without answering (the client is gone). */
+void api_call_free(api_call *c);
+/* Keep s until the call ends; returns s. */
+char *api_keep(api_call *c, char *s);
+/* Value of query parameter name (first occurrence, not decoded beyond %xx);
+ * heap string kept by the call, or NULL when absent. */
+const char *api_query_param(api_call *c, const char *name);
+/* Header value (first occurrence) or NULL; *len receives its length. */
+const char *api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
+const char *api_header_str(h2o_req_t *req, const char *name, size_t *len);
+/* One pipelined query as its own transaction; cb gets NULL if the connection
+ * dropped. Answers 503 itself (and returns -1) when the database is down. */
+int api_query(api_call *c, const char *sql, int n, const char *const *params,
+              void (*cb)(api_call *c, PGresult *res));
+/* Parse the body as a JSON object into c->body; answers 400/413 and returns -1 otherwise. */
+int api_parse_body(api_call *c);
+
+/* ---- auth (auth.c) ---- */
+void api_auth_init(api_server *srv);
+void api_auth_thread_init(api_thread *t);
+/* Authenticate, rate-limit, then run c->next (or answer 401/429/503). */
+void api_authenticate(api_call *c);
+
+/* ---- routes ---- */
+int api_route(api_thread *t, h2o_req_t *req);
+void api_healthz(api_call *c);
+void api_readyz(api_call *c);
+void api_metrics(api_call *c);
+void api_chat(api_call *c);
+void api_jobs_create(api_call *c);
+void api_job_get(api_call *c);
+void api_jobs_list(api_call *c);
+void api_job_cancel(api_call *c);
+void api_session_messages(api_call *c);
+
+/* ---- enqueue batching (enqueue.c) ---- */
+typedef struct api_enqueue_req {
+    const char *job_type;
+    const char *input_json;        /* a JSON object */
+    const char *queue;             /* NULL: default */
+    int priority;
+    const char *run_at;            /* ISO 8601 or NULL */
+    const char *session_id;        /* uuid or NULL */
+    const char *idempotency_key;   /* already scoped to the user, or NULL */
+    int check_type;                /* job_type must be in job_types with api_enqueue */
+} api_enqueue_req;
+typedef struct api_enqueue_result {
+    int64_t job_id;                /* 0 when not inserted */
+    int duplicate;                 /* the key existed: job_id is the earlier job */
+    int over_quota;
+    int session_foreign;           /* session_id belongs to someone else */
+    int type_refused;              /* check_type and the type is not allowed */
+    int failed;                    /* database error or connection lost */
+    int bad_value;                 /* failed: the database rejected a value (SQLSTATE class 22) */
+    const char *message;           /* failed: why (valid during the callback) */
+} api_enqueue_result;
+void api_enqueue_thread_init(api_thread *t);
+/* Queue r (copied) for the next batch; cb runs once it is committed or failed. */
+void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *c, const api_enqueue_result *res));
+void api_enqueue_on_ready(api_thread *t);
+
+/* ---- long-poll (waiters.c) ---- */
+void api_waiters_thread_init(api_thread *t);
+/* Park c until job c->id finishes or c->wait_s passes, then run api_job_get(c) again. */
+void api_wait_for_job(api_call *c);
+void api_waiters_on_notify(api_thread *t, const char *payload);
+void api_waiters_on_db_lost(api_thread *t);
+
+/* ---- server (server.c) ---- */
+int api_thread_start(api_thread *t);
+void api_thread_request_stop(api_thread *t);
+
+#endif

@@ -1,0 +1,212 @@
+/* enqueue.c — job inserts from concurrent requests share one statement and
+ * one commit.
+ *
+ * DESIGN: each thread keeps a list of pending inserts. When no batch is in
+ * flight on its connection, everything pending (up to MAX_BATCH) goes out as
+ * one INSERT ... SELECT FROM jsonb_to_recordset, ending its own transaction;
+ * requests arriving meanwhile form the next batch. So at low load a request
+ * costs one round trip, and under load one commit serves hundreds of
+ * requests. A request hears 202 only after its batch has committed.
+ *
+ * One statement also checks, per row: the user's queued-job quota, that a
+ * given session is not someone else's, and the idempotency key (ON CONFLICT
+ * DO NOTHING; an earlier job with the key is returned instead). Ids are
+ * drawn in advance so every request learns its own row's fate. If the
+ * database rejects a batch, its requests are retried one per batch, so one
+ * bad value fails only its own request. */
+#include "api.h"
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_log.h"
+#include <stdlib.h>
+
+#define MAX_BATCH 500
+
+static const char SQL_ENQUEUE[] =
+    "WITH r AS MATERIALIZED ("
+    " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"
+    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"
+    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, quota int, check_type boolean))"
+    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, quota, check_type,"
+    " ord)),"
+    " chk AS MATERIALIZED ("
+    " SELECT r.ord,"
+    " (r.quota IS NULL OR (SELECT count(*) FROM jobs q WHERE q.user_id = r.user_id AND q.status = 'queued')"
+    "  < r.quota) AS within_quota,"
+    " (r.session_id IS NULL OR NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id"
+    "  AND s.user_id <> r.user_id)) AS session_ok,"
+    " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"
+    "  AND t.api_enqueue)) AS type_ok"
+    " FROM r),"
+    " ins AS ("
+    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key)"
+    " OVERRIDING SYSTEM VALUE"
+    " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"
+    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key"
+    " FROM r JOIN chk USING (ord) WHERE chk.within_quota AND chk.session_ok AND chk.type_ok ORDER BY r.ord"
+    " ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, chk.within_quota, chk.session_ok,"
+    " (SELECT e.id FROM jobs e WHERE ins.id IS NULL AND r.key IS NOT NULL AND e.idempotency_key = r.key),"
+    " chk.type_ok"
+    " FROM r JOIN chk USING (ord) LEFT JOIN ins ON ins.id = r.new_id ORDER BY r.ord";
+
+typedef struct pend {
+    api_call *c;
+    void (*cb)(api_call *, const api_enqueue_result *);
+    char *row;          /* this request's JSON object for the batch */
+    int solo;           /* send alone (its batch was refused) */
+    struct pend *next;
+} pend;
+
+typedef struct {
+    pend *head, *tail;
+    int inflight;
+} state;
+
+typedef struct {
+    api_thread *t;
+    pend *list;
+    int n;
+    int answered;
+} batch;
+
+static void flush(api_thread *t);
+
+void api_enqueue_thread_init(api_thread *t) { t->enqueue = aq_calloc(1, sizeof(state)); }
+
+static void answer(pend *p, const api_enqueue_result *r)
+{
+    p->cb(p->c, r);
+    free(p->row);
+    free(p);
+}
+
+static void on_rows(void *arg, PGresult *res)
+{
+    batch *b = arg;
+    b->answered = 1;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK || PQntuples(res) != b->n) {
+        const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *msg = res ? PQresultErrorMessage(res) : "the database connection was lost";
+        if (res && b->n > 1) {
+            /* refused: retry each request alone, so only the bad one fails */
+            state *s = b->t->enqueue;
+            pend *last = b->list;
+            for (pend *p = b->list; p; p = p->next) { p->solo = 1; last = p; }
+            last->next = s->head;
+            s->head = b->list;
+            if (!s->tail) s->tail = last;
+            b->list = NULL;
+            return;
+        }
+        if (res) aq_warn("api", "enqueue refused: %s", msg);
+        api_enqueue_result r = {.failed = 1, .message = msg, .bad_value = sqlstate && sqlstate[0] == '2' && sqlstate[1] == '2'};
+        for (pend *p = b->list, *next; p; p = next) {
+            next = p->next;
+            answer(p, &r);
+        }
+        b->list = NULL;
+        return;
+    }
+    pend *p = b->list;
+    for (int i = 0; i < b->n && p; i++) {
+        pend *next = p->next;
+        api_enqueue_result r = {0};
+        r.over_quota = PQgetvalue(res, i, 2)[0] != 't';
+        r.session_foreign = PQgetvalue(res, i, 3)[0] != 't';
+        r.type_refused = PQgetvalue(res, i, 5)[0] != 't';
+        if (!PQgetisnull(res, i, 1)) r.job_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        else if (!PQgetisnull(res, i, 4)) { r.job_id = strtoll(PQgetvalue(res, i, 4), NULL, 10); r.duplicate = 1; }
+        answer(p, &r);
+        p = next;
+    }
+    b->list = NULL;
+}
+
+static void on_batch_done(void *arg, PGresult *res)
+{
+    batch *b = arg;
+    api_thread *t = b->t;
+    state *s = t->enqueue;
+    s->inflight = 0;
+    if (!b->answered || b->list) {   /* lost before any answer: fail what is left */
+        api_enqueue_result r = {.failed = 1, .message = "the database connection was lost"};
+        for (pend *p = b->list, *next; p; p = next) { next = p->next; answer(p, &r); }
+    }
+    free(b);
+    flush(t);
+}
+
+static void flush(api_thread *t)
+{
+    state *s = t->enqueue;
+    if (s->inflight || !s->head || !t->db_ready) return;
+    batch *b = aq_calloc(1, sizeof *b);
+    b->t = t;
+    aq_buf json;
+    aq_buf_init(&json);
+    aq_buf_adds(&json, "[");
+    pend **tail = &b->list;
+    int solo = s->head->solo;
+    while (s->head && b->n < MAX_BATCH && (b->n == 0 || (!solo && !s->head->solo))) {
+        pend *p = s->head;
+        s->head = p->next;
+        if (!s->head) s->tail = NULL;
+        p->next = NULL;
+        *tail = p;
+        tail = &p->next;
+        if (b->n++) aq_buf_adds(&json, ",");
+        aq_buf_adds(&json, p->row);
+    }
+    aq_buf_adds(&json, "]");
+    const char *params[] = {json.p};
+    s->inflight = 1;
+    if (aq_pgloop_query(t->pg, SQL_ENQUEUE, 1, params, on_rows, b) == 0) {
+        if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
+            s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
+            free(b);
+        }
+    } else {
+        s->inflight = 0;
+        b->answered = 1;
+        api_enqueue_result r = {.failed = 1, .message = "the database connection was lost"};
+        for (pend *p = b->list, *next; p; p = next) { next = p->next; answer(p, &r); }
+        free(b);
+    }
+    aq_buf_dispose(&json);
+}
+
+void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, const api_enqueue_result *))
+{
+    api_thread *t = c->t;
+    if (!t->db_ready) {
+        api_enqueue_result res = {.failed = 1, .message = "the database is unreachable"};
+        cb(c, &res);
+        return;
+    }
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "{\"job_type\":");
+    aq_buf_add_json_str(&b, r->job_type);
+    aq_buf_adds(&b, ",\"input\":");
+    aq_buf_adds(&b, r->input_json);
+    aq_buf_addf(&b, ",\"priority\":%d,\"user_id\":%lld,\"quota\":%ld", r->priority, (long long)c->user_id,
+                t->srv->cfg->user_queue_quota);
+    if (r->queue) { aq_buf_adds(&b, ",\"queue\":"); aq_buf_add_json_str(&b, r->queue); }
+    if (r->run_at) { aq_buf_adds(&b, ",\"run_at\":"); aq_buf_add_json_str(&b, r->run_at); }
+    if (r->session_id) { aq_buf_adds(&b, ",\"session_id\":"); aq_buf_add_json_str(&b, r->session_id); }
+    if (r->idempotency_key) { aq_buf_adds(&b, ",\"key\":"); aq_buf_add_json_str(&b, r->idempotency_key); }
+    if (r->check_type) aq_buf_adds(&b, ",\"check_type\":true");
+    aq_buf_adds(&b, "}");
+    pend *p = aq_calloc(1, sizeof *p);
+    p->c = c;
+    p->cb = cb;
+    p->row = aq_buf_take(&b);
+    state *s = t->enqueue;
+    if (s->tail) s->tail->next = p; else s->head = p;
+    s->tail = p;
+    flush(t);
+}
+
+void api_enqueue_on_ready(api_thread *t) { flush(t); }

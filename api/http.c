@@ -1,0 +1,262 @@
+/* http.c — the life of a call: creation with a guard that notices when h2o
+ * frees the request first (client gone), JSON and error replies (one shape,
+ * from the error table), query parameters, headers, body parsing, and one
+ * pipelined query bound to the call. Every call ends in exactly one
+ * api_reply* or api_call_free. Loop thread of the call's api_thread only. */
+#include "api.h"
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_error.h"
+#include "aq_time.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+const char *const api_route_names[R_COUNT] = {
+    "healthz", "readyz", "metrics", "chat", "jobs_list", "jobs_create", "job_get", "job_cancel",
+    "session_messages", "not_found",
+};
+const double api_latency_bounds[API_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+};
+
+struct api_guard { api_call *call; };
+
+static void guard_dispose(void *p)
+{
+    api_guard *g = p;
+    if (g->call) {
+        g->call->req = NULL;
+        g->call->guard = NULL;
+    }
+}
+
+api_call *api_call_new(api_thread *t, h2o_req_t *req, int route)
+{
+    api_call *c = aq_calloc(1, sizeof *c);
+    c->t = t;
+    c->req = req;
+    c->route = route;
+    c->start_us = (uint64_t)aq_now_wall_us();
+    c->guard = h2o_mem_alloc_shared(&req->pool, sizeof *c->guard, guard_dispose);
+    c->guard->call = c;
+    return c;
+}
+
+static void free_timer(uv_handle_t *h) { free(h); }
+
+void api_call_free(api_call *c)
+{
+    if (c->guard) c->guard->call = NULL;
+    for (int i = 0; i < 4; i++) free(c->scratch[i]);
+    cJSON_Delete(c->body);
+    if (c->wait_timer) {
+        uv_timer_stop(c->wait_timer);
+        uv_close((uv_handle_t *)c->wait_timer, free_timer);
+    }
+    free(c);
+}
+
+char *api_keep(api_call *c, char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (!c->scratch[i]) { c->scratch[i] = s; return s; }
+    abort();   /* a bug: more than four kept strings */
+}
+
+static void count(api_call *c, int status)
+{
+    api_server *srv = c->t->srv;
+    int cls = status / 100;
+    if (cls < 1 || cls > 5) cls = 5;
+    atomic_fetch_add(&srv->requests[c->route][cls], 1);
+    uint64_t us = (uint64_t)aq_now_wall_us() - c->start_us;
+    double s = (double)us / 1e6;
+    int b = 0;
+    while (b < API_LATENCY_BUCKETS && s > api_latency_bounds[b]) b++;
+    atomic_fetch_add(&srv->latency[b], 1);
+    atomic_fetch_add(&srv->latency_sum_us, us);
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status < 500 ? "Error" : "Internal Server Error";
+    }
+}
+
+void api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len)
+{
+    count(c, status);
+    h2o_req_t *req = c->req;
+    if (req) {
+        c->guard->call = NULL;   /* from here h2o owns the request's fate */
+        c->guard = NULL;
+        req->res.status = status;
+        req->res.reason = reason(status);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+        if (status == 401)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer realm=\"agentq\""));
+        req->res.content_length = len;
+        h2o_send_inline(req, body, len);
+    }
+    api_call_free(c);
+}
+
+void api_reply(api_call *c, int status, const char *json, size_t len)
+{
+    api_reply_text(c, status, "application/json", json, len);
+}
+
+void api_reply_error(api_call *c, int err, const char *fmt, ...)
+{
+    char msg[512];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(msg, sizeof msg, "%s", aq_strerror(err));
+    }
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "{\"error\":{\"code\":");
+    aq_buf_add_json_str(&b, aq_error_code(err));
+    aq_buf_adds(&b, ",\"message\":");
+    aq_buf_add_json_str(&b, msg);
+    aq_buf_adds(&b, "}}");
+    if (err == AQ_ERATE && c->req)
+        h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    api_reply(c, aq_error_status(err), b.p, b.len);
+    aq_buf_dispose(&b);
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+const char *api_query_param(api_call *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    if (!req || req->query_at == SIZE_MAX) return NULL;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        if (!amp) amp = end;
+        const char *eq = memchr(p, '=', (size_t)(amp - p));
+        const char *kend = eq ? eq : amp;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : amp;
+            char *out = aq_malloc((size_t)(amp - v) + 1);
+            size_t n = 0;
+            for (const char *q = v; q < amp; q++) {
+                if (*q == '%' && q + 2 < amp && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
+                    out[n++] = (char)(hexval(q[1]) * 16 + hexval(q[2]));
+                    q += 2;
+                } else {
+                    out[n++] = *q == '+' ? ' ' : *q;
+                }
+            }
+            out[n] = '\0';
+            return api_keep(c, out);
+        }
+        p = amp + 1;
+    }
+    return NULL;
+}
+
+const char *api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i < 0) return NULL;
+    *len = req->headers.entries[i].value.len;
+    return req->headers.entries[i].value.base;
+}
+
+const char *api_header_str(h2o_req_t *req, const char *name, size_t *len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0) return NULL;
+    *len = req->headers.entries[i].value.len;
+    return req->headers.entries[i].value.base;
+}
+
+int api_parse_body(api_call *c)
+{
+    h2o_req_t *req = c->req;
+    if (!req->entity.base || req->entity.len == 0) {
+        api_reply_error(c, AQ_EJSON, "a JSON object body is required");
+        return -1;
+    }
+    if ((long)req->entity.len > c->t->srv->cfg->max_body_bytes) {
+        api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", req->entity.len,
+                        c->t->srv->cfg->max_body_bytes);
+        return -1;
+    }
+    c->body = cJSON_ParseWithLength(req->entity.base, req->entity.len);
+    if (!cJSON_IsObject(c->body)) {
+        api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one query per call ---- */
+
+typedef struct qctx {
+    api_call *c;
+    void (*cb)(api_call *, PGresult *);
+} qctx;
+
+static void on_result(void *arg, PGresult *res)
+{
+    qctx *q = arg;
+    if (q->c) {
+        api_call *c = q->c;
+        q->c = NULL;
+        q->cb(c, res);
+    }
+}
+
+static void on_sync(void *arg, PGresult *res) { free(arg); }
+
+int api_query(api_call *c, const char *sql, int n, const char *const *params,
+              void (*cb)(api_call *, PGresult *))
+{
+    api_thread *t = c->t;
+    if (!t->db_ready) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return -1;
+    }
+    qctx *q = aq_calloc(1, sizeof *q);
+    q->c = c;
+    q->cb = cb;
+    if (aq_pgloop_query(t->pg, sql, n, params, on_result, q)) {
+        free(q);
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return -1;
+    }
+    if (aq_pgloop_sync(t->pg, on_sync, q)) free(q);   /* on_result already ran with NULL */
+    return 0;
+}

@@ -1,0 +1,370 @@
+/* jobs_api.c — POST /v1/chat, POST /v1/jobs, GET /v1/jobs/{id} (?wait=),
+ * GET /v1/jobs, POST /v1/jobs/{id}/cancel. Validation happens here, before
+ * anything reaches the database; ownership is part of every query (a user
+ * sees only rows with their user_id, an operator sees all; someone else's row
+ * is a 404). Job JSON is built by Postgres (json_build_object keeps field
+ * order: id first). */
+#include "api.h"
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_error.h"
+#include "aq_json.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define JOB_JSON \
+    "json_build_object('id', id, 'type', job_type, 'status', status, 'queue', queue, 'priority', priority," \
+    " 'input', input, 'output', output, 'error', last_error, 'attempts', attempts," \
+    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id, 'run_at', run_at," \
+    " 'created_at', created_at, 'started_at', started_at, 'finished_at', finished_at)"
+
+static const char *const STATUSES[] = {"queued", "running", "waiting", "succeeded", "failed", "cancelled", NULL};
+
+/* The caller's user id as a parameter, or NULL (SQL NULL) for an operator. */
+static const char *owner_param(api_call *c)
+{
+    return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s || strlen(s) > 19) return -1;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static void uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static int is_uuid(const char *s)
+{
+    if (strlen(s) != 36) return 0;
+    for (int i = 0; i < 36; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) { if (ch != '-') return 0; }
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return 0;
+    }
+    return 1;
+}
+
+/* Count UTF-8 code points (s is valid UTF-8). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
+}
+
+/* A refused value is the client's to fix (422, with the database's first
+ * line); anything else is ours or the database's (503, details in our log). */
+static void answer_enqueue_failure(api_call *c, const api_enqueue_result *r)
+{
+    if (!r->bad_value) {
+        api_reply_error(c, AQ_EUNAVAIL, "the job could not be stored; try again shortly");
+        return;
+    }
+    const char *m = r->message ? r->message : "";
+    if (!strncmp(m, "ERROR:  ", 8)) m += 8;
+    int len = (int)strcspn(m, "\n");
+    api_reply_error(c, AQ_EINVAL, "a value was refused: %.*s", len > 200 ? 200 : len, m);
+}
+
+/* ---- POST /v1/chat ---- */
+
+static void chat_enqueued(api_call *c, const api_enqueue_result *r)
+{
+    if (r->failed) { answer_enqueue_failure(c, r); return; }
+    if (r->session_foreign) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
+    if (r->over_quota) {
+        api_reply_error(c, AQ_ERATE, "you already have %ld queued jobs; wait for some to finish",
+                        c->t->srv->cfg->user_queue_quota);
+        return;
+    }
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"job_id\":%lld,\"session_id\":\"%s\",\"status_url\":\"/v1/jobs/%lld\"}",
+                     (long long)r->job_id, c->uuid, (long long)r->job_id);
+    api_reply(c, 202, body, (size_t)n);
+}
+
+void api_chat(api_call *c)
+{
+    if (api_parse_body(c)) return;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c->body, "message");
+    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(c->body, "session_id");
+    if (!msg) { api_reply_error(c, AQ_EINVAL, "message: required"); return; }
+    if (!cJSON_IsString(msg)) { api_reply_error(c, AQ_EINVAL, "message: must be a string"); return; }
+    const char *text = msg->valuestring;
+    if (!aq_utf8_valid(text, strlen(text))) { api_reply_error(c, AQ_EINVAL, "message: must be valid UTF-8"); return; }
+    const char *t = text;
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
+    if (!*t) { api_reply_error(c, AQ_EINVAL, "message: must not be empty"); return; }
+    long max = c->t->srv->cfg->max_message_chars;
+    size_t chars = utf8_chars(text);
+    if ((long)chars > max) {
+        api_reply_error(c, AQ_EINVAL, "message: %zu characters; the limit is %ld", chars, max);
+        return;
+    }
+    if (sid && !cJSON_IsNull(sid)) {
+        if (!cJSON_IsString(sid) || !is_uuid(sid->valuestring)) {
+            api_reply_error(c, AQ_EINVAL, "session_id: must be a UUID");
+            return;
+        }
+        snprintf(c->uuid, sizeof c->uuid, "%s", sid->valuestring);
+        for (char *p = c->uuid; *p; p++) if (*p >= 'A' && *p <= 'F') *p = (char)(*p - 'A' + 'a');
+    } else {
+        uuid_v4(c->uuid);
+    }
+    cJSON *input = cJSON_CreateObject();
+    cJSON_AddStringToObject(input, "message", text);
+    cJSON_AddStringToObject(input, "session_id", c->uuid);
+    cJSON_AddStringToObject(input, "channel", "web");
+    char *json = api_keep(c, cJSON_PrintUnformatted(input));
+    cJSON_Delete(input);
+    api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid};
+    api_enqueue(c, &r, chat_enqueued);
+}
+
+/* ---- POST /v1/jobs ---- */
+
+static void job_enqueued(api_call *c, const api_enqueue_result *r)
+{
+    if (r->failed) { answer_enqueue_failure(c, r); return; }
+    if (r->type_refused) {
+        api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts");
+        return;
+    }
+    if (r->over_quota) {
+        api_reply_error(c, AQ_ERATE, "you already have %ld queued jobs; wait for some to finish",
+                        c->t->srv->cfg->user_queue_quota);
+        return;
+    }
+    if (!r->job_id) {
+        api_reply_error(c, AQ_ECONFLICT, "a request with this idempotency key is still being stored; retry");
+        return;
+    }
+    if (r->duplicate && c->req)
+        h2o_add_header_by_str(&c->req->pool, &c->req->res.headers, H2O_STRLIT("idempotent-replayed"), 0, NULL,
+                              H2O_STRLIT("true"));
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"job_id\":%lld,\"status_url\":\"/v1/jobs/%lld\"%s}", (long long)r->job_id,
+                     (long long)r->job_id, r->duplicate ? ",\"duplicate\":true" : "");
+    api_reply(c, 202, body, (size_t)n);
+}
+
+static int valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+/* ISO 8601 date-time shape: 2026-11-21T10:00:00[.fff](Z|+hh:mm|-hh:mm); the database checks the values. */
+static int iso8601(const char *s)
+{
+    const char *shape = "dddd-dd-ddTdd:dd:dd";
+    size_t i = 0;
+    for (; shape[i]; i++) {
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return 0;
+    }
+    const char *p = s + i;
+    if (*p == '.') { p++; if (!(*p >= '0' && *p <= '9')) return 0; while (*p >= '0' && *p <= '9') p++; }
+    if (*p == 'Z') return p[1] == '\0';
+    if (*p == '+' || *p == '-')
+        return p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' && p[3] == ':' && p[4] >= '0' &&
+               p[4] <= '9' && p[5] >= '0' && p[5] <= '9' && p[6] == '\0';
+    return 0;
+}
+
+void api_jobs_create(api_call *c)
+{
+    if (api_parse_body(c)) return;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(c->body, "type");
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(c->body, "input");
+    const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(c->body, "run_at");
+    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(c->body, "priority");
+    const cJSON *queue = cJSON_GetObjectItemCaseSensitive(c->body, "queue");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(c->body, "idempotency_key");
+    if (!cJSON_IsString(type) || !valid_name(type->valuestring, 100)) {
+        api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
+        return;
+    }
+    if (input && !cJSON_IsObject(input)) { api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
+    if (run_at && !cJSON_IsNull(run_at) && (!cJSON_IsString(run_at) || !iso8601(run_at->valuestring))) {
+        api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
+        return;
+    }
+    int priority = 0;
+    if (prio && !cJSON_IsNull(prio)) {
+        if (!cJSON_IsNumber(prio) || prio->valuedouble != (double)(int)prio->valuedouble ||
+            prio->valuedouble < -32768 || prio->valuedouble > 32767) {
+            api_reply_error(c, AQ_EINVAL, "priority: must be an integer from -32768 to 32767");
+            return;
+        }
+        priority = (int)prio->valuedouble;
+    }
+    if (queue && !cJSON_IsNull(queue) && (!cJSON_IsString(queue) || !valid_name(queue->valuestring, 64))) {
+        api_reply_error(c, AQ_EINVAL, "queue: a queue name ([A-Za-z0-9_.-], at most 64)");
+        return;
+    }
+    /* the key: body field or Idempotency-Key header (both: they must agree) */
+    size_t hlen = 0;
+    const char *hkey = api_header_str(c->req, "idempotency-key", &hlen);
+    const char *k = NULL;
+    size_t klen = 0;
+    if (key && !cJSON_IsNull(key)) {
+        if (!cJSON_IsString(key)) { api_reply_error(c, AQ_EINVAL, "idempotency_key: must be a string"); return; }
+        k = key->valuestring;
+        klen = strlen(k);
+        if (hkey && (hlen != klen || memcmp(hkey, k, klen))) {
+            api_reply_error(c, AQ_EINVAL, "idempotency_key: differs from the Idempotency-Key header");
+            return;
+        }
+    } else if (hkey) {
+        k = hkey;
+        klen = hlen;
+    }
+    if (k && (klen == 0 || klen > 255 || !aq_utf8_valid(k, klen))) {
+        api_reply_error(c, AQ_EINVAL, "idempotency key: 1 to 255 bytes of UTF-8");
+        return;
+    }
+    char *input_json = api_keep(c, input ? cJSON_PrintUnformatted(input) : aq_strdup("{}"));
+    if (!aq_utf8_valid(input_json, strlen(input_json))) {
+        api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
+        return;
+    }
+    api_enqueue_req r = {
+        .job_type = type->valuestring,
+        .input_json = input_json,
+        .queue = cJSON_IsString(queue) ? queue->valuestring : NULL,
+        .priority = priority,
+        .run_at = cJSON_IsString(run_at) ? run_at->valuestring : NULL,
+        .idempotency_key = k ? api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)klen, k)) : NULL,
+        .check_type = 1,
+    };
+    api_enqueue(c, &r, job_enqueued);
+}
+
+/* ---- GET /v1/jobs/{id} ---- */
+
+static void got_job(api_call *c, PGresult *res)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return;
+    }
+    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
+    const char *status = PQgetvalue(res, 0, 1);
+    if (c->wait_s > 0 && (!strcmp(status, "queued") || !strcmp(status, "running"))) {
+        api_wait_for_job(c);
+        return;
+    }
+    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void api_job_get(api_call *c)
+{
+    if (!c->wait_timer) {   /* first pass, not a wake-up */
+        const char *w = api_query_param(c, "wait");
+        long long v = 0;
+        if (w && parse_int(w, 0, 3600, &v)) {
+            api_reply_error(c, AQ_EINVAL, "wait: seconds, an integer from 0 to 3600");
+            return;
+        }
+        long max = c->t->srv->cfg->wait_max_seconds;
+        c->wait_s = v > max ? max : (long)v;
+    }
+    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), owner_param(c)};
+    api_query(c, "SELECT " JOB_JSON "::text, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
+              2, p, got_job);
+}
+
+/* ---- GET /v1/jobs ---- */
+
+static void got_list(api_call *c, PGresult *res)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return;
+    }
+    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void api_jobs_list(api_call *c)
+{
+    const char *status = api_query_param(c, "status");
+    const char *type = api_query_param(c, "type");
+    const char *limit = api_query_param(c, "limit");
+    const char *before = api_query_param(c, "before");
+    if (status) {
+        int ok = 0;
+        for (int i = 0; STATUSES[i]; i++) ok |= !strcmp(status, STATUSES[i]);
+        if (!ok) {
+            api_reply_error(c, AQ_EINVAL, "status: one of queued, running, waiting, succeeded, failed, cancelled");
+            return;
+        }
+    }
+    if (type && !valid_name(type, 100)) { api_reply_error(c, AQ_EINVAL, "type: a job type name"); return; }
+    long long lim = 50, bef = 0;
+    if (limit && parse_int(limit, 1, 200, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
+    if (before && parse_int(before, 1, INT64_MAX, &bef)) {
+        api_reply_error(c, AQ_EINVAL, "before: a job id (the previous page's next)");
+        return;
+    }
+    char lims[24];
+    snprintf(lims, sizeof lims, "%lld", lim);
+    const char *p[] = {owner_param(c), status, type, before, lims};
+    api_query(c,
+              "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
+              " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
+              " FROM (SELECT id, " JOB_JSON " AS doc FROM jobs"
+              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
+              " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
+              " ORDER BY id DESC LIMIT $5) j",
+              5, p, got_list);
+}
+
+/* ---- POST /v1/jobs/{id}/cancel ---- */
+
+static void cancelled(api_call *c, PGresult *res)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return;
+    }
+    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
+    if (PQgetvalue(res, 0, 1)[0] != '1') {
+        api_reply_error(c, AQ_ECONFLICT, "the job has already %s", PQgetvalue(res, 0, 0));
+        return;
+    }
+    c->wait_s = 0;
+    api_job_get(c);   /* answer with the job as it now is */
+}
+
+void api_job_cancel(api_call *c)
+{
+    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), owner_param(c)};
+    api_query(c,
+              "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
+              " FOR UPDATE),"
+              " u AS (UPDATE jobs SET status = 'cancelled', finished_at = now(), locked_by = NULL,"
+              " locked_until = NULL FROM j WHERE jobs.id = j.id AND j.status IN ('queued', 'running', 'waiting')"
+              " RETURNING jobs.id),"
+              " n AS (SELECT pg_notify('aq_done', id::text) FROM u)"
+              " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j",
+              2, p, cancelled);
+}

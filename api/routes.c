@@ -1,0 +1,110 @@
+/* routes.c — the route table: method and path to endpoint, 404 for unknown
+ * paths, 405 (with Allow) for a known path with the wrong method. Path ids
+ * must be plain positive integers and session ids UUIDs, else 404. */
+#include "api.h"
+#include "aq_error.h"
+#include <stdlib.h>
+
+typedef struct {
+    const char *method;
+    const char *pattern;     /* literal segments; ":id" integer; ":uuid" */
+    int route;
+    void (*fn)(api_call *);
+    int auth;
+} route;
+
+static const route routes[] = {
+    {"GET",  "/healthz",                   R_HEALTHZ,          api_healthz,          0},
+    {"GET",  "/readyz",                    R_READYZ,           api_readyz,           0},
+    {"GET",  "/metrics",                   R_METRICS,          api_metrics,          1},
+    {"POST", "/v1/chat",                   R_CHAT,             api_chat,             1},
+    {"GET",  "/v1/jobs",                   R_JOBS_LIST,        api_jobs_list,        1},
+    {"POST", "/v1/jobs",                   R_JOBS_CREATE,      api_jobs_create,      1},
+    {"GET",  "/v1/jobs/:id",               R_JOB_GET,          api_job_get,          1},
+    {"POST", "/v1/jobs/:id/cancel",        R_JOB_CANCEL,       api_job_cancel,       1},
+    {"GET",  "/v1/sessions/:uuid/messages", R_SESSION_MESSAGES, api_session_messages, 1},
+    {NULL, NULL, 0, NULL, 0},
+};
+
+static int is_uuid(const char *s, size_t n)
+{
+    if (n != 36) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) { if (ch != '-') return 0; }
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return 0;
+    }
+    return 1;
+}
+
+/* Match path against pattern; fills *id / uuid on a match. */
+static int match(const char *pattern, const char *path, size_t len, int64_t *id, char *uuid)
+{
+    const char *p = pattern, *s = path, *end = path + len;
+    while (*p) {
+        if (s >= end || *s != '/' || *p != '/') return 0;
+        p++, s++;
+        const char *pe = strchr(p, '/');
+        size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+        const char *se = memchr(s, '/', (size_t)(end - s));
+        size_t slen = se ? (size_t)(se - s) : (size_t)(end - s);
+        if (plen == 3 && !memcmp(p, ":id", 3)) {
+            if (slen == 0 || slen > 18) return 0;
+            int64_t v = 0;
+            for (size_t i = 0; i < slen; i++) {
+                if (s[i] < '0' || s[i] > '9') return 0;
+                v = v * 10 + (s[i] - '0');
+            }
+            if (v <= 0) return 0;
+            *id = v;
+        } else if (plen == 5 && !memcmp(p, ":uuid", 5)) {
+            if (!is_uuid(s, slen)) return 0;
+            memcpy(uuid, s, 36);
+            uuid[36] = '\0';
+        } else if (plen != slen || memcmp(p, s, plen)) {
+            return 0;
+        }
+        p += plen;
+        s += slen;
+    }
+    return s == end;
+}
+
+int api_route(api_thread *t, h2o_req_t *req)
+{
+    const char *path = req->path_normalized.base;
+    size_t len = req->path_normalized.len;
+    while (len > 1 && path[len - 1] == '/') len--;   /* "/v1/jobs/" is "/v1/jobs" */
+    const route *found = NULL;
+    char allow[64] = "";
+    int64_t id = 0;
+    char uuid[37] = "";
+    for (const route *r = routes; r->method; r++) {
+        if (!match(r->pattern, path, len, &id, uuid)) continue;
+        if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) { found = r; break; }
+        if (strlen(allow) + strlen(r->method) + 3 < sizeof allow) {
+            if (allow[0]) strcat(allow, ", ");
+            strcat(allow, r->method);
+        }
+    }
+    if (!found) {
+        api_call *c = api_call_new(t, req, R_NOT_FOUND);
+        if (allow[0]) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base, strlen(allow));
+            api_reply_error(c, AQ_EMETHOD, "use %s for this path", allow);
+        } else {
+            api_reply_error(c, AQ_ENOTFOUND, "no such endpoint");
+        }
+        return 0;
+    }
+    api_call *c = api_call_new(t, req, found->route);
+    c->id = id;
+    memcpy(c->uuid, uuid, sizeof c->uuid);
+    if (found->auth) {
+        c->next = found->fn;
+        api_authenticate(c);
+    } else {
+        found->fn(c);
+    }
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* server.c — one API thread: its libuv loop, h2o context, SO_REUSEPORT
+ * listener, database connection (LISTEN aq_done), and graceful stop.
+ *
+ * DESIGN (stop): on request the thread closes its listener, asks h2o to wind
+ * down (GOAWAY on HTTP/2, no more keep-alive on HTTP/1), and shuts the read
+ * side of every open connection: idle keep-alive connections then read EOF
+ * and close at once, while a request being answered is not reading and
+ * finishes normally. The loop ends when no connection is left, or at a 10 s
+ * deadline (notes/toolchain.md, h2o pitfall 7). */
+#include "api.h"
+#include "aq_alloc.h"
+#include "aq_log.h"
+#include "aq_time.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct tracked {
+    h2o_linklist_t link;
+    api_thread *t;
+    h2o_socket_t *sock;
+} tracked;
+
+static void on_sock_close(void *data)
+{
+    tracked *tr = data;
+    h2o_linklist_unlink(&tr->link);
+    tr->t->connections--;
+    free(tr);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    api_thread *t = listener->data;
+    if (status != 0 || t->stopping) return;
+    uv_tcp_t *conn = aq_malloc(sizeof *conn);
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    tracked *tr = aq_calloc(1, sizeof *tr);
+    tr->t = t;
+    tr->sock = sock;
+    h2o_linklist_insert(&t->sockets, &tr->link);
+    sock->on_close.cb = on_sock_close;
+    sock->on_close.data = tr;
+    t->connections++;
+    h2o_accept(&t->accept_ctx, sock);
+}
+
+static void on_pg_state(void *arg, int connected)
+{
+    api_thread *t = arg;
+    t->db_ready = 0;
+    if (!connected) {
+        api_waiters_on_db_lost(t);
+        return;
+    }
+    /* the session answers in UTC and listens for finished jobs */
+    aq_pgloop_query(t->pg, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
+    aq_pgloop_query(t->pg, "LISTEN aq_done", 0, NULL, NULL, NULL);
+    aq_pgloop_sync(t->pg, NULL, NULL);
+    t->db_ready = 1;
+    api_enqueue_on_ready(t);
+}
+
+static void on_pg_notify(void *arg, const PGnotify *n)
+{
+    api_waiters_on_notify(arg, n->extra);
+}
+
+static int listen_socket(api_server *srv)
+{
+    int fd = socket(srv->listen_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    if (bind(fd, (struct sockaddr *)&srv->listen_addr, srv->listen_len) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void close_noop(uv_handle_t *h) { (void)h; }
+
+static void finish(api_thread *t)
+{
+    uv_timer_stop(&t->drain_timer);
+    uv_close((uv_handle_t *)&t->drain_timer, close_noop);
+    uv_close((uv_handle_t *)&t->stop_async, close_noop);
+    aq_pgloop_close(t->pg);
+    t->pg = NULL;
+    uv_stop(&t->loop);
+}
+
+static void on_drain_timer(uv_timer_t *timer)
+{
+    api_thread *t = timer->data;
+    if (t->connections == 0 || aq_now_mono_ms() >= t->drain_deadline) {
+        if (t->connections) aq_warn("api", "thread %d: %d connections still open at the deadline", t->index, t->connections);
+        finish(t);
+    }
+}
+
+static void on_stop(uv_async_t *a)
+{
+    api_thread *t = a->data;
+    if (t->stopping) return;
+    t->stopping = 1;
+    uv_close((uv_handle_t *)&t->listener, close_noop);
+    h2o_context_request_shutdown(&t->ctx);
+    for (h2o_linklist_t *l = t->sockets.next; l != &t->sockets; l = l->next) {
+        tracked *tr = H2O_STRUCT_FROM_MEMBER(tracked, link, l);
+        shutdown(h2o_socket_get_fd(tr->sock), SHUT_RD);
+    }
+    t->drain_deadline = aq_now_mono_ms() + 10000;
+    uv_timer_start(&t->drain_timer, on_drain_timer, 0, 5);
+}
+
+static void *thread_main(void *arg)
+{
+    api_thread *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int api_thread_start(api_thread *t)
+{
+    api_server *srv = t->srv;
+    uv_loop_init(&t->loop);
+    h2o_context_init(&t->ctx, &t->loop, &srv->h2o);
+    t->accept_ctx.ctx = &t->ctx;
+    t->accept_ctx.hosts = srv->h2o.hosts;
+    h2o_linklist_init_anchor(&t->sockets);
+    int fd = listen_socket(srv);
+    if (fd < 0) {
+        aq_error("api", "cannot listen on %s: %s", srv->cfg->listen, strerror(errno));
+        return -1;
+    }
+    uv_tcp_init(&t->loop, &t->listener);
+    uv_tcp_open(&t->listener, fd);
+    t->listener.data = t;
+    if (uv_listen((uv_stream_t *)&t->listener, 1024, on_accept) != 0) {
+        aq_error("api", "cannot listen on %s", srv->cfg->listen);
+        return -1;
+    }
+    uv_async_init(&t->loop, &t->stop_async, on_stop);
+    t->stop_async.data = t;
+    uv_timer_init(&t->loop, &t->drain_timer);
+    t->drain_timer.data = t;
+    aq_pgloop_callbacks cb = {on_pg_state, on_pg_notify, t};
+    t->pg = aq_pgloop_create(&t->loop, srv->cfg->database_url, &cb);
+    api_auth_thread_init(t);
+    api_enqueue_thread_init(t);
+    api_waiters_thread_init(t);
+    aq_pgloop_start(t->pg);
+    return pthread_create(&t->tid, NULL, thread_main, t) == 0 ? 0 : -1;
+}
+
+void api_thread_request_stop(api_thread *t)
+{
+    uv_async_send(&t->stop_async);
+}

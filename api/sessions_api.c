@@ -1,0 +1,53 @@
+/* sessions_api.c — GET /v1/sessions/{id}/messages?after=&limit=: a session's
+ * messages, oldest first, paginated by message id. The session is the
+ * caller's if its chat_sessions row is theirs, or (before its first turn has
+ * run) if one of their jobs names it; otherwise 404. */
+#include "api.h"
+#include "aq_alloc.h"
+#include "aq_error.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static void got_messages(api_call *c, PGresult *res)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return;
+    }
+    if (PQgetisnull(res, 0, 0)) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
+    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s || strlen(s) > 19) return -1;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+void api_session_messages(api_call *c)
+{
+    const char *after = api_query_param(c, "after");
+    const char *limit = api_query_param(c, "limit");
+    long long lim = 100, aft = 0;
+    if (limit && parse_int(limit, 1, 500, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 500"); return; }
+    if (after && parse_int(after, 0, INT64_MAX, &aft)) {
+        api_reply_error(c, AQ_EINVAL, "after: a message id (the previous page's next)");
+        return;
+    }
+    const char *owner = c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
+    const char *p[] = {c->uuid, owner, api_keep(c, aq_sprintf("%lld", aft)), api_keep(c, aq_sprintf("%lld", lim))};
+    api_query(c,
+              "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
+              " AND ($2::bigint IS NULL OR s.user_id = $2))"
+              " OR EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2))"
+              " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
+              " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
+              " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"
+              " FROM chat_message_history WHERE session_id = $1 AND id > $3::bigint ORDER BY id LIMIT $4) m)"
+              " END",
+              4, p, got_messages);
+}
