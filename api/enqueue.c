@@ -8,7 +8,9 @@
  * costs one round trip, and under load one commit serves hundreds of
  * requests. A request hears 202 only after its batch has committed.
  *
- * One statement also checks, per row: the user's queued-job quota, that a
+ * One statement also checks, per row: the user's queued-job quota (counted
+ * once per user per batch, and never past the quota, so the check costs at
+ * most AGENTQ_USER_QUEUE_QUOTA index entries per user per batch), that a
  * given session is not someone else's, and the idempotency key (ON CONFLICT
  * DO NOTHING; an earlier job with the key is returned instead). Ids are
  * drawn in advance so every request learns its own row's fate. If the
@@ -29,10 +31,13 @@ static const char SQL_ENQUEUE[] =
     " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, quota int, check_type boolean))"
     " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, quota, check_type,"
     " ord)),"
+    " u AS MATERIALIZED ("   /* each user's queued jobs, counted once per batch, and only up to the quota */
+    " SELECT DISTINCT ON (r.user_id) r.user_id, r.quota, (SELECT count(*) FROM (SELECT 1 FROM jobs q"
+    "  WHERE q.user_id = r.user_id AND q.status = 'queued' LIMIT r.quota) x) AS queued"
+    " FROM r WHERE r.quota IS NOT NULL),"
     " chk AS MATERIALIZED ("
     " SELECT r.ord,"
-    " (r.quota IS NULL OR (SELECT count(*) FROM jobs q WHERE q.user_id = r.user_id AND q.status = 'queued')"
-    "  < r.quota) AS within_quota,"
+    " (r.quota IS NULL OR (SELECT u.queued FROM u WHERE u.user_id = r.user_id) < r.quota) AS within_quota,"
     " (r.session_id IS NULL OR NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id"
     "  AND s.user_id <> r.user_id)) AS session_ok,"
     " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"
@@ -191,8 +196,8 @@ void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, c
     aq_buf_add_json_str(&b, r->job_type);
     aq_buf_adds(&b, ",\"input\":");
     aq_buf_adds(&b, r->input_json);
-    aq_buf_addf(&b, ",\"priority\":%d,\"user_id\":%lld,\"quota\":%ld", r->priority, (long long)c->user_id,
-                t->srv->cfg->user_queue_quota);
+    aq_buf_addf(&b, ",\"priority\":%d,\"user_id\":%lld", r->priority, (long long)c->user_id);
+    if (t->srv->cfg->user_queue_quota > 0) aq_buf_addf(&b, ",\"quota\":%ld", t->srv->cfg->user_queue_quota);
     if (r->queue) { aq_buf_adds(&b, ",\"queue\":"); aq_buf_add_json_str(&b, r->queue); }
     if (r->run_at) { aq_buf_adds(&b, ",\"run_at\":"); aq_buf_add_json_str(&b, r->run_at); }
     if (r->session_id) { aq_buf_adds(&b, ",\"session_id\":"); aq_buf_add_json_str(&b, r->session_id); }

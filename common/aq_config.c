@@ -36,7 +36,7 @@ static const var vars[] = {
     NUM(api_threads, "AGENTQ_API_THREADS", "0", 0, 64, "API threads, each with its own loop and database connection (0 = one per CPU)"),
     NUM(max_body_bytes, "AGENTQ_MAX_BODY_BYTES", "65536", 256, 16777216, "largest request body the API accepts (413 beyond)"),
     NUM(max_message_chars, "AGENTQ_MAX_MESSAGE_CHARS", "8000", 1, 1000000, "longest chat message, in characters (422 beyond)"),
-    NUM(user_queue_quota, "AGENTQ_USER_QUEUE_QUOTA", "1000", 1, 100000000, "queued jobs a user may have at once (429 beyond)"),
+    NUM(user_queue_quota, "AGENTQ_USER_QUEUE_QUOTA", "1000", 0, 1000000, "queued jobs a user may have at once (429 beyond; 0 = no quota)"),
     NUM(user_rate_per_s, "AGENTQ_USER_RATE", "50", 1, 1000000, "requests per second per user, with a burst of twice that (429 beyond)"),
     NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),

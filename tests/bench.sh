@@ -30,6 +30,13 @@ OUT=docs/BENCHMARKS.md
 TARGET_RATIO_PCT=80      # drain ≥ 80 % of ceiling (a)
 TARGET_P99_US=1500       # enqueue → handler start p99 ≤ 1.5 ms
 TARGET_IDLE_KB=10240     # idle worker VmRSS < 10 MiB
+API_CONNS=64             # API load: wrk connections, seconds, and the exact-accounting run's size
+API_SECONDS=20
+API_CHATLOAD=20000
+API_PORT=55434
+TARGET_API_X=3           # POST /v1/chat req/s ≥ 3 × pgbench single-INSERT tps
+TARGET_API_P99_MS=25
+TARGET_API_KB=30720      # API resident memory < 30 MiB at load
 
 PGBIN=/usr/lib/postgresql/15/bin
 BIN=$DIR/bin             # the bench runs copies of bin/*, taken at its start
@@ -43,14 +50,14 @@ for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; d
 export AGENTQ_DBNAME=agentq_bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-for b in agentq agentq-worker agentq-bench; do
+for b in agentq agentq-api agentq-worker agentq-bench; do
     [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench)"
 done
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
 # Copies, so a build running meanwhile (e.g. `make test` relinking bin/ as the
 # SANITIZE=1 variant) cannot swap the binaries under a measurement.
 mkdir -p "$BIN"
-cp bin/agentq bin/agentq-worker bin/agentq-bench "$BIN/"
+cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench "$BIN/"
 grep -q __asan_init "$WORKER" &&
     die "bin/agentq-worker is the SANITIZE=1 build; benchmark the plain one (make all bin/agentq-bench)"
 M_BUILD="bin/ as built by make (checked: not the SANITIZE=1 variant)"
@@ -162,6 +169,49 @@ say "latency after the enqueue commit: p50 $(ms "$L_commit_p50") ms, p95 $(ms "$
     "p99 $(ms "$L_commit_p99") ms; INSERT round trip p50 $(ms "$L_insert_p50") ms, p99 $(ms "$L_insert_p99") ms"
 say "idle worker (--concurrency $LAT_CONCURRENCY): VmRSS $L_IDLE_KB kB"
 
+# ---- API: POST /v1/chat under wrk, exact accounting, pgbench single INSERT ----
+# One user with the rate limit and queue quota lifted (a quota counts the
+# user's queued jobs, and nothing drains them here); no worker runs.
+sql "TRUNCATE jobs" >/dev/null
+export AGENTQ_SECRET_KEY
+AGENTQ_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+TOKEN=$("$BIN/agentq" users add "bench$$" | tail -n 1)
+BENCH_USER=$(sql "SELECT id FROM users WHERE name = 'bench$$'")
+AGENTQ_LISTEN=127.0.0.1:$API_PORT AGENTQ_USER_RATE=1000000 AGENTQ_USER_QUEUE_QUOTA=0 AGENTQ_LOG_LEVEL=warn \
+    "$BIN/agentq-api" 2>"$LOGS/api.log" &
+API_PID=$!
+i=0
+until curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -gt 100 ] && die "agentq-api did not start (see $LOGS/api.log)"; sleep 0.1
+done
+out=$(TOKEN=$TOKEN wrk -t2 -c"$API_CONNS" -d"${API_SECONDS}s" --latency -s tests/bench/chat.lua \
+    "http://127.0.0.1:$API_PORT/v1/chat" 2>&1) || die "wrk failed: $out"
+A_RPS=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+lat_ms() { printf '%s\n' "$out" | awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; printf "%.2f", v }'; }
+A_P50=$(lat_ms 50%); A_P99=$(lat_ms 99%)
+A_ACC=$(printf '%s\n' "$out" | sed -n 's/^wrk_counts accepted=\([0-9]*\).*/\1/p')
+A_OTHER=$(printf '%s\n' "$out" | sed -n 's/^wrk_counts accepted=[0-9]* other=\([0-9]*\).*/\1/p')
+A_ERRS=$(printf '%s\n' "$out" | sed -n 's/^ *Socket errors: *\(.*\)/\1/p')
+A_ROWS=$(sql "SELECT count(*) FROM jobs WHERE job_type = 'agent_turn'")
+A_KB=$(awk '/^VmHWM/ {print $2}' "/proc/$API_PID/status")
+sql "TRUNCATE jobs" >/dev/null
+cl=$(AQ_BENCH_API="http://127.0.0.1:$API_PORT" AQ_BENCH_TOKEN=$TOKEN "$BENCH" chatload --jobs "$API_CHATLOAD" \
+    --workers "$API_CONNS") || true
+CL_EXACT=$(kv "$cl" exact); CL_ACC=$(kv "$cl" accepted); CL_ROWS=$(kv "$cl" rows)
+kill -TERM "$API_PID"; wait "$API_PID" || say "note: agentq-api exited non-zero"
+say "API POST /v1/chat, wrk -c$API_CONNS ${API_SECONDS}s: $A_RPS req/s, p50 $A_P50 ms, p99 $A_P99 ms;" \
+    "202s $A_ACC, other $A_OTHER, rows $A_ROWS${A_ERRS:+, socket errors: $A_ERRS}; API VmHWM $A_KB kB"
+say "API exact accounting: $cl"
+printf "INSERT INTO jobs (job_type, input, user_id) VALUES ('agent_turn', '{\"message\":\"hello\"}', %s);\n" \
+    "$BENCH_USER" >"$LOGS/insert1.sql"
+sql "TRUNCATE jobs" >/dev/null
+out=$("$PGBIN/pgbench" -n -f "$LOGS/insert1.sql" -c "$API_CONNS" -j 2 -T "$API_SECONDS" "$URL" 2>&1) ||
+    die "pgbench insert failed: $out"
+PI_TPS=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+A_X=$(calc '%.1f' "$A_RPS / $PI_TPS")
+say "pgbench single-row INSERT, -c $API_CONNS -j 2 -T $API_SECONDS: $PI_TPS tps; API = ${A_X}x"
+
 WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
 [ "$WARNS" = 0 ] || say "note: the worker logs ($LOGS) hold $WARNS warning/error lines"
 
@@ -169,6 +219,8 @@ WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
 verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
 V1=$(verdict "$R1 >= $TARGET_RATIO_PCT"); V2=$(verdict "$R2 >= $TARGET_RATIO_PCT")
 VL=$(verdict "$L_p99 <= $TARGET_P99_US"); VM=$(verdict "$IDLE_KB < $TARGET_IDLE_KB")
+VAX=$(verdict "$A_X >= $TARGET_API_X"); VAP=$(verdict "$A_P99 <= $TARGET_API_P99_MS")
+VAE=$(verdict "$A_OTHER == 0 && ${CL_EXACT:-0} == 1"); VAM=$(verdict "$A_KB < $TARGET_API_KB")
 ELAPSED=$(( $(date +%s) - T_START ))
 
 # ---- report ----
@@ -221,6 +273,10 @@ change them mid-run. This run took $ELAPSED s.
 | idle worker memory (\`--concurrency $LAT_CONCURRENCY\`) | $(mib "$L_IDLE_KB") | VmRSS $L_IDLE_KB kB, the latency run's worker before its first job |
 | worker peak memory after draining | $(mib "$HWM_KB") | largest VmHWM of any drain worker, $DRAIN_JOBS jobs, \`$WFLAGS\` |
 | worker start → first job claimed | $MFIRST ms | median over the drain runs, database clock |
+| API POST /v1/chat, $API_CONNS connections, ${API_SECONDS} s | **$A_RPS req/s**, p50 $A_P50 ms, p99 $A_P99 ms | wrk; $A_ACC × 202, $A_OTHER other; $A_ROWS rows committed (wrk's last in-flight requests may commit unanswered); no worker running |
+| baseline: pgbench single-row INSERT | **$PI_TPS tps** | \`-c $API_CONNS -j 2 -T $API_SECONDS\`, one INSERT into jobs per transaction; the API does **${A_X}×** that |
+| API exact accounting | $CL_ACC × 202 → $CL_ROWS rows, exact=$CL_EXACT | \`agentq-bench chatload\`: $API_CHATLOAD requests over $API_CONNS connections; sorted job ids of the 202s equal the sorted agent_turn row ids |
+| API memory at load | $(mib "$A_KB") | VmHWM after the wrk run |
 
 ## Targets
 
@@ -230,6 +286,10 @@ change them mid-run. This run took $ELAPSED s.
 | drain ≥ $TARGET_RATIO_PCT % of ceiling (a) | 2 workers: $R2 % | $V2 |
 | enqueue → start p99 ≤ $(ms "$TARGET_P99_US") ms | $(ms "$L_p99") ms | $VL |
 | idle worker < $(mib "$TARGET_IDLE_KB") resident | $(mib "$IDLE_KB") ($IDLE_KB kB) | $VM |
+| POST /v1/chat ≥ ${TARGET_API_X}× pgbench single INSERT | ${A_X}× ($A_RPS req/s vs $PI_TPS tps) | $VAX |
+| POST /v1/chat p99 ≤ $TARGET_API_P99_MS ms | $A_P99 ms | $VAP |
+| zero errors; every 202 has exactly one row, no row without its 202 | wrk: $A_OTHER non-202; chatload: $CL_ACC 202s, $CL_ROWS rows, exact=$CL_EXACT | $VAE |
+| API resident memory at load < $(mib "$TARGET_API_KB") | $(mib "$A_KB") (VmHWM $A_KB kB) | $VAM |
 
 ## Where we stand, and what limits us
 
@@ -284,6 +344,14 @@ change them mid-run. This run took $ELAPSED s.
   CLOCK_REALTIME just before the INSERT is sent; the handler records its own
   CLOCK_REALTIME at start in \`output.started_us\`; latency = started_us − t0
   (the enqueue's commit included). Percentiles are nearest-rank over all $LAT_JOBS jobs.
+- **API.** \`agentq-api\` with its default threads (one per CPU) and one user whose
+  rate limit and queue quota are lifted (the quota counts a user's queued jobs and
+  no worker drains them here). wrk (\`tests/bench/chat.lua\`) POSTs
+  \`{"message":...}\` to /v1/chat on $API_CONNS keep-alive connections for ${API_SECONDS} s; a 202 means the
+  row is committed. Then \`agentq-bench chatload\` sends exactly $API_CHATLOAD requests and checks that
+  the job ids of the 202s and the rows in jobs are the same set. The baseline is
+  pgbench inserting one row per transaction with $API_CONNS clients on the same cluster: the
+  API passes it because concurrent requests share one INSERT statement and one commit.
 - **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
   started (and stops, by PID). "Idle" is read after the worker has connected,
   written its first heartbeat and idled $IDLE_MS ms with an empty queue.

@@ -25,6 +25,7 @@ int aq_bench_cmd_load(const aq_bench_opts *o);
 int aq_bench_cmd_idle(const aq_bench_opts *o);
 int aq_bench_cmd_drain(const aq_bench_opts *o);
 int aq_bench_cmd_latency(const aq_bench_opts *o);
+int aq_bench_cmd_chatload(const aq_bench_opts *o);
 
 /* Connect with $DATABASE_URL; exits with status 1 on failure. */
 PGconn *aq_bench_connect(void);

@@ -6,6 +6,8 @@
  *   agentq-bench idle    [--idle-ms N] -- WORKER...    idle worker's resident memory
  *   agentq-bench drain   --jobs N --workers K -- WORKER...   drain time, jobs/s, peak memory
  *   agentq-bench latency --jobs N --interval-ms N -- WORKER...  enqueue → handler start
+ *   agentq-bench chatload --jobs N --workers C     N POST /v1/chat over C connections, then
+ *                                                  check every 202 has exactly one row
  *
  * WORKER... is the worker command line (bin/agentq-worker and its flags);
  * workers are started and stopped by PID, never by name. */
@@ -23,12 +25,13 @@ static const struct {
     {"idle", aq_bench_cmd_idle, 1},
     {"drain", aq_bench_cmd_drain, 1},
     {"latency", aq_bench_cmd_latency, 1},
+    {"chatload", aq_bench_cmd_chatload, 0},
     {NULL, NULL, 0},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: agentq-bench load|idle|drain|latency [--jobs N] [--workers N] [--interval-ms N]\n"
+    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload [--jobs N] [--workers N] [--interval-ms N]\n"
                "                    [--idle-ms N] [--timeout-s N] [--log FILE] [-- WORKER ARGS...]\n"
                "Benchmark helper for `make bench` (tests/bench.sh); connects with $DATABASE_URL.\n");
 }
@@ -55,7 +58,7 @@ int main(int argc, char **argv)
         int bad = 0;
         if (!strcmp(a, "--")) { o.worker_argv = argv + i + 1; break; }
         else if (!strcmp(a, "--jobs")) bad = number(v, 0, 10000000, &o.jobs);
-        else if (!strcmp(a, "--workers")) bad = number(v, 1, 64, &o.workers);
+        else if (!strcmp(a, "--workers")) bad = number(v, 1, 1024, &o.workers);
         else if (!strcmp(a, "--interval-ms")) bad = number(v, 0, 60000, &o.interval_ms);
         else if (!strcmp(a, "--idle-ms")) bad = number(v, 0, 600000, &o.idle_ms);
         else if (!strcmp(a, "--timeout-s")) bad = number(v, 1, 3600, &o.timeout_s);
