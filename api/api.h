@@ -89,7 +89,9 @@ struct api_call {
     unsigned char tok_hash[32];
     cJSON *body;
     void (*next)(api_call *);      /* what runs once authenticated */
-    char *scratch[4];              /* owned strings, freed with the call */
+    char **kept;                   /* owned strings, freed with the call (api_keep) */
+    int nkept;
+    int no_wait;                   /* answer GET-style without reading ?wait= (after a cancel) */
     long wait_s;                   /* ?wait= */
     uv_timer_t *wait_timer;
 };
@@ -105,7 +107,7 @@ void api_reply_error(api_call *c, int err, const char *fmt, ...) __attribute__((
 void api_call_free(api_call *c);
 /* Keep s until the call ends; returns s. */
 char *api_keep(api_call *c, char *s);
-/* Value of query parameter name (first occurrence, not decoded beyond %xx);
+/* Value of query parameter name (first occurrence; %xx and '+' decoded);
  * heap string kept by the call, or NULL when absent. */
 const char *api_query_param(api_call *c, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */

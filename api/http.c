@@ -49,7 +49,8 @@ static void free_timer(uv_handle_t *h) { free(h); }
 void api_call_free(api_call *c)
 {
     if (c->guard) c->guard->call = NULL;
-    for (int i = 0; i < 4; i++) free(c->scratch[i]);
+    for (int i = 0; i < c->nkept; i++) free(c->kept[i]);
+    free(c->kept);
     cJSON_Delete(c->body);
     if (c->wait_timer) {
         uv_timer_stop(c->wait_timer);
@@ -60,9 +61,9 @@ void api_call_free(api_call *c)
 
 char *api_keep(api_call *c, char *s)
 {
-    for (int i = 0; i < 4; i++)
-        if (!c->scratch[i]) { c->scratch[i] = s; return s; }
-    abort();   /* a bug: more than four kept strings */
+    c->kept = aq_realloc(c->kept, sizeof *c->kept * (size_t)(c->nkept + 1));
+    c->kept[c->nkept++] = s;
+    return s;
 }
 
 static void count(api_call *c, int status)
@@ -71,6 +72,7 @@ static void count(api_call *c, int status)
     int cls = status / 100;
     if (cls < 1 || cls > 5) cls = 5;
     atomic_fetch_add(&srv->requests[c->route][cls], 1);
+    if (c->wait_timer) return;   /* a long-poll's time is the job's, not the server's */
     uint64_t us = (uint64_t)aq_now_wall_us() - c->start_us;
     double s = (double)us / 1e6;
     int b = 0;
@@ -214,6 +216,12 @@ int api_parse_body(api_call *c)
                         c->t->srv->cfg->max_body_bytes);
         return -1;
     }
+    /* cJSON strings end at NUL, so "\u0000" would silently cut a value short */
+    for (size_t i = 0; i + 6 <= req->entity.len; i++)
+        if (req->entity.base[i] == '\\' && !strncasecmp(req->entity.base + i + 1, "u0000", 5)) {
+            api_reply_error(c, AQ_EINVAL, "strings must not contain NUL (\\u0000)");
+            return -1;
+        }
     c->body = cJSON_ParseWithLength(req->entity.base, req->entity.len);
     if (!cJSON_IsObject(c->body)) {
         api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");

@@ -87,7 +87,7 @@ static void chat_enqueued(api_call *c, const api_enqueue_result *r)
     if (r->failed) { answer_enqueue_failure(c, r); return; }
     if (r->session_foreign) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
     if (r->over_quota) {
-        api_reply_error(c, AQ_ERATE, "you already have %ld queued jobs; wait for some to finish",
+        api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
                         c->t->srv->cfg->user_queue_quota);
         return;
     }
@@ -140,14 +140,16 @@ void api_chat(api_call *c)
 static void job_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
-    if (r->type_refused) {
-        api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts");
-        return;
-    }
-    if (r->over_quota) {
-        api_reply_error(c, AQ_ERATE, "you already have %ld queued jobs; wait for some to finish",
-                        c->t->srv->cfg->user_queue_quota);
-        return;
+    if (!r->duplicate) {   /* a replay answers with the original job whatever else holds now */
+        if (r->type_refused) {
+            api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts (a worker publishes its types when it connects)");
+            return;
+        }
+        if (r->over_quota) {
+            api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
+                            c->t->srv->cfg->user_queue_quota);
+            return;
+        }
     }
     if (!r->job_id) {
         api_reply_error(c, AQ_ECONFLICT, "a request with this idempotency key is still being stored; retry");
@@ -210,8 +212,8 @@ void api_jobs_create(api_call *c)
     }
     int priority = 0;
     if (prio && !cJSON_IsNull(prio)) {
-        if (!cJSON_IsNumber(prio) || prio->valuedouble != (double)(int)prio->valuedouble ||
-            prio->valuedouble < -32768 || prio->valuedouble > 32767) {
+        if (!cJSON_IsNumber(prio) || prio->valuedouble < -32768 || prio->valuedouble > 32767 ||
+            prio->valuedouble != (double)(int)prio->valuedouble) {
             api_reply_error(c, AQ_EINVAL, "priority: must be an integer from -32768 to 32767");
             return;
         }
@@ -278,7 +280,7 @@ static void got_job(api_call *c, PGresult *res)
 
 void api_job_get(api_call *c)
 {
-    if (!c->wait_timer) {   /* first pass, not a wake-up */
+    if (!c->wait_timer && !c->no_wait) {   /* first pass, not a wake-up or a cancel's answer */
         const char *w = api_query_param(c, "wait");
         long long v = 0;
         if (w && parse_int(w, 0, 3600, &v)) {
@@ -352,6 +354,7 @@ static void cancelled(api_call *c, PGresult *res)
         return;
     }
     c->wait_s = 0;
+    c->no_wait = 1;
     api_job_get(c);   /* answer with the job as it now is */
 }
 

@@ -16,6 +16,7 @@
     X(ECONFLICT, "conflict",          "conflict with the current state",       409)  \
     X(ETOOBIG,   "too_large",         "payload too large",                     413)  \
     X(ERATE,     "rate_limited",      "too many requests",                     429)  \
+    X(EQUOTA,    "quota_exceeded",    "too many queued jobs",                  429)  \
     X(EDB,       "database_error",    "database error",                        500)  \
     X(EINTERNAL, "internal",          "internal error",                        500)  \
     X(EUNAVAIL,  "unavailable",       "database unreachable",                  503)  \
