@@ -169,7 +169,8 @@ void api_waiters_thread_init(api_thread *t);
 /* Park c until job c->id finishes or c->wait_s passes, then run api_job_get(c) again. */
 void api_wait_for_job(api_call *c);
 void api_waiters_on_notify(api_thread *t, const char *payload);
-void api_waiters_on_db_lost(api_thread *t);
+/* Answer every parked call now (database lost, or shutting down). */
+void api_waiters_wake_all(api_thread *t);
 
 /* ---- server (server.c) ---- */
 int api_thread_start(api_thread *t);

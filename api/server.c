@@ -59,7 +59,7 @@ static void on_pg_state(void *arg, int connected)
     api_thread *t = arg;
     t->db_ready = 0;
     if (!connected) {
-        api_waiters_on_db_lost(t);
+        api_waiters_wake_all(t);
         return;
     }
     /* the session answers in UTC and listens for finished jobs */
@@ -119,6 +119,7 @@ static void on_stop(uv_async_t *a)
     t->stopping = 1;
     uv_close((uv_handle_t *)&t->listener, close_noop);
     h2o_context_request_shutdown(&t->ctx);
+    api_waiters_wake_all(t);   /* parked long-polls answer now, with the job as it is */
     for (h2o_linklist_t *l = t->sockets.next; l != &t->sockets; l = l->next) {
         tracked *tr = H2O_STRUCT_FROM_MEMBER(tracked, link, l);
         shutdown(h2o_socket_get_fd(tr->sock), SHUT_RD);

@@ -71,7 +71,7 @@ void api_waiters_on_notify(api_thread *t, const char *payload)
     }
 }
 
-void api_waiters_on_db_lost(api_thread *t)
+void api_waiters_wake_all(api_thread *t)
 {
     table *tb = t->waiters;
     for (int i = 0; i < BUCKETS; i++)
