@@ -117,6 +117,9 @@ const char *api_header_str(h2o_req_t *req, const char *name, size_t *len);
  * dropped. Answers 503 itself (and returns -1) when the database is down. */
 int api_query(api_call *c, const char *sql, int n, const char *const *params,
               void (*cb)(api_call *c, PGresult *res));
+/* A decimal integer in [lo, hi], digits only (no sign unless lo < 0, no
+ * spaces, no '+'): 0, or -1 when s is anything else. */
+int api_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parse the body as a JSON object into c->body; answers 400/413 and returns -1 otherwise. */
 int api_parse_body(api_call *c);
 

@@ -8,6 +8,7 @@
 #include "aq_buf.h"
 #include "aq_error.h"
 #include "aq_time.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,11 +223,30 @@ int api_parse_body(api_call *c)
             api_reply_error(c, AQ_EINVAL, "strings must not contain NUL (\\u0000)");
             return -1;
         }
-    c->body = cJSON_ParseWithLength(req->entity.base, req->entity.len);
+    const char *end = NULL;
+    c->body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
+    while (c->body && end < req->entity.base + req->entity.len && (*end == ' ' || *end == '\t' ||
+           *end == '\n' || *end == '\r'))
+        end++;
+    if (c->body && end != req->entity.base + req->entity.len) {   /* {"a":1}garbage */
+        cJSON_Delete(c->body);
+        c->body = NULL;
+    }
     if (!cJSON_IsObject(c->body)) {
         api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
         return -1;
     }
+    return 0;
+}
+
+int api_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && lo < 0)) || strlen(s) > 19) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
     return 0;
 }
 

@@ -27,16 +27,6 @@ static const char *owner_param(api_call *c)
     return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
 }
 
-static int parse_int(const char *s, long long lo, long long hi, long long *out)
-{
-    if (!s || !*s || strlen(s) > 19) return -1;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 static void uuid_v4(char out[37])
 {
     unsigned char b[16];
@@ -283,7 +273,7 @@ void api_job_get(api_call *c)
     if (!c->wait_timer && !c->no_wait) {   /* first pass, not a wake-up or a cancel's answer */
         const char *w = api_query_param(c, "wait");
         long long v = 0;
-        if (w && parse_int(w, 0, 3600, &v)) {
+        if (w && api_parse_int(w, 0, 3600, &v)) {
             api_reply_error(c, AQ_EINVAL, "wait: seconds, an integer from 0 to 3600");
             return;
         }
@@ -322,8 +312,8 @@ void api_jobs_list(api_call *c)
     }
     if (type && !valid_name(type, 100)) { api_reply_error(c, AQ_EINVAL, "type: a job type name"); return; }
     long long lim = 50, bef = 0;
-    if (limit && parse_int(limit, 1, 200, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
-    if (before && parse_int(before, 1, INT64_MAX, &bef)) {
+    if (limit && api_parse_int(limit, 1, 200, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
+    if (before && api_parse_int(before, 1, INT64_MAX, &bef)) {
         api_reply_error(c, AQ_EINVAL, "before: a job id (the previous page's next)");
         return;
     }

@@ -18,23 +18,13 @@ static void got_messages(api_call *c, PGresult *res)
     api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-static int parse_int(const char *s, long long lo, long long hi, long long *out)
-{
-    if (!s || !*s || strlen(s) > 19) return -1;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 void api_session_messages(api_call *c)
 {
     const char *after = api_query_param(c, "after");
     const char *limit = api_query_param(c, "limit");
     long long lim = 100, aft = 0;
-    if (limit && parse_int(limit, 1, 500, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 500"); return; }
-    if (after && parse_int(after, 0, INT64_MAX, &aft)) {
+    if (limit && api_parse_int(limit, 1, 500, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 500"); return; }
+    if (after && api_parse_int(after, 0, INT64_MAX, &aft)) {
         api_reply_error(c, AQ_EINVAL, "after: a message id (the previous page's next)");
         return;
     }

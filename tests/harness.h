@@ -59,4 +59,45 @@ int th_run_env_cmd(const char *var);
 const char *th_bin(const char *name);
 void th_sleep_ms(long ms);
 
+/* ---- the API over HTTP (libcurl; curl_global_init is done by the runner) ---- */
+
+/* The AGENTQ_SECRET_KEY th_api and th_user share (64 hex digits, tests only). */
+#define TH_SECRET_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+/* Start bin/agentq-api on a free 127.0.0.1 port with the test's DATABASE_URL,
+ * TH_SECRET_KEY, AGENTQ_API_THREADS=2 and then env ("K=V", NULL-terminated,
+ * may override those); stderr goes to the test's log. Returns once GET
+ * /healthz answers 200; exits the test (failed) if it never does. Later
+ * th_http calls go to this server. A sanitized build's LeakSanitizer is told
+ * to ignore h2o's recycle caches only (see lsan_h2o_suppression in harness.c). */
+pid_t th_api(const char *const *env);
+/* Port of the server th_api last started. */
+int th_api_port(void);
+/* Run `agentq users add NAME [--operator]` with TH_SECRET_KEY and return the
+ * token it prints as its last line (heap); exits the test (failed) on error. */
+char *th_user(const char *name, int operator);
+
+typedef struct th_resp {
+    long status;        /* HTTP status; 0 when no response came (see body) */
+    char *body;         /* response body, NUL-terminated (heap, never NULL) */
+    size_t len;         /* body length in bytes */
+    char *header;       /* value of the header asked for, or NULL (heap) */
+    double secs;        /* how long the exchange took */
+} th_resp;
+
+/* One request to the th_api server (its own connection; safe from threads).
+ * method: NULL means GET, or POST when a body is given; path: "/v1/jobs?x=1";
+ * token: sent as "Authorization: Bearer TOKEN" (NULL: no header); body: sent
+ * as is with Content-Type: application/json (NULL: none); headers: extra
+ * "Name: value" lines, NULL-terminated (NULL: none; they may replace the
+ * defaults); want_header: a response header (any case) returned in .header.
+ * Times out after 60 s. Free the result with th_resp_free. */
+th_resp th_http(const char *method, const char *path, const char *token, const char *body,
+                const char *const *headers, const char *want_header);
+/* GET path with token (th_http shorthand). */
+th_resp th_get(const char *path, const char *token);
+/* POST body (JSON text) to path with token (th_http shorthand). */
+th_resp th_post(const char *path, const char *token, const char *body);
+void th_resp_free(th_resp *r);
+
 #endif

@@ -12,13 +12,14 @@
 #include "aq_migrate.h"
 #include "aq_time.h"
 #include "harness.h"
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[];
-static const th_test *groups[] = {th_unit_tests, th_engine_tests, th_fault_tests, NULL};
+extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_api_tests[];
+static const th_test *groups[] = {th_unit_tests, th_engine_tests, th_fault_tests, th_api_tests, NULL};
 
 extern char th_url[512], th_log[512];
 
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     aq_log_set_level("warn");
+    curl_global_init(CURL_GLOBAL_DEFAULT);   /* once, before any test forks (th_http) */
     int have_db = getenv("AQ_TEST_PGHOST") && getenv("AQ_TEST_PGPORT");
     const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
     int need_db = 0;
