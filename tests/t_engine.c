@@ -349,6 +349,26 @@ static void crash_loop_ends_failed(void)
     free(err);
 }
 
+/* Lease extension on one connection must not deadlock with completions on
+ * the worker's other connection: a hot drain with extensions every ~0.7 s. */
+static void extension_and_completion_never_deadlock(void)
+{
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 120000)", NULL);
+    const char *const env[] = {"AGENTQ_LEASE_SECONDS=2", "AGENTQ_DB_CONNECTIONS=2", "AGENTQ_POLL_MS=100", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "2000", NULL};
+    pid_t w = th_worker(args, env);
+    CHECK(th_wait_int(120000, 120000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    extern char th_log[512];
+    FILE *f = fopen(th_log, "r");
+    char line[4096];
+    int bad = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "deadlock") || strstr(line, "round failed") || strstr(line, "rolled back")) bad++;
+    if (f) fclose(f);
+    CHECK_INT(bad, 0);
+}
+
 const th_test th_engine_tests[] = {
     {"engine_lifecycle_success", lifecycle_success, 30, 1},
     {"engine_output_quoting", output_survives_quoting, 30, 1},
@@ -369,5 +389,6 @@ const th_test th_engine_tests[] = {
     {"engine_retention_prune", retention_prunes_old_finished_jobs, 30, 1},
     {"engine_crash_loop_ends_failed", crash_loop_ends_failed, 90, 1},
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
+    {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
     {0},
 };

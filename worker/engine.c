@@ -82,6 +82,7 @@ typedef struct round {
     int extend, rescue, prune, setup;
     int failed, conn_lost;
     char errmsg[256];
+    char sqlstate[6];        /* of the first failure */
 } round;
 
 struct aq_engine {
@@ -110,6 +111,7 @@ struct aq_engine {
 
 static void pump(aq_engine *eng);
 static void maybe_finish(aq_engine *eng);
+static void round_failed(round *r, PGresult *res);
 
 /* ---- SQL (prepared on every connect) ---- */
 
@@ -158,9 +160,12 @@ static const char SQL_FOLLOWUP[] =
     " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed')"
     " ON CONFLICT DO NOTHING";
 
+/* SKIP LOCKED: a row locked right now is being completed (by this worker's
+ * other connection, typically) and needs no extension; waiting for it could
+ * deadlock against that completion. */
 static const char SQL_EXTEND[] =
     "UPDATE jobs SET locked_until = now() + make_interval(secs => $2::int)"
-    " WHERE status = 'running' AND locked_by = $1";
+    " WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND locked_by = $1 FOR UPDATE SKIP LOCKED)";
 
 static const char SQL_HEARTBEAT[] =
     "INSERT INTO workers (id, host, pid, queues, concurrency, running, jobs_done)"
@@ -352,7 +357,8 @@ static void on_claim(void *arg, PGresult *res)
 {
     round *r = arg;
     aq_engine *eng = r->eng;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) return;
+    if (!res) return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) { round_failed(r, res); return; }
     int n = PQntuples(res);
     if (n < r->claim_limit && eng->wake_seq == r->wake_seq) eng->want_claim = 0;
     if (!n) return;
@@ -379,6 +385,16 @@ static void on_claim(void *arg, PGresult *res)
 
 /* ---- the round ---- */
 
+/* Note the first failure of a round: its message and SQLSTATE. */
+static void round_failed(round *r, PGresult *res)
+{
+    r->failed = 1;
+    if (r->errmsg[0] || PQresultStatus(res) == PGRES_PIPELINE_ABORTED) return;   /* keep the cause */
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(r->sqlstate, sizeof r->sqlstate, "%s", st ? st : "");
+}
+
 static void completed(round *r, PGresult *res, int sent)
 {
     if (!res) return;
@@ -390,8 +406,7 @@ static void completed(round *r, PGresult *res, int sent)
                     fenced, sent);
         return;
     }
-    r->failed = 1;
-    if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
+    round_failed(r, res);
 }
 
 static void on_complete(void *arg, PGresult *res) { completed(arg, res, ((round *)arg)->ncomplete); }
@@ -402,10 +417,7 @@ static void on_step(void *arg, PGresult *res)
     round *r = arg;
     if (!res) return;
     ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        r->failed = 1;
-        if (!r->errmsg[0]) snprintf(r->errmsg, sizeof r->errmsg, "%s", PQresultErrorMessage(res));
-    }
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) round_failed(r, res);
 }
 
 static void on_rescue(void *arg, PGresult *res)
@@ -467,8 +479,11 @@ static void on_round_done(void *arg, PGresult *res)
         }
     } else if (r->failed || r->conn_lost) {
         /* the whole transaction rolled back: resend everything it carried */
-        int isolate = r->failed && !r->conn_lost && r->ndone > 1;
-        if (r->failed && !r->conn_lost) {
+        /* class 40 (deadlock, serialization failure) is transient: resend as is */
+        int transient = r->conn_lost || !strncmp(r->sqlstate, "40", 2);
+        int isolate = !transient && r->ndone > 1;
+        if (transient && !r->conn_lost) aq_warn("worker", "round rolled back, sending it again: %s", r->errmsg);
+        if (!transient) {
             aq_error("worker", "round failed: %s", r->errmsg);
             if (r->ndone == 1) {
                 /* a single completion the database refuses: record the refusal */
