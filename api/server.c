@@ -62,8 +62,10 @@ static void on_pg_state(void *arg, int connected)
         api_waiters_wake_all(t);
         return;
     }
-    /* the session answers in UTC and listens for finished jobs */
+    /* the session answers in UTC, never JIT-compiles (these statements are
+     * short; a compile costs tens of ms), and listens for finished jobs */
     aq_pgloop_query(t->pg, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
+    aq_pgloop_query(t->pg, "SET jit = off", 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "LISTEN aq_done", 0, NULL, NULL, NULL);
     aq_pgloop_sync(t->pg, NULL, NULL);
     t->db_ready = 1;

@@ -171,8 +171,10 @@ say "idle worker (--concurrency $LAT_CONCURRENCY): VmRSS $L_IDLE_KB kB"
 
 # ---- API: POST /v1/chat under wrk, exact accounting, pgbench single INSERT ----
 # One user with the rate limit and queue quota lifted (a quota counts the
-# user's queued jobs, and nothing drains them here); no worker runs.
-sql "TRUNCATE jobs" >/dev/null
+# user's queued jobs, and nothing drains them here); no worker runs. Each
+# measured step starts from an empty table and a fresh CHECKPOINT, as the
+# drains do, so no timed checkpoint lands inside one of them.
+sql "TRUNCATE jobs" >/dev/null; sql "CHECKPOINT" >/dev/null
 export AGENTQ_SECRET_KEY
 AGENTQ_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 TOKEN=$("$BIN/agentq" users add "bench$$" | tail -n 1)
@@ -186,6 +188,7 @@ until curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
 done
 out=$(TOKEN=$TOKEN wrk -t2 -c"$API_CONNS" -d"${API_SECONDS}s" --latency -s tests/bench/chat.lua \
     "http://127.0.0.1:$API_PORT/v1/chat" 2>&1) || die "wrk failed: $out"
+printf '%s\n' "$out" >"$LOGS/wrk.log"
 A_RPS=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
 lat_ms() { printf '%s\n' "$out" | awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
     else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; printf "%.2f", v }'; }
@@ -205,7 +208,7 @@ say "API POST /v1/chat, wrk -c$API_CONNS ${API_SECONDS}s: $A_RPS req/s, p50 $A_P
 say "API exact accounting: $cl"
 printf "INSERT INTO jobs (job_type, input, user_id) VALUES ('agent_turn', '{\"message\":\"hello\"}', %s);\n" \
     "$BENCH_USER" >"$LOGS/insert1.sql"
-sql "TRUNCATE jobs" >/dev/null
+sql "TRUNCATE jobs" >/dev/null; sql "CHECKPOINT" >/dev/null
 out=$("$PGBIN/pgbench" -n -f "$LOGS/insert1.sql" -c "$API_CONNS" -j 2 -T "$API_SECONDS" "$URL" 2>&1) ||
     die "pgbench insert failed: $out"
 PI_TPS=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')

@@ -627,6 +627,7 @@ static void send_setup(conn *c)
     r->c = c;
     r->setup = 1;
     aq_pgloop_query(c->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
+    aq_pgloop_query(c->pg, "SET jit = off", 0, NULL, on_step, r);   /* short statements only */
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
     if (c->index == 0) {
