@@ -20,6 +20,7 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_log.h"
+#include "aq_time.h"
 #include <stdlib.h>
 
 #define MAX_BATCH 500
@@ -75,7 +76,10 @@ typedef struct {
     pend *list;
     int n;
     int answered;
+    uint64_t sent_ms;
 } batch;
+
+#define SLOW_BATCH_MS 20
 
 static void flush(api_thread *t);
 
@@ -92,6 +96,8 @@ static void on_rows(void *arg, PGresult *res)
 {
     batch *b = arg;
     b->answered = 1;
+    uint64_t took = aq_now_mono_ms() - b->sent_ms;
+    if (took > SLOW_BATCH_MS) aq_warn("api", "slow enqueue: a batch of %d took %llu ms", b->n, (unsigned long long)took);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK || PQntuples(res) != b->n) {
         const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -169,6 +175,7 @@ static void flush(api_thread *t)
     aq_buf_adds(&json, "]");
     const char *params[] = {json.p};
     s->inflight = 1;
+    b->sent_ms = aq_now_mono_ms();
     if (aq_pgloop_query(t->pg, SQL_ENQUEUE, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */

@@ -45,7 +45,7 @@ start() {
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$s" && touch "$dir/server.log" && chown postgres:postgres "$dir/server.log"
     if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then :; else
         as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
+            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c min_wal_size=1GB -c max_wal_size=2GB -c fsync=on -c synchronous_commit=on" \
             start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
     fi
     as_pg "$PGBIN/psql" -h "$s" -p "$port" -U postgres -d postgres -Atqc \

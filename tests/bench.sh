@@ -317,6 +317,17 @@ change them mid-run. This run took $ELAPSED s.
   round trip that does not wait for the WAL flush (a claim lost in a server
   crash leaves the job queued, which at-least-once delivery allows) and one
   hand-off to a pool thread.
+- **API.** \`POST /v1/chat\` passes pgbench's single-row INSERTs several
+  times over because concurrent requests on an API thread share one INSERT
+  statement and one commit (a 202 still means committed), and the exact
+  accounting run shows no request lost or doubled. The tail was the
+  database's, not ours: at ~17k inserts/s WAL fills a 16 MB segment about
+  every second, and a freshly checkpointed cluster at the default
+  \`min_wal_size\` (80 MB) had to create and zero-fill new segments mid-run:
+  every ~1.2 s both API threads' batches stalled ~50 ms together (the API
+  logs any enqueue batch over 20 ms), for a p99 near 40 ms. With
+  \`min_wal_size=1GB\` (deploy/pg.sh; pgbench's baseline runs on the same
+  cluster) segments are recycled and p99 drops to single-digit ms.
 - **Memory.** An idle worker is a little over 1 MiB of private memory; the
   rest of its resident size is shared-library pages. libcurl/OpenSSL are
   initialised on first use, not at start (that alone was 3 MiB).
