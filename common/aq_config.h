@@ -12,7 +12,11 @@ typedef struct aq_config {
     const char *listen;
     const char *queues;         /* comma-separated */
     const char *log_level;
-    const char *secret_key;     /* AGENTQ_SECRET_KEY text; parse with aq_secret_key_parse */
+    const char *secret_key;
+    const char *llm_provider;   /* "offline" or "openai" */
+    const char *llm_base_url;
+    const char *llm_api_key;
+    const char *llm_model;     /* AGENTQ_SECRET_KEY text; parse with aq_secret_key_parse */
     long concurrency;
     long prefetch;
     long db_connections;
@@ -30,6 +34,10 @@ typedef struct aq_config {
     long user_queue_quota;
     long user_rate_per_s;
     long wait_max_seconds;
+    long llm_timeout_ms;
+    long context_messages;
+    long agent_max_steps;
+    long action_ttl_hours;
 } aq_config;
 
 /* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes

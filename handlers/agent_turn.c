@@ -1,64 +1,373 @@
-/* agent_turn.c — STAND-IN until the agent lands (issue 4): one user message
- * in, one reply out, where the reply is an echo marked as such. It already
- * does the bookkeeping the real turn keeps: upserts the chat_sessions row
- * (refusing a session that belongs to another user), stores the user message
- * and the reply in chat_message_history with this job's id, and writes
- * {reply, tool_calls, usage, stand_in} to jobs.output. A retried job does not
- * store its messages twice (they are keyed by job id).
+/* agent_turn.c — one user message in, one assistant reply out (SPEC §5).
  *
- * input: {"message": text, "session_id": uuid, "channel": "web"|"telegram"|"scheduled"} */
+ * DESIGN: the session's stored history is the turn's state. Each step first
+ * finishes any tool calls of this job's latest assistant message that have
+ * no stored result; only then does it call the model. So a retry after a
+ * crash or a provider error resumes where the turn stopped (a tool whose
+ * result is stored never runs twice: its effect and its tool message commit
+ * together), and an approval resumes the same way: a call of tier `approval`
+ * writes a pending_actions row and parks the job 'waiting'; the decision
+ * re-queues this job, and the step finds the decided action and runs the
+ * tool (or tells the model it was declined).
+ *
+ * input: {"message": text, "session_id": uuid, "channel": "web"|"telegram"|"scheduled"}
+ * output: {reply, tool_calls: [{name, arguments, result}], usage}; while
+ * waiting: {status: "waiting_for_approval", pending_action, reply, ...}. */
+#include "aq_alloc.h"
+#include "aq_buf.h"
+#include "aq_json.h"
 #include "handlers.h"
+#include "llm.h"
+#include "tools.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char *str(const cJSON *input, const char *key)
+#define SYSTEM_PROMPT "You are the assistant of agentq. You help the user keep track of their tasks with the " \
+    "tools you have. Be brief and concrete. Never invent tasks or ids: use list_tasks."
+
+typedef struct turn {
+    aq_ctx *ctx;
+    PGconn *db;
+    const aq_job *job;
+    const aq_config *cfg;
+    const char *session;
+    char uid[24], jid[24];
+    cJSON *made;                 /* tool calls made: [{name, arguments, result}] */
+    long prompt_tokens, completion_tokens, model_calls;
+} turn;
+
+static const char *str(const cJSON *o, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, key);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **output)
+static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, PGresult **keep)
 {
-    const aq_job *job = aq_ctx_job(ctx);
-    const char *message = str(input, "message");
-    const char *session = str(input, "session_id") ? str(input, "session_id") : job->session_id;
-    const char *channel = str(input, "channel") ? str(input, "channel") : "web";
-    if (!message || !*message) { aq_ctx_error(ctx, "input.message: required, a non-empty string"); return AQ_JOB_FAIL; }
-    if (!session) { aq_ctx_error(ctx, "input.session_id: required"); return AQ_JOB_FAIL; }
-    if (!job->user_id) { aq_ctx_error(ctx, "agent_turn needs a job with a user_id"); return AQ_JOB_FAIL; }
-    PGconn *db = aq_ctx_db(ctx);
-    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (keep && ok) *keep = r; else PQclear(r);
+    return ok;
+}
 
-    char uid[24], jid[24];
-    snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
-    snprintf(jid, sizeof jid, "%lld", (long long)job->id);
-    char reply[600];
-    snprintf(reply, sizeof reply, "[stand-in agent, not a model] You said: %.500s", message);
-    const char *p[] = {session, uid, channel, message, reply, jid};
-    /* one statement: session upsert (ownership kept), both messages unless
-     * this job already stored them; returns the owner to detect a foreign session */
-    PGresult *r = PQexecParams(db,
-        "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
-        " ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE chat_sessions.user_id = $2 RETURNING user_id),"
-        " m AS (INSERT INTO chat_message_history (session_id, role, content, job_id)"
-        " SELECT $1, v.role, v.content, $6 FROM (VALUES (1, 'user', $4), (2, 'assistant', $5)) v(n, role, content)"
-        " WHERE EXISTS (SELECT 1 FROM s)"
-        " AND NOT EXISTS (SELECT 1 FROM chat_message_history h WHERE h.session_id = $1 AND h.job_id = $6)"
-        " ORDER BY v.n)"
-        " SELECT count(*) FROM s",
-        6, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "storing the turn: %s", PQresultErrorMessage(r));
-        PQclear(r);
+static int store_message(turn *t, const char *role, const char *content, const char *tool_calls, const char *call_id)
+{
+    const char *p[] = {t->session, role, content, tool_calls, call_id, t->jid};
+    return exec_ok(t->db, "INSERT INTO chat_message_history (session_id, role, content, tool_calls, tool_call_id, job_id)"
+                          " VALUES ($1, $2, $3, $4::jsonb, $5, $6)", 6, p, NULL);
+}
+
+static cJSON *usage(const turn *t)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)t->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)t->completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(t->prompt_tokens + t->completion_tokens));
+    cJSON_AddNumberToObject(u, "model_calls", (double)t->model_calls);
+    return u;
+}
+
+static cJSON *output(turn *t, const char *reply)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "reply", reply);
+    cJSON_AddItemToObject(o, "tool_calls", t->made);
+    t->made = NULL;
+    cJSON_AddItemToObject(o, "usage", usage(t));
+    return o;
+}
+
+/* The turn has failed for good: say so in the session (never silence). */
+static void apologise(turn *t, const char *why)
+{
+    char msg[700];
+    snprintf(msg, sizeof msg, "Sorry, I could not answer this time (%.500s). Please try again later.", why);
+    aq_utf8_sanitize(msg);
+    store_message(t, "assistant", msg, NULL, NULL);
+}
+
+/* Store a tool's result; for a normal tool run it in the same transaction. */
+static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const char *name, const char *args_text,
+                       const cJSON *args, const char *given_result)
+{
+    if (!exec_ok(t->db, "BEGIN", 0, NULL, NULL)) return -1;
+    char *result = NULL, *err = NULL;
+    if (given_result) {
+        result = aq_strdup(given_result);
+    } else {
+        exec_ok(t->db, "SAVEPOINT tool", 0, NULL, NULL);
+        result = tool->run(t->db, t->job->user_id, args, &err);
+        if (!result) {
+            exec_ok(t->db, "ROLLBACK TO SAVEPOINT tool", 0, NULL, NULL);
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "error", err ? err : "failed");
+            result = cJSON_PrintUnformatted(e);
+            cJSON_Delete(e);
+        }
+    }
+    aq_utf8_sanitize(result);
+    int ok = store_message(t, "tool", result, NULL, call_id) && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
+    if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
+    if (ok) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", name);
+        cJSON_AddStringToObject(m, "arguments", args_text);
+        cJSON *parsed = cJSON_Parse(result);
+        if (parsed) cJSON_AddItemToObject(m, "result", parsed); else cJSON_AddStringToObject(m, "result", result);
+        cJSON_AddItemToArray(t->made, m);
+    }
+    free(result);
+    free(err);
+    return ok ? 0 : -1;
+}
+
+static char *error_json(const char *fmt, const char *detail)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, fmt, detail);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "error", msg);
+    char *s = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    return s;
+}
+
+enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR };
+
+/* Finish the tool calls of this job's latest assistant message that have no
+ * result yet. STEP_WAIT sets *wait_out to the output for a pending approval. */
+static int finish_pending(turn *t, cJSON **wait_out)
+{
+    PGresult *r = NULL;
+    const char *p[] = {t->session, t->jid};
+    if (!exec_ok(t->db, "SELECT m.id, m.tool_calls::text, coalesce((SELECT json_agg(h.tool_call_id)"
+                        " FROM chat_message_history h WHERE h.session_id = $1 AND h.role = 'tool' AND h.id > m.id),"
+                        " '[]')::text FROM chat_message_history m WHERE m.session_id = $1 AND m.job_id = $2"
+                        " AND m.role = 'assistant' ORDER BY m.id DESC LIMIT 1", 2, p, &r))
+        return STEP_ERROR;
+    if (PQntuples(r) == 0 || PQgetisnull(r, 0, 1)) { PQclear(r); return STEP_NO_CALLS; }
+    cJSON *calls = cJSON_Parse(PQgetvalue(r, 0, 1)), *answered = cJSON_Parse(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    int rc = STEP_NO_CALLS;
+    const cJSON *call;
+    cJSON_ArrayForEach(call, calls) {
+        const char *id = str(call, "id");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const char *name = str(fn, "name"), *args_text = str(fn, "arguments");
+        if (!id) continue;
+        int done = 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, answered) done |= cJSON_IsString(a) && !strcmp(a->valuestring, id);
+        if (done) continue;
+        rc = STEP_DONE_CALLS;
+        const aq_tool *tool = name ? aq_tool_find(name) : NULL;
+        cJSON *args = args_text ? cJSON_Parse(args_text) : NULL;
+        char *given = NULL;
+        if (!tool) given = error_json("unknown tool '%s'", name ? name : "");
+        else if (!cJSON_IsObject(args)) given = error_json("the arguments are not a JSON object: %.200s", args_text ? args_text : "");
+        if (!given && tool->approval) {
+            const char *q[] = {t->jid, id};
+            PGresult *pa = NULL;
+            if (!exec_ok(t->db, "SELECT status FROM pending_actions WHERE job_id = $1 AND tool_call_id = $2", 2, q, &pa)) {
+                cJSON_Delete(args); rc = STEP_ERROR; break;
+            }
+            const char *status = PQntuples(pa) ? PQgetvalue(pa, 0, 0) : NULL;
+            if (status && !strcmp(status, "rejected")) given = error_json("%s", "the user declined this action; do not retry it");
+            else if (status && !strcmp(status, "expired")) given = error_json("%s", "the approval request expired");
+            else if (!status || !strcmp(status, "pending")) {
+                PQclear(pa);
+                pa = NULL;
+                char hours[24];
+                snprintf(hours, sizeof hours, "%ld", t->cfg->action_ttl_hours);
+                const char *ins[] = {t->uid, t->jid, t->session, name, args_text, id, hours};
+                if (!exec_ok(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
+                                    " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
+                                    " now() + make_interval(hours => $7::int))"
+                                    " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
+                                    " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
+                                    " 'expires_at', expires_at)::text", 7, ins, &pa)) {
+                    cJSON_Delete(args); rc = STEP_ERROR; break;
+                }
+                cJSON *o = output(t, "");
+                char reply[300];
+                snprintf(reply, sizeof reply, "I need your approval to run %s.", name);
+                cJSON_ReplaceItemInObject(o, "reply", cJSON_CreateString(reply));
+                cJSON_AddStringToObject(o, "status", "waiting_for_approval");
+                cJSON_AddItemToObject(o, "pending_action", cJSON_Parse(PQgetvalue(pa, 0, 0)));
+                PQclear(pa);
+                cJSON_Delete(args);
+                *wait_out = o;
+                rc = STEP_WAIT;
+                break;
+            }
+            PQclear(pa);
+        }
+        int ok = finish_call(t, tool, id, name ? name : "", args_text ? args_text : "", args, given) == 0;
+        free(given);
+        cJSON_Delete(args);
+        if (!ok) { rc = STEP_ERROR; break; }
+    }
+    cJSON_Delete(calls);
+    cJSON_Delete(answered);
+    return rc;
+}
+
+/* system prompt + standing instructions + the session's last N messages */
+static cJSON *context(turn *t)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%ld", t->cfg->context_messages);
+    const char *p[] = {t->session, n, t->uid};
+    PGresult *r = NULL;
+    if (!exec_ok(t->db, "SELECT (SELECT string_agg('- ' || instruction, E'\\n' ORDER BY id) FROM user_instructions"
+                        " WHERE user_id = $3), coalesce((SELECT json_agg(m ORDER BY m.id) FROM (SELECT id, role,"
+                        " content, tool_calls, tool_call_id FROM chat_message_history WHERE session_id = $1"
+                        " ORDER BY id DESC LIMIT $2::int) m), '[]')::text", 3, p, &r))
+        return NULL;
+    aq_buf sys;
+    aq_buf_init(&sys);
+    aq_buf_adds(&sys, SYSTEM_PROMPT);
+    if (!PQgetisnull(r, 0, 0)) {
+        aq_buf_adds(&sys, "\nThe user's standing instructions:\n");
+        aq_buf_adds(&sys, PQgetvalue(r, 0, 0));
+    }
+    cJSON *msgs = cJSON_CreateArray(), *hist = cJSON_Parse(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "role", "system");
+    cJSON_AddStringToObject(s, "content", sys.p);
+    aq_buf_dispose(&sys);
+    cJSON_AddItemToArray(msgs, s);
+    int leading = 1;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, hist) {
+        const char *role = str(m, "role");
+        if (!role || !strcmp(role, "system")) continue;
+        if (leading && !strcmp(role, "tool")) continue;   /* its assistant message fell out of the window */
+        leading = 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "role", role);
+        const char *content = str(m, "content");
+        if (content) cJSON_AddStringToObject(o, "content", content); else cJSON_AddNullToObject(o, "content");
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        if (cJSON_IsArray(tc)) cJSON_AddItemToObject(o, "tool_calls", cJSON_Duplicate(tc, 1));
+        const char *cid = str(m, "tool_call_id");
+        if (cid) cJSON_AddStringToObject(o, "tool_call_id", cid);
+        cJSON_AddItemToArray(msgs, o);
+    }
+    cJSON_Delete(hist);
+    return msgs;
+}
+
+/* OpenAI's shape for a stored assistant message's tool calls. */
+static char *stored_calls(const cJSON *calls)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        cJSON *o = cJSON_CreateObject(), *fn = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", str(c, "id"));
+        cJSON_AddStringToObject(o, "type", "function");
+        cJSON_AddStringToObject(fn, "name", str(c, "name"));
+        cJSON_AddStringToObject(fn, "arguments", str(c, "arguments"));
+        cJSON_AddItemToObject(o, "function", fn);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return s;
+}
+
+aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
+{
+    turn t = {.ctx = ctx, .job = aq_ctx_job(ctx), .cfg = aq_ctx_config(ctx)};
+    const char *message = str(input, "message"), *channel = str(input, "channel");
+    t.session = str(input, "session_id") ? str(input, "session_id") : t.job->session_id;
+    if (!channel) channel = "web";
+    if (!message || !*message) { aq_ctx_error(ctx, "input.message: required, a non-empty string"); return AQ_JOB_FAIL; }
+    if (!t.session) { aq_ctx_error(ctx, "input.session_id: required"); return AQ_JOB_FAIL; }
+    if (strcmp(channel, "web") && strcmp(channel, "telegram") && strcmp(channel, "scheduled")) {
+        aq_ctx_error(ctx, "input.channel: web, telegram or scheduled");
+        return AQ_JOB_FAIL;
+    }
+    if (!t.job->user_id) { aq_ctx_error(ctx, "agent_turn needs a job with a user_id"); return AQ_JOB_FAIL; }
+    t.db = aq_ctx_db(ctx);
+    if (!t.db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    snprintf(t.uid, sizeof t.uid, "%lld", (long long)t.job->user_id);
+    snprintf(t.jid, sizeof t.jid, "%lld", (long long)t.job->id);
+
+    /* the session (kept by its owner) and this turn's user message, once */
+    const char *p[] = {t.session, t.uid, channel, message, t.jid};
+    PGresult *r = NULL;
+    if (!exec_ok(t.db, "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
+                       " ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE chat_sessions.user_id = $2"
+                       " RETURNING user_id),"
+                       " m AS (INSERT INTO chat_message_history (session_id, role, content, job_id)"
+                       " SELECT $1, 'user', $4, $5 WHERE EXISTS (SELECT 1 FROM s) AND NOT EXISTS"
+                       " (SELECT 1 FROM chat_message_history h WHERE h.session_id = $1 AND h.job_id = $5"
+                       " AND h.role = 'user'))"
+                       " SELECT count(*) FROM s", 5, p, &r)) {
+        aq_ctx_error(ctx, "storing the message: %s", PQerrorMessage(t.db));
         return AQ_JOB_RETRY;
     }
-    int mine = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    int mine = !strcmp(PQgetvalue(r, 0, 0), "1");
     PQclear(r);
-    if (!mine) { aq_ctx_error(ctx, "session %s belongs to another user", session); return AQ_JOB_FAIL; }
-    *output = cJSON_CreateObject();
-    cJSON_AddStringToObject(*output, "reply", reply);
-    cJSON_AddItemToObject(*output, "tool_calls", cJSON_CreateArray());
-    cJSON_AddItemToObject(*output, "usage", cJSON_CreateObject());
-    cJSON_AddBoolToObject(*output, "stand_in", 1);
-    return AQ_JOB_OK;
+    if (!mine) { aq_ctx_error(ctx, "session %s belongs to another user", t.session); return AQ_JOB_FAIL; }
+
+    t.made = cJSON_CreateArray();
+    cJSON *tools = aq_tools_schema();
+    aq_job_status st = AQ_JOB_OK;
+    for (;;) {
+        cJSON *wait = NULL;
+        int step = finish_pending(&t, &wait);
+        if (step == STEP_WAIT) { *out = wait; st = AQ_JOB_WAIT; break; }
+        if (step == STEP_ERROR) { aq_ctx_error(ctx, "running a tool: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
+        if (step == STEP_DONE_CALLS) continue;
+        if (t.model_calls >= t.cfg->agent_max_steps) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "I stopped after %ld steps without finishing; please rephrase or split the request.",
+                     t.model_calls);
+            store_message(&t, "assistant", msg, NULL, NULL);
+            *out = output(&t, msg);
+            cJSON_AddStringToObject(*out, "stopped", "max_steps");
+            break;
+        }
+        cJSON *msgs = context(&t);
+        if (!msgs) { aq_ctx_error(ctx, "loading the context: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
+        long left = aq_ctx_time_left_ms(ctx) - 1000;
+        aq_llm_reply reply;
+        aq_llm_complete(t.cfg, msgs, tools, left < t.cfg->llm_timeout_ms ? (left > 1000 ? left : 1000) : t.cfg->llm_timeout_ms,
+                        &reply);
+        cJSON_Delete(msgs);
+        t.model_calls++;
+        if (reply.error) {
+            aq_ctx_error(ctx, "%s", reply.error);
+            int final = !reply.transient || t.job->attempts >= t.job->max_attempts;
+            if (final) apologise(&t, reply.error);
+            if (reply.transient && reply.retry_after_ms >= 0) aq_ctx_retry_after(ctx, reply.retry_after_ms);
+            st = reply.transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
+            aq_llm_reply_dispose(&reply);
+            break;
+        }
+        t.prompt_tokens += reply.prompt_tokens;
+        t.completion_tokens += reply.completion_tokens;
+        if (reply.content) aq_utf8_sanitize(reply.content);
+        if (reply.tool_calls) {
+            char *calls = stored_calls(reply.tool_calls);
+            int ok = store_message(&t, "assistant", reply.content && *reply.content ? reply.content : NULL, calls, NULL);
+            free(calls);
+            aq_llm_reply_dispose(&reply);
+            if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
+            continue;
+        }
+        int ok = store_message(&t, "assistant", reply.content, NULL, NULL);
+        if (ok) *out = output(&t, reply.content);
+        aq_llm_reply_dispose(&reply);
+        if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; }
+        break;
+    }
+    cJSON_Delete(tools);
+    cJSON_Delete(t.made);
+    return st;
 }

@@ -8,7 +8,9 @@
  *                 freed by the caller;
  *   AQ_JOB_RETRY  try again later: after aq_ctx_retry_after()'s delay if set,
  *                 else exponential backoff; failed once max_attempts is spent;
- *   AQ_JOB_FAIL   permanent failure, no retry.
+ *   AQ_JOB_FAIL   permanent failure, no retry;
+ *   AQ_JOB_WAIT   park the job as 'waiting' with *output (e.g. a pending
+ *                 approval) until something outside re-queues it.
  * Set the reason for RETRY/FAIL with aq_ctx_error(). The dispatcher has already
  * checked the type, that input is a JSON object, and its size: handlers do
  * not repeat that. Execution is at-least-once: a job may run again after a
@@ -21,7 +23,7 @@
 #include <stdint.h>
 #include "aq_config.h"
 
-typedef enum { AQ_JOB_OK, AQ_JOB_RETRY, AQ_JOB_FAIL } aq_job_status;
+typedef enum { AQ_JOB_OK, AQ_JOB_RETRY, AQ_JOB_FAIL, AQ_JOB_WAIT } aq_job_status;
 
 /* The claimed row, as the handler sees it. Strings live as long as the ctx. */
 typedef struct aq_job {

@@ -149,6 +149,10 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
         jr->status = "succeeded";
         jr->output = out ? aq_strdup(out) : NULL;
         free(msg);
+    } else if (st == AQ_JOB_WAIT) {
+        jr->status = "waiting";
+        jr->output = out ? aq_strdup(out) : NULL;
+        free(msg);
     } else if (st == AQ_JOB_FAIL) {
         fail(jr, msg);
     } else {

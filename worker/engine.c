@@ -129,7 +129,7 @@ static const char SQL_CLAIM[] =
 
 static const char SQL_COMPLETE[] =
     "UPDATE jobs j SET status = c.s,"
-    " output = CASE WHEN c.s = 'succeeded' THEN c.o ELSE j.output END,"
+    " output = CASE WHEN c.s IN ('succeeded', 'waiting') THEN c.o ELSE j.output END,"
     " last_error = coalesce(c.e, j.last_error),"
     " attempts = j.attempts - c.u,"
     " run_at = CASE WHEN c.s = 'queued' THEN now() + make_interval(secs => c.d / 1000.0) ELSE j.run_at END,"
@@ -157,7 +157,7 @@ static const char SQL_FOLLOWUP[] =
     " p.session_id, p.id, f.key"
     " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, attempt int, type text, queue text,"
     " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text)"
-    " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed')"
+    " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed', 'waiting')"
     " ON CONFLICT DO NOTHING";
 
 /* SKIP LOCKED: a row locked right now is being completed (by this worker's

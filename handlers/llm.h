@@ -1,0 +1,36 @@
+/* llm.h — the LLM call of an agent turn: one request to an OpenAI-compatible
+ * /chat/completions endpoint (LLM_PROVIDER=openai) or to the built-in offline
+ * responder (LLM_PROVIDER=offline, the default; it says plainly that it is
+ * not a model). Blocking; handler threads only.
+ *
+ * The reply is normalised whatever shape the provider used: content as a
+ * string or a list of content blocks, tool calls as {id, name, arguments}
+ * with arguments always a string (possibly not valid JSON: the caller
+ * checks), missing fields tolerated. */
+#ifndef AQ_LLM_H
+#define AQ_LLM_H
+#include <cJSON.h>
+#include "aq_config.h"
+
+typedef struct aq_llm_reply {
+    char *content;            /* may be NULL */
+    cJSON *tool_calls;        /* array of {"id","name","arguments"}; NULL when none */
+    long prompt_tokens, completion_tokens;
+    /* failure */
+    char *error;              /* NULL on success */
+    int transient;            /* worth retrying (429, 5xx, timeout, garbled reply) */
+    long retry_after_ms;      /* from Retry-After, or -1 */
+    long http_status;         /* 0 when no response */
+} aq_llm_reply;
+
+/* messages: OpenAI-shaped array; tools: OpenAI "tools" array or NULL.
+ * timeout_ms bounds the request. Always fills *out; returns 0 on success. */
+int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms,
+                    aq_llm_reply *out);
+void aq_llm_reply_dispose(aq_llm_reply *r);
+/* The offline responder (used by aq_llm_complete when LLM_PROVIDER=offline). */
+int aq_llm_offline(const cJSON *messages, aq_llm_reply *out);
+/* Parse a /chat/completions response body into out (exposed for unit tests). */
+int aq_llm_parse(const char *body, size_t len, aq_llm_reply *out);
+
+#endif
