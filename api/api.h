@@ -30,7 +30,7 @@ typedef struct api_guard api_guard;
 /* Route ids, for dispatch and metrics. */
 enum {
     R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
-    R_SESSION_MESSAGES, R_NOT_FOUND, R_COUNT
+    R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_NOT_FOUND, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -84,6 +84,7 @@ struct api_call {
     int64_t user_id;
     int operator;
     int64_t id;                    /* id taken from the path, if any */
+    int64_t ref_id;                /* a related row's id an endpoint carries to its answer */
     char uuid[37];                 /* session id taken from the path, if any */
     char tok_id[17];               /* presented token: id and hash of its secret */
     unsigned char tok_hash[32];
@@ -140,6 +141,9 @@ void api_job_get(api_call *c);
 void api_jobs_list(api_call *c);
 void api_job_cancel(api_call *c);
 void api_session_messages(api_call *c);
+void api_actions_list(api_call *c);
+void api_action_approve(api_call *c);
+void api_action_reject(api_call *c);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {

@@ -16,7 +16,7 @@
 
 const char *const api_route_names[R_COUNT] = {
     "healthz", "readyz", "metrics", "chat", "jobs_list", "jobs_create", "job_get", "job_cancel",
-    "session_messages", "not_found",
+    "session_messages", "actions_list", "action_decide", "not_found",
 };
 const double api_latency_bounds[API_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,

@@ -23,6 +23,9 @@ static const route routes[] = {
     {"GET",  "/v1/jobs/:id",               R_JOB_GET,          api_job_get,          1},
     {"POST", "/v1/jobs/:id/cancel",        R_JOB_CANCEL,       api_job_cancel,       1},
     {"GET",  "/v1/sessions/:uuid/messages", R_SESSION_MESSAGES, api_session_messages, 1},
+    {"GET",  "/v1/actions",                R_ACTIONS_LIST,     api_actions_list,     1},
+    {"POST", "/v1/actions/:id/approve",    R_ACTION_DECIDE,    api_action_approve,   1},
+    {"POST", "/v1/actions/:id/reject",     R_ACTION_DECIDE,    api_action_reject,    1},
     {NULL, NULL, 0, NULL, 0},
 };
 

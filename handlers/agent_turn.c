@@ -213,6 +213,21 @@ static int finish_pending(turn *t, cJSON **wait_out)
     return rc;
 }
 
+/* OpenAI-compatible servers refuse an assistant tool call without a tool
+ * answer; a call of an earlier turn still awaiting approval gets one here
+ * (not stored). */
+static void close_calls(cJSON *msgs, const cJSON *open)
+{
+    const cJSON *id;
+    cJSON_ArrayForEach(id, open) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "role", "tool");
+        cJSON_AddStringToObject(o, "tool_call_id", id->valuestring);
+        cJSON_AddStringToObject(o, "content", "{\"error\":\"awaiting the user's approval\"}");
+        cJSON_AddItemToArray(msgs, o);
+    }
+}
+
 /* system prompt + standing instructions + the session's last N messages */
 static cJSON *context(turn *t)
 {
@@ -240,22 +255,39 @@ static cJSON *context(turn *t)
     aq_buf_dispose(&sys);
     cJSON_AddItemToArray(msgs, s);
     int leading = 1;
+    cJSON *open = NULL;   /* ids of the last assistant message's calls not yet answered */
     const cJSON *m;
     cJSON_ArrayForEach(m, hist) {
         const char *role = str(m, "role");
         if (!role || !strcmp(role, "system")) continue;
         if (leading && !strcmp(role, "tool")) continue;   /* its assistant message fell out of the window */
         leading = 0;
+        if (!strcmp(role, "tool")) {
+            const char *cid = str(m, "tool_call_id");
+            for (int i = cJSON_GetArraySize(open) - 1; cid && i >= 0; i--)
+                if (!strcmp(cJSON_GetArrayItem(open, i)->valuestring, cid)) cJSON_DeleteItemFromArray(open, i);
+        } else {
+            close_calls(msgs, open);   /* a call still awaiting approval gets a stand-in answer */
+            cJSON_Delete(open);
+            open = NULL;
+        }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "role", role);
         const char *content = str(m, "content");
         if (content) cJSON_AddStringToObject(o, "content", content); else cJSON_AddNullToObject(o, "content");
         const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (cJSON_IsArray(tc)) cJSON_AddItemToObject(o, "tool_calls", cJSON_Duplicate(tc, 1));
+        if (cJSON_IsArray(tc)) {
+            cJSON_AddItemToObject(o, "tool_calls", cJSON_Duplicate(tc, 1));
+            open = cJSON_CreateArray();
+            const cJSON *c;
+            cJSON_ArrayForEach(c, tc)
+                if (str(c, "id")) cJSON_AddItemToArray(open, cJSON_CreateString(str(c, "id")));
+        }
         const char *cid = str(m, "tool_call_id");
         if (cid) cJSON_AddStringToObject(o, "tool_call_id", cid);
         cJSON_AddItemToArray(msgs, o);
     }
+    cJSON_Delete(open);   /* the latest message's open calls are finish_pending's business */
     cJSON_Delete(hist);
     return msgs;
 }

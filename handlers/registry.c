@@ -13,6 +13,7 @@ const aq_handler_def aq_handler_table[] = {
     /* name            function              max_att timeout_s api    test_only */
     {"noop",           aq_handle_noop,           25,     60,  true,  false},
     {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false},
+    {"action_decision", aq_handle_action_decision, 10,   60,  false, false},
     {"test_fail",      aq_handle_test_fail,      25,     60,  false, true},
     {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true},
     {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true},

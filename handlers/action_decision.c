@@ -1,0 +1,49 @@
+/* action_decision.c — applies a user's approve/reject of a pending tool call
+ * (written as a job by POST /v1/actions/{id}/approve|reject) and re-queues
+ * the agent turn that waits for it; that turn then runs the tool or tells the
+ * model it was declined. In one transaction: the action is decided only if
+ * still pending (an expired one becomes 'expired' and the turn is told so),
+ * the waiting job goes back to 'queued' without counting an attempt, and
+ * workers are woken. Repeats are harmless: a decided action is left alone.
+ *
+ * input: {"action_id": N, "decision": "approved"|"rejected"} */
+#include "handlers.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(input, "action_id");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(input, "decision");
+    if (!cJSON_IsNumber(id) || !cJSON_IsString(d) ||
+        (strcmp(d->valuestring, "approved") && strcmp(d->valuestring, "rejected"))) {
+        aq_ctx_error(ctx, "input: {action_id: integer, decision: approved|rejected}");
+        return AQ_JOB_FAIL;
+    }
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    char aid[24];
+    snprintf(aid, sizeof aid, "%lld", (long long)id->valuedouble);
+    const char *p[] = {aid, d->valuestring};
+    PGresult *r = PQexecParams(db,
+        "WITH a AS (UPDATE pending_actions SET status = CASE WHEN expires_at > now() THEN $2 ELSE 'expired' END,"
+        " decided_at = now() WHERE id = $1 AND status = 'pending' RETURNING job_id, status),"
+        " j AS (UPDATE jobs SET status = 'queued', run_at = now(), attempts = greatest(jobs.attempts - 1, 0),"
+        " locked_by = NULL, locked_until = NULL FROM a WHERE jobs.id = a.job_id AND jobs.status = 'waiting'"
+        " RETURNING jobs.id),"
+        " n AS (SELECT pg_notify('aq_jobs', '') FROM j)"
+        " SELECT (SELECT status FROM a), (SELECT id FROM j), (SELECT count(*) FROM n)",
+        2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        aq_ctx_error(ctx, "deciding action %s: %s", aid, PQresultErrorMessage(r));
+        PQclear(r);
+        return AQ_JOB_RETRY;
+    }
+    *output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*output, "action_id", id->valuedouble);
+    cJSON_AddStringToObject(*output, "decision", PQgetisnull(r, 0, 0) ? "already decided" : PQgetvalue(r, 0, 0));
+    if (!PQgetisnull(r, 0, 1)) cJSON_AddNumberToObject(*output, "resumed_job", atof(PQgetvalue(r, 0, 1)));
+    PQclear(r);
+    return AQ_JOB_OK;
+}
