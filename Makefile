@@ -92,6 +92,14 @@ $(BINDIR)/agentq-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
+# the fake HTTP server tests put in place of external services (tests/fake/main.c);
+# built by `make test`, not by `all`
+FAKE_OBJ := $(call obj,$(wildcard tests/fake/*.c))
+$(BINDIR)/agentq-fake: $(FAKE_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
 build/migrations.c: $(MIGRATIONS) sql/embed.sh
 	@mkdir -p build
 	$(Q)sh sql/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
@@ -116,7 +124,7 @@ deps:
 
 # Everything: deps, build (plain and sanitized), all tests against a throwaway cluster.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-test
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-test $(BINDIR)/agentq-fake
 	$(Q)AQ_TEST_BIN=$(CURDIR)/$(BINDIR) sh tests/run.sh $(TESTS)
 
 run: deps

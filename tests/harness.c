@@ -372,7 +372,8 @@ th_resp th_http(const char *method, const char *path, const char *token, const c
     CURL *h = curl_easy_init();
     if (!h) { snprintf(r.body, x.cap, "curl_easy_init failed"); return r; }
     char url[2048], auth[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", api_port, path);
+    if (!strncmp(path, "http://", 7)) snprintf(url, sizeof url, "%s", path);
+    else snprintf(url, sizeof url, "http://127.0.0.1:%d%s", api_port, path);
     struct curl_slist *hl = NULL;
     hl = curl_slist_append(hl, "Expect:");   /* no 100-continue round trip */
     if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
@@ -422,4 +423,162 @@ void th_resp_free(th_resp *r)
     free(r->body);
     free(r->header);
     r->body = r->header = NULL;
+}
+
+/* ---- the fake HTTP server ---- */
+
+static char fake_script[600], fake_log[600], fake_ready[600];
+
+/* th_log is LOGDIR/NAME.log; the fake's files are LOGDIR/NAME.fake-*. */
+static void fake_paths(void)
+{
+    int n = (int)strlen(th_log);
+    if (n > 4 && !strcmp(th_log + n - 4, ".log")) n -= 4;
+    snprintf(fake_script, sizeof fake_script, "%.*s.fake-script.json", n, th_log);
+    snprintf(fake_log, sizeof fake_log, "%.*s.fake-requests.jsonl", n, th_log);
+    snprintf(fake_ready, sizeof fake_ready, "%.*s.fake-ready", n, th_log);
+}
+
+const char *th_fake_log_path(void) { return fake_log; }
+const char *th_fake_script_path(void) { return fake_script; }
+
+/* The whole file (heap, NUL-terminated), or NULL when it cannot be read. */
+static char *slurp(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *text = aq_malloc(cap);
+    while ((k = fread(text + n, 1, cap - 1 - n, f)) > 0) {
+        n += k;
+        if (n == cap - 1) text = aq_realloc(text, cap *= 2);
+    }
+    fclose(f);
+    text[n] = '\0';
+    if (len_out) *len_out = n;
+    return text;
+}
+
+/* Replace path's contents through a rename, so a reader sees old or new. */
+static int write_atomic(const char *path, const char *text)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+pid_t th_fake(const char *script_json, char *url_out, size_t url_len)
+{
+    fake_paths();
+    if (write_atomic(fake_script, script_json)) {
+        th_fail(__FILE__, __LINE__, "cannot write %s", fake_script);
+        exit(1);
+    }
+    unlink(fake_log);
+    unlink(fake_ready);
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); exit(1); }
+    if (pid == 0) {
+        int fd = open(th_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) { dup2(fd, 2); close(fd); }
+        const char *bin = th_bin("agentq-fake");
+        execl(bin, bin, "--port", "0", "--script", fake_script, "--log", fake_log,
+              "--ready-file", fake_ready, (char *)NULL);
+        perror("execl");
+        _exit(127);
+    }
+    uint64_t end = aq_now_mono_ms() + 10000;
+    for (;;) {
+        char *ready = slurp(fake_ready, NULL);
+        int port = ready ? atoi(ready) : 0;
+        free(ready);
+        if (port > 0) {
+            snprintf(url_out, url_len, "http://127.0.0.1:%d", port);
+            return pid;
+        }
+        int ws;
+        if (waitpid(pid, &ws, WNOHANG) == pid) {
+            th_fail(__FILE__, __LINE__, "agentq-fake exited at start (status %d; the log says why)",
+                    WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+            exit(1);
+        }
+        if (aq_now_mono_ms() > end) {
+            th_fail(__FILE__, __LINE__, "agentq-fake did not write %s within 10 s", fake_ready);
+            exit(1);
+        }
+        aq_sleep_ms(10);
+    }
+}
+
+void th_fake_add(const char *steps_json)
+{
+    cJSON *add = cJSON_Parse(steps_json), *script = NULL;
+    char *text = slurp(fake_script, NULL), *out = NULL;
+    if (text) script = cJSON_Parse(text);
+    if (!cJSON_IsArray(script)) {
+        th_fail(__FILE__, __LINE__, "th_fake_add: no script at %s (th_fake first)", fake_script);
+        goto done;
+    }
+    if (cJSON_IsObject(add)) {
+        cJSON_AddItemToArray(script, add);
+        add = NULL;
+    } else if (cJSON_IsArray(add)) {
+        while (add->child)
+            cJSON_AddItemToArray(script, cJSON_DetachItemViaPointer(add, add->child));
+    } else {
+        th_fail(__FILE__, __LINE__, "th_fake_add: not a step or an array of steps: %s", steps_json);
+        goto done;
+    }
+    out = cJSON_Print(script);
+    if (!out || write_atomic(fake_script, out))
+        th_fail(__FILE__, __LINE__, "cannot write %s", fake_script);
+done:
+    free(out);
+    free(text);
+    cJSON_Delete(script);
+    cJSON_Delete(add);
+}
+
+cJSON *th_fake_requests(void)
+{
+    cJSON *all = cJSON_CreateArray();
+    size_t len;
+    char *text = slurp(fake_log, &len);
+    if (!text) return all;
+    char *line = text, *nl;
+    while ((nl = memchr(line, '\n', len - (size_t)(line - text)))) {
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(line);
+        if (o) cJSON_AddItemToArray(all, o);
+        else th_fail(__FILE__, __LINE__, "%s: a line is not JSON: %.200s", fake_log, line);
+        line = nl + 1;
+    }
+    free(text);
+    return all;
+}
+
+int th_fake_wait(int n, int timeout_ms)
+{
+    uint64_t end = aq_now_mono_ms() + (uint64_t)timeout_ms;
+    int have = 0;
+    for (;;) {
+        size_t len;
+        char *text = slurp(fake_log, &len);
+        have = 0;
+        for (size_t i = 0; text && i < len; i++) have += text[i] == '\n';
+        free(text);
+        if (have >= n) return 1;
+        if (aq_now_mono_ms() > end) break;
+        aq_sleep_ms(10);
+    }
+    th_fail(__FILE__, __LINE__, "waited %d ms for %d fake requests; have %d", timeout_ms, n, have);
+    return 0;
 }

@@ -4,6 +4,7 @@
  * with a timeout; see runner.c. */
 #ifndef AQ_HARNESS_H
 #define AQ_HARNESS_H
+#include <cJSON.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +86,8 @@ typedef struct th_resp {
     double secs;        /* how long the exchange took */
 } th_resp;
 
-/* One request to the th_api server (its own connection; safe from threads).
+/* One request to the th_api server (its own connection; safe from threads);
+ * a path starting with "http://" is a whole URL instead (a th_fake server).
  * method: NULL means GET, or POST when a body is given; path: "/v1/jobs?x=1";
  * token: sent as "Authorization: Bearer TOKEN" (NULL: no header); body: sent
  * as is with Content-Type: application/json (NULL: none); headers: extra
@@ -99,5 +101,31 @@ th_resp th_get(const char *path, const char *token);
 /* POST body (JSON text) to path with token (th_http shorthand). */
 th_resp th_post(const char *path, const char *token, const char *body);
 void th_resp_free(th_resp *r);
+
+/* ---- the fake HTTP server (bin/agentq-fake; script and log formats in
+ * tests/fake/main.c) standing in for the LLM API or Telegram ---- */
+
+/* Write script_json (a JSON array of steps) to NAME.fake-script.json beside
+ * the test's log, start bin/agentq-fake on a free 127.0.0.1 port (stderr to
+ * the test's log) and wait until it listens. Puts "http://127.0.0.1:PORT" in
+ * url_out and returns the pid (stop it with th_stop, or leave it to the
+ * runner). One fake at a time per test: a second call, after stopping the
+ * first, replaces the script and empties the request log. Exits the test
+ * (failed) if the fake does not start within 10 s or the script is invalid. */
+pid_t th_fake(const char *script_json, char *url_out, size_t url_len);
+/* The running fake's request log (one JSON object per line) and script. */
+const char *th_fake_log_path(void);
+const char *th_fake_script_path(void);
+/* Append steps (a JSON array of steps, or one step object) to the running
+ * fake's script. The file is replaced by a rename; the fake reloads it on its
+ * next request and keeps what it already served. Fails the test on bad JSON. */
+void th_fake_add(const char *steps_json);
+/* Every request the fake logged so far, as a JSON array of log objects in
+ * arrival order (never NULL; the caller cJSON_Deletes it). A line that does
+ * not parse fails the test; a last line still being written is left out. */
+cJSON *th_fake_requests(void);
+/* Wait until the fake has logged at least n requests; 1 if it did within
+ * timeout_ms, else 0 (and the check fails). */
+int th_fake_wait(int n, int timeout_ms);
 
 #endif

@@ -18,8 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_api_tests[];
-static const th_test *groups[] = {th_unit_tests, th_engine_tests, th_fault_tests, th_api_tests, NULL};
+extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_api_tests[], th_fake_tests[],
+    th_agent_tests[];
+static const th_test *groups[] = {th_unit_tests, th_engine_tests, th_fault_tests, th_api_tests,
+                                   th_fake_tests, th_agent_tests, NULL};
 
 extern char th_url[512], th_log[512];
 
