@@ -79,6 +79,9 @@ extern const aq_handler_def aq_handler_table[];
 const aq_handler_def *aq_handler_find(const char *name);
 /* Enable the test-only types (before threads start). */
 void aq_handlers_enable_tests(bool on);
+/* Release what handlers keep per thread (HTTP handles); a pool thread calls
+ * it as it exits. */
+void aq_handlers_thread_cleanup(void);
 /* 0, or AQ_EINVAL with the duplicate's name in err. Called at startup. */
 int aq_handlers_check(char *err, size_t errlen);
 

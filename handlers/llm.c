@@ -17,6 +17,12 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 static __thread CURL *thread_curl;
 
+void aq_llm_thread_cleanup(void)
+{
+    if (thread_curl) curl_easy_cleanup(thread_curl);
+    thread_curl = NULL;
+}
+
 void aq_llm_reply_dispose(aq_llm_reply *r)
 {
     free(r->content);

@@ -6,6 +6,7 @@
 #include "aq_error.h"
 #include "aq_handler.h"
 #include "handlers.h"
+#include "llm.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ const aq_handler_def aq_handler_table[] = {
 static bool tests_enabled;
 
 void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
+
+void aq_handlers_thread_cleanup(void) { aq_llm_thread_cleanup(); }
 
 const aq_handler_def *aq_handler_find(const char *name)
 {

@@ -63,6 +63,7 @@ void aq_dispatch_thread_cleanup(void)
 {
     if (thread_db) PQfinish(thread_db);
     thread_db = NULL;
+    aq_handlers_thread_cleanup();
 }
 
 int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const aq_enqueue_opts *opts)

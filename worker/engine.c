@@ -925,3 +925,9 @@ void aq_engine_start(aq_engine *eng)
 }
 
 const char *aq_engine_id(const aq_engine *eng) { return eng->id; }
+
+void aq_engine_join(aq_engine *eng, long ms)
+{
+    int left = aq_pool_join(eng->pool, ms);
+    if (left) aq_warn("worker", "%d handler threads still busy at exit (abandoned jobs)", left);
+}

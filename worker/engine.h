@@ -24,5 +24,8 @@ void aq_engine_start(aq_engine *eng);
  * running handlers finish within the grace period, flush, then on_exit. */
 void aq_engine_stop(aq_engine *eng);
 const char *aq_engine_id(const aq_engine *eng);
+/* After the loop has stopped: let the handler threads exit (up to ms), so
+ * their per-thread state (database and HTTP handles) is released. */
+void aq_engine_join(aq_engine *eng, long ms);
 
 #endif

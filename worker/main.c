@@ -131,6 +131,7 @@ int main(int argc, char **argv)
     uv_unref((uv_handle_t *)&sigint);
     aq_engine_start(engine);
     uv_run(loop, UV_RUN_DEFAULT);
+    aq_engine_join(engine, 3000);
     free(qlit);
 
     return 0;

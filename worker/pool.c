@@ -4,6 +4,7 @@
 #include "aq_time.h"
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct aq_pool {
     pthread_mutex_t mu;
@@ -14,6 +15,8 @@ struct aq_pool {
     int quit;
     const aq_config *cfg;
     uv_async_t async;
+    pthread_t *threads;
+    int nthreads;
     void (*done)(void *, aq_jobrun *);
     void *arg;
 };
@@ -76,11 +79,10 @@ aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg,
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (int i = 0; i < nthreads; i++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, thread_main, pool) != 0) abort();
-    }
+    pool->threads = aq_calloc((size_t)nthreads, sizeof *pool->threads);
+    pool->nthreads = nthreads;
+    for (int i = 0; i < nthreads; i++)
+        if (pthread_create(&pool->threads[i], &attr, thread_main, pool) != 0) abort();
     pthread_attr_destroy(&attr);
     return pool;
 }
@@ -121,5 +123,18 @@ void aq_pool_close(aq_pool *pool)
     pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     uv_close((uv_handle_t *)&pool->async, NULL);
-    /* detached threads may still be inside a handler: the pool stays allocated */
+    /* threads may still be inside a handler: the pool stays allocated */
+}
+
+int aq_pool_join(aq_pool *pool, long ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    int left = 0;
+    for (int i = 0; i < pool->nthreads; i++)
+        if (pthread_timedjoin_np(pool->threads[i], NULL, &deadline) != 0) left++;
+    return left;
 }

@@ -25,5 +25,8 @@ aq_jobrun *aq_pool_take_queued(aq_pool *pool);
 void aq_pool_each_running(aq_pool *pool, void (*fn)(void *arg, aq_jobrun *jr), void *arg);
 /* Stop the threads once they finish their current job (does not wait). */
 void aq_pool_close(aq_pool *pool);
+/* After aq_pool_close: wait up to ms for the threads to exit (a handler
+ * still running past that is left behind); returns how many did not. */
+int aq_pool_join(aq_pool *pool, long ms);
 
 #endif
