@@ -6,7 +6,11 @@
  * the waiting job goes back to 'queued' without counting an attempt, and
  * workers are woken. Repeats are harmless: a decided action is left alone.
  *
- * input: {"action_id": N, "decision": "approved"|"rejected"} */
+ * The agent turn also enqueues one with decision "expired", delayed to the
+ * action's expiry: if nobody has decided by then, the action expires and the
+ * turn resumes, telling the model so.
+ *
+ * input: {"action_id": N, "decision": "approved"|"rejected"|"expired"} */
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +21,9 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(input, "action_id");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(input, "decision");
     if (!cJSON_IsNumber(id) || !cJSON_IsString(d) ||
-        (strcmp(d->valuestring, "approved") && strcmp(d->valuestring, "rejected"))) {
-        aq_ctx_error(ctx, "input: {action_id: integer, decision: approved|rejected}");
+        (strcmp(d->valuestring, "approved") && strcmp(d->valuestring, "rejected") &&
+         strcmp(d->valuestring, "expired"))) {
+        aq_ctx_error(ctx, "input: {action_id: integer, decision: approved|rejected|expired}");
         return AQ_JOB_FAIL;
     }
     PGconn *db = aq_ctx_db(ctx);

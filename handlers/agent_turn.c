@@ -194,8 +194,19 @@ static int finish_pending(turn *t, cJSON **wait_out)
                 snprintf(reply, sizeof reply, "I need your approval to run %s.", name);
                 cJSON_ReplaceItemInObject(o, "reply", cJSON_CreateString(reply));
                 cJSON_AddStringToObject(o, "status", "waiting_for_approval");
-                cJSON_AddItemToObject(o, "pending_action", cJSON_Parse(PQgetvalue(pa, 0, 0)));
+                cJSON *action = cJSON_Parse(PQgetvalue(pa, 0, 0));
+                cJSON_AddItemToObject(o, "pending_action", action);
                 PQclear(pa);
+                /* if nobody decides in time, the action expires and this turn resumes */
+                const cJSON *aid = cJSON_GetObjectItemCaseSensitive(action, "id");
+                char key[48];
+                snprintf(key, sizeof key, "action-expiry:%lld", (long long)cJSON_GetNumberValue(aid));
+                cJSON *in = cJSON_CreateObject();
+                cJSON_AddNumberToObject(in, "action_id", cJSON_GetNumberValue(aid));
+                cJSON_AddStringToObject(in, "decision", "expired");
+                aq_enqueue_opts eo = {.run_in_ms = t->cfg->action_ttl_hours * 3600L * 1000L, .idempotency_key = key};
+                aq_ctx_enqueue(t->ctx, "action_decision", in, &eo);
+                cJSON_Delete(in);
                 cJSON_Delete(args);
                 *wait_out = o;
                 rc = STEP_WAIT;

@@ -344,10 +344,38 @@ static void offline_adds_and_lists(void)
     CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
 }
 
+static void approval_expires(void)
+{
+    long long uid = new_user("jo");
+    long long t1 = th_int("INSERT INTO tasks (user_id, title) VALUES ($1, 'draft') RETURNING id", th_num(uid), NULL);
+    char args[64];
+    snprintf(args, sizeof args, "{\"id\":%lld}", t1);
+    char *d = call_step("e1", "delete_task", args);
+    char script[2000];
+    snprintf(script, sizeof script, "[%s,%s]", d, final_step("The request expired, nothing was deleted."));
+    free(d);
+    th_fake(script, fake_url, sizeof fake_url);
+    pid_t w = worker_on_fake(NULL);
+    long long id = turn(uid, "delete the draft", 5);
+    CHECK(wait_status(id, "waiting", 15000));
+    /* the expiry job waits for the action's expiry (a day by default); bring both forward */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'action_decision' AND parent_id = $1"
+                     " AND input->>'decision' = 'expired' AND run_at > now() + interval '23 hours'", th_num(id), NULL), 1);
+    th_exec("UPDATE pending_actions SET expires_at = now() WHERE job_id = $1", th_num(id), NULL);
+    th_exec("UPDATE jobs SET run_at = now() WHERE job_type = 'action_decision' AND parent_id = $1", th_num(id), NULL);
+    CHECK(wait_status(id, "succeeded", 15000));
+    CHECK_INT(th_int("SELECT count(*) FROM pending_actions WHERE job_id = $1 AND status = 'expired'", th_num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE id = $1", th_num(t1), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE session_id = $1 AND tool_call_id = 'e1'"
+                     " AND content LIKE '%expired%'", SID, NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 const th_test th_agent_tests[] = {
     {"agent_two_tool_calls", two_tool_calls_then_reply, 60, 1},
     {"agent_context_window", context_is_last_n_plus_system, 60, 1},
     {"agent_approval", approval_approve_and_reject, 90, 1},
+    {"agent_approval_expires", approval_expires, 60, 1},
     {"agent_429_retry_after", rate_limited_then_success, 60, 1},
     {"agent_500_then_failed", server_errors_then_failed_with_apology, 60, 1},
     {"agent_401_permanent", unauthorized_fails_at_once, 60, 1},
