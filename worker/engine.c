@@ -1,21 +1,24 @@
 /* engine.c — the worker's claim/complete engine (see engine.h).
  *
  * DESIGN
- * One async Postgres connection (aq_pgloop, pipeline mode) carries everything:
- * LISTEN, claims, completions, lease extension, heartbeats, rescue, pruning.
- * Work goes to the database in "rounds": one pipeline segment, one Sync, so
- * one transaction, one round trip and one commit. At most one round is in
- * flight. While it is, finished jobs pile up in the completion list and
- * freed slots add up; the next round carries all of them. So at low load a
+ * A few async Postgres connections (aq_pgloop, pipeline mode;
+ * AGENTQ_DB_CONNECTIONS) carry everything: claims, completions, lease
+ * extension, heartbeats, rescue, pruning; the first also LISTENs. Work goes
+ * to the database in "rounds": one pipeline segment, one Sync, so one
+ * transaction, one round trip and one commit. Up to two rounds are in flight
+ * per connection. While they are, finished jobs pile up in the completion
+ * list and freed slots add up; the next round carries all of them. Rounds
+ * that carry no completion commit without waiting for the WAL flush (a claim
+ * lost in a server crash only leaves its job queued). So at low load a
  * job costs one claim round and one completion round (lowest latency), and
  * under load rounds grow to hundreds of rows each (highest throughput), with
  * no timer in between: a round is sent the moment the previous one returns.
  *
- * A round holds, in order: complete (one UPDATE ... FROM jsonb_to_recordset
- * over the finished jobs, fenced on locked_by and attempts), follow-up
- * inserts of those jobs (fenced on the parent's new status), claim (FOR UPDATE
- * SKIP LOCKED, LIMIT free slots), and when due: lease extension + heartbeat,
- * rescue of expired leases, pruning. If the round fails, its completions go
+ * A round holds, in order: completions (successes through arrays, the rest
+ * through jsonb_to_recordset, all fenced on locked_by and attempts), follow-up
+ * inserts of those jobs (fenced on the parent's new status), 'aq_done' for
+ * owned jobs, a claim (FOR UPDATE SKIP LOCKED, LIMIT free slots), and when
+ * due: lease extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *

@@ -1,5 +1,5 @@
 /* engine.h — the worker's loop-side engine: claims batches of jobs, runs them
- * on the libuv thread pool, completes them in batches, extends leases,
+ * on the handler thread pool (pool.h), completes them in batches, extends leases,
  * rescues expired ones, heartbeats, prunes, and shuts down gracefully.
  * Loop thread only. */
 #ifndef AQ_ENGINE_H
