@@ -29,7 +29,7 @@ void api_actions_list(api_call *c)
         api_reply_error(c, AQ_EINVAL, "status: one of pending, approved, rejected, expired, all");
         return;
     }
-    const char *p[] = {c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id)),
+    const char *p[] = {api_owner_param(c),
                        strcmp(status, "all") ? status : NULL};
     api_query(c,
               "SELECT json_build_object('items', coalesce(json_agg(json_build_object('id', id, 'tool', tool,"
@@ -77,7 +77,7 @@ static void decide(api_call *c, const char *decision)
 {
     snprintf(c->uuid, sizeof c->uuid, "%s", decision);   /* carried to the answer */
     const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)),
-                       c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id))};
+                       api_owner_param(c)};
     api_query(c, "SELECT status, expires_at <= now(), job_id FROM pending_actions"
                  " WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)", 2, p, got_action);
 }

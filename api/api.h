@@ -118,6 +118,11 @@ const char *api_header_str(h2o_req_t *req, const char *name, size_t *len);
  * dropped. Answers 503 itself (and returns -1) when the database is down. */
 int api_query(api_call *c, const char *sql, int n, const char *const *params,
               void (*cb)(api_call *c, PGresult *res));
+/* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
+ * for an operator; queries filter with ($n::bigint IS NULL OR user_id = $n). */
+const char *api_owner_param(api_call *c);
+/* True when s[0..n) is a UUID in 8-4-4-4-12 hex form (any case). */
+int api_is_uuid(const char *s, size_t n);
 /* A decimal integer in [lo, hi], digits only (no sign unless lo < 0, no
  * spaces, no '+'): 0, or -1 when s is anything else. */
 int api_parse_int(const char *s, long long lo, long long hi, long long *out);

@@ -239,6 +239,22 @@ int api_parse_body(api_call *c)
     return 0;
 }
 
+const char *api_owner_param(api_call *c)
+{
+    return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
+}
+
+int api_is_uuid(const char *s, size_t n)
+{
+    if (n != 36) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) { if (ch != '-') return 0; }
+        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return 0;
+    }
+    return 1;
+}
+
 int api_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
     if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && lo < 0)) || strlen(s) > 19) return -1;

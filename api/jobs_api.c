@@ -21,12 +21,6 @@
 
 static const char *const STATUSES[] = {"queued", "running", "waiting", "succeeded", "failed", "cancelled", NULL};
 
-/* The caller's user id as a parameter, or NULL (SQL NULL) for an operator. */
-static const char *owner_param(api_call *c)
-{
-    return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
-}
-
 static void uuid_v4(char out[37])
 {
     unsigned char b[16];
@@ -35,17 +29,6 @@ static void uuid_v4(char out[37])
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
              b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-static int is_uuid(const char *s)
-{
-    if (strlen(s) != 36) return 0;
-    for (int i = 0; i < 36; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) { if (ch != '-') return 0; }
-        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return 0;
-    }
-    return 1;
 }
 
 /* Count UTF-8 code points (s is valid UTF-8). */
@@ -106,7 +89,7 @@ void api_chat(api_call *c)
         return;
     }
     if (sid && !cJSON_IsNull(sid)) {
-        if (!cJSON_IsString(sid) || !is_uuid(sid->valuestring)) {
+        if (!cJSON_IsString(sid) || !api_is_uuid(sid->valuestring, strlen(sid->valuestring))) {
             api_reply_error(c, AQ_EINVAL, "session_id: must be a UUID");
             return;
         }
@@ -280,7 +263,7 @@ void api_job_get(api_call *c)
         long max = c->t->srv->cfg->wait_max_seconds;
         c->wait_s = v > max ? max : (long)v;
     }
-    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), owner_param(c)};
+    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), api_owner_param(c)};
     api_query(c, "SELECT " JOB_JSON "::text, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
               2, p, got_job);
 }
@@ -319,7 +302,7 @@ void api_jobs_list(api_call *c)
     }
     char lims[24];
     snprintf(lims, sizeof lims, "%lld", lim);
-    const char *p[] = {owner_param(c), status, type, before, lims};
+    const char *p[] = {api_owner_param(c), status, type, before, lims};
     api_query(c,
               "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
               " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
@@ -350,7 +333,7 @@ static void cancelled(api_call *c, PGresult *res)
 
 void api_job_cancel(api_call *c)
 {
-    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), owner_param(c)};
+    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), api_owner_param(c)};
     api_query(c,
               "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
               " FOR UPDATE),"

@@ -29,17 +29,6 @@ static const route routes[] = {
     {NULL, NULL, 0, NULL, 0},
 };
 
-static int is_uuid(const char *s, size_t n)
-{
-    if (n != 36) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) { if (ch != '-') return 0; }
-        else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) return 0;
-    }
-    return 1;
-}
-
 /* Match path against pattern; fills *id / uuid on a match. */
 static int match(const char *pattern, const char *path, size_t len, int64_t *id, char *uuid)
 {
@@ -61,7 +50,7 @@ static int match(const char *pattern, const char *path, size_t len, int64_t *id,
             if (v <= 0) return 0;
             *id = v;
         } else if (plen == 5 && !memcmp(p, ":uuid", 5)) {
-            if (!is_uuid(s, slen)) return 0;
+            if (!api_is_uuid(s, slen)) return 0;
             memcpy(uuid, s, 36);
             uuid[36] = '\0';
         } else if (plen != slen || memcmp(p, s, plen)) {

@@ -28,7 +28,7 @@ void api_session_messages(api_call *c)
         api_reply_error(c, AQ_EINVAL, "after: a message id (the previous page's next)");
         return;
     }
-    const char *owner = c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
+    const char *owner = api_owner_param(c);
     const char *p[] = {c->uuid, owner, api_keep(c, aq_sprintf("%lld", aft)), api_keep(c, aq_sprintf("%lld", lim))};
     api_query(c,
               "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
