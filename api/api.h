@@ -64,6 +64,8 @@ struct api_thread {
     uv_tcp_t listener;
     uv_async_t stop_async;
     uv_timer_t drain_timer;
+    uv_timer_t ready_timer;   /* start-up: accept anyway after this, database or not */
+    int accepting;
     uint64_t drain_deadline;
     int stopping;
     int connections;

@@ -6,7 +6,13 @@
  * side of every open connection: idle keep-alive connections then read EOF
  * and close at once, while a request being answered is not reading and
  * finishes normally. The loop ends when no connection is left, or at a 10 s
- * deadline (notes/toolchain.md, h2o pitfall 7). */
+ * deadline (notes/toolchain.md, h2o pitfall 7).
+ *
+ * DESIGN (start): a thread accepts connections only once its database
+ * connection is up (or after AQ_READY_WAIT_MS, so that /healthz and clear
+ * 503s still answer while the database is down). Until then connections
+ * wait in the kernel's backlog, and SO_REUSEPORT never hands a request to
+ * a thread that would refuse it only because it is still connecting. */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_log.h"
@@ -54,6 +60,25 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&t->accept_ctx, sock);
 }
 
+#define AQ_READY_WAIT_MS 5000
+
+static void start_accepting(api_thread *t)
+{
+    if (t->accepting || t->stopping) return;
+    t->accepting = 1;
+    uv_timer_stop(&t->ready_timer);
+    if (uv_listen((uv_stream_t *)&t->listener, 1024, on_accept) != 0)
+        aq_error("api", "thread %d: cannot accept on %s", t->index, t->srv->cfg->listen);
+}
+
+static void on_ready_timer(uv_timer_t *timer)
+{
+    api_thread *t = timer->data;
+    aq_warn("api", "thread %d: no database connection after %d ms; accepting anyway (requests get 503 until it connects)",
+            t->index, AQ_READY_WAIT_MS);
+    start_accepting(t);
+}
+
 static void on_pg_state(void *arg, int connected)
 {
     api_thread *t = arg;
@@ -69,6 +94,7 @@ static void on_pg_state(void *arg, int connected)
     aq_pgloop_query(t->pg, "LISTEN aq_done", 0, NULL, NULL, NULL);
     aq_pgloop_sync(t->pg, NULL, NULL);
     t->db_ready = 1;
+    start_accepting(t);
     api_enqueue_on_ready(t);
 }
 
@@ -99,6 +125,7 @@ static void finish(api_thread *t)
 {
     uv_timer_stop(&t->drain_timer);
     uv_close((uv_handle_t *)&t->drain_timer, close_noop);
+    uv_close((uv_handle_t *)&t->ready_timer, close_noop);
     uv_close((uv_handle_t *)&t->stop_async, close_noop);
     aq_pgloop_close(t->pg);
     t->pg = NULL;
@@ -119,6 +146,7 @@ static void on_stop(uv_async_t *a)
     api_thread *t = a->data;
     if (t->stopping) return;
     t->stopping = 1;
+    uv_timer_stop(&t->ready_timer);
     uv_close((uv_handle_t *)&t->listener, close_noop);
     h2o_context_request_shutdown(&t->ctx);
     api_waiters_wake_all(t);   /* parked long-polls answer now, with the job as it is */
@@ -153,10 +181,9 @@ int api_thread_start(api_thread *t)
     uv_tcp_init(&t->loop, &t->listener);
     uv_tcp_open(&t->listener, fd);
     t->listener.data = t;
-    if (uv_listen((uv_stream_t *)&t->listener, 1024, on_accept) != 0) {
-        aq_error("api", "cannot listen on %s", srv->cfg->listen);
-        return -1;
-    }
+    uv_timer_init(&t->loop, &t->ready_timer);
+    t->ready_timer.data = t;
+    uv_timer_start(&t->ready_timer, on_ready_timer, AQ_READY_WAIT_MS, 0);
     uv_async_init(&t->loop, &t->stop_async, on_stop);
     t->stop_async.data = t;
     uv_timer_init(&t->loop, &t->drain_timer);
