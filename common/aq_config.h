@@ -16,7 +16,10 @@ typedef struct aq_config {
     const char *llm_provider;   /* "offline" or "openai" */
     const char *llm_base_url;
     const char *llm_api_key;
-    const char *llm_model;     /* AGENTQ_SECRET_KEY text; parse with aq_secret_key_parse */
+    const char *llm_model;
+    const char *telegram_bot_token;
+    const char *telegram_api_base;
+    const char *telegram_webhook_secret;
     long concurrency;
     long prefetch;
     long db_connections;
@@ -38,6 +41,9 @@ typedef struct aq_config {
     long context_messages;
     long agent_max_steps;
     long action_ttl_hours;
+    long telegram_timeout_ms;
+    long link_code_minutes;
+    long schedule_tick_ms;
 } aq_config;
 
 /* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes
