@@ -30,7 +30,8 @@ typedef struct api_guard api_guard;
 /* Route ids, for dispatch and metrics. */
 enum {
     R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
-    R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_NOT_FOUND, R_COUNT
+    R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_SCHEDULES_LIST, R_SCHEDULES_CREATE, R_SCHEDULE_GET,
+    R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_NOT_FOUND, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -123,6 +124,10 @@ int api_query(api_call *c, const char *sql, int n, const char *const *params,
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
  * for an operator; queries filter with ($n::bigint IS NULL OR user_id = $n). */
 const char *api_owner_param(api_call *c);
+/* The string field key of the parsed body: UTF-8, not blank, at most
+ * max_chars characters. 0 with *out (NULL when absent and not required), or
+ * -1 once a 422 naming the field has been sent. */
+int api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out);
 /* True when s[0..n) is a UUID in 8-4-4-4-12 hex form (any case). */
 int api_is_uuid(const char *s, size_t n);
 /* A decimal integer in [lo, hi], digits only (no sign unless lo < 0, no
@@ -151,6 +156,11 @@ void api_session_messages(api_call *c);
 void api_actions_list(api_call *c);
 void api_action_approve(api_call *c);
 void api_action_reject(api_call *c);
+void api_schedules_list(api_call *c);
+void api_schedules_create(api_call *c);
+void api_schedule_get(api_call *c);
+void api_schedule_patch(api_call *c);
+void api_schedule_delete(api_call *c);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {

@@ -205,8 +205,11 @@ void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, c
     aq_buf_add_json_str(&b, r->job_type);
     aq_buf_adds(&b, ",\"input\":");
     aq_buf_adds(&b, r->input_json);
-    aq_buf_addf(&b, ",\"priority\":%d,\"user_id\":%lld", r->priority, (long long)c->user_id);
-    if (t->srv->cfg->user_queue_quota > 0) aq_buf_addf(&b, ",\"quota\":%ld", t->srv->cfg->user_queue_quota);
+    aq_buf_addf(&b, ",\"priority\":%d", r->priority);
+    if (c->user_id) {   /* 0: a request without a user (the Telegram webhook): no owner, no quota */
+        aq_buf_addf(&b, ",\"user_id\":%lld", (long long)c->user_id);
+        if (t->srv->cfg->user_queue_quota > 0) aq_buf_addf(&b, ",\"quota\":%ld", t->srv->cfg->user_queue_quota);
+    }
     if (r->queue) { aq_buf_adds(&b, ",\"queue\":"); aq_buf_add_json_str(&b, r->queue); }
     if (r->run_at) { aq_buf_adds(&b, ",\"run_at\":"); aq_buf_add_json_str(&b, r->run_at); }
     if (r->session_id) { aq_buf_adds(&b, ",\"session_id\":"); aq_buf_add_json_str(&b, r->session_id); }

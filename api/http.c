@@ -7,6 +7,7 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_error.h"
+#include "aq_json.h"
 #include "aq_time.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -16,7 +17,8 @@
 
 const char *const api_route_names[R_COUNT] = {
     "healthz", "readyz", "metrics", "chat", "jobs_list", "jobs_create", "job_get", "job_cancel",
-    "session_messages", "actions_list", "action_decide", "not_found",
+    "session_messages", "actions_list", "action_decide", "schedules_list", "schedules_create", "schedule_get",
+    "schedule_patch", "schedule_delete", "not_found",
 };
 const double api_latency_bounds[API_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
@@ -236,6 +238,31 @@ int api_parse_body(api_call *c)
         api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
         return -1;
     }
+    return 0;
+}
+
+int api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, key);
+    *out = NULL;
+    if (!v || (!required && cJSON_IsNull(v))) {
+        if (!required) return 0;
+        api_reply_error(c, AQ_EINVAL, "%s: required", key);
+        return -1;
+    }
+    if (!cJSON_IsString(v)) { api_reply_error(c, AQ_EINVAL, "%s: must be a string", key); return -1; }
+    const char *s = v->valuestring;
+    if (!aq_utf8_valid(s, strlen(s))) { api_reply_error(c, AQ_EINVAL, "%s: must be valid UTF-8", key); return -1; }
+    const char *t = s;
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
+    if (!*t) { api_reply_error(c, AQ_EINVAL, "%s: must not be empty", key); return -1; }
+    size_t chars = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xC0) != 0x80;
+    if ((long)chars > max_chars) {
+        api_reply_error(c, AQ_EINVAL, "%s: %zu characters; the limit is %ld", key, chars, max_chars);
+        return -1;
+    }
+    *out = s;
     return 0;
 }
 

@@ -32,13 +32,6 @@ static void uuid_v4(char out[37])
 }
 
 /* Count UTF-8 code points (s is valid UTF-8). */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
-    return n;
-}
-
 /* A refused value is the client's to fix (422, with the database's first
  * line); anything else is ours or the database's (503, details in our log). */
 static void answer_enqueue_failure(api_call *c, const api_enqueue_result *r)
@@ -73,21 +66,9 @@ static void chat_enqueued(api_call *c, const api_enqueue_result *r)
 void api_chat(api_call *c)
 {
     if (api_parse_body(c)) return;
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c->body, "message");
     const cJSON *sid = cJSON_GetObjectItemCaseSensitive(c->body, "session_id");
-    if (!msg) { api_reply_error(c, AQ_EINVAL, "message: required"); return; }
-    if (!cJSON_IsString(msg)) { api_reply_error(c, AQ_EINVAL, "message: must be a string"); return; }
-    const char *text = msg->valuestring;
-    if (!aq_utf8_valid(text, strlen(text))) { api_reply_error(c, AQ_EINVAL, "message: must be valid UTF-8"); return; }
-    const char *t = text;
-    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
-    if (!*t) { api_reply_error(c, AQ_EINVAL, "message: must not be empty"); return; }
-    long max = c->t->srv->cfg->max_message_chars;
-    size_t chars = utf8_chars(text);
-    if ((long)chars > max) {
-        api_reply_error(c, AQ_EINVAL, "message: %zu characters; the limit is %ld", chars, max);
-        return;
-    }
+    const char *text;
+    if (api_text_field(c, "message", c->t->srv->cfg->max_message_chars, 1, &text)) return;
     if (sid && !cJSON_IsNull(sid)) {
         if (!cJSON_IsString(sid) || !api_is_uuid(sid->valuestring, strlen(sid->valuestring))) {
             api_reply_error(c, AQ_EINVAL, "session_id: must be a UUID");

@@ -26,6 +26,11 @@ static const route routes[] = {
     {"GET",  "/v1/actions",                R_ACTIONS_LIST,     api_actions_list,     1},
     {"POST", "/v1/actions/:id/approve",    R_ACTION_DECIDE,    api_action_approve,   1},
     {"POST", "/v1/actions/:id/reject",     R_ACTION_DECIDE,    api_action_reject,    1},
+    {"GET",  "/v1/schedules",              R_SCHEDULES_LIST,   api_schedules_list,   1},
+    {"POST", "/v1/schedules",              R_SCHEDULES_CREATE, api_schedules_create, 1},
+    {"GET",  "/v1/schedules/:id",          R_SCHEDULE_GET,     api_schedule_get,     1},
+    {"PATCH", "/v1/schedules/:id",         R_SCHEDULE_PATCH,   api_schedule_patch,   1},
+    {"DELETE", "/v1/schedules/:id",        R_SCHEDULE_DELETE,  api_schedule_delete,  1},
     {NULL, NULL, 0, NULL, 0},
 };
 

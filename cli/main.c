@@ -4,7 +4,9 @@
  *   agentq migrate          apply missing migrations (idempotent, concurrent-safe)
  *   agentq config           print the configuration variables and defaults
  *   agentq users add NAME [--operator]
- *                           create a user; its token is printed once, as the last line */
+ *                           create a user; its token is printed once, as the last line
+ *   agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
+ *                           print the next fire times of a cron expression (cron_cmd.c; no database) */
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_log.h"
@@ -15,6 +17,8 @@
 #include <string.h>
 
 typedef int (*command_fn)(const aq_config *cfg, int argc, char **argv);
+
+int aq_cmd_cron(const aq_config *cfg, int argc, char **argv);     /* cron_cmd.c */
 
 static PGconn *connect_or_say(const aq_config *cfg)
 {
@@ -84,6 +88,7 @@ static const struct { const char *name; command_fn fn; const char *help; } comma
     {"migrate", cmd_migrate, "apply missing schema migrations"},
     {"config", cmd_config, "print configuration variables and defaults"},
     {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
+    {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: next fire times (UTC)"},
     {NULL, NULL, NULL},
 };
 

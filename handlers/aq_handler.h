@@ -55,6 +55,8 @@ typedef struct aq_enqueue_opts {
     long run_in_ms;
     const char *idempotency_key;
     int max_attempts;
+    int64_t user_id;            /* 0: the parent's */
+    const char *session_id;     /* NULL: the parent's (a UUID) */
 } aq_enqueue_opts;
 
 const aq_job *aq_ctx_job(const aq_ctx *ctx);

@@ -6,6 +6,9 @@
 aq_job_status aq_handle_noop(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_scheduled_run(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON **output);
 
 /* test-only (handlers/test_handlers.c), registered with AGENTQ_TEST_HANDLERS=1 */
 aq_job_status aq_handle_test_fail(aq_ctx *ctx, const cJSON *input, cJSON **output);

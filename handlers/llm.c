@@ -1,27 +1,17 @@
 /* llm.c — OpenAI-compatible /chat/completions over libcurl (see llm.h).
- * Each handler thread keeps one curl handle, so connections to the provider
- * are reused. libcurl is initialised on first use (thread-safe in 7.88), so
- * a worker that never calls a model never loads OpenSSL's state. */
+ * The request goes through aq_http, whose per-thread curl handle reuses
+ * connections to the provider. */
 #include "llm.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
-#include <curl/curl.h>
-#include <pthread.h>
+#include "aq_http.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_RESPONSE (8u << 20)
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-static __thread CURL *thread_curl;
-
-void aq_llm_thread_cleanup(void)
-{
-    if (thread_curl) curl_easy_cleanup(thread_curl);
-    thread_curl = NULL;
-}
+void aq_llm_thread_cleanup(void) { aq_http_thread_cleanup(); }
 
 void aq_llm_reply_dispose(aq_llm_reply *r)
 {
@@ -100,16 +90,6 @@ int aq_llm_parse(const char *body, size_t len, aq_llm_reply *out)
     return 0;
 }
 
-typedef struct { aq_buf b; int over; } sink;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *arg)
-{
-    sink *s = arg;
-    if (s->b.len + sz * n > MAX_RESPONSE) { s->over = 1; return 0; }
-    aq_buf_add(&s->b, p, sz * n);
-    return sz * n;
-}
-
 /* The provider's own error message, if its body has one. */
 static char *provider_message(const char *body, size_t len)
 {
@@ -129,10 +109,6 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
     if (strcmp(cfg->llm_provider, "openai"))
         return fail(out, 0, "LLM_PROVIDER=%s: expected offline or openai", cfg->llm_provider);
 
-    pthread_once(&curl_once, init_curl);
-    if (!thread_curl) thread_curl = curl_easy_init();
-    CURL *h = thread_curl;
-    curl_easy_reset(h);
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "model", cfg->llm_model);
     cJSON_AddItemToObject(req, "messages", cJSON_Duplicate(messages, 1));
@@ -142,41 +118,24 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
     }
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
-    char url[1024], auth[600];
+    char url[1024];
     size_t bl = strlen(cfg->llm_base_url);
     snprintf(url, sizeof url, "%.*s/chat/completions", (int)(bl && cfg->llm_base_url[bl - 1] == '/' ? bl - 1 : bl),
              cfg->llm_base_url);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    if (cfg->llm_api_key[0]) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg->llm_api_key);
-        hdrs = curl_slist_append(hdrs, auth);
-    }
-    sink s;
-    aq_buf_init(&s.b);
-    s.over = 0;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->http_status);
-    curl_off_t ra = -1;
-    if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) out->retry_after_ms = (long)ra * 1000;
-    curl_slist_free_all(hdrs);
+    aq_http_resp r;
+    int hrc = aq_http_post_json(url, cfg->llm_api_key[0] ? cfg->llm_api_key : NULL, body, timeout_ms, MAX_RESPONSE,
+                                &r);
     cJSON_free(body);
+    out->http_status = r.status;
+    out->retry_after_ms = r.retry_after_ms;
     int ret;
-    long st = out->http_status;
-    if (rc != CURLE_OK) {
-        ret = fail(out, 1, "the model could not be reached: %s", s.over ? "reply over 8 MiB" : curl_easy_strerror(rc));
+    long st = r.status;
+    if (hrc != 0) {
+        ret = fail(out, 1, "the model could not be reached: %s", r.error);
     } else if (st == 200) {
-        ret = aq_llm_parse(s.b.p ? s.b.p : "", s.b.len, out);
+        ret = aq_llm_parse(r.body, r.len, out);
     } else {
-        char *pm = provider_message(s.b.p ? s.b.p : "", s.b.len);
+        char *pm = provider_message(r.body, r.len);
         char detail[500];
         snprintf(detail, sizeof detail, "HTTP %ld%s%s", st, pm ? ": " : "", pm ? pm : "");
         free(pm);
@@ -185,6 +144,6 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
                    transient ? "the model is unavailable (%s)" : "the model refused the request (%s); check LLM_* settings",
                    detail);
     }
-    aq_buf_dispose(&s.b);
+    aq_http_resp_dispose(&r);
     return ret;
 }

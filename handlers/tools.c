@@ -2,6 +2,8 @@
  * checked here, before any SQL; every statement uses parameters. */
 #include "tools.h"
 #include "aq_alloc.h"
+#include "aq_schedule.h"
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@ static char *tool_update_task(PGconn *, int64_t, const cJSON *, char **);
 static char *tool_complete_task(PGconn *, int64_t, const cJSON *, char **);
 static char *tool_delete_task(PGconn *, int64_t, const cJSON *, char **);
 static char *tool_remember(PGconn *, int64_t, const cJSON *, char **);
+static char *tool_create_schedule(PGconn *, int64_t, const cJSON *, char **);
 
 const aq_tool aq_tools[] = {
     {"list_tasks", "List the user's tasks.",
@@ -34,6 +37,15 @@ const aq_tool aq_tools[] = {
     {"remember", "Store a standing instruction from the user, applied to every later conversation.",
      "{\"type\":\"object\",\"properties\":{\"instruction\":{\"type\":\"string\"}},\"required\":[\"instruction\"]}",
      0, tool_remember},
+    {"create_schedule", "Schedule a recurring background run of the assistant: at each time of the cron expression "
+     "the prompt is run as a new turn and the reply is sent to the user.",
+     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+     "\"cron\":{\"type\":\"string\",\"description\":\"5-field cron (minute hour day-of-month month day-of-week)"
+     " or @hourly/@daily/@weekly/@monthly/@yearly\"},"
+     "\"timezone\":{\"type\":\"string\",\"description\":\"IANA zone, e.g. Europe/Berlin; default UTC\"},"
+     "\"prompt\":{\"type\":\"string\",\"description\":\"what the assistant is asked at each run\"}},"
+     "\"required\":[\"name\",\"cron\",\"prompt\"]}",
+     0, tool_create_schedule},
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -189,4 +201,31 @@ static char *tool_remember(PGconn *db, int64_t user_id, const cJSON *args, char 
     const char *p[] = {uid, text};
     return run(db, "INSERT INTO user_instructions (user_id, instruction) VALUES ($1, $2)"
                    " RETURNING json_build_object('remembered', instruction)::text", 2, p, "not stored", err);
+}
+
+static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+{
+    UID;
+    const char *name = opt_str(args, "name", AQ_SCHEDULE_NAME_MAX, err), *cron = opt_str(args, "cron", 256, err);
+    const char *zone = opt_str(args, "timezone", 64, err), *prompt = opt_str(args, "prompt", 8000, err);
+    if (!*err && (!name || !*name)) *err = aq_strdup("name: required, a non-empty string");
+    if (!*err && (!cron || !*cron)) *err = aq_strdup("cron: required, e.g. \"0 9 * * MON-FRI\"");
+    if (!*err && (!prompt || !*prompt)) *err = aq_strdup("prompt: required, a non-empty string");
+    if (*err) return NULL;
+    if (!zone || !*zone) zone = "UTC";
+    int64_t next;
+    char why[256], next_s[24], quota[24];
+    if (aq_schedule_next(cron, zone, (int64_t)time(NULL), &next, why, sizeof why)) {
+        *err = aq_strdup(why);
+        return NULL;
+    }
+    snprintf(next_s, sizeof next_s, "%lld", (long long)next);
+    snprintf(quota, sizeof quota, "%d", AQ_SCHEDULE_PER_USER);
+    const char *p[] = {uid, name, cron, zone, prompt, next_s, quota};
+    return run(db, "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, next_run_at)"
+                   " SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint)"
+                   " WHERE (SELECT count(*) FROM agent_schedules WHERE user_id = $1) < $7::int"
+                   " RETURNING json_build_object('schedule_id', id, 'name', name, 'cron', cron, 'timezone', timezone,"
+                   " 'next_run_at', next_run_at)::text", 7, p,
+               "not created: the user has as many schedules as allowed; delete one first", err);
 }

@@ -1,6 +1,332 @@
-/* t_schedule.c — schedules: API, firing, scheduled_run. */
+/* t_schedule.c — schedules end to end: the /v1/schedules API (validation,
+ * ownership, PATCH re-timing), firing by several workers at once (one job per
+ * slot, next_run_at moved on in the same transaction), the misfire policies
+ * after downtime, disabled schedules, the scheduled_run handler (an agent
+ * turn in the schedule's 'scheduled' session, offline provider), a schedule
+ * deleted after it fired, and the create_schedule tool through a fake model. */
 #include "harness.h"
+#include <cJSON.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const FAST[] = {"AGENTQ_SCHEDULE_TICK_MS=100", "AGENTQ_POLL_MS=100", NULL};
+
+static cJSON *json_of(const th_resp *r)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    if (!j) th_fail(__FILE__, __LINE__, "not JSON: %s", r->body);
+    return j;
+}
+
+static long long num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+static const char *text(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* POST /v1/schedules; the new id (or -status on failure, message in *why if asked). */
+static long long create(const char *tok, const char *body, char **why)
+{
+    th_resp r = th_post("/v1/schedules", tok, body);
+    long long id = -r.status;
+    if (r.status == 201) {
+        cJSON *j = json_of(&r);
+        id = num(j, "id");
+        cJSON_Delete(j);
+    } else if (why) {
+        *why = strdup(r.body);
+    }
+    th_resp_free(&r);
+    return id;
+}
+
+static void expect_422(const char *tok, const char *body, const char *needle)
+{
+    char *why = NULL;
+    long long id = create(tok, body, &why);
+    CHECK_INT(id, -422);
+    if (why) {
+        CHECK_CONTAINS(why, needle);
+        CHECK_CONTAINS(why, "\"code\":\"invalid_argument\"");
+    }
+    free(why);
+}
+
+static void api_validation_and_ownership(void)
+{
+    char *alice = th_user("alice", 0), *bob = th_user("bob", 0), *op = th_user("root", 1);
+    th_api(NULL);
+    th_resp r = th_post("/v1/schedules", alice,
+                        "{\"name\":\"standup\",\"cron\":\"30 9 * * MON-FRI\",\"timezone\":\"Europe/Berlin\","
+                        "\"prompt\":\"What is on my list today?\"}");
+    CHECK_INT(r.status, 201);
+    cJSON *j = json_of(&r);
+    long long id = num(j, "id");
+    CHECK(id > 0);
+    CHECK_STR(text(j, "misfire"), "run_once");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "enabled")));
+    CHECK(text(j, "next_run_at") != NULL);
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    /* next_run_at is 09:30 Berlin on a weekday, in the future */
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()"
+                     " AND to_char(next_run_at AT TIME ZONE 'Europe/Berlin', 'HH24:MI') = '09:30'"
+                     " AND extract(isodow FROM next_run_at AT TIME ZONE 'Europe/Berlin') <= 5", th_num(id), NULL), 1);
+
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"61 * * * *\",\"prompt\":\"p\"}", "cron:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"* * * *\",\"prompt\":\"p\"}", "cron:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"0 0 30 2 *\",\"prompt\":\"p\"}", "cron:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"timezone\":\"Mars/Olympus\",\"prompt\":\"p\"}", "timezone:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"timezone\":\"../../etc/passwd\",\"prompt\":\"p\"}", "timezone:");
+    expect_422(alice, "{\"cron\":\"@daily\",\"prompt\":\"p\"}", "name: required");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\"}", "prompt: required");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"prompt\":\"  \"}", "prompt: must not be empty");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":5,\"prompt\":\"p\"}", "cron: must be a string");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"prompt\":\"p\",\"misfire\":\"later\"}", "misfire:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"prompt\":\"p\",\"enabled\":\"yes\"}", "enabled:");
+    expect_422(alice, "{\"name\":\"x\",\"cron\":\"@daily\",\"prompt\":\"p\",\"when\":1}", "when: unknown field");
+    r = th_post("/v1/schedules", alice, "[1]");
+    CHECK_INT(r.status, 400);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules", NULL), 1);   /* nothing else stored */
+
+    /* someone else's schedule: 404 for every verb; the operator sees it */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/schedules/%lld", id);
+    r = th_get(path, bob);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    r = th_http("PATCH", path, bob, "{\"enabled\":false}", NULL, NULL);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    r = th_http("PATCH", path, bob, "{\"name\":\"mine now\"}", NULL, NULL);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    r = th_http("DELETE", path, bob, NULL, NULL, NULL);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    r = th_get("/v1/schedules", bob);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"items\" : []");
+    th_resp_free(&r);
+    r = th_get(path, op);
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    r = th_get("/v1/schedules", alice);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"name\" : \"standup\"");
+    th_resp_free(&r);
+    r = th_get("/v1/schedules?limit=0", alice);
+    CHECK_INT(r.status, 422);
+    th_resp_free(&r);
+    r = th_get("/v1/schedules/abc", alice);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+
+    /* PATCH: a new cron moves next_run_at; disabling clears it; enabling sets it again */
+    r = th_http("PATCH", path, alice, "{\"cron\":\"0 3 1 1 *\",\"timezone\":\"UTC\"}", NULL, NULL);
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()"
+                     " AND to_char(next_run_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI') = '01-01 03:00'", th_num(id), NULL), 1);
+    r = th_http("PATCH", path, alice, "{\"cron\":\"0 3 31 2 *\"}", NULL, NULL);
+    CHECK_INT(r.status, 422);
+    CHECK_CONTAINS(r.body, "cron:");
+    th_resp_free(&r);
+    r = th_http("PATCH", path, alice, "{}", NULL, NULL);
+    CHECK_INT(r.status, 422);
+    th_resp_free(&r);
+    r = th_http("PATCH", path, alice, "{\"enabled\":false}", NULL, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"next_run_at\" : null");
+    th_resp_free(&r);
+    r = th_http("PATCH", path, alice, "{\"enabled\":true,\"name\":\"new year\"}", NULL, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"name\" : \"new year\"");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now() AND cron = '0 3 1 1 *'",
+                     th_num(id), NULL), 1);
+    r = th_http("DELETE", path, alice, NULL, NULL, NULL);
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    r = th_get(path, alice);
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    free(alice);
+    free(bob);
+    free(op);
+}
+
+/* A schedule of a fresh user (cron, misfire) whose next_run_at is the SQL
+ * expression `due`: returns its id. */
+static long long due_schedule(const char *user, const char *cron, const char *misfire, const char *due)
+{
+    long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ($1, $1, '\\x00') RETURNING id",
+                           user, NULL);
+    char sql[512];
+    snprintf(sql, sizeof sql, "INSERT INTO agent_schedules (user_id, name, cron, prompt, misfire, next_run_at)"
+             " VALUES ($1, 'sched', $2, 'hello from the schedule', $3, %s) RETURNING id", due);
+    return th_int(sql, th_num(uid), cron, misfire, NULL);
+}
+
+#define YEARLY "0 0 1 1 *"   /* fires once more at the next new year: nothing else fires mid-test */
+
+static void three_workers_fire_each_slot_once(void)
+{
+    long long sid = due_schedule("carol", YEARLY, "run_once", "now() - interval '2 s'");
+    pid_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = th_worker(NULL, FAST);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(sid), NULL));
+    /* made due again at four more (distinct, whole-second) slots, three workers racing each time */
+    long long base = th_int("SELECT extract(epoch FROM now())::bigint - 10", NULL);
+    for (int k = 1; k <= 4; k++) {
+        th_exec("UPDATE agent_schedules SET next_run_at = to_timestamp($2::bigint) WHERE id = $1", th_num(sid),
+                th_num(base + k), NULL);
+        CHECK(th_wait_int(k + 1, 10000, "SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(sid), NULL));
+        CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()",
+                          th_num(sid), NULL));
+    }
+    th_sleep_ms(500);   /* several more ticks of all three workers */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(sid), NULL), 5);
+    CHECK_INT(th_int("SELECT count(DISTINCT idempotency_key) FROM jobs WHERE schedule_id = $1", th_num(sid), NULL), 5);
+    /* next_run_at moved on to the next new year; last_run_at and last_job_id recorded */
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()"
+                     " AND to_char(next_run_at AT TIME ZONE 'UTC', 'MM-DD HH24:MI:SS') = '01-01 00:00:00'"
+                     " AND last_run_at = to_timestamp($2::bigint)"
+                     " AND last_job_id = (SELECT max(id) FROM jobs WHERE schedule_id = $1)",
+                     th_num(sid), th_num(base + 4), NULL), 1);
+    /* a slot that already fired does not fire again (the idempotency key) */
+    th_exec("UPDATE agent_schedules SET next_run_at = to_timestamp($2::bigint) WHERE id = $1", th_num(sid),
+            th_num(base + 2), NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()",
+                      th_num(sid), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(sid), NULL), 5);
+    /* the runs: agent turns in the schedule's own 'scheduled' session, replies stored */
+    CHECK(th_wait_int(5, 15000, "SELECT count(*) FROM jobs WHERE schedule_id = $1 AND status = 'succeeded'",
+                      th_num(sid), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs j JOIN agent_schedules s ON s.id = j.schedule_id"
+                     " WHERE j.schedule_id = $1 AND j.job_type = 'scheduled_run' AND j.session_id = s.session_id"
+                     " AND j.user_id = s.user_id AND length(j.output->>'reply') > 0"
+                     " AND (j.output->>'schedule_id')::bigint = s.id", th_num(sid), NULL), 5);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_sessions c JOIN agent_schedules s ON s.session_id = c.id"
+                     " WHERE s.id = $1 AND c.channel = 'scheduled'", th_num(sid), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history h JOIN agent_schedules s ON s.session_id = h.session_id"
+                     " WHERE s.id = $1 AND h.role = 'user' AND h.content = 'hello from the schedule'", th_num(sid), NULL), 5);
+    for (int i = 0; i < 3; i++) CHECK_INT(th_stop(w[i], SIGTERM, 10000), 0);
+}
+
+/* Workers down across three missed slots, then started: by policy one run
+ * (for the latest slot, saying how many were missed) or none; either way
+ * next_run_at is in the future afterwards. */
+static void misfire_after_downtime(void)
+{
+    /* daily at midnight UTC, last fired four days ago: three missed slots and today's */
+    const char *due = "date_trunc('day', now()) - interval '3 days'";
+    long long once = due_schedule("dave", "0 0 * * *", "run_once", due);
+    long long skip = due_schedule("erin", "0 0 * * *", "skip", due);
+    long long off = due_schedule("fred", "0 0 * * *", "run_once", due);
+    th_exec("UPDATE agent_schedules SET enabled = false WHERE id = $1", th_num(off), NULL);
+    pid_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = th_worker(NULL, FAST);
+    CHECK(th_wait_int(2, 10000, "SELECT count(*) FROM agent_schedules WHERE id IN ($1, $2) AND next_run_at > now()",
+                      th_num(once), th_num(skip), NULL));
+    th_sleep_ms(500);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(once), NULL), 1);
+    CHECK_INT(th_int("SELECT (input->>'missed')::int FROM jobs WHERE schedule_id = $1", th_num(once), NULL), 3);
+    /* the run is for the latest missed slot, not the first */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1"
+                     " AND (input->>'slot')::timestamptz = date_trunc('day', now())",
+                     th_num(once), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(skip), NULL), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE id = $1 AND last_run_at IS NULL", th_num(skip), NULL), 1);
+    /* disabled: never fires, even when overdue */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(off), NULL), 0);
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE schedule_id = $1 AND status = 'succeeded'"
+                      " AND (output->>'missed')::int = 3", th_num(once), NULL));
+    for (int i = 0; i < 3; i++) CHECK_INT(th_stop(w[i], SIGTERM, 10000), 0);
+}
+
+/* A bad row (say, a zone removed from the system) stops only that schedule. */
+static void broken_schedule_is_parked(void)
+{
+    long long bad = due_schedule("gina", YEARLY, "run_once", "now()");
+    long long good = due_schedule("hank", YEARLY, "run_once", "now()");
+    th_exec("UPDATE agent_schedules SET timezone = 'Nowhere/Gone' WHERE id = $1", th_num(bad), NULL);
+    pid_t w = th_worker(NULL, FAST);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(good), NULL));
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at IS NULL"
+                      " AND last_error LIKE 'timezone:%'", th_num(bad), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(bad), NULL), 0);
+    CHECK(th_alive(w));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* Deleted after it fired: the run says so and runs no turn. */
+static void deleted_after_firing(void)
+{
+    long long sid = due_schedule("ivan", YEARLY, "run_once", "now() + interval '1 day'");
+    long long uid = th_int("SELECT user_id FROM agent_schedules WHERE id = $1", th_num(sid), NULL);
+    long long job = th_int("INSERT INTO jobs (job_type, user_id, schedule_id, input) VALUES ('scheduled_run', $1, $2,"
+                           " json_build_object('schedule_id', $2::bigint, 'slot', now(), 'missed', 0)) RETURNING id",
+                           th_num(uid), th_num(sid), NULL);
+    th_exec("DELETE FROM agent_schedules WHERE id = $1", th_num(sid), NULL);
+    pid_t w = th_worker(NULL, FAST);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'"
+                      " AND output->>'skipped' LIKE '%deleted%'", th_num(job), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history", NULL), 0);
+    /* malformed input fails that job permanently, with the reason */
+    long long badjob = th_int("INSERT INTO jobs (job_type, user_id, input) VALUES ('scheduled_run', $1, '{\"schedule_id\":\"x\"}')"
+                              " RETURNING id", th_num(uid), NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'"
+                      " AND last_error LIKE '%schedule_id%'", th_num(badjob), NULL));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* The agent's create_schedule tool, through a fake model: a good call makes
+ * the row (with next_run_at), a bad cron comes back to the model as an error. */
+static void create_schedule_tool(void)
+{
+    char url[128];
+    const char *script =
+        "[{\"body\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"s1\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
+        "\"{\\\"name\\\":\\\"digest\\\",\\\"cron\\\":\\\"0 8 * * *\\\",\\\"timezone\\\":\\\"America/New_York\\\","
+        "\\\"prompt\\\":\\\"summarise my tasks\\\"}\"}},"
+        "{\"id\":\"s2\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
+        "\"{\\\"name\\\":\\\"bad\\\",\\\"cron\\\":\\\"0 25 * * *\\\",\\\"prompt\\\":\\\"x\\\"}\"}}]}}]}},"
+        "{\"body\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Scheduled.\"}}]}}]";
+    th_fake(script, url, sizeof url);
+    long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('jane', 'jane', '\\x00') RETURNING id", NULL);
+    static char base[200];
+    snprintf(base, sizeof base, "LLM_BASE_URL=%s/v1", url);
+    const char *const env[] = {"LLM_PROVIDER=openai", base, "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    long long job = th_int("INSERT INTO jobs (job_type, input, user_id, session_id) VALUES ('agent_turn',"
+                           " '{\"message\":\"every morning at 8 summarise my tasks\",\"session_id\":"
+                           "\"7a1b2c3d-0000-4000-8000-0000000000aa\"}', $1, '7a1b2c3d-0000-4000-8000-0000000000aa')"
+                           " RETURNING id", th_num(uid), NULL);
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(job), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1 AND name = 'digest'"
+                     " AND timezone = 'America/New_York' AND next_run_at > now()"
+                     " AND to_char(next_run_at AT TIME ZONE 'America/New_York', 'HH24:MI') = '08:00'", th_num(uid), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1", th_num(uid), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE tool_call_id = 's2' AND content LIKE '%cron:%'",
+                     NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
 
 const th_test th_schedule_tests[] = {
+    {"schedule_api_validation_ownership", api_validation_and_ownership, 60, 1},
+    {"schedule_three_workers_once_per_slot", three_workers_fire_each_slot_once, 90, 1},
+    {"schedule_misfire_after_downtime", misfire_after_downtime, 60, 1},
+    {"schedule_broken_row_parked", broken_schedule_is_parked, 60, 1},
+    {"schedule_deleted_after_firing", deleted_after_firing, 60, 1},
+    {"schedule_create_tool", create_schedule_tool, 60, 1},
     {0},
 };

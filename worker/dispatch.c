@@ -12,6 +12,7 @@
 #include "aq_time.h"
 #include "backoff.h"
 #include "jobrun.h"
+#include "routes.h"
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +79,8 @@ int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const 
     if (o.queue) { aq_buf_adds(b, ",\"queue\":"); aq_buf_add_json_str(b, o.queue); }
     if (o.idempotency_key) { aq_buf_adds(b, ",\"key\":"); aq_buf_add_json_str(b, o.idempotency_key); }
     if (o.max_attempts > 0) aq_buf_addf(b, ",\"max_attempts\":%d", o.max_attempts);
+    if (o.user_id > 0) aq_buf_addf(b, ",\"user_id\":%lld", (long long)o.user_id);
+    if (o.session_id) { aq_buf_adds(b, ",\"session_id\":"); aq_buf_add_json_str(b, o.session_id); }
     aq_buf_addf(b, ",\"priority\":%d,\"delay_ms\":%ld,\"input\":", o.priority, o.run_in_ms > 0 ? o.run_in_ms : 0);
     char *in = input ? cJSON_PrintUnformatted(input) : NULL;
     aq_buf_adds(b, in ? in : "{}");
@@ -130,15 +133,19 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
         fail(jr, aq_strdup("input is not a JSON object"));
         goto out;
     }
+    const char *bad_route = aq_routes_check(input);
+    if (bad_route) {
+        cJSON_Delete(input);
+        fail(jr, aq_strdup(bad_route));
+        goto out;
+    }
 
     aq_ctx ctx = {.jr = jr, .cfg = cfg, .retry_ms = -1};
     aq_buf_init(&ctx.followups);
     cJSON *output = NULL;
     aq_job_status st = jr->handler->fn(&ctx, input, &output);
-    cJSON_Delete(input);
 
     char *out = output ? cJSON_PrintUnformatted(output) : NULL;
-    cJSON_Delete(output);
     char *msg = ctx.error ? ctx.error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");
     aq_utf8_sanitize(msg);
     if (st == AQ_JOB_OK && out && !aq_utf8_valid(out, strlen(out))) {
@@ -159,6 +166,9 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
     } else {
         retry(jr, cfg, msg, ctx.retry_ms);
     }
+    if (jr->status[0] != 'q') aq_routes_enqueue(&ctx, input, output, jr->status, jr->error);
+    cJSON_Delete(input);
+    cJSON_Delete(output);
     cJSON_free(out);
     if (ctx.nfollowups && jr->status[0] != 'q' && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
         aq_buf_adds(&ctx.followups, "]");

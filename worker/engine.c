@@ -156,10 +156,10 @@ static const char SQL_FOLLOWUP[] =
     "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, session_id,"
     " parent_id, idempotency_key)"
     " SELECT f.type, coalesce(f.queue, 'default'), coalesce(f.priority, 0), coalesce(f.input, '{}'),"
-    " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts, p.user_id,"
-    " p.session_id, p.id, f.key"
+    " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts,"
+    " coalesce(f.user_id, p.user_id), coalesce(f.session_id, p.session_id), p.id, f.key"
     " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, attempt int, type text, queue text,"
-    " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text)"
+    " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text, user_id bigint, session_id uuid)"
     " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed', 'waiting')"
     " ON CONFLICT DO NOTHING";
 

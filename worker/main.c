@@ -10,6 +10,7 @@
 #include "aq_log.h"
 #include "engine.h"
 #include "jobrun.h"
+#include "scheduler.h"
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 static aq_engine *engine;
+static aq_scheduler *scheduler;
 static int signals_seen;
 
 static void usage(FILE *f)
@@ -70,6 +72,7 @@ static void on_signal(uv_signal_t *h, int signum)
         aq_warn("worker", "second signal: exiting now; running jobs return through lease expiry");
         _exit(1);
     }
+    aq_scheduler_stop(scheduler);
     aq_engine_stop(engine);
 }
 
@@ -130,7 +133,9 @@ int main(int argc, char **argv)
     uv_unref((uv_handle_t *)&sigterm);
     uv_unref((uv_handle_t *)&sigint);
     aq_engine_start(engine);
+    scheduler = aq_scheduler_start(loop, &cfg);
     uv_run(loop, UV_RUN_DEFAULT);
+    aq_scheduler_free(scheduler);
     aq_engine_join(engine, 3000);
     free(qlit);
 

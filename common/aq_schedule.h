@@ -1,0 +1,30 @@
+/* aq_schedule.h — the rules for a schedule's fields, checked the same way by
+ * the API (POST/PATCH /v1/schedules), the agent's create_schedule tool and
+ * the worker's scheduler (worker/scheduler.c), and the fire times they give.
+ * Thread-safe (GLib time zones, no TZ environment). */
+#ifndef AQ_SCHEDULE_H
+#define AQ_SCHEDULE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define AQ_SCHEDULE_NAME_MAX 200     /* characters */
+#define AQ_SCHEDULE_PER_USER 100     /* schedules one user may have */
+#define AQ_MISFIRE_GRACE_S 60        /* a slot fired later than this was missed */
+
+/* The first fire time of (cron, zone) strictly after `after` (Unix seconds)
+ * in *next. 0, or -1 with a one-line reason in err ("cron: ...",
+ * "timezone: ..."): bad expression, unknown zone, or no fire time ahead. */
+int aq_schedule_next(const char *cron, const char *zone, int64_t after, int64_t *next, char *err, size_t errlen);
+
+/* What a due schedule does at `now` (Unix seconds) whose next_run_at is
+ * `due` (<= now): *fire is the slot to run (0: none), *missed how many slots
+ * fell in [due, now] beyond the one run (or all of them, when skipped),
+ * *next the next_run_at to store. On time (now - due <= grace): fire `due`,
+ * next is the slot after it. Late: misfire "run_once" fires the latest
+ * missed slot once, "skip" fires nothing; either way next is after now.
+ * 0, or -1 with the reason in err (*fire may still name a slot to run
+ * when only the next one could not be found). */
+int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int64_t due, int64_t now,
+                    int64_t *fire, long *missed, int64_t *next, char *err, size_t errlen);
+
+#endif

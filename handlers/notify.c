@@ -1,0 +1,204 @@
+/* notify.c — delivers one message to one destination (SPEC §5 notify).
+ * Queued by reply routes (worker/routes.c) and by telegram_update.
+ *
+ * input: {"to": "web"|"telegram", "chat_id": N (telegram), "kind":
+ * "reply"|"failure"|"approval"|"info", "text": "...", "job_id": N,
+ * "action_id": N (approvals), "session_id": uuid}
+ *
+ * web: one notifications row for the job's user; the row names this notify
+ * job (unique), so a retry writes nothing new.
+ * telegram: sendMessage per chunk of the text (aq_tg_split; an approval's
+ * Approve/Reject buttons ride on the last chunk). DESIGN: each chunk
+ * Telegram accepts is recorded at once in telegram_sent (its own commit),
+ * and a retry skips recorded chunks: a chunk is sent twice only if the
+ * worker dies between Telegram's answer and that insert. 429 waits for
+ * retry_after; 5xx and network errors back off; 403 (bot blocked) fails
+ * for good and marks the chat's channel inactive; other 4xx fail for good. */
+#include "aq_alloc.h"
+#include "handlers.h"
+#include "telegram_api.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CHUNKS 64
+
+static const char *str(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static const char *num_text(const cJSON *o, const char *key, char buf[24])
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return NULL;
+    snprintf(buf, 24, "%lld", (long long)v->valuedouble);
+    return buf;
+}
+
+static aq_job_status to_web(aq_ctx *ctx, PGconn *db, const cJSON *input, const char *kind, const char *text,
+                            cJSON **out)
+{
+    const aq_job *job = aq_ctx_job(ctx);
+    if (!job->user_id) { aq_ctx_error(ctx, "a web notification needs a job with a user_id"); return AQ_JOB_FAIL; }
+    char uid[24], nid[24], jb[24], ab[24];
+    snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
+    snprintf(nid, sizeof nid, "%lld", (long long)job->id);
+    const char *sid = str(input, "session_id");
+    const char *p[] = {uid, kind, text, num_text(input, "job_id", jb), num_text(input, "action_id", ab),
+                       sid, nid};
+    PGresult *r = PQexecParams(db, "INSERT INTO notifications (user_id, kind, body, job_id, action_id, session_id,"
+                                   " notify_job_id) VALUES ($1, $2, $3, $4, $5, $6::uuid, $7)"
+                                   " ON CONFLICT (notify_job_id) DO UPDATE SET kind = notifications.kind"
+                                   " RETURNING id", 7, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        aq_ctx_error(ctx, "storing the notification: %s", PQresultErrorMessage(r));
+        int bad = state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2));   /* bad value: no retry helps */
+        PQclear(r);
+        return bad ? AQ_JOB_FAIL : AQ_JOB_RETRY;
+    }
+    *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*out, "notification_id", strtod(PQgetvalue(r, 0, 0), NULL));
+    PQclear(r);
+    return AQ_JOB_OK;
+}
+
+static cJSON *approval_buttons(long long action)
+{
+    char yes[48], no[48];
+    snprintf(yes, sizeof yes, "act:%lld:approve", action);
+    snprintf(no, sizeof no, "act:%lld:reject", action);
+    cJSON *markup = cJSON_CreateObject(), *rows = cJSON_AddArrayToObject(markup, "inline_keyboard");
+    cJSON *row = cJSON_CreateArray();
+    cJSON *b1 = cJSON_CreateObject(), *b2 = cJSON_CreateObject();
+    cJSON_AddStringToObject(b1, "text", "Approve");
+    cJSON_AddStringToObject(b1, "callback_data", yes);
+    cJSON_AddStringToObject(b2, "text", "Reject");
+    cJSON_AddStringToObject(b2, "callback_data", no);
+    cJSON_AddItemToArray(row, b1);
+    cJSON_AddItemToArray(row, b2);
+    cJSON_AddItemToArray(rows, row);
+    return markup;
+}
+
+/* Chunks already accepted by Telegram for this job: bit i set for chunk i. */
+static int sent_chunks(PGconn *db, const char *jid, unsigned char *sent, cJSON *ids)
+{
+    const char *p[] = {jid};
+    PGresult *r = PQexecParams(db, "SELECT chunk, message_id FROM telegram_sent WHERE job_id = $1 ORDER BY chunk",
+                               1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int c = atoi(PQgetvalue(r, i, 0));
+        if (c >= 0 && c < MAX_CHUNKS) sent[c] = 1;
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber(strtod(PQgetvalue(r, i, 1), NULL)));
+    }
+    PQclear(r);
+    return 0;
+}
+
+static void deactivate(PGconn *db, const char *chat, const char *why)
+{
+    const char *p[] = {chat, why};
+    PQclear(PQexecParams(db, "UPDATE channels SET active = false, inactive_reason = $2, updated_at = now()"
+                             " WHERE kind = 'telegram' AND address = $1", 2, NULL, p, NULL, NULL, 0));
+}
+
+static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, const char *kind, const char *text,
+                                 cJSON **out)
+{
+    const aq_config *cfg = aq_ctx_config(ctx);
+    const cJSON *chat_v = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
+    if (!cJSON_IsNumber(chat_v)) { aq_ctx_error(ctx, "input.chat_id: required for telegram, an integer"); return AQ_JOB_FAIL; }
+    long long chat = (long long)chat_v->valuedouble;
+    char chat_s[24], jid[24];
+    snprintf(chat_s, sizeof chat_s, "%lld", chat);
+    snprintf(jid, sizeof jid, "%lld", (long long)aq_ctx_job(ctx)->id);
+
+    /* a chat whose bot was blocked stays quiet until it writes again */
+    const char *cp[] = {chat_s};
+    PGresult *r = PQexecParams(db, "SELECT active FROM channels WHERE kind = 'telegram' AND address = $1", 1, NULL,
+                               cp, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        aq_ctx_error(ctx, "reading the channel: %s", PQerrorMessage(db));
+        PQclear(r);
+        return AQ_JOB_RETRY;
+    }
+    int inactive = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f';
+    PQclear(r);
+    if (inactive) { aq_ctx_error(ctx, "telegram chat %s is inactive (the bot was blocked)", chat_s); return AQ_JOB_FAIL; }
+
+    size_t starts[MAX_CHUNKS], lens[MAX_CHUNKS];
+    int n = aq_tg_split(text, AQ_TG_TEXT_LIMIT, starts, lens, MAX_CHUNKS);
+    if (n < 0) { aq_ctx_error(ctx, "text too long: more than %d Telegram messages", MAX_CHUNKS); return AQ_JOB_FAIL; }
+    unsigned char sent[MAX_CHUNKS] = {0};
+    cJSON *ids = cJSON_CreateArray();
+    if (sent_chunks(db, jid, sent, ids)) {
+        aq_ctx_error(ctx, "reading sent chunks: %s", PQerrorMessage(db));
+        cJSON_Delete(ids);
+        return AQ_JOB_RETRY;
+    }
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(input, "action_id");
+    cJSON *markup = !strcmp(kind, "approval") && cJSON_IsNumber(action) ? approval_buttons((long long)action->valuedouble)
+                                                                         : NULL;
+    aq_job_status st = AQ_JOB_OK;
+    for (int i = 0; i < n; i++) {
+        if (sent[i]) continue;
+        char *chunk = aq_strndup(text + starts[i], lens[i]);
+        aq_tg_result res;
+        aq_tg_send_message(cfg, chat, chunk, i == n - 1 ? markup : NULL, &res);
+        free(chunk);
+        if (res.status == AQ_TG_OK) {
+            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(res.result, "message_id");
+            char ci[16], mi[24];
+            snprintf(ci, sizeof ci, "%d", i);
+            snprintf(mi, sizeof mi, "%lld", (long long)cJSON_GetNumberValue(mid));
+            const char *p[] = {jid, ci, cJSON_IsNumber(mid) ? mi : NULL};
+            PGresult *ins = PQexecParams(db, "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
+                                             " ON CONFLICT DO NOTHING", 3, NULL, p, NULL, NULL, 0);
+            int stored = PQresultStatus(ins) == PGRES_COMMAND_OK;
+            PQclear(ins);
+            aq_tg_result_dispose(&res);
+            if (!stored) {   /* sent but not recorded: the retry may repeat this one chunk */
+                aq_ctx_error(ctx, "recording chunk %d: %s", i, PQerrorMessage(db));
+                st = AQ_JOB_RETRY;
+                break;
+            }
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(cJSON_IsNumber(mid) ? mid->valuedouble : 0));
+            continue;
+        }
+        aq_ctx_error(ctx, "chunk %d of %d: %s", i + 1, n, res.error ? res.error : "Telegram refused it");
+        if (res.status == AQ_TG_RETRY) {
+            if (res.retry_after_ms >= 0) aq_ctx_retry_after(ctx, res.retry_after_ms);
+            st = AQ_JOB_RETRY;
+        } else {
+            if (res.status == AQ_TG_BLOCKED) deactivate(db, chat_s, res.error ? res.error : "blocked");
+            st = AQ_JOB_FAIL;
+        }
+        aq_tg_result_dispose(&res);
+        break;
+    }
+    cJSON_Delete(markup);
+    if (st != AQ_JOB_OK) { cJSON_Delete(ids); return st; }
+    *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*out, "chat_id", (double)chat);
+    cJSON_AddNumberToObject(*out, "chunks", n);
+    cJSON_AddItemToObject(*out, "message_ids", ids);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **out)
+{
+    const char *to = str(input, "to"), *text = str(input, "text"), *kind = str(input, "kind");
+    if (!kind) kind = "info";
+    if (!to || (strcmp(to, "web") && strcmp(to, "telegram"))) { aq_ctx_error(ctx, "input.to: web or telegram"); return AQ_JOB_FAIL; }
+    if (!text || !*text) { aq_ctx_error(ctx, "input.text: required, a non-empty string"); return AQ_JOB_FAIL; }
+    if (strcmp(kind, "reply") && strcmp(kind, "failure") && strcmp(kind, "approval") && strcmp(kind, "info")) {
+        aq_ctx_error(ctx, "input.kind: reply, failure, approval or info");
+        return AQ_JOB_FAIL;
+    }
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    return !strcmp(to, "web") ? to_web(ctx, db, input, kind, text, out) : to_telegram(ctx, db, input, kind, text, out);
+}

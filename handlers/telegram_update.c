@@ -1,0 +1,246 @@
+/* telegram_update.c — one inbound Telegram update (SPEC §5), stored as a job
+ * by POST /v1/telegram/webhook or by `agentq telegram poll`; the job's
+ * idempotency key is the update_id, so a redelivered update is one job.
+ *
+ *   /start CODE          links the chat to the user who made CODE
+ *                        (POST /v1/channels/telegram/link; single use, short-lived)
+ *   text, linked chat    an agent_turn in the chat's session, replied to in
+ *                        the chat when it finishes (reply route: channel telegram)
+ *   text, unlinked chat  how to link
+ *   callback_query       an Approve/Reject button: decides the pending action
+ *                        (the same action_decision job the web API writes, with
+ *                        the same idempotency key: decided once, whichever
+ *                        comes first) and answers the button press
+ *
+ * Everything this sends goes out as notify jobs or follow-ups, queued with
+ * this job's completion: a retried update never answers twice. Updates of
+ * other kinds are acknowledged and ignored. */
+#include "aq_alloc.h"
+#include "aq_log.h"
+#include "handlers.h"
+#include "telegram_api.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOW_TO_LINK "This chat is not linked to an agentq account yet. In agentq, create a link code " \
+    "(POST /v1/channels/telegram/link) and send it here as: /start CODE"
+
+static const cJSON *get(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
+
+static int int_of(const cJSON *v, long long *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) return 0;
+    *out = (long long)v->valuedouble;
+    return 1;
+}
+
+/* Tell the chat something, as a notify follow-up (sent once this job completes). */
+static void say(aq_ctx *ctx, long long chat, long long update_id, int n, const char *text, int64_t user_id)
+{
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "to", "telegram");
+    cJSON_AddNumberToObject(in, "chat_id", (double)chat);
+    cJSON_AddStringToObject(in, "kind", "info");
+    cJSON_AddStringToObject(in, "text", text);
+    char key[64];
+    snprintf(key, sizeof key, "telegram-say:%lld:%d", update_id, n);
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = -5, .user_id = user_id};
+    aq_ctx_enqueue(ctx, "notify", in, &o);
+    cJSON_Delete(in);
+}
+
+typedef struct link {
+    int64_t user_id;
+    char session[37];
+} link;
+
+/* The user linked to chat (0 if none); a message from the chat also makes
+ * a channel inactive after a block active again. -1 on a database error. */
+static int linked(PGconn *db, const char *chat, link *l)
+{
+    const char *p[] = {chat};
+    PGresult *r = PQexecParams(db, "UPDATE channels SET active = true, inactive_reason = NULL, updated_at = now()"
+                                   " WHERE kind = 'telegram' AND address = $1 RETURNING user_id, session_id::text",
+                               1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
+    memset(l, 0, sizeof *l);
+    if (PQntuples(r) == 1) {
+        l->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        snprintf(l->session, sizeof l->session, "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return 0;
+}
+
+static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, const char *chat_s, long long update_id,
+                                   const char *code, cJSON **out)
+{
+    while (*code == ' ') code++;
+    if (!*code) {
+        link l;
+        if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
+        say(ctx, chat, update_id, 0, l.user_id ? "Hello again. Send me a message and I will answer." : HOW_TO_LINK, l.user_id);
+        *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(*out, "start", l.user_id ? "already linked" : "not linked");
+        return AQ_JOB_OK;
+    }
+    /* in one statement: use the code if it is valid, and link (or relink) the chat */
+    const char *p[] = {code, chat_s};
+    PGresult *r = PQexecParams(db,
+        "WITH c AS (SELECT code, user_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used"
+        "  FROM link_codes WHERE code = $1 FOR UPDATE),"
+        " use AS (UPDATE link_codes SET used_at = now(), used_by = $2 WHERE code = (SELECT code FROM c"
+        "  WHERE NOT expired AND NOT used) RETURNING user_id),"
+        " ch AS (INSERT INTO channels (user_id, kind, address) SELECT user_id, 'telegram', $2 FROM use"
+        "  ON CONFLICT (kind, address) DO UPDATE SET user_id = EXCLUDED.user_id, active = true,"
+        "  inactive_reason = NULL, updated_at = now(),"
+        "  session_id = CASE WHEN channels.user_id = EXCLUDED.user_id THEN channels.session_id"
+        "  ELSE gen_random_uuid() END RETURNING user_id)"
+        " SELECT (SELECT expired FROM c), (SELECT used FROM c), (SELECT user_id FROM ch),"
+        " (SELECT name FROM users WHERE id = (SELECT user_id FROM ch))",
+        2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        aq_ctx_error(ctx, "linking: %s", PQerrorMessage(db));
+        PQclear(r);
+        return AQ_JOB_RETRY;
+    }
+    const char *result;
+    int64_t user = 0;
+    if (PQgetisnull(r, 0, 0)) result = "unknown code";
+    else if (PQgetvalue(r, 0, 0)[0] == 't') result = "expired code";
+    else if (PQgetvalue(r, 0, 1)[0] == 't') result = "used code";
+    else { result = "linked"; user = strtoll(PQgetvalue(r, 0, 2), NULL, 10); }
+    char msg[300];
+    if (user) snprintf(msg, sizeof msg, "Linked: this chat now talks to the agent of %.100s. Send me a message.",
+                       PQgetvalue(r, 0, 3));
+    else if (!strcmp(result, "expired code")) snprintf(msg, sizeof msg, "That link code has expired. Create a new one and send /start CODE again.");
+    else snprintf(msg, sizeof msg, "That link code is not valid (each code works once). Create a new one and send /start CODE.");
+    PQclear(r);
+    say(ctx, chat, update_id, 0, msg, user);
+    *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(*out, "start", result);
+    if (user) cJSON_AddNumberToObject(*out, "user_id", (double)user);
+    return AQ_JOB_OK;
+}
+
+static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, const cJSON *msg, cJSON **out)
+{
+    long long chat;
+    if (!int_of(get(get(msg, "chat"), "id"), &chat)) { aq_ctx_error(ctx, "message.chat.id: required, an integer"); return AQ_JOB_FAIL; }
+    char chat_s[24];
+    snprintf(chat_s, sizeof chat_s, "%lld", chat);
+    const char *text = cJSON_GetStringValue(get(msg, "text"));
+    if (text && !strncmp(text, "/start", 6) && (text[6] == '\0' || text[6] == ' ' || text[6] == '@')) {
+        const char *code = text + 6;   /* "/start CODE" or, in groups, "/start@bot CODE" */
+        if (*code == '@') code = strchr(code, ' ') ? strchr(code, ' ') : "";
+        return start_command(ctx, db, chat, chat_s, update_id, code, out);
+    }
+    link l;
+    if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
+    *out = cJSON_CreateObject();
+    if (!l.user_id) {
+        say(ctx, chat, update_id, 0, HOW_TO_LINK, 0);
+        cJSON_AddStringToObject(*out, "message", "unlinked chat: told how to link");
+        return AQ_JOB_OK;
+    }
+    if (!text || !*text) {
+        say(ctx, chat, update_id, 0, "I can only read text messages for now.", l.user_id);
+        cJSON_AddStringToObject(*out, "message", "not text: told so");
+        return AQ_JOB_OK;
+    }
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "message", text);
+    cJSON_AddStringToObject(in, "session_id", l.session);
+    cJSON_AddStringToObject(in, "channel", "telegram");
+    cJSON_AddNumberToObject(in, "chat_id", (double)chat);
+    char key[48];
+    snprintf(key, sizeof key, "telegram-turn:%lld", update_id);
+    aq_enqueue_opts o = {.idempotency_key = key, .user_id = l.user_id, .session_id = l.session};
+    aq_ctx_enqueue(ctx, "agent_turn", in, &o);
+    cJSON_Delete(in);
+    cJSON_AddStringToObject(*out, "message", "agent turn queued");
+    cJSON_AddNumberToObject(*out, "user_id", (double)l.user_id);
+    return AQ_JOB_OK;
+}
+
+static void answer_button(aq_ctx *ctx, const char *query_id, const char *text)
+{
+    aq_tg_result res;
+    if (aq_tg_answer_callback(aq_ctx_config(ctx), query_id, text, &res))   /* cosmetic: the spinner stops */
+        aq_log(AQ_LOG_WARN, "telegram", aq_ctx_job(ctx)->id, "answerCallbackQuery: %s",
+               res.error ? res.error : "failed");
+    aq_tg_result_dispose(&res);
+}
+
+static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, const cJSON *cq, cJSON **out)
+{
+    const char *qid = cJSON_GetStringValue(get(cq, "id")), *data = cJSON_GetStringValue(get(cq, "data"));
+    long long chat;
+    if (!qid) { aq_ctx_error(ctx, "callback_query.id: required"); return AQ_JOB_FAIL; }
+    if (!int_of(get(get(get(cq, "message"), "chat"), "id"), &chat) && !int_of(get(get(cq, "from"), "id"), &chat)) {
+        aq_ctx_error(ctx, "callback_query: no chat");
+        return AQ_JOB_FAIL;
+    }
+    char chat_s[24];
+    snprintf(chat_s, sizeof chat_s, "%lld", chat);
+    *out = cJSON_CreateObject();
+    long long action = 0;
+    char verb[16] = "";
+    if (!data || sscanf(data, "act:%lld:%15[a-z]", &action, verb) != 2 || action <= 0 ||
+        (strcmp(verb, "approve") && strcmp(verb, "reject"))) {
+        answer_button(ctx, qid, "Unknown button.");
+        cJSON_AddStringToObject(*out, "callback", "unknown button");
+        return AQ_JOB_OK;
+    }
+    link l;
+    if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
+    char aid[24], uid[24];
+    snprintf(aid, sizeof aid, "%lld", action);
+    snprintf(uid, sizeof uid, "%lld", (long long)l.user_id);
+    const char *p[] = {aid, uid};
+    PGresult *r = PQexecParams(db, "SELECT status, expires_at <= now() FROM pending_actions WHERE id = $1 AND user_id = $2",
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        aq_ctx_error(ctx, "reading the action: %s", PQerrorMessage(db));
+        PQclear(r);
+        return AQ_JOB_RETRY;
+    }
+    const char *answer, *result;
+    if (!l.user_id || PQntuples(r) == 0) { answer = "This is not an action of yours."; result = "not found"; }
+    else if (strcmp(PQgetvalue(r, 0, 0), "pending")) { answer = "Already decided."; result = "already decided"; }
+    else if (PQgetvalue(r, 0, 1)[0] == 't') { answer = "This request has expired."; result = "expired"; }
+    else {
+        int yes = !strcmp(verb, "approve");
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddNumberToObject(in, "action_id", (double)action);
+        cJSON_AddStringToObject(in, "decision", yes ? "approved" : "rejected");
+        char key[48];
+        snprintf(key, sizeof key, "action:%lld", action);   /* the API's key: decided once */
+        aq_enqueue_opts o = {.idempotency_key = key, .priority = -10, .user_id = l.user_id};
+        aq_ctx_enqueue(ctx, "action_decision", in, &o);
+        cJSON_Delete(in);
+        answer = yes ? "Approved." : "Rejected.";
+        result = yes ? "approved" : "rejected";
+    }
+    PQclear(r);
+    answer_button(ctx, qid, answer);
+    cJSON_AddStringToObject(*out, "callback", result);
+    cJSON_AddNumberToObject(*out, "action_id", (double)action);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON **out)
+{
+    long long update_id;
+    if (!int_of(get(input, "update_id"), &update_id)) { aq_ctx_error(ctx, "update_id: required, an integer"); return AQ_JOB_FAIL; }
+    const cJSON *msg = get(input, "message"), *cq = get(input, "callback_query");
+    if (!cJSON_IsObject(msg) && !cJSON_IsObject(cq)) {
+        *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(*out, "ignored", input->child ? "an update kind agentq does not handle" : "empty update");
+        return AQ_JOB_OK;
+    }
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    return cJSON_IsObject(msg) ? on_message(ctx, db, update_id, msg, out) : on_callback(ctx, db, update_id, cq, out);
+}

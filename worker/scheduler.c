@@ -1,0 +1,202 @@
+/* scheduler.c — fires due schedules (see scheduler.h and sql/004_schedules.sql).
+ *
+ * DESIGN: the tick's timer lives on the worker's loop; the tick itself runs
+ * on a libuv pool thread with its own blocking connection, because deciding
+ * the next fire time needs C (the cron evaluator) between the locking read
+ * and the writes, and a transaction held across a loop callback would stall
+ * the engine's pipelined rounds. One transaction per tick:
+ *
+ *   SELECT due rows ... FOR UPDATE SKIP LOCKED   (other workers skip them)
+ *   per row: INSERT the scheduled_run job ON CONFLICT (idempotency_key) DO NOTHING
+ *            UPDATE next_run_at / last_run_at
+ *   COMMIT
+ *
+ * The idempotency key 'schedule:<id>:<slot>' makes a slot fire once even if
+ * two ticks ever saw the same row (a PATCH racing a tick, clock skew): the
+ * lock orders them and the key refuses the second insert. "Now" is the
+ * database's clock, the same for every worker. */
+#include "scheduler.h"
+#include "aq_alloc.h"
+#include "aq_db.h"
+#include "aq_log.h"
+#include "aq_schedule.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DUE_BATCH 100
+
+struct aq_scheduler {
+    uv_loop_t *loop;
+    const aq_config *cfg;
+    uv_timer_t timer;
+    uv_work_t work;
+    int busy, stopping, closed;
+    PGconn *db;             /* used only by the tick in progress */
+    int db_warned;
+    int fired, more;        /* last tick's results (read on the loop after it) */
+};
+
+static const char SQL_DUE[] =
+    "SELECT id, user_id, cron, timezone, misfire, extract(epoch FROM next_run_at)::bigint, session_id::text,"
+    " extract(epoch FROM now())::bigint"
+    " FROM agent_schedules WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= now()"
+    " ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+static const char SQL_FIRE[] =
+    "INSERT INTO jobs (job_type, user_id, session_id, schedule_id, input, idempotency_key)"
+    " VALUES ('scheduled_run', $2, $3::uuid, $1,"
+    " jsonb_build_object('schedule_id', $1::bigint, 'slot', to_timestamp($4::bigint), 'missed', $5::int,"
+    " 'reply_to', '[{\"to\": \"owner\"}]'::jsonb),"
+    " 'schedule:' || $1 || ':' || $4)"
+    " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
+
+static const char SQL_ADVANCE[] =
+    "UPDATE agent_schedules SET next_run_at = to_timestamp($2::bigint),"
+    " last_run_at = CASE WHEN $3::bigint IS NULL THEN last_run_at ELSE to_timestamp($3::bigint) END,"
+    " last_job_id = coalesce($4::bigint, last_job_id), last_error = $5"
+    " WHERE id = $1";
+
+static int exec(PGconn *db, const char *sql, int n, const char *const *p, PGresult **keep, const char *what)
+{
+    PGresult *r = aq_db_exec(db, sql, n, p);
+    int ok = aq_db_ok(r, what);
+    if (keep && ok) *keep = r; else PQclear(r);
+    return ok;
+}
+
+/* One due row: fire (or skip) and move it on. 1 if a job was inserted,
+ * 0 if not, -1 on a database error (the transaction is then rolled back). */
+static int fire_one(aq_scheduler *s, PGresult *due, int row)
+{
+    const char *id = PQgetvalue(due, row, 0), *user = PQgetvalue(due, row, 1);
+    const char *cron = PQgetvalue(due, row, 2), *zone = PQgetvalue(due, row, 3);
+    const char *misfire = PQgetvalue(due, row, 4), *session = PQgetvalue(due, row, 6);
+    int64_t at = strtoll(PQgetvalue(due, row, 5), NULL, 10), now = strtoll(PQgetvalue(due, row, 7), NULL, 10);
+    int64_t fire, next;
+    long missed;
+    char err[256] = "";
+    int bad = aq_schedule_due(cron, zone, misfire, at, now, &fire, &missed, &next, err, sizeof err);
+    if (bad) aq_warn("scheduler", "schedule %s stops firing: %s", id, err);
+    char fire_s[24], missed_s[24], next_s[24], job_s[24] = "";
+    snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
+    snprintf(missed_s, sizeof missed_s, "%ld", missed);
+    snprintf(next_s, sizeof next_s, "%lld", (long long)next);
+    int inserted = 0;
+    if (fire) {
+        const char *p[] = {id, user, session, fire_s, missed_s};
+        PGresult *r = NULL;
+        if (!exec(s->db, SQL_FIRE, 5, p, &r, "firing a schedule")) return -1;
+        if (PQntuples(r) == 1) {
+            snprintf(job_s, sizeof job_s, "%s", PQgetvalue(r, 0, 0));
+            inserted = 1;
+        }
+        PQclear(r);
+        aq_info("scheduler", "schedule %s: slot %s %s%s", id, fire_s,
+                inserted ? "fired as job " : "already fired", job_s);
+    }
+    if (!fire && missed) aq_info("scheduler", "schedule %s: skipped %ld missed slot(s) (misfire: skip)", id, missed);
+    const char *p[] = {id, bad ? NULL : next_s, fire ? fire_s : NULL, inserted ? job_s : NULL, bad ? err : NULL};
+    if (!exec(s->db, SQL_ADVANCE, 5, p, NULL, "advancing a schedule")) return -1;
+    return inserted;
+}
+
+static void tick(uv_work_t *w)
+{
+    aq_scheduler *s = w->data;
+    s->fired = 0;
+    s->more = 0;
+    if (s->db && PQstatus(s->db) != CONNECTION_OK) {
+        PQfinish(s->db);
+        s->db = NULL;
+    }
+    if (!s->db) {
+        char err[256];
+        s->db = aq_db_connect(s->cfg->database_url, err, sizeof err);
+        if (!s->db) {
+            if (!s->db_warned++) aq_warn("scheduler", "database unreachable: %s (retrying every tick)", err);
+            return;
+        }
+        s->db_warned = 0;
+        PQclear(aq_db_exec(s->db, "SET TimeZone = 'UTC'", 0, NULL));
+    }
+    PGresult *due = NULL;
+    if (!exec(s->db, "BEGIN", 0, NULL, NULL, "scheduler begin")) return;
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", DUE_BATCH);
+    const char *bp[] = {batch};
+    if (!exec(s->db, SQL_DUE, 1, bp, &due, "finding due schedules")) goto rollback;
+    int n = PQntuples(due);
+    for (int i = 0; i < n; i++) {
+        int r = fire_one(s, due, i);
+        if (r < 0) goto rollback;
+        s->fired += r;
+    }
+    s->more = n == DUE_BATCH;
+    PQclear(due);
+    if (!exec(s->db, "COMMIT", 0, NULL, NULL, "scheduler commit")) s->fired = 0;
+    return;
+rollback:
+    PQclear(due);
+    s->fired = 0;
+    PQclear(aq_db_exec(s->db, "ROLLBACK", 0, NULL));
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void after_tick(uv_work_t *w, int status)
+{
+    aq_scheduler *s = w->data;
+    s->busy = 0;
+    if (s->stopping) return;
+    /* a full batch means more are due: go again at once */
+    uv_timer_start(&s->timer, on_timer, s->more ? 0 : (uint64_t)s->cfg->schedule_tick_ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    aq_scheduler *s = t->data;
+    if (s->busy || s->stopping) return;
+    s->busy = 1;
+    s->work.data = s;
+    if (uv_queue_work(s->loop, &s->work, tick, after_tick)) {
+        s->busy = 0;
+        uv_timer_start(&s->timer, on_timer, (uint64_t)s->cfg->schedule_tick_ms, 0);
+    }
+}
+
+aq_scheduler *aq_scheduler_start(uv_loop_t *loop, const aq_config *cfg)
+{
+    aq_scheduler *s = aq_calloc(1, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    /* workers started together spread their first ticks over one interval */
+    uv_timer_start(&s->timer, on_timer, randombytes_uniform((uint32_t)cfg->schedule_tick_ms), 0);
+    return s;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    aq_scheduler *s = h->data;
+    s->closed = 1;
+}
+
+void aq_scheduler_stop(aq_scheduler *s)
+{
+    if (!s || s->stopping) return;
+    s->stopping = 1;
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_closed);
+}
+
+void aq_scheduler_free(aq_scheduler *s)
+{
+    if (!s) return;
+    aq_scheduler_stop(s);
+    while (s->busy || !s->closed) uv_run(s->loop, UV_RUN_ONCE);
+    if (s->db) PQfinish(s->db);
+    free(s);
+}
