@@ -77,7 +77,9 @@ $(BINDIR)/agentq-api: $(API_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(API_LIBS) $(PKG_LIBS) -lm -pthread
 
-$(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+# the CLI's `telegram poll` uses the Bot API client, and nothing else of handlers/
+CLI_HANDLER_OBJ := $(call obj,handlers/telegram_api.c handlers/aq_http.c)
+$(BINDIR)/agentq: $(CLI_OBJ) $(CLI_HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread

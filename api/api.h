@@ -31,7 +31,8 @@ typedef struct api_guard api_guard;
 enum {
     R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
     R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_SCHEDULES_LIST, R_SCHEDULES_CREATE, R_SCHEDULE_GET,
-    R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_NOT_FOUND, R_COUNT
+    R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_TELEGRAM_WEBHOOK, R_TELEGRAM_LINK, R_CHANNELS_LIST, R_NOTIFICATIONS_LIST,
+    R_NOTIFICATION_READ, R_NOT_FOUND, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -161,6 +162,11 @@ void api_schedules_create(api_call *c);
 void api_schedule_get(api_call *c);
 void api_schedule_patch(api_call *c);
 void api_schedule_delete(api_call *c);
+void api_telegram_webhook(api_call *c);
+void api_telegram_link(api_call *c);
+void api_channels_list(api_call *c);
+void api_notifications_list(api_call *c);
+void api_notification_read(api_call *c);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {

@@ -31,6 +31,11 @@ static const route routes[] = {
     {"GET",  "/v1/schedules/:id",          R_SCHEDULE_GET,     api_schedule_get,     1},
     {"PATCH", "/v1/schedules/:id",         R_SCHEDULE_PATCH,   api_schedule_patch,   1},
     {"DELETE", "/v1/schedules/:id",        R_SCHEDULE_DELETE,  api_schedule_delete,  1},
+    {"POST", "/v1/telegram/webhook",       R_TELEGRAM_WEBHOOK, api_telegram_webhook, 0},
+    {"POST", "/v1/channels/telegram/link", R_TELEGRAM_LINK,    api_telegram_link,    1},
+    {"GET",  "/v1/channels",               R_CHANNELS_LIST,    api_channels_list,    1},
+    {"GET",  "/v1/notifications",          R_NOTIFICATIONS_LIST, api_notifications_list, 1},
+    {"POST", "/v1/notifications/:id/read", R_NOTIFICATION_READ, api_notification_read, 1},
     {NULL, NULL, 0, NULL, 0},
 };
 

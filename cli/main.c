@@ -6,7 +6,9 @@
  *   agentq users add NAME [--operator]
  *                           create a user; its token is printed once, as the last line
  *   agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
- *                           print the next fire times of a cron expression (cron_cmd.c; no database) */
+ *                           print the next fire times of a cron expression (cron_cmd.c; no database)
+ *   agentq telegram poll [--once] [--timeout S]
+ *                           Telegram updates by long polling, stored as jobs (telegram_cmd.c) */
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_log.h"
@@ -19,6 +21,7 @@
 typedef int (*command_fn)(const aq_config *cfg, int argc, char **argv);
 
 int aq_cmd_cron(const aq_config *cfg, int argc, char **argv);     /* cron_cmd.c */
+int aq_cmd_telegram(const aq_config *cfg, int argc, char **argv); /* telegram_cmd.c */
 
 static PGconn *connect_or_say(const aq_config *cfg)
 {
@@ -89,6 +92,7 @@ static const struct { const char *name; command_fn fn; const char *help; } comma
     {"config", cmd_config, "print configuration variables and defaults"},
     {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
     {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: next fire times (UTC)"},
+    {"telegram", aq_cmd_telegram, "telegram poll [--once] [--timeout S]: store Telegram updates by long polling"},
     {NULL, NULL, NULL},
 };
 

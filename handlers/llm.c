@@ -11,7 +11,6 @@
 
 #define MAX_RESPONSE (8u << 20)
 
-void aq_llm_thread_cleanup(void) { aq_http_thread_cleanup(); }
 
 void aq_llm_reply_dispose(aq_llm_reply *r)
 {

@@ -28,8 +28,6 @@ typedef struct aq_llm_reply {
 int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms,
                     aq_llm_reply *out);
 void aq_llm_reply_dispose(aq_llm_reply *r);
-/* Release this thread's curl handle (a pool thread calls it on exit). */
-void aq_llm_thread_cleanup(void);
 /* The offline responder (used by aq_llm_complete when LLM_PROVIDER=offline). */
 int aq_llm_offline(const cJSON *messages, aq_llm_reply *out);
 /* Parse a /chat/completions response body into out (exposed for unit tests). */

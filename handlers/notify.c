@@ -132,6 +132,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     size_t starts[MAX_CHUNKS], lens[MAX_CHUNKS];
     int n = aq_tg_split(text, AQ_TG_TEXT_LIMIT, starts, lens, MAX_CHUNKS);
     if (n < 0) { aq_ctx_error(ctx, "text too long: more than %d Telegram messages", MAX_CHUNKS); return AQ_JOB_FAIL; }
+    if (n == 0) { aq_ctx_error(ctx, "input.text: only whitespace, nothing to send"); return AQ_JOB_FAIL; }
     unsigned char sent[MAX_CHUNKS] = {0};
     cJSON *ids = cJSON_CreateArray();
     if (sent_chunks(db, jid, sent, ids)) {
@@ -151,10 +152,12 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
         free(chunk);
         if (res.status == AQ_TG_OK) {
             const cJSON *mid = cJSON_GetObjectItemCaseSensitive(res.result, "message_id");
+            int has_mid = cJSON_IsNumber(mid);
+            double mid_v = has_mid ? mid->valuedouble : 0;
             char ci[16], mi[24];
             snprintf(ci, sizeof ci, "%d", i);
-            snprintf(mi, sizeof mi, "%lld", (long long)cJSON_GetNumberValue(mid));
-            const char *p[] = {jid, ci, cJSON_IsNumber(mid) ? mi : NULL};
+            snprintf(mi, sizeof mi, "%lld", (long long)mid_v);
+            const char *p[] = {jid, ci, has_mid ? mi : NULL};
             PGresult *ins = PQexecParams(db, "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
                                              " ON CONFLICT DO NOTHING", 3, NULL, p, NULL, NULL, 0);
             int stored = PQresultStatus(ins) == PGRES_COMMAND_OK;
@@ -165,7 +168,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
                 st = AQ_JOB_RETRY;
                 break;
             }
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber(cJSON_IsNumber(mid) ? mid->valuedouble : 0));
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(mid_v));
             continue;
         }
         aq_ctx_error(ctx, "chunk %d of %d: %s", i + 1, n, res.error ? res.error : "Telegram refused it");

@@ -6,7 +6,7 @@
 #include "aq_error.h"
 #include "aq_handler.h"
 #include "handlers.h"
-#include "llm.h"
+#include "aq_http.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +33,7 @@ static bool tests_enabled;
 
 void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
 
-void aq_handlers_thread_cleanup(void) { aq_llm_thread_cleanup(); }
+void aq_handlers_thread_cleanup(void) { aq_http_thread_cleanup(); }
 
 const aq_handler_def *aq_handler_find(const char *name)
 {

@@ -52,7 +52,7 @@ static void set_error(aq_tg_result *out, const aq_config *cfg, const char *fmt, 
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0) abort();
     va_end(ap);
-    s = scrub(s, cfg->telegram_bot_token);
+    s = scrub(s, cfg->telegram_bot_token ? cfg->telegram_bot_token : "");
     aq_utf8_sanitize(s);   /* it may end up in jobs.error */
     free(out->error);
     out->error = s;
