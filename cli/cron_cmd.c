@@ -68,7 +68,8 @@ static int parse_from(const char *s, GTimeZone *tz, int64_t *out)
         }
     }
     if (*p || y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
     int64_t t = (int64_t)timegm(&tm);     /* calendar arithmetic only; no TZ involved */
     if (tm.tm_mday != d || tm.tm_mon != mo - 1) return -1;     /* 2026-02-30 */
     *out = zoned ? t - off : aq_tz_local_to_utc(tz, t);
@@ -143,8 +144,8 @@ int aq_cmd_cron(const aq_config *cfg, int argc, char **argv)
         struct tm tm;
         time_t s = (time_t)times[i];
         gmtime_r(&s, &tm);
-        printf("%04d-%02d-%02dT%02d:%02d:%02dZ\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-               tm.tm_min, tm.tm_sec);
+        printf("%04d-%02d-%02dT%02d:%02d:%02dZ\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+               tm.tm_hour, tm.tm_min, tm.tm_sec);
     }
     rc = 0;
 done:

@@ -6,7 +6,7 @@
  *   agentq users add NAME [--operator]
  *                           create a user; its token is printed once, as the last line
  *   agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
- *                           print the next fire times of a cron expression (cron_cmd.c; no database)
+ *                           the next fire times of a cron expression (cron_cmd.c; no database)
  *   agentq telegram poll [--once] [--timeout S]
  *                           Telegram updates by long polling, stored as jobs (telegram_cmd.c) */
 #include "aq_config.h"
@@ -91,8 +91,9 @@ static const struct { const char *name; command_fn fn; const char *help; } comma
     {"migrate", cmd_migrate, "apply missing schema migrations"},
     {"config", cmd_config, "print configuration variables and defaults"},
     {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
-    {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: next fire times (UTC)"},
-    {"telegram", aq_cmd_telegram, "telegram poll [--once] [--timeout S]: store Telegram updates by long polling"},
+    {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: fire times"},
+    {"telegram", aq_cmd_telegram,
+     "telegram poll [--once] [--timeout S]: store Telegram updates by long polling"},
     {NULL, NULL, NULL},
 };
 

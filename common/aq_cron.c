@@ -112,7 +112,8 @@ typedef struct field_ctx {
     size_t errlen;
 } field_ctx;
 
-static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void say(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen) return;
@@ -122,7 +123,8 @@ static void say(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int field_err(const field_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int field_err(const field_ctx *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int field_err(const field_ctx *x, const char *fmt, ...)
 {
     if (!x->err || !x->errlen) return -1;
@@ -165,7 +167,8 @@ static int parse_value(const field_ctx *x, const char **pp, const char *end, int
                 *pp = p;
                 return 0;
             }
-        return field_err(x, "unknown name '%.*s' (expected a number or %s)", (int)(p - s), s, f->name_span);
+        return field_err(x, "unknown name '%.*s' (expected a number or %s)", (int)(p - s), s,
+                         f->name_span);
     }
     if (p == end) return field_err(x, "'%.*s' is incomplete", ITEM(x));
     return field_err(x, "unexpected '%c' in '%.*s'", *p, ITEM(x));
@@ -204,12 +207,14 @@ static int parse_item(field_ctx *x, const char *p, const char *e, uint64_t *bits
         }
         if (v == 0) return field_err(x, "step 0 in '%.*s' is not allowed", ITEM(x));
         if (v > f->max - f->min + 1)
-            return field_err(x, "step %.*s is out of range 1-%d", (int)(p - s), s, f->max - f->min + 1);
+            return field_err(x, "step %.*s is out of range 1-%d", (int)(p - s), s,
+                             f->max - f->min + 1);
         step = (int)v;
         if (!span) hi = f->max;     /* `5/15` means 5-max/15 */
     }
     if (p < e) return field_err(x, "unexpected '%c' in '%.*s'", *p, ITEM(x));
-    if (lo > hi) return field_err(x, "range '%.*s' is backwards (start %d > end %d)", ITEM(x), lo, hi);
+    if (lo > hi)
+        return field_err(x, "range '%.*s' is backwards (start %d > end %d)", ITEM(x), lo, hi);
     for (int v = lo; v <= hi; v += step) *bits |= UINT64_C(1) << (x->idx == 4 && v == 7 ? 0 : v);
     return 0;
 }
@@ -237,13 +242,16 @@ static int parse_field(int idx, const char *s, size_t len, uint64_t *bits, char 
 static int check_fires(const aq_cron *c, const char *dom, int domlen, const char *mon, int monlen,
                        char *err, size_t errlen)
 {
-    if (c->days_or) return 0;      /* every listed weekday comes round each week of a listed month */
+    if (c->days_or) return 0;      /* a listed weekday comes round every week of a listed month */
     bool any = false;
-    for (int m = 1; m <= 12; m++)
-        if (c->months >> m & 1 && c->mdays & (uint32_t)(((UINT64_C(1) << (days_in_month(2000, m) + 1)) - 2)))
-            any = true;
+    for (int m = 1; m <= 12; m++) {
+        /* days 1 to the month's length, 29 for February */
+        uint32_t exist = (uint32_t)((UINT64_C(1) << (days_in_month(2000, m) + 1)) - 2);
+        if (c->months >> m & 1 && c->mdays & exist) any = true;
+    }
     if (!any) {
-        say(err, errlen, "never fires (day %.*s does not exist in month %.*s)", domlen, dom, monlen, mon);
+        say(err, errlen, "never fires (day %.*s does not exist in month %.*s)", domlen, dom, monlen,
+            mon);
         return -1;
     }
     if (c->wdays == ALL_WDAYS || c->mdays == ALL_MDAYS) return 0;
@@ -261,13 +269,14 @@ static int check_fires(const aq_cron *c, const char *dom, int domlen, const char
             }
         }
     if (first < 0) {
-        say(err, errlen, "never fires (day-of-month and day-of-week never coincide in month %.*s)", monlen, mon);
+        say(err, errlen, "never fires (day-of-month and day-of-week never coincide in month %.*s)",
+            monlen, mon);
         return -1;
     }
     if (first + 146097 - last > gap) gap = first + 146097 - last;
     if (gap > RAREST_DAYS) {
         say(err, errlen, "fires too rarely (runs can be %d years apart; the limit is 8)",
-            (int)((gap + 364) / 365));
+            (int)((gap + 182) / 365));
         return -1;
     }
     return 0;
@@ -293,7 +302,10 @@ aq_cron *aq_cron_parse(const char *expr, char *err, size_t errlen)
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)expr[i];
-        if (ch >= 0x80) { say(err, errlen, "non-ASCII character at position %zu", i + 1); return NULL; }
+        if (ch >= 0x80) {
+            say(err, errlen, "non-ASCII character at position %zu", i + 1);
+            return NULL;
+        }
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
             say(err, errlen, "control character at position %zu", i + 1);
             return NULL;
@@ -312,15 +324,16 @@ aq_cron *aq_cron_parse(const char *expr, char *err, size_t errlen)
     if (nf == 0) { say(err, errlen, "empty expression"); return NULL; }
     if (f[0][0] == '@') {
         for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
-            if ((size_t)flen[0] == strlen(macros[i].name) && !strncasecmp(f[0], macros[i].name, (size_t)flen[0])) {
+            if ((size_t)flen[0] == strlen(macros[i].name) &&
+                !strncasecmp(f[0], macros[i].name, (size_t)flen[0])) {
                 if (nf > 1) {
                     say(err, errlen, "unexpected text after %s", macros[i].name);
                     return NULL;
                 }
                 return aq_cron_parse(macros[i].expr, err, errlen);
             }
-        say(err, errlen, "unknown macro '%.*s' (expected @hourly, @daily, @midnight, @weekly, @monthly,"
-            " @yearly or @annually)", flen[0] > 32 ? 32 : flen[0], f[0]);
+        say(err, errlen, "unknown macro '%.*s' (expected @hourly, @daily, @midnight, @weekly,"
+            " @monthly, @yearly or @annually)", flen[0] > 32 ? 32 : flen[0], f[0]);
         return NULL;
     }
     if (nf != 5) { say(err, errlen, "expected 5 fields, got %d", nf); return NULL; }
@@ -362,8 +375,8 @@ GTimeZone *aq_tz_open(const char *name, char *err, size_t errlen)
               (ch == '/' && name[i + 1] != '/');
     }
     if (!ok) {
-        if (printable) say(err, errlen, "invalid time zone name '%s' (expected an IANA name such as Europe/Berlin)", name);
-        else say(err, errlen, "invalid time zone name (expected an IANA name such as Europe/Berlin)");
+        say(err, errlen, "invalid time zone name%s%s%s (expected an IANA name like Europe/Berlin)",
+            printable ? " '" : "", printable ? name : "", printable ? "'" : "");
         return NULL;
     }
     if (!strcmp(name, "UTC")) return g_time_zone_new_utc();
@@ -467,7 +480,8 @@ int aq_cron_next(const aq_cron *c, GTimeZone *tz, int64_t after, int64_t *out)
 {
     if (after < MIN_AFTER || after > MAX_AFTER) return -1;
     /* the first date whose latest slot can still be after `after` */
-    int64_t day = floor_div(after - LAST_SLOT - MAX_OFFSET, DAY), end = floor_div(after, DAY) + HORIZON_DAYS;
+    int64_t day = floor_div(after - LAST_SLOT - MAX_OFFSET, DAY);
+    int64_t end = floor_div(after, DAY) + HORIZON_DAYS;
     int64_t y, best = INT64_MAX;
     int m, d, wd = weekday(day);
     civil_from_days(day, &y, &m, &d);

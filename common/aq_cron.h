@@ -10,7 +10,8 @@
  * an item is `*`, `N` or `N-M`, optionally followed by `/STEP` (`*\/15`,
  * `10-50/5`, and `5/15` meaning 5-max/15). Or one of the macros @hourly,
  * @daily (= @midnight), @weekly, @monthly, @yearly (= @annually). At most 256
- * characters, ASCII only.
+ * characters, ASCII only. (The backslashes in `*\/15` here only keep this
+ * comment open.)
  *
  * DAYS (Vixie cron). When both day-of-month and day-of-week are restricted
  * (neither field starts with `*`), a day matches if EITHER matches: `0 0 13 *
@@ -35,8 +36,8 @@
  *    CEST = 01:30 UTC.
  *  - Two wall times that land on the same instant fire once.
  * So a 02:30 daily job in Europe/Berlin runs exactly once on both transition
- * days, and an hourly or every-N-minutes job neither skips nor doubles real
- * time. */
+ * days, and a job that lists every hour (`0 * * * *`, `*\/30 * * * *`) keeps
+ * to real time across a one-hour shift: nothing skipped, nothing doubled. */
 #ifndef AQ_CRON_H
 #define AQ_CRON_H
 #include <glib.h>
@@ -45,7 +46,7 @@
 
 #define AQ_CRON_MAX_LEN 256
 
-typedef struct aq_cron aq_cron;     /* opaque, immutable after parse, safe to share between threads */
+typedef struct aq_cron aq_cron;     /* opaque; immutable after parse, so threads may share it */
 
 /* Parse a 5-field expression or a macro. Returns a heap object (free it with
  * aq_cron_free), or NULL with a one-line reason in err, e.g. "field 2 (hour):
@@ -63,9 +64,10 @@ void aq_cron_free(aq_cron *c);
 GTimeZone *aq_tz_open(const char *name, char *err, size_t errlen);
 
 /* The first fire time strictly after `after` (Unix seconds) in *out (Unix
- * seconds), with the DST rules above. Returns 0, or -1 when there is none
- * within 8 years (never for a parsed expression unless `after` lies outside
- * the years 1-9990). */
+ * seconds), with the DST rules above; tz is any GTimeZone (aq_tz_open's).
+ * Returns 0, or -1 when there is none within 8 years (which for a parsed
+ * expression happens only when `after` lies outside the years 1-9990).
+ * Typically a few microseconds. */
 int aq_cron_next(const aq_cron *c, GTimeZone *tz, int64_t after, int64_t *out);
 
 /* The instant of a wall-clock time in tz. `local` counts seconds from
