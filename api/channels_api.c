@@ -32,9 +32,10 @@ static int secret_ok(api_call *c)
 static void update_stored(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { api_reply_error(c, AQ_EUNAVAIL, "the update could not be stored; Telegram will resend it"); return; }
+    /* no id and no failure: the same update is being stored by a concurrent request */
     char body[128];
     int n = snprintf(body, sizeof body, "{\"ok\":true,\"job_id\":%lld,\"duplicate\":%s}", (long long)r->job_id,
-                     r->duplicate ? "true" : "false");
+                     r->duplicate || !r->job_id ? "true" : "false");
     api_reply(c, 200, body, (size_t)n);
 }
 

@@ -115,7 +115,7 @@ void api_reply_text(api_call *c, int status, const char *content_type, const cha
         req->res.reason = reason(status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                        strlen(content_type));
-        if (status == 401)
+        if (status == 401 && c->route != R_TELEGRAM_WEBHOOK)   /* that one takes a secret header, not a token */
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                            H2O_STRLIT("Bearer realm=\"agentq\""));
         req->res.content_length = len;

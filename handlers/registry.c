@@ -16,7 +16,7 @@ const aq_handler_def aq_handler_table[] = {
     {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false},
     {"action_decision", aq_handle_action_decision, 10,   60,  false, false},
     {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false},
-    {"notify",         aq_handle_notify,         10,    120,  false, false},
+    {"notify",         aq_handle_notify,         25,    300,  false, false},
     {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false},
     {"test_fail",      aq_handle_test_fail,      25,     60,  false, true},
     {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true},

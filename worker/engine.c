@@ -195,6 +195,11 @@ static const char SQL_PRUNE[] =
 static const char SQL_PRUNE_WORKERS[] =
     "DELETE FROM workers WHERE last_heartbeat < now() - make_interval(secs => $1::int * 10)";
 
+/* Delivery bookkeeping past the jobs' retention, and link codes a day past expiry. */
+static const char SQL_PRUNE_SIDE[] =
+    "WITH s AS (DELETE FROM telegram_sent WHERE $1::int > 0 AND sent_at < now() - make_interval(hours => $1::int))"
+    " DELETE FROM link_codes WHERE expires_at < now() - interval '1 day'";
+
 static const char SQL_BYE[] = "DELETE FROM workers WHERE id = $1";
 
 static const char SQL_PUBLISH_TYPES[] =
@@ -226,6 +231,7 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_followup", SQL_FOLLOWUP},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
+    {"aq_prune_side", SQL_PRUNE_SIDE},
 };
 
 /* ---- completions ---- */
@@ -714,6 +720,7 @@ static int pump_conn(aq_engine *eng, conn *c)
         const char *pw[] = {eng->lease};
         aq_pgloop_exec(r->c->pg, "aq_prune", 1, pp, on_prune, r);
         aq_pgloop_exec(r->c->pg, "aq_prune_workers", 1, pw, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_prune_side", 1, pp, on_step, r);
         r->prune = 1;
         eng->next_prune = now + 60000;
     }
