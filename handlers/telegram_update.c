@@ -85,11 +85,16 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         cJSON_AddStringToObject(*out, "start", l.user_id ? "already linked" : "not linked");
         return AQ_JOB_OK;
     }
-    /* in one statement: use the code if it is valid, and link (or relink) the chat */
+    /* in one statement: use the code if it is valid, and link (or relink) the chat.
+     * A code this chat already used, while the chat still belongs to the code's
+     * user, answers "linked" again: that is what a retry of this job sees when
+     * an earlier attempt linked the chat and died before completing. */
     const char *p[] = {code, chat_s};
     PGresult *r = PQexecParams(db,
-        "WITH c AS (SELECT code, user_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used"
+        "WITH c AS (SELECT code, user_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used, used_by"
         "  FROM link_codes WHERE code = $1 FOR UPDATE),"
+        " again AS (SELECT c.user_id FROM c JOIN channels h ON h.kind = 'telegram' AND h.address = $2"
+        "  AND h.user_id = c.user_id WHERE c.used AND c.used_by = $2),"
         " use AS (UPDATE link_codes SET used_at = now(), used_by = $2 WHERE code = (SELECT code FROM c"
         "  WHERE NOT expired AND NOT used) RETURNING user_id),"
         " ch AS (INSERT INTO channels (user_id, kind, address) SELECT user_id, 'telegram', $2 FROM use"
@@ -97,8 +102,9 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         "  inactive_reason = NULL, updated_at = now(),"
         "  session_id = CASE WHEN channels.user_id = EXCLUDED.user_id THEN channels.session_id"
         "  ELSE gen_random_uuid() END RETURNING user_id)"
-        " SELECT (SELECT expired FROM c), (SELECT used FROM c), (SELECT user_id FROM ch),"
-        " (SELECT name FROM users WHERE id = (SELECT user_id FROM ch))",
+        " SELECT (SELECT expired FROM c), (SELECT used FROM c), coalesce((SELECT user_id FROM ch),"
+        " (SELECT user_id FROM again)), (SELECT name FROM users WHERE id = coalesce((SELECT user_id FROM ch),"
+        " (SELECT user_id FROM again)))",
         2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         aq_ctx_error(ctx, "linking: %s", PQerrorMessage(db));
@@ -107,10 +113,10 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
     }
     const char *result;
     int64_t user = 0;
-    if (PQgetisnull(r, 0, 0)) result = "unknown code";
+    if (!PQgetisnull(r, 0, 2)) { result = "linked"; user = strtoll(PQgetvalue(r, 0, 2), NULL, 10); }
+    else if (PQgetisnull(r, 0, 0)) result = "unknown code";
     else if (PQgetvalue(r, 0, 0)[0] == 't') result = "expired code";
-    else if (PQgetvalue(r, 0, 1)[0] == 't') result = "used code";
-    else { result = "linked"; user = strtoll(PQgetvalue(r, 0, 2), NULL, 10); }
+    else result = "used code";
     char msg[300];
     if (user) snprintf(msg, sizeof msg, "Linked: this chat now talks to the agent of %.100s. Send me a message.",
                        PQgetvalue(r, 0, 3));

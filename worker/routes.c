@@ -1,4 +1,6 @@
-/* routes.c — reply routes (see routes.h). */
+/* routes.c — reply routes (see routes.h). A notification's text is capped at
+ * TEXT_MAX bytes (cut with a note naming the job), so a runaway reply still
+ * reaches the web inbox and arrives in Telegram as a few messages. */
 #include "routes.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -63,10 +65,44 @@ static void add_owner(aq_ctx *ctx, dest *d)
     PQclear(r);
 }
 
+/* Chats named by the input reach people only if they are linked to the
+ * job's owner: a job's input must not turn the bot on someone else's chat. */
+static void add_owned(aq_ctx *ctx, const dest *named, dest *d)
+{
+    const aq_job *job = aq_ctx_job(ctx);
+    if (!named->nchats) return;
+    PGconn *db = job->user_id ? aq_ctx_db(ctx) : NULL;
+    if (!db) {
+        aq_log(AQ_LOG_WARN, "routes", job->id, "%d chat(s) named but %s: not sent", named->nchats,
+               job->user_id ? "the database is unreachable" : "the job has no owner");
+        return;
+    }
+    aq_buf list;
+    aq_buf_init(&list);
+    aq_buf_adds(&list, "{");
+    for (int i = 0; i < named->nchats; i++) aq_buf_addf(&list, "%s%lld", i ? "," : "", named->chats[i]);
+    aq_buf_adds(&list, "}");
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
+    const char *p[] = {uid, list.p};
+    PGresult *r = PQexecParams(db, "SELECT address FROM channels WHERE user_id = $1 AND kind = 'telegram'"
+                                   " AND address = ANY($2::text[])", 2, NULL, p, NULL, NULL, 0);
+    int kept = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (kept = 0; kept < PQntuples(r); kept++) add_chat(d, strtoll(PQgetvalue(r, kept, 0), NULL, 10));
+    if (kept < named->nchats)
+        aq_log(AQ_LOG_WARN, "routes", job->id, "%d named chat(s) are not linked to the job's owner: not sent",
+               named->nchats - kept);
+    PQclear(r);
+    aq_buf_dispose(&list);
+}
+
 static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
 {
     memset(d, 0, sizeof *d);
     if (approval) { add_owner(ctx, d); return; }
+    dest named;
+    memset(&named, 0, sizeof named);
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(input, "reply_to");
     if (cJSON_IsArray(rt)) {
         const cJSON *r;
@@ -75,18 +111,19 @@ static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
             if (!to) continue;
             if (!strcmp(to, "web")) d->web = 1;
             else if (!strcmp(to, "owner")) add_owner(ctx, d);
-            else add_chat(d, (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "chat_id")));
+            else add_chat(&named, (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "chat_id")));
         }
-        return;
+    } else {
+        const char *channel = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "channel"));
+        if (!channel) return;
+        if (!strcmp(channel, "web")) d->web = 1;
+        else if (!strcmp(channel, "scheduled")) add_owner(ctx, d);
+        else if (!strcmp(channel, "telegram")) {
+            const cJSON *chat = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
+            if (cJSON_IsNumber(chat)) add_chat(&named, (long long)chat->valuedouble);
+        }
     }
-    const char *channel = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "channel"));
-    if (!channel) return;
-    if (!strcmp(channel, "web")) d->web = 1;
-    else if (!strcmp(channel, "scheduled")) add_owner(ctx, d);
-    else if (!strcmp(channel, "telegram")) {
-        const cJSON *chat = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
-        if (cJSON_IsNumber(chat)) add_chat(d, (long long)chat->valuedouble);
-    }
+    add_owned(ctx, &named, d);
 }
 
 static const char *out_str(const cJSON *output, const char *key)
@@ -101,9 +138,10 @@ static char *message_for(const aq_job *job, const cJSON *output, const char *sta
     if (approval) {
         const cJSON *pa = cJSON_GetObjectItemCaseSensitive(output, "pending_action");
         char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(pa, "arguments"));
+        const char *tool = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pa, "tool"));
         char *s = aq_sprintf("%s\n%s %.1000s\nApprove or reject it (action %lld).",
                              out_str(output, "reply") ? out_str(output, "reply") : "An action needs your approval.",
-                             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pa, "tool")),
+                             tool ? tool : "(tool)",
                              args ? args : "{}", (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(pa, "id")));
         cJSON_free(args);
         return s;
@@ -121,6 +159,22 @@ static char *message_for(const aq_job *job, const cJSON *output, const char *sta
     return s;
 }
 
+/* Cut text (heap, NUL-terminated) to TEXT_MAX bytes, note included, when it
+ * is longer: at a space or line break near the end if there is one, never
+ * inside a UTF-8 sequence. The whole text stays in the job's output. */
+static void cap_text(char *text, long long job_id)
+{
+    size_t n = strlen(text);
+    if (n <= TEXT_MAX) return;
+    char note[80];
+    int nl = snprintf(note, sizeof note, "\n\n[cut here: the whole text is in job %lld]", job_id);
+    size_t keep = TEXT_MAX - (size_t)nl;
+    while (keep > 0 && ((unsigned char)text[keep] & 0xC0) == 0x80) keep--;
+    for (size_t c = keep; c > 0 && c + 500 > keep; c--)
+        if (text[c] == ' ' || text[c] == '\n') { keep = c; break; }
+    memcpy(text + keep, note, (size_t)nl + 1);   /* keep + nl <= TEXT_MAX < n */
+}
+
 static void queue_notify(aq_ctx *ctx, const char *to, long long chat, const char *kind, const char *text,
                          long long action_id)
 {
@@ -135,7 +189,9 @@ static void queue_notify(aq_ctx *ctx, const char *to, long long chat, const char
     if (job->session_id) cJSON_AddStringToObject(in, "session_id", job->session_id);
     char key[96];
     if (action_id) snprintf(key, sizeof key, "notify:action:%lld:%s%lld", action_id, to, chat);
-    else snprintf(key, sizeof key, "notify:%lld:%d:%s%lld", (long long)job->id, job->attempts, to, chat);
+    /* the kind too: `agentq jobs retry` restarts attempts, and the reply after a
+     * retry must not collide with the failure notice of the same attempt number */
+    else snprintf(key, sizeof key, "notify:%lld:%d:%s:%s%lld", (long long)job->id, job->attempts, kind, to, chat);
     aq_enqueue_opts o = {.idempotency_key = key, .priority = -5};
     if (aq_ctx_enqueue(ctx, "notify", in, &o))
         aq_log(AQ_LOG_WARN, "routes", job->id, "cannot queue a notify job (is the notify type registered?)");
@@ -154,6 +210,7 @@ void aq_routes_enqueue(aq_ctx *ctx, const cJSON *input, const cJSON *output, con
     if (!d.web && !d.nchats) return;
     char *text = message_for(job, output, status, error, approval);
     if (!text) return;
+    cap_text(text, (long long)job->id);
     const char *kind = approval ? "approval" : !strcmp(status, "failed") ? "failure" : "reply";
     long long action = approval ? (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(pa, "id")) : 0;
     if (d.web && job->user_id) queue_notify(ctx, "web", 0, kind, text, action);
