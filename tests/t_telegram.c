@@ -10,6 +10,7 @@
  * killed between chunks, approvals by inline button, the web inbox API, and
  * scheduled runs reaching every channel. */
 #include "harness.h"
+#include <sys/wait.h>
 #include "telegram_api.h"
 #include <cJSON.h>
 #include <signal.h>
@@ -1229,6 +1230,45 @@ static void reply_to_only_owned_chats(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* `agentq telegram poll --once`: updates from getUpdates become the same
+ * telegram_update jobs as the webhook's (an update already stored by the
+ * webhook is not stored again); a refused getUpdates exits 1. */
+static void poll_once(void)
+{
+    th_fake("[{\"match\":\"/getUpdates\",\"body\":{\"ok\":true,\"result\":["
+            "{\"update_id\":31,\"message\":{\"message_id\":1,\"chat\":{\"id\":777},\"text\":\"hi\"}},"
+            "{\"update_id\":32,\"message\":{\"message_id\":2,\"chat\":{\"id\":777},\"text\":\"again\"}}]}},"
+            "{\"match\":\"/getUpdates\",\"status\":409,\"body\":{\"ok\":false,\"error_code\":409,"
+            "\"description\":\"Conflict: can't use getUpdates method while webhook is active\"}}]",
+            fake_url, sizeof fake_url);
+    pid_t api = api_tg();
+    th_resp r = webhook("{\"update_id\":31,\"message\":{\"message_id\":1,\"chat\":{\"id\":777},\"text\":\"hi\"}}");
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    setenv("DATABASE_URL", th_db_url(), 1);
+    setenv("TELEGRAM_BOT_TOKEN", "123:test", 1);
+    setenv("TELEGRAM_API_BASE", fake_url, 1);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' telegram poll --once >/dev/null 2>&1", th_bin("agentq"));
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'telegram_update'", NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key IN ('telegram:31', 'telegram:32')", NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key = 'telegram:32'"
+                     " AND input->'message'->>'text' = 'again'", NULL), 1);
+    cJSON *gets = calls("/getUpdates", 0);
+    CHECK_INT(cJSON_GetArraySize(gets), 1);
+    CHECK_INT(nget(get(cJSON_GetArrayItem(gets, 0), "body"), "offset"), 0);
+    cJSON_Delete(gets);
+    st = system(cmd);   /* the webhook is on at Telegram: 409, a clear failure */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'telegram_update'", NULL), 2);
+    unsetenv("TELEGRAM_BOT_TOKEN");
+    st = system(cmd);   /* no token: usage error, nothing asked */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 const th_test th_telegram_tests[] = {
     {"tg_webhook_secret_and_dedupe", webhook_secret_and_dedupe, 30, 1},
     {"tg_webhook_off", webhook_off, 30, 1},
@@ -1243,5 +1283,6 @@ const th_test th_telegram_tests[] = {
     {"tg_approval_by_button", approval_by_button, 60, 1},
     {"tg_web_inbox_and_schedule_owner", web_inbox_and_schedule_owner, 60, 1},
     {"tg_reply_to_only_owned_chats", reply_to_only_owned_chats, 60, 1},
+    {"tg_poll_once", poll_once, 60, 1},
     {0},
 };
