@@ -8,7 +8,21 @@
  *   agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
  *                           the next fire times of a cron expression (cron_cmd.c; no database)
  *   agentq telegram poll [--once] [--timeout S]
- *                           Telegram updates by long polling, stored as jobs (telegram_cmd.c) */
+ *                           Telegram updates by long polling, stored as jobs (telegram_cmd.c)
+ *   agentq jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]
+ *   agentq jobs show ID [--json]
+ *   agentq jobs retry ID | agentq jobs retry --failed [--type T]
+ *   agentq jobs cancel ID   list, inspect, re-queue and cancel jobs (jobs_cmd.c)
+ *   agentq stats [--json]   counts by type and status, throughput, oldest queued, workers
+ *   agentq workers [--json] the live workers
+ *   agentq schedules ls [--user ID] [--json]
+ *                           the agent schedules
+ *   agentq prune --older-than DURATION [--failed]
+ *                           delete old finished jobs in batches (stats .. prune: ops_cmd.c)
+ *
+ * Human tables by default, one JSON document with --json. Exit status 0 done,
+ * 1 not found / refused / database error, 2 bad usage; errors are one line on
+ * stderr starting "agentq: " (cli.h). */
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_log.h"
@@ -22,6 +36,11 @@ typedef int (*command_fn)(const aq_config *cfg, int argc, char **argv);
 
 int aq_cmd_cron(const aq_config *cfg, int argc, char **argv);     /* cron_cmd.c */
 int aq_cmd_telegram(const aq_config *cfg, int argc, char **argv); /* telegram_cmd.c */
+int aq_cmd_jobs(const aq_config *cfg, int argc, char **argv);      /* jobs_cmd.c */
+int aq_cmd_stats(const aq_config *cfg, int argc, char **argv);     /* ops_cmd.c */
+int aq_cmd_workers(const aq_config *cfg, int argc, char **argv);   /* ops_cmd.c */
+int aq_cmd_schedules(const aq_config *cfg, int argc, char **argv); /* ops_cmd.c */
+int aq_cmd_prune(const aq_config *cfg, int argc, char **argv);     /* ops_cmd.c */
 
 static PGconn *connect_or_say(const aq_config *cfg)
 {
@@ -94,6 +113,18 @@ static const struct { const char *name; command_fn fn; const char *help; } comma
     {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: fire times"},
     {"telegram", aq_cmd_telegram,
      "telegram poll [--once] [--timeout S]: store Telegram updates by long polling"},
+    {"jobs", aq_cmd_jobs,
+     "jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]: newest first\n"
+     "             jobs show ID [--json]: every column and the job's follow-ups\n"
+     "             jobs retry ID | jobs retry --failed [--type T]: back to queued\n"
+     "             jobs cancel ID: cancel a queued or waiting job"},
+    {"stats", aq_cmd_stats,
+     "stats [--json]: jobs by type and status, throughput, oldest queued job, workers"},
+    {"workers", aq_cmd_workers, "workers [--json]: the live workers"},
+    {"schedules", aq_cmd_schedules, "schedules ls [--user ID] [--json]: the agent schedules"},
+    {"prune", aq_cmd_prune,
+     "prune --older-than DURATION [--failed]: delete succeeded and cancelled (and with\n"
+     "             --failed, failed) jobs that finished before then; DURATION: 30m, 12h, 7d"},
     {NULL, NULL, NULL},
 };
 

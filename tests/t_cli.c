@@ -1,6 +1,805 @@
-/* t_cli.c — the operator CLI (bin/agentq) against a real database. */
+/* t_cli.c — the operator CLI (bin/agentq) against a real database: jobs ls
+ * filters and --json, jobs show, retry (one job, --failed, refused), cancel
+ * (queued, waiting, running refused, the 'aq_done' wake-up), stats, workers,
+ * schedules ls, prune in batches, and bad usage (exit 2, one line on stderr).
+ * Each command runs as a child process with the test's DATABASE_URL; its
+ * stdout, stderr and exit status are captured (run_cli). */
 #include "harness.h"
+#include "aq_buf.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char th_log[512];
+
+typedef struct {
+    int status;   /* exit status; 128 + signal when killed */
+    char *out;    /* stdout (heap, never NULL) */
+    char *err;    /* stderr (heap, never NULL) */
+} cli_run;
+
+static void cli_free(cli_run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Append a line and a child's stderr to the test's log (shown when it fails). */
+static void log_run(const char *const *args, const cli_run *r)
+{
+    FILE *f = fopen(th_log, "a");
+    if (!f) return;
+    fputs("$ agentq", f);
+    for (int i = 0; args[i]; i++) fprintf(f, " %s", args[i]);
+    fprintf(f, "   -> exit %d\n%s", r->status, r->err);
+    fclose(f);
+}
+
+/* Run bin/agentq ARGS with the test's DATABASE_URL and then env ("K=V",
+ * NULL-terminated, may be NULL); capture both streams and the exit status.
+ * A sanitizer report on stderr fails the test. */
+static cli_run run_cli(const char *const *env, const char *const *args)
+{
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe)) { perror("pipe"); exit(1); }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); exit(1); }
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = th_bin("agentq");
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        setenv("DATABASE_URL", th_db_url(), 1);
+        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        perror("execv");
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    aq_buf out, err;
+    aq_buf_init(&out);
+    aq_buf_init(&err);
+    aq_buf_adds(&out, "");
+    aq_buf_adds(&err, "");
+    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    aq_buf *bufs[2] = {&out, &err};
+    int open_fds = 2;
+    while (open_fds) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            perror("poll");
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents) continue;
+            char buf[4096];
+            ssize_t k = read(fds[i].fd, buf, sizeof buf);
+            if (k > 0) {
+                aq_buf_add(bufs[i], buf, (size_t)k);
+            } else if (k == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+    cli_run r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), aq_buf_take(&out),
+                 aq_buf_take(&err)};
+    log_run(args, &r);
+    if (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:"))
+        th_fail(__FILE__, __LINE__, "sanitizer report from agentq %s: %s", args[0], r.err);
+    return r;
+}
+
+#define CLI(...) run_cli(NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define CLI_ENV(env, ...) run_cli(env, (const char *const[]){__VA_ARGS__, NULL})
+
+/* A refusal or usage error: this exit status, nothing on stdout, one line on
+ * stderr starting "agentq: " and containing needle. */
+#define CHECK_ERR(r, want, needle) do { \
+    CHECK_INT((r).status, (want)); \
+    CHECK_STR((r).out, ""); \
+    CHECK(!strncmp((r).err, "agentq: ", 8)); \
+    CHECK_CONTAINS((r).err, (needle)); \
+    CHECK(strchr((r).err, '\n') == (r).err + strlen((r).err) - 1); \
+} while (0)
+
+static cJSON *json_out(const cli_run *r)
+{
+    cJSON *j = cJSON_Parse(r->out);
+    if (!j) th_fail(__FILE__, __LINE__, "stdout is not JSON: %s", r->out);
+    return j;
+}
+
+static long long num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+static const char *text(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* The "id" of each element of a JSON array, as "1,2,3" (heap). */
+static char *ids_of(const cJSON *arr)
+{
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) aq_buf_addf(&b, "%s%lld", b.len ? "," : "", num(e, "id"));
+    return aq_buf_take(&b);
+}
+
+/* jobs ls --json ARGS...: the ids listed, as "1,2,3" (heap). */
+static char *ls_ids(const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    cli_run r = CLI("jobs", "ls", "--json", a1, a2, a3, a4);
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    CHECK(cJSON_IsArray(j));
+    char *ids = ids_of(j);
+    cJSON_Delete(j);
+    cli_free(&r);
+    return ids;
+}
+
+/* A job of type in queue with status; then extra_sql ($1 = its id) if given. */
+static long long insert_job(const char *type, const char *queue, const char *status,
+                            const char *extra_sql)
+{
+    long long id = th_int("INSERT INTO jobs (job_type, queue, status) VALUES ($1, $2, $3)"
+                          " RETURNING id", type, queue, status, NULL);
+    if (extra_sql) th_exec(extra_sql, th_num(id), NULL);
+    return id;
+}
+
+/* The first value sql returns with $1 = id. */
+static long long value_for(const char *sql, long long id) { return th_int(sql, th_num(id), NULL); }
+
+#define FINISHED_NOW "UPDATE jobs SET finished_at = now() WHERE id = $1"
+
+static void jobs_ls_filters_and_json(void)
+{
+    long long a = insert_job("noop", "default", "failed",
+                             "UPDATE jobs SET user_id = 7, finished_at = now(), last_error ="
+                             " 'first line\nsecond line of an explanation that is far too long"
+                             " for a table cell'"
+                             " WHERE id = $1");
+    long long b = insert_job("test_output", "mail", "succeeded", FINISHED_NOW);
+    long long c = insert_job("noop", "mail", "queued", "UPDATE jobs SET user_id = 7 WHERE id = $1");
+    long long d = insert_job("test_fail", "default", "failed", FINISHED_NOW);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'bulk' FROM generate_series(1, 60)", NULL);
+    long long max = th_int("SELECT max(id) FROM jobs", NULL);
+    (void)b;
+
+    char want[128], *ids;
+    snprintf(want, sizeof want, "%lld,%lld", d, a);   /* newest first */
+    CHECK_STR(ids = ls_ids("--status", "failed", NULL, NULL), want);
+    free(ids);
+    snprintf(want, sizeof want, "%lld", c);
+    CHECK_STR(ids = ls_ids("--type", "noop", "--queue=mail", NULL), want);
+    free(ids);
+    snprintf(want, sizeof want, "%lld,%lld", c, a);
+    CHECK_STR(ids = ls_ids("--user", "7", NULL, NULL), want);
+    free(ids);
+    snprintf(want, sizeof want, "%lld,%lld", max, max - 1);
+    CHECK_STR(ids = ls_ids("--limit", "2", NULL, NULL), want);
+    free(ids);
+    CHECK_STR(ids = ls_ids("--type", "nothing-like-this", NULL, NULL), "");
+    free(ids);
+
+    cli_run r = CLI("jobs", "ls", "--json");   /* default limit 50 */
+    cJSON *j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(j), 50);
+    CHECK_INT(num(cJSON_GetArrayItem(j, 0), "id"), max);
+    CHECK_STR(text(cJSON_GetArrayItem(j, 0), "status"), "queued");
+    cJSON_Delete(j);
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--json", "--limit", "1000");
+    j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(j), 64);
+    cJSON_Delete(j);
+    cli_free(&r);
+
+    /* the human table: aligned columns, UTC times to the second, long text cut */
+    r = CLI("jobs", "ls", "--status", "failed");
+    CHECK_INT(r.status, 0);
+    CHECK_STR(r.err, "");
+    char *created = th_str("SELECT to_char(created_at AT TIME ZONE 'UTC',"
+                           " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM jobs WHERE id = $1",
+                           th_num(a), NULL);
+    CHECK_CONTAINS(r.out, created);
+    free(created);
+    CHECK_CONTAINS(r.out, "first line second line of");
+    CHECK_CONTAINS(r.out, "\xe2\x80\xa6\n");   /* "…" ends the cut error */
+    CHECK(!strstr(r.out, "too long for a table cell"));
+    char *line2 = strchr(r.out, '\n');
+    char *line3 = line2 ? strchr(line2 + 1, '\n') : NULL;
+    CHECK(line3 && strchr(line3 + 1, '\n') && !strchr(line3 + 1, '\n')[1]);   /* header + 2 rows */
+    if (line2) {
+        const char *h = strstr(r.out, "STATUS"), *s = strstr(line2, "failed");
+        CHECK(h && s && h - r.out == s - (line2 + 1));
+    }
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--type", "nothing-like-this");
+    CHECK_STR(r.out, "no jobs\n");
+    cli_free(&r);
+
+    r = CLI("jobs", "ls", "--status", "finished");
+    CHECK_ERR(r, 2, "--status must be");
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--limit", "1001");
+    CHECK_ERR(r, 2, "--limit");
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--limit", "0");
+    CHECK_ERR(r, 2, "--limit");
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--user", "x7");
+    CHECK_ERR(r, 2, "--user");
+    cli_free(&r);
+}
+
+static void jobs_show_and_followups(void)
+{
+    long long p = th_int("INSERT INTO jobs (job_type, status, input, output, last_error, attempts,"
+                         " max_attempts, finished_at) VALUES ('test_output', 'succeeded',"
+                         " '{\"q\": \"caf\u00e9 \\\"x\\\"\"}', '{\"text\": \"done\"}',"
+                         " 'multi\nline', 2, 5, now()) RETURNING id", NULL);
+    long long f1 = value_for("INSERT INTO jobs (job_type, parent_id) VALUES ('notify', $1)"
+                             " RETURNING id", p);
+    long long f2 = value_for("INSERT INTO jobs (job_type, parent_id) VALUES ('noop', $1)"
+                             " RETURNING id", p);
+    char id[32], want[64];
+    snprintf(id, sizeof id, "%lld", p);
+
+    cli_run r = CLI("jobs", "show", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "status           succeeded\n");
+    CHECK_CONTAINS(r.out, "attempts         2\n");
+    CHECK_CONTAINS(r.out, "max attempts     5\n");
+    CHECK_CONTAINS(r.out, "last error\n  multi\n  line\n");
+    CHECK_CONTAINS(r.out, "\"q\": \"caf\xc3\xa9 \\\"x\\\"\"");
+    CHECK_CONTAINS(r.out, "\"text\": \"done\"");
+    CHECK_CONTAINS(r.out, "follow-ups       2\n");
+    CHECK_CONTAINS(r.out, "notify");
+    snprintf(want, sizeof want, "%lld  noop", f2);
+    CHECK_CONTAINS(r.out, want);
+    cli_free(&r);
+
+    r = CLI("jobs", "show", "--json", id);
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    CHECK_INT(num(j, "id"), p);
+    CHECK_STR(text(cJSON_GetObjectItemCaseSensitive(j, "input"), "q"), "caf\xc3\xa9 \"x\"");
+    CHECK_STR(text(cJSON_GetObjectItemCaseSensitive(j, "output"), "text"), "done");
+    CHECK_STR(text(j, "last_error"), "multi\nline");
+    CHECK_INT(num(j, "followup_count"), 2);
+    char *ids = ids_of(cJSON_GetObjectItemCaseSensitive(j, "followups"));
+    snprintf(want, sizeof want, "%lld,%lld", f1, f2);
+    CHECK_STR(ids, want);
+    free(ids);
+    cJSON_Delete(j);
+    cli_free(&r);
+
+    snprintf(id, sizeof id, "%lld", f1);   /* no follow-ups of its own */
+    r = CLI("jobs", "show", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "follow-ups       none\n");
+    cli_free(&r);
+
+    r = CLI("jobs", "show", "999999");
+    CHECK_ERR(r, 1, "no job 999999");
+    cli_free(&r);
+    r = CLI("jobs", "show", "999999", "--json");
+    CHECK_ERR(r, 1, "no job 999999");
+    cli_free(&r);
+    r = CLI("jobs", "show");
+    CHECK_ERR(r, 2, "needs a job ID");
+    cli_free(&r);
+    r = CLI("jobs", "show", "12abc");
+    CHECK_ERR(r, 2, "ID must be");
+    cli_free(&r);
+    r = CLI("jobs", "show", "1", "2");
+    CHECK_ERR(r, 2, "unexpected argument '2'");
+    cli_free(&r);
+}
+
+static void jobs_retry_runs_again(void)
+{
+    /* polling effectively off: only the retry's NOTIFY can wake the worker */
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers", NULL));
+    th_sleep_ms(300);   /* past the catch-up claim on connect */
+
+    /* a job that fails for good on its first attempt, retried: the handler runs again */
+    long long f = th_int("INSERT INTO jobs (job_type, input, max_attempts) VALUES ('test_fail',"
+                         " '{\"fail_times\": -1, \"message\": \"always\"}', 1) RETURNING id", NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'",
+                      th_num(f), NULL));
+    char *first = th_str("SELECT finished_at::text FROM jobs WHERE id = $1", th_num(f), NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", f);
+    cli_run r = CLI("jobs", "retry", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "queued again (it was failed)");
+    cli_free(&r);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'"
+                               " AND finished_at > $2::timestamptz AND attempts = 1"
+                               " AND last_error LIKE 'always (attempt 1)%'", th_num(f),
+                      first ? first : "infinity", NULL));
+    free(first);
+
+    /* a failed noop: back to queued, woken at once, succeeds; the old error stays for the record */
+    long long n = th_int("INSERT INTO jobs (job_type, status, attempts, last_error, finished_at)"
+                         " VALUES ('noop', 'failed', 3, 'old trouble', now()) RETURNING id", NULL);
+    snprintf(id, sizeof id, "%lld", n);
+    r = CLI("jobs", "retry", id);
+    CHECK_INT(r.status, 0);
+    cli_free(&r);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'"
+                               " AND attempts = 1 AND last_error = 'old trouble'",
+                      th_num(n), NULL));
+
+    /* a succeeded, a queued and a running job are refused */
+    r = CLI("jobs", "retry", id);
+    CHECK_ERR(r, 1, "has status succeeded; only failed or cancelled jobs can be retried");
+    cli_free(&r);
+    CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", n), 1);
+    long long q = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'nobody')"
+                         " RETURNING id", NULL);
+    snprintf(id, sizeof id, "%lld", q);
+    r = CLI("jobs", "retry", id);
+    CHECK_ERR(r, 1, "has status queued");
+    cli_free(&r);
+    r = CLI("jobs", "retry", "999999");
+    CHECK_ERR(r, 1, "no job 999999");
+    cli_free(&r);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+
+    /* a cancelled job in a queue nobody serves: every field of a fresh queued job */
+    long long c = th_int("INSERT INTO jobs (job_type, queue, status, attempts, last_error,"
+                         " locked_by, started_at, finished_at, run_at) VALUES ('noop', 'nobody',"
+                         " 'cancelled', 2, 'why', 'w1', now(), now(), now() + interval '1 day')"
+                         " RETURNING id", NULL);
+    snprintf(id, sizeof id, "%lld", c);
+    r = CLI("jobs", "retry", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "(it was cancelled)");
+    cli_free(&r);
+    CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'"
+                        " AND attempts = 0 AND last_error = 'why' AND run_at <= now()"
+                        " AND finished_at IS NULL AND started_at IS NULL AND locked_by IS NULL",
+                        c), 1);
+}
+
+static void jobs_retry_failed_counts(void)
+{
+    th_exec("INSERT INTO jobs (job_type, queue, status, attempts, finished_at)"
+            " SELECT t, 'nobody', s, 3, now() - interval '1 minute'"
+            " FROM (VALUES ('alpha', 'failed'), ('alpha', 'failed'), ('alpha', 'failed'),"
+            " ('beta', 'failed'), ('beta', 'failed'), ('alpha', 'succeeded'),"
+            " ('alpha', 'cancelled'))"
+            " v(t, s)", NULL);
+    cli_run r = CLI("jobs", "retry", "--failed", "--type", "alpha");
+    CHECK_INT(r.status, 0);
+    CHECK_STR(r.out, "3 failed job(s) queued again\n");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'alpha' AND status = 'queued'"
+                     " AND attempts = 0", NULL), 3);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'beta' AND status = 'failed'",
+                     NULL), 2);
+    r = CLI("jobs", "retry", "--failed");
+    CHECK_STR(r.out, "2 failed job(s) queued again\n");
+    cli_free(&r);
+    r = CLI("jobs", "retry", "--failed");
+    CHECK_STR(r.out, "0 failed job(s) queued again\n");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'cancelled')",
+                     NULL), 2);
+
+    /* more than one batch of 10,000 */
+    th_exec("INSERT INTO jobs (job_type, queue, status, finished_at)"
+            " SELECT 'gamma', 'nobody', 'failed', now() - interval '1 minute'"
+            " FROM generate_series(1, 12345)", NULL);
+    r = CLI("jobs", "retry", "--failed");
+    CHECK_STR(r.out, "12345 failed job(s) queued again\n");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 0);
+
+    r = CLI("jobs", "retry", "--type", "alpha");
+    CHECK_ERR(r, 2, "--type goes with --failed");
+    cli_free(&r);
+    r = CLI("jobs", "retry", "5", "--failed");
+    CHECK_ERR(r, 2, "not both");
+    cli_free(&r);
+    r = CLI("jobs", "retry");
+    CHECK_ERR(r, 2, "needs a job ID or --failed");
+    cli_free(&r);
+}
+
+/* The next notification on the test's connection within ms (heap payload), or NULL. */
+static char *next_notify(int ms)
+{
+    PGconn *c = th_db();
+    for (int waited = 0;; waited += 20) {
+        PQconsumeInput(c);
+        PGnotify *n = PQnotifies(c);
+        if (n) {
+            char *s = strdup(n->extra);
+            PQfreemem(n);
+            return s;
+        }
+        if (waited >= ms) return NULL;
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        poll(&p, 1, 20);
+    }
+}
+
+static void jobs_cancel_states(void)
+{
+    th_exec("LISTEN aq_done", NULL);
+    long long q = th_int("INSERT INTO jobs (job_type, run_at, user_id)"
+                         " VALUES ('noop', now() + interval '1 hour', 42) RETURNING id", NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", q);
+    cli_run r = CLI("jobs", "cancel", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "cancelled (it was queued)");
+    cli_free(&r);
+    CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'cancelled'"
+                        " AND finished_at IS NOT NULL", q), 1);
+    char *payload = next_notify(5000);
+    CHECK_STR(payload, id);   /* the API's long-polls wake on the owner's job id */
+    free(payload);
+
+    r = CLI("jobs", "cancel", id);
+    CHECK_ERR(r, 1, "has already finished (cancelled)");
+    cli_free(&r);
+
+    /* waiting, ownerless: cancelled, nobody to wake */
+    long long w = th_int("INSERT INTO jobs (job_type, status) VALUES ('agent_turn', 'waiting')"
+                         " RETURNING id", NULL);
+    snprintf(id, sizeof id, "%lld", w);
+    r = CLI("jobs", "cancel", id);
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "(it was waiting)");
+    cli_free(&r);
+    CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'cancelled'", w), 1);
+    payload = next_notify(300);
+    CHECK(payload == NULL);
+    free(payload);
+
+    /* running: refused, left alone */
+    long long run = th_int("INSERT INTO jobs (job_type, status, attempts, locked_by, locked_until,"
+                           " started_at) VALUES ('noop', 'running', 1, 'w9',"
+                           " now() + interval '1 minute', now()) RETURNING id", NULL);
+    snprintf(id, sizeof id, "%lld", run);
+    r = CLI("jobs", "cancel", id);
+    CHECK_ERR(r, 1, "is running");
+    CHECK_CONTAINS(r.err, "finish or time out");
+    cli_free(&r);
+    CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'"
+                        " AND locked_by = 'w9'", run), 1);
+
+    r = CLI("jobs", "cancel", "999999");
+    CHECK_ERR(r, 1, "no job 999999");
+    cli_free(&r);
+    r = CLI("jobs", "cancel");
+    CHECK_ERR(r, 2, "needs a job ID");
+    cli_free(&r);
+    r = CLI("jobs", "cancel", "-1");
+    CHECK_ERR(r, 2, "unknown option '-1'");
+    cli_free(&r);
+    r = CLI("jobs", "cancel", "0");
+    CHECK_ERR(r, 2, "ID must be");
+    cli_free(&r);
+}
+
+static const cJSON *type_row(const cJSON *stats, const char *type)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(stats, "jobs"))
+        if (text(e, "job_type") && !strcmp(text(e, "job_type"), type)) return e;
+    th_fail(__FILE__, __LINE__, "no row for type %s in stats", type);
+    return NULL;
+}
+
+static void stats_counts(void)
+{
+    long long oldest = th_int("INSERT INTO jobs (job_type, run_at)"
+                              " VALUES ('s_a', now() - interval '10 minutes') RETURNING id", NULL);
+    th_exec("INSERT INTO jobs (job_type, run_at)"
+            " VALUES ('s_a', now()), ('s_a', now() + interval '1 day')", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at) VALUES"
+            " ('s_a', 'running', NULL), ('s_a', 'failed', now() - interval '5 minutes'),"
+            " ('s_a', 'failed', now() - interval '6 minutes'), ('s_a', 'succeeded', now()),"
+            " ('s_a', 'succeeded', now() - interval '2 hours'), ('s_b', 'waiting', NULL),"
+            " ('s_b', 'cancelled', now() - interval '30 seconds'),"
+            " ('s_c', 'succeeded', now() - interval '3 hours')", NULL);
+    cli_run r = CLI("stats", "--json");
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    const cJSON *a = type_row(j, "s_a"), *b = type_row(j, "s_b");
+    if (a) {
+        CHECK_INT(num(a, "queued"), 3);
+        CHECK_INT(num(a, "running"), 1);
+        CHECK_INT(num(a, "waiting"), 0);
+        CHECK_INT(num(a, "succeeded"), 1);   /* the one two hours ago is outside the window */
+        CHECK_INT(num(a, "failed"), 2);
+        CHECK_INT(num(a, "cancelled"), 0);
+    }
+    if (b) {
+        CHECK_INT(num(b, "waiting"), 1);
+        CHECK_INT(num(b, "cancelled"), 1);
+    }
+    /* s_c: nothing unfinished, nothing finished within the hour */
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "jobs")), 2);
+    CHECK_INT(num(j, "finished_last_minute"), 2);
+    CHECK_INT(num(j, "finished_last_hour"), 4);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "oldest_queued");
+    CHECK_INT(num(o, "id"), oldest);
+    CHECK(num(o, "age_seconds") >= 600 && num(o, "age_seconds") < 700);
+    CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "workers")));
+    cJSON_Delete(j);
+    cli_free(&r);
+
+    r = CLI("stats");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "TYPE  QUEUED  RUNNING  WAITING  SUCCEEDED  FAILED  CANCELLED\n");
+    CHECK_CONTAINS(r.out, "s_a        3        1        0          1       2          0\n");
+    CHECK_CONTAINS(r.out, "finished: 2 in the last minute, 4 in the last hour\n");
+    char want[64];
+    snprintf(want, sizeof want, "oldest queued: job %lld (s_a), runnable for 10m", oldest);
+    CHECK_CONTAINS(r.out, want);
+    CHECK_CONTAINS(r.out, "workers: 0\n");
+    cli_free(&r);
+
+    r = CLI("stats", "--bogus");
+    CHECK_ERR(r, 2, "unknown option '--bogus'");
+    cli_free(&r);
+}
+
+static void workers_lists_running_worker(void)
+{
+    const char *const args[] = {"--concurrency", "3", "--queues", "default,mail", NULL};
+    pid_t w = th_worker(args, NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers WHERE pid = $1", th_num(w), NULL));
+    cli_run r = CLI("workers", "--json");
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(j), 1);
+    const cJSON *e = cJSON_GetArrayItem(j, 0);
+    CHECK_INT(num(e, "pid"), w);
+    CHECK_INT(num(e, "concurrency"), 3);
+    CHECK_INT(num(e, "running"), 0);
+    const cJSON *qs = cJSON_GetObjectItemCaseSensitive(e, "queues");
+    CHECK(cJSON_IsArray(qs) && cJSON_GetArraySize(qs) == 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(qs, 1)), "mail");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "silent_seconds")));
+    char *wid = th_str("SELECT id FROM workers", NULL);
+    CHECK_STR(text(e, "id"), wid);
+    cJSON_Delete(j);
+    cli_free(&r);
+
+    r = CLI("workers");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "ID");
+    CHECK_CONTAINS(r.out, "SILENT FOR");
+    CHECK_CONTAINS(r.out, "default,mail");
+    CHECK_CONTAINS(r.out, th_num(w));
+    cli_free(&r);
+
+    r = CLI("stats", "--json");
+    j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "workers")), 1);
+    cJSON_Delete(j);
+    cli_free(&r);
+    r = CLI("stats");
+    CHECK_CONTAINS(r.out, "workers: 1\n");
+    CHECK_CONTAINS(r.out, wid ? wid : "(no worker id)");
+    cli_free(&r);
+    free(wid);
+
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+    r = CLI("workers");
+    CHECK_STR(r.out, "no live workers\n");
+    cli_free(&r);
+    r = CLI("workers", "--json");
+    CHECK_STR(r.out, "[]\n");
+    cli_free(&r);
+}
+
+static void schedules_ls_shows_rows(void)
+{
+    long long alice = th_int("INSERT INTO users (name, token_id, token_hash)"
+                             " VALUES ('alice', 't_a', '\\x00') RETURNING id", NULL);
+    long long bob = th_int("INSERT INTO users (name, token_id, token_hash)"
+                           " VALUES ('bob', 't_b', '\\x00') RETURNING id", NULL);
+    th_exec("INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, next_run_at)"
+            " VALUES ($1, 'standup', '30 9 * * MON-FRI', 'Europe/Berlin', 'What is on today?',"
+            " '2030-01-02 08:30:00+00')", th_num(alice), NULL);
+    th_exec("INSERT INTO agent_schedules (user_id, name, cron, prompt, enabled, misfire,"
+            " last_error, last_run_at) VALUES ($1, 'weekly review', '@weekly', 'Review', false,"
+            " 'skip', 'the model was down', '2029-12-30 00:00:00+00')", th_num(bob), NULL);
+
+    cli_run r = CLI("schedules", "ls");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "NEXT RUN");
+    CHECK_CONTAINS(r.out, "alice (");
+    CHECK_CONTAINS(r.out, "standup");
+    CHECK_CONTAINS(r.out, "30 9 * * MON-FRI");
+    CHECK_CONTAINS(r.out, "Europe/Berlin");
+    CHECK_CONTAINS(r.out, "2030-01-02T08:30:00Z");
+    CHECK_CONTAINS(r.out, "weekly review");
+    CHECK_CONTAINS(r.out, "2029-12-30T00:00:00Z");
+    CHECK_CONTAINS(r.out, "the model was down");
+    cli_free(&r);
+
+    r = CLI("schedules", "ls", "--user", th_num(bob), "--json");
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(j), 1);
+    const cJSON *e = cJSON_GetArrayItem(j, 0);
+    CHECK_STR(text(e, "name"), "weekly review");
+    CHECK_STR(text(e, "user"), "bob");
+    CHECK_STR(text(e, "misfire"), "skip");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "enabled")));
+    CHECK_STR(text(e, "timezone"), "UTC");
+    cJSON_Delete(j);
+    cli_free(&r);
+
+    r = CLI("schedules", "ls", "--user", "999");
+    CHECK_STR(r.out, "no schedules\n");
+    cli_free(&r);
+    r = CLI("schedules", "ls", "--user", "bob");
+    CHECK_ERR(r, 2, "--user must be");
+    cli_free(&r);
+    r = CLI("schedules", "rm");
+    CHECK_ERR(r, 2, "unknown schedules command 'rm'");
+    cli_free(&r);
+}
+
+static void prune_old_finished_jobs(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status, finished_at)"
+            " SELECT 'old', 'succeeded', now() - interval '10 days' FROM generate_series(1, 25000)",
+            NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at) VALUES"
+            " ('old', 'cancelled', now() - interval '10 days'),"
+            " ('old', 'failed', now() - interval '10 days'),"
+            " ('old', 'failed', now() - interval '8 days'),"
+            " ('recent', 'succeeded', now() - interval '1 hour'),"
+            " ('recent', 'succeeded', now() - interval '2 hours'),"
+            " ('recent', 'failed', now())", NULL);
+    th_exec("INSERT INTO jobs (job_type, created_at, run_at)"
+            " VALUES ('waiting_long', now() - interval '30 days', now() - interval '30 days')",
+            NULL);
+
+    cli_run r = CLI("prune", "--older-than", "7d");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "pruned 25001 job(s) (succeeded, cancelled) that finished before ");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 6);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 3);
+
+    r = CLI("prune", "--older-than=90m");
+    CHECK_CONTAINS(r.out, "pruned 1 job(s)");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'recent'"
+                     " AND status = 'succeeded'", NULL), 1);
+
+    r = CLI("prune", "--older-than", "1w", "--failed");
+    CHECK_CONTAINS(r.out, "pruned 2 job(s) (succeeded, cancelled, failed)");
+    cli_free(&r);
+    /* left: the recent failure, and the queued job that never finished however old */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'waiting_long'", NULL), 1);
+
+    static const char *const bad[] = {"7x", "0d", "-1d", "d", "", "7", "1.5h", "99999999999d",
+                                      NULL};
+    for (int i = 0; bad[i]; i++) {
+        r = CLI("prune", "--older-than", bad[i]);
+        CHECK_ERR(r, 2, "--older-than must be a duration");
+        cli_free(&r);
+    }
+    r = CLI("prune");
+    CHECK_ERR(r, 2, "prune needs --older-than");
+    cli_free(&r);
+    r = CLI("prune", "--older-than");
+    CHECK_ERR(r, 2, "--older-than needs a value");
+    cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 3);
+}
+
+static void bad_usage_exits_2(void)
+{
+    static const char *const unknown[][6] = {
+        {"jobs", "ls", "--bogus", NULL},         {"jobs", "show", "1", "--bogus", NULL},
+        {"jobs", "retry", "--bogus", NULL},      {"jobs", "cancel", "1", "--bogus", NULL},
+        {"stats", "--bogus", NULL},              {"workers", "--verbose", NULL},
+        {"schedules", "ls", "--bogus", NULL},    {"prune", "--older-than", "7d", "--bogus", NULL},
+        {"jobs", "ls", "--json=yes", NULL},      {"jobs", "ls", "-j", NULL},
+    };
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        cli_run r = run_cli(NULL, unknown[i]);
+        CHECK_INT(r.status, 2);
+        CHECK_STR(r.out, "");
+        CHECK(!strncmp(r.err, "agentq: ", 8));
+        CHECK(strstr(r.err, "unknown option") || strstr(r.err, "takes no value"));
+        CHECK(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
+        cli_free(&r);
+    }
+    static const char *const missing[][4] = {
+        {"jobs", "show", NULL}, {"jobs", "cancel", NULL}, {"jobs", "retry", NULL}, {"jobs", NULL},
+        {"jobs", "frob", NULL}, {"schedules", NULL},      {"workers", "extra", NULL},
+    };
+    for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+        cli_run r = run_cli(NULL, missing[i]);
+        CHECK_INT(r.status, 2);
+        CHECK(!strncmp(r.err, "agentq: ", 8));
+        CHECK_STR(r.out, "");
+        cli_free(&r);
+    }
+
+    cli_run r = CLI("--help");
+    CHECK_INT(r.status, 0);
+    static const char *const listed[] = {
+        "jobs ls", "jobs show ID", "jobs retry ID", "jobs retry --failed", "jobs cancel ID",
+        "stats", "workers", "schedules ls", "prune --older-than DURATION", "migrate", "users add",
+        NULL,
+    };
+    for (int i = 0; listed[i]; i++) CHECK_CONTAINS(r.out, listed[i]);
+    cli_free(&r);
+    r = CLI("jobs", "ls", "--help");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "usage: agentq jobs ls");
+    cli_free(&r);
+    r = CLI("jobs", "--help");
+    CHECK_CONTAINS(r.out, "agentq jobs cancel ID");
+    cli_free(&r);
+
+    /* a database that is not there: exit 1, one line */
+    char url[600];
+    snprintf(url, sizeof url, "DATABASE_URL=%s dbname=no_such_database", th_db_url());
+    const char *const env[] = {url, NULL};
+    r = CLI_ENV(env, "jobs", "ls");
+    CHECK_ERR(r, 1, "cannot connect to the database");
+    cli_free(&r);
+    r = CLI_ENV(env, "stats", "--json");
+    CHECK_ERR(r, 1, "cannot connect to the database");
+    cli_free(&r);
+}
 
 const th_test th_cli_tests[] = {
+    {"cli_jobs_ls", jobs_ls_filters_and_json, 30, 1},
+    {"cli_jobs_show", jobs_show_and_followups, 30, 1},
+    {"cli_jobs_retry", jobs_retry_runs_again, 40, 1},
+    {"cli_jobs_retry_failed", jobs_retry_failed_counts, 40, 1},
+    {"cli_jobs_cancel", jobs_cancel_states, 30, 1},
+    {"cli_stats", stats_counts, 30, 1},
+    {"cli_workers", workers_lists_running_worker, 30, 1},
+    {"cli_schedules_ls", schedules_ls_shows_rows, 30, 1},
+    {"cli_prune", prune_old_finished_jobs, 60, 1},
+    {"cli_bad_usage", bad_usage_exits_2, 30, 1},
     {0},
 };

@@ -1,0 +1,347 @@
+/* jobs_cmd.c — `agentq jobs ...`, the operator's view of the jobs table:
+ *
+ *   jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]
+ *       newest first (by id), 50 by default, at most 1000; --json leaves out
+ *       input and output (jobs show has them)
+ *   jobs show ID [--json]      every column, input/output/last_error in full,
+ *                              and its follow-up jobs (parent_id = ID)
+ *   jobs retry ID              a failed or cancelled job back to 'queued' now,
+ *                              attempts 0; last_error stays until it runs again
+ *   jobs retry --failed [--type T]
+ *                              every failed job (of type T), in batches
+ *   jobs cancel ID             a queued or waiting job to 'cancelled'
+ *
+ * A running job is not cancelled: its worker holds it and would finish it
+ * anyway; it completes or times out (its lease) on its own. Retried jobs
+ * wake idle workers (pg_notify 'aq_jobs', in the retry's transaction: the
+ * table's trigger fires on INSERT only); a cancelled job with an owner wakes
+ * the API's long-polls waiting on it ('aq_done', payload the id), as the
+ * API's own cancel does.
+ *
+ * Cost: ls pages the primary key backwards (jobs_user for --user); a
+ * --type or --queue that matches few rows reads far back, there being no
+ * index on either. retry --failed finds failed rows through jobs_finished
+ * or, when they are a small share of it, a sequential scan per batch. */
+#include "cli.h"
+#include "aq_alloc.h"
+#include "aq_json.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define USAGE_LS \
+    "agentq jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]"
+#define USAGE_SHOW "agentq jobs show ID [--json]"
+#define USAGE_RETRY "agentq jobs retry ID | agentq jobs retry --failed [--type T]"
+#define USAGE_CANCEL "agentq jobs cancel ID"
+#define USAGE "agentq jobs ls|show|retry|cancel ...; agentq jobs --help for each"
+#define RETRY_BATCH 10000
+#define SHOW_FOLLOWUPS "1000"
+#define STR(x) STR_(x)
+#define STR_(x) #x
+
+int aq_cmd_jobs(const aq_config *cfg, int argc, char **argv);
+
+static bool valid_status(const char *s)
+{
+    static const char *const all[] = {"queued", "running", "waiting",
+                                      "succeeded", "failed", "cancelled"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(s, all[i])) return true;
+    return false;
+}
+
+/* A text filter from the command line must be UTF-8 (Postgres refuses
+ * anything else); a bad one is bad usage, not a database error. */
+static bool text_ok(const char *s) { return !s || aq_utf8_valid(s, strlen(s)); }
+
+/* The job ID argument: 0 when it is one, else the usage error (2). */
+static int need_id(const char *usage, const char *cmd, int npos, const char *s)
+{
+    long long id;
+    if (!npos) return aq_cli_bad(usage, "%s needs a job ID", cmd);
+    if (!aq_cli_parse_id(s, &id))
+        return aq_cli_bad(usage, "ID must be a job id (a positive whole number), not '%s'", s);
+    return 0;
+}
+
+/* ---- jobs ls ---- */
+
+#define LS_WHERE \
+    " FROM jobs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)" \
+    " AND ($3::text IS NULL OR queue = $3) AND ($4::bigint IS NULL OR user_id = $4)" \
+    " ORDER BY id DESC LIMIT $5::int"
+
+static const char SQL_LS[] =
+    "SELECT id, job_type, queue, status, attempts || coalesce('/' || max_attempts, ''), priority,"
+    " user_id, " AQ_CLI_TS("created_at") ", " AQ_CLI_TS("finished_at") ", last_error" LS_WHERE;
+
+static const char SQL_LS_JSON[] =
+    "SELECT coalesce(json_agg(j ORDER BY j.id DESC), '[]') FROM ("
+    "SELECT id, job_type, queue, priority, status, attempts, max_attempts, run_at, user_id,"
+    " session_id, parent_id, schedule_id, idempotency_key, locked_by, locked_until, created_at,"
+    " started_at, finished_at, last_error" LS_WHERE ") j";
+
+static int jobs_ls(const aq_config *cfg, int argc, char **argv)
+{
+    const char *status = NULL, *type = NULL, *queue = NULL, *user = NULL, *json = NULL;
+    const char *limit_s = "50";
+    const aq_cli_opt opts[] = {
+        {"--status", false, &status}, {"--type", false, &type},       {"--queue", false, &queue},
+        {"--user", false, &user},     {"--limit", false, &limit_s}, {"--json", true, &json},
+        {NULL, false, NULL},
+    };
+    int npos, rc = aq_cli_args(USAGE_LS, argc, argv, opts, NULL, 0, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    long long uid;
+    long limit;
+    if (status && !valid_status(status))
+        return aq_cli_bad(USAGE_LS, "--status must be queued, running, waiting, succeeded,"
+                                    " failed or cancelled, not '%s'", status);
+    if (user && !aq_cli_parse_id(user, &uid))
+        return aq_cli_bad(USAGE_LS, "--user must be a user id (a positive whole number),"
+                                    " not '%s'", user);
+    if (!aq_cli_parse_int(limit_s, 1, 1000, &limit))
+        return aq_cli_bad(USAGE_LS, "--limit must be a whole number from 1 to 1000, not '%s'",
+                          limit_s);
+    if (!text_ok(type) || !text_ok(queue))
+        return aq_cli_bad(USAGE_LS, "--type and --queue must be UTF-8 text");
+    PGconn *db = aq_cli_connect(cfg);
+    if (!db) return 1;
+    const char *p[] = {status, type, queue, user, limit_s};
+    PGresult *r = aq_cli_query(db, "listing jobs", json ? SQL_LS_JSON : SQL_LS, 5, p);
+    PQfinish(db);
+    if (!r) return 1;
+    static const aq_cli_col cols[] = {
+        {"ID", AQ_CLI_NUM, 0},        {"TYPE", AQ_CLI_TEXT, 24},    {"QUEUE", AQ_CLI_TEXT, 16},
+        {"STATUS", AQ_CLI_TEXT, 0},   {"ATTEMPTS", AQ_CLI_NUM, 0},  {"PRI", AQ_CLI_NUM, 0},
+        {"USER", AQ_CLI_NUM, 0},      {"CREATED", AQ_CLI_TEXT, 0},  {"FINISHED", AQ_CLI_TEXT, 0},
+        {"LAST ERROR", AQ_CLI_TEXT, 48},
+    };
+    if (json) aq_cli_print_json(r);
+    else if (PQntuples(r) == 0) printf("no jobs\n");
+    else aq_cli_table(r, cols, (int)(sizeof cols / sizeof cols[0]));
+    PQclear(r);
+    return 0;
+}
+
+/* ---- jobs show ---- */
+
+/* Scalar fields first (SHOW_LABELS), then the three long ones, then the
+ * number of follow-ups. */
+static const char SQL_SHOW[] =
+    "SELECT id, job_type, queue, priority, status, attempts,"
+    " coalesce(max_attempts::text, 'handler default'), " AQ_CLI_TS("run_at") ", locked_by,"
+    " " AQ_CLI_TS("locked_until") ", user_id, session_id, parent_id, schedule_id, idempotency_key,"
+    " " AQ_CLI_TS("created_at") ", " AQ_CLI_TS("started_at") ", " AQ_CLI_TS("finished_at") ","
+    " last_error, jsonb_pretty(input), jsonb_pretty(output),"
+    " (SELECT count(*) FROM jobs f WHERE f.parent_id = jobs.id)"
+    " FROM jobs WHERE id = $1";
+static const char *const SHOW_LABELS[] = {
+    "id", "type", "queue", "priority", "status", "attempts", "max attempts", "run at",
+    "locked by", "locked until", "user", "session", "parent", "schedule", "idempotency key",
+    "created", "started", "finished", "last error", "input", "output",
+};
+#define SHOW_SCALARS 18
+
+static const char SQL_FOLLOWUPS[] =
+    "SELECT id, job_type, status, " AQ_CLI_TS("created_at") ", " AQ_CLI_TS("finished_at") ","
+    " last_error FROM jobs WHERE parent_id = $1 ORDER BY id LIMIT " SHOW_FOLLOWUPS;
+
+static const char SQL_SHOW_JSON[] =
+    "SELECT row_to_json(x) FROM (SELECT j.*,"
+    " (SELECT count(*) FROM jobs f WHERE f.parent_id = j.id) AS followup_count,"
+    " (SELECT coalesce(json_agg(f ORDER BY f.id), '[]') FROM (SELECT id, job_type, status,"
+    " created_at, finished_at, last_error FROM jobs WHERE parent_id = j.id ORDER BY id"
+    " LIMIT " SHOW_FOLLOWUPS ") f) AS followups"
+    " FROM jobs j WHERE j.id = $1) x";
+
+static int jobs_show(const aq_config *cfg, int argc, char **argv)
+{
+    const char *json = NULL, *id_s = NULL;
+    const aq_cli_opt opts[] = {{"--json", true, &json}, {NULL, false, NULL}};
+    int npos, rc = aq_cli_args(USAGE_SHOW, argc, argv, opts, &id_s, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if ((rc = need_id(USAGE_SHOW, "jobs show", npos, id_s))) return rc;
+    PGconn *db = aq_cli_connect(cfg);
+    if (!db) return 1;
+    const char *p[] = {id_s};
+    PGresult *f = NULL;
+    PGresult *r = aq_cli_query(db, "reading the job", json ? SQL_SHOW_JSON : SQL_SHOW, 1, p);
+    rc = 1;
+    if (!r) goto done;
+    if (PQntuples(r) == 0) {
+        aq_cli_fail("no job %s", id_s);
+        goto done;
+    }
+    if (json) {
+        aq_cli_print_json(r);
+        rc = 0;
+        goto done;
+    }
+    f = aq_cli_query(db, "reading its follow-ups", SQL_FOLLOWUPS, 1, p);
+    if (!f) goto done;
+    for (int c = 0; c < SHOW_SCALARS; c++)
+        printf("%-16s %s\n", SHOW_LABELS[c], PQgetisnull(r, 0, c) ? "-" : PQgetvalue(r, 0, c));
+    for (int c = SHOW_SCALARS; c < SHOW_SCALARS + 3; c++) {
+        if (PQgetisnull(r, 0, c)) printf("%-16s -\n", SHOW_LABELS[c]);
+        else aq_cli_block(SHOW_LABELS[c], PQgetvalue(r, 0, c));
+    }
+    long long total = strtoll(PQgetvalue(r, 0, SHOW_SCALARS + 3), NULL, 10);
+    if (total == 0) {
+        printf("follow-ups       none\n");
+    } else {
+        printf("follow-ups       %lld%s\n", total,
+               total > PQntuples(f) ? " (the first " SHOW_FOLLOWUPS " below)" : "");
+        static const aq_cli_col cols[] = {
+            {"ID", AQ_CLI_NUM, 0},       {"TYPE", AQ_CLI_TEXT, 24},    {"STATUS", AQ_CLI_TEXT, 0},
+            {"CREATED", AQ_CLI_TEXT, 0}, {"FINISHED", AQ_CLI_TEXT, 0},
+            {"LAST ERROR", AQ_CLI_TEXT, 48},
+        };
+        aq_cli_table(f, cols, (int)(sizeof cols / sizeof cols[0]));
+    }
+    rc = 0;
+done:
+    PQclear(f);
+    PQclear(r);
+    PQfinish(db);
+    return rc;
+}
+
+/* ---- jobs retry ---- */
+
+#define RETRY_SET \
+    " SET status = 'queued', run_at = now(), attempts = 0, locked_by = NULL," \
+    " locked_until = NULL, started_at = NULL, finished_at = NULL"
+
+/* The row is locked first, so the status seen is the one the update acts on. */
+static const char SQL_RETRY_ONE[] =
+    "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
+    " u AS (UPDATE jobs" RETRY_SET " FROM j WHERE jobs.id = j.id"
+    " AND j.status IN ('failed', 'cancelled') RETURNING jobs.id),"
+    " n AS (SELECT pg_notify('aq_jobs', '') FROM u)"
+    " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j";
+
+/* Only jobs that had failed when the command started ($2): one that fails
+ * again while the batches run is not picked up a second time. The batch's
+ * ids as an array, so the update probes the primary key for each. */
+static const char SQL_RETRY_FAILED[] =
+    "WITH u AS (UPDATE jobs" RETRY_SET " WHERE status = 'failed' AND id = ANY(ARRAY("
+    "SELECT id FROM jobs WHERE status = 'failed' AND finished_at <= $2::timestamptz"
+    " AND ($1::text IS NULL OR job_type = $1) ORDER BY finished_at"
+    " LIMIT " STR(RETRY_BATCH) " FOR UPDATE)) RETURNING id),"
+    " n AS (SELECT pg_notify('aq_jobs', '') WHERE EXISTS (SELECT 1 FROM u))"
+    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)";
+
+static int retry_failed(PGconn *db, const char *type)
+{
+    PGresult *r = aq_cli_query(db, "reading the clock", "SELECT now()::text", 0, NULL);
+    if (!r) return 1;
+    char *start = aq_strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    long long total = 0, n;
+    int rc = 0;
+    do {
+        const char *p[] = {type, start};
+        r = aq_cli_query(db, "retrying failed jobs", SQL_RETRY_FAILED, 2, p);
+        if (!r) {
+            if (total) fprintf(stderr, "agentq: %lld job(s) were queued again before that\n",
+                               total);
+            rc = 1;
+            break;
+        }
+        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        total += n;
+        PQclear(r);
+    } while (n == RETRY_BATCH);
+    free(start);
+    if (!rc) printf("%lld failed job(s) queued again\n", total);
+    return rc;
+}
+
+static int jobs_retry(const aq_config *cfg, int argc, char **argv)
+{
+    const char *failed = NULL, *type = NULL, *id_s = NULL;
+    const aq_cli_opt opts[] = {
+        {"--failed", true, &failed}, {"--type", false, &type}, {NULL, false, NULL},
+    };
+    int npos, rc = aq_cli_args(USAGE_RETRY, argc, argv, opts, &id_s, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (failed && npos) return aq_cli_bad(USAGE_RETRY, "give a job ID or --failed, not both");
+    if (!failed && type) return aq_cli_bad(USAGE_RETRY, "--type goes with --failed");
+    if (!failed && !npos) return aq_cli_bad(USAGE_RETRY, "jobs retry needs a job ID or --failed");
+    if (!failed && (rc = need_id(USAGE_RETRY, "jobs retry", npos, id_s))) return rc;
+    if (!text_ok(type)) return aq_cli_bad(USAGE_RETRY, "--type must be UTF-8 text");
+    PGconn *db = aq_cli_connect(cfg);
+    if (!db) return 1;
+    if (failed) {
+        rc = retry_failed(db, type);
+        PQfinish(db);
+        return rc;
+    }
+    const char *p[] = {id_s};
+    PGresult *r = aq_cli_query(db, "retrying the job", SQL_RETRY_ONE, 1, p);
+    PQfinish(db);
+    if (!r) return 1;
+    const char *was = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
+    if (PQntuples(r) == 0) rc = aq_cli_fail("no job %s", id_s);
+    else if (!strcmp(PQgetvalue(r, 0, 1), "1"))
+        printf("job %s queued again (it was %s)\n", id_s, was);
+    else rc = aq_cli_fail("job %s has status %s; only failed or cancelled jobs can be retried",
+                          id_s, was);
+    PQclear(r);
+    return rc;
+}
+
+/* ---- jobs cancel ---- */
+
+static const char SQL_CANCEL[] =
+    "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
+    " u AS (UPDATE jobs SET status = 'cancelled', finished_at = now(), locked_by = NULL,"
+    " locked_until = NULL FROM j WHERE jobs.id = j.id AND j.status IN ('queued', 'waiting')"
+    " RETURNING jobs.id, jobs.user_id),"
+    " n AS (SELECT pg_notify('aq_done', id::text) FROM u WHERE user_id IS NOT NULL)"
+    " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j";
+
+static int jobs_cancel(const aq_config *cfg, int argc, char **argv)
+{
+    const char *id_s = NULL;
+    const aq_cli_opt opts[] = {{NULL, false, NULL}};
+    int npos, rc = aq_cli_args(USAGE_CANCEL, argc, argv, opts, &id_s, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if ((rc = need_id(USAGE_CANCEL, "jobs cancel", npos, id_s))) return rc;
+    PGconn *db = aq_cli_connect(cfg);
+    if (!db) return 1;
+    const char *p[] = {id_s};
+    PGresult *r = aq_cli_query(db, "cancelling the job", SQL_CANCEL, 1, p);
+    PQfinish(db);
+    if (!r) return 1;
+    const char *was = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
+    if (PQntuples(r) == 0) rc = aq_cli_fail("no job %s", id_s);
+    else if (!strcmp(PQgetvalue(r, 0, 1), "1")) printf("job %s cancelled (it was %s)\n", id_s, was);
+    else if (!strcmp(was, "running"))
+        rc = aq_cli_fail("job %s is running and was not cancelled: its worker holds it, and it"
+                         " will finish or time out on its own", id_s);
+    else rc = aq_cli_fail("job %s has already finished (%s); only queued or waiting jobs can be"
+                          " cancelled", id_s, was);
+    PQclear(r);
+    return rc;
+}
+
+int aq_cmd_jobs(const aq_config *cfg, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(const aq_config *, int, char **);
+    } subs[] = {
+        {"ls", jobs_ls}, {"show", jobs_show}, {"retry", jobs_retry}, {"cancel", jobs_cancel},
+    };
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: %s\n       %s\n       %s\n       %s\n", USAGE_LS, USAGE_SHOW, USAGE_RETRY,
+               USAGE_CANCEL);
+        return 0;
+    }
+    if (argc < 2) return aq_cli_bad(USAGE, "jobs needs a command: ls, show, retry or cancel");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(cfg, argc - 2, argv + 2);
+    return aq_cli_bad(USAGE, "unknown jobs command '%s'", argv[1]);
+}
