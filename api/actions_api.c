@@ -11,15 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void got_list(api_call *c, PGresult *res)
-{
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
-        return;
-    }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 void api_actions_list(api_call *c)
 {
     const char *status = api_query_param(c, "status");
@@ -38,7 +29,7 @@ void api_actions_list(api_call *c)
               " '[]'::json), 'next', NULL)::text FROM (SELECT * FROM pending_actions"
               " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
               " ORDER BY id DESC LIMIT 200) a",
-              2, p, got_list);
+              2, p, api_reply_200);
 }
 
 static void decision_enqueued(api_call *c, const api_enqueue_result *r)

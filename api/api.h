@@ -125,6 +125,11 @@ int api_query(api_call *c, const char *sql, int n, const char *const *params,
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
  * for an operator; queries filter with ($n::bigint IS NULL OR user_id = $n). */
 const char *api_owner_param(api_call *c);
+/* Answer a query whose first row's first column is the JSON to send: status
+ * with it, 404 with `missing` when there is no row, 503 when the query
+ * failed. api_reply_200 is the callback for a query that always has a row. */
+void api_reply_row(api_call *c, PGresult *res, int status, const char *missing);
+void api_reply_200(api_call *c, PGresult *res);
 /* The string field key of the parsed body: UTF-8, not blank, at most
  * max_chars characters. 0 with *out (NULL when absent and not required), or
  * -1 once a 422 naming the field has been sent. */

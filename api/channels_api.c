@@ -65,14 +65,7 @@ void api_telegram_webhook(api_call *c)
 
 /* ---- POST /v1/channels/telegram/link ---- */
 
-static void link_made(api_call *c, PGresult *res)
-{
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
-        return;
-    }
-    api_reply(c, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
+static void link_made(api_call *c, PGresult *res) { api_reply_row(c, res, 201, "no code made"); }
 
 void api_telegram_link(api_call *c)
 {
@@ -91,15 +84,6 @@ void api_telegram_link(api_call *c)
 
 /* ---- GET /v1/channels ---- */
 
-static void got_channels(api_call *c, PGresult *res)
-{
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
-        return;
-    }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 void api_channels_list(api_call *c)
 {
     const char *p[] = {api_owner_param(c)};
@@ -107,5 +91,5 @@ void api_channels_list(api_call *c)
                  " 'kind', kind, 'chat_id', address::bigint, 'active', active, 'inactive_reason', inactive_reason,"
                  " 'session_id', session_id, 'created_at', created_at) ORDER BY id DESC), '[]'::json), 'next', NULL)::text"
                  " FROM (SELECT * FROM channels WHERE ($1::bigint IS NULL OR user_id = $1) ORDER BY id DESC LIMIT 200) ch",
-              1, p, got_channels);
+              1, p, api_reply_200);
 }

@@ -267,6 +267,18 @@ int api_text_field(api_call *c, const char *key, long max_chars, int required, c
     return 0;
 }
 
+void api_reply_row(api_call *c, PGresult *res, int status, const char *missing)
+{
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        return;
+    }
+    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "%s", missing); return; }
+    api_reply(c, status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void api_reply_200(api_call *c, PGresult *res) { api_reply_row(c, res, 200, "not found"); }
+
 const char *api_owner_param(api_call *c)
 {
     return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));

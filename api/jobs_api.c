@@ -251,15 +251,6 @@ void api_job_get(api_call *c)
 
 /* ---- GET /v1/jobs ---- */
 
-static void got_list(api_call *c, PGresult *res)
-{
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
-        return;
-    }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 void api_jobs_list(api_call *c)
 {
     const char *status = api_query_param(c, "status");
@@ -291,7 +282,7 @@ void api_jobs_list(api_call *c)
               " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
               " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
               " ORDER BY id DESC LIMIT $5) j",
-              5, p, got_list);
+              5, p, api_reply_200);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel ---- */

@@ -13,15 +13,7 @@
     "json_build_object('id', id, 'user_id', user_id, 'kind', kind, 'body', body, 'job_id', job_id," \
     " 'action_id', action_id, 'session_id', session_id, 'created_at', created_at, 'read_at', read_at)"
 
-static void got_json(api_call *c, PGresult *res)
-{
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
-        return;
-    }
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such notification"); return; }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
+static void got_json(api_call *c, PGresult *res) { api_reply_row(c, res, 200, "no such notification"); }
 
 void api_notifications_list(api_call *c)
 {

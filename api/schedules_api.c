@@ -118,12 +118,7 @@ void api_schedules_create(api_call *c)
 
 /* ---- GET /v1/schedules, GET /v1/schedules/{id} ---- */
 
-static void got_one(api_call *c, PGresult *res)
-{
-    if (db_failed(c, res)) return;
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such schedule"); return; }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
+static void got_one(api_call *c, PGresult *res) { api_reply_row(c, res, 200, "no such schedule"); }
 
 static const char *id_param(api_call *c) { return api_keep(c, aq_sprintf("%lld", (long long)c->id)); }
 
@@ -220,16 +215,9 @@ void api_schedule_patch(api_call *c)
 
 /* ---- DELETE /v1/schedules/{id} ---- */
 
-static void deleted(api_call *c, PGresult *res)
-{
-    if (db_failed(c, res)) return;
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such schedule"); return; }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-}
-
 void api_schedule_delete(api_call *c)
 {
     const char *p[] = {id_param(c), api_owner_param(c)};
     api_query(c, "DELETE FROM agent_schedules WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
-                 " RETURNING json_build_object('id', id, 'deleted', true)::text", 2, p, deleted);
+                 " RETURNING json_build_object('id', id, 'deleted', true)::text", 2, p, got_one);
 }
