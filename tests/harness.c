@@ -1,12 +1,14 @@
 /* harness.c — helpers for tests (see harness.h). */
 #include "harness.h"
 #include "aq_alloc.h"
+#include "aq_buf.h"
 #include "aq_time.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -581,4 +583,100 @@ int th_fake_wait(int n, int timeout_ms)
     }
     th_fail(__FILE__, __LINE__, "waited %d ms for %d fake requests; have %d", timeout_ms, n, have);
     return 0;
+}
+
+/* ---- bin/agentq as a child process ---- */
+
+void th_cli_free(th_cli_run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Append a line and a child's stderr to the test's log (shown when it fails). */
+static void log_run(const char *const *args, const th_cli_run *r)
+{
+    FILE *f = fopen(th_log, "a");
+    if (!f) return;
+    fputs("$ agentq", f);
+    for (int i = 0; args[i]; i++) fprintf(f, " %s", args[i]);
+    fprintf(f, "   -> exit %d\n%s", r->status, r->err);
+    fclose(f);
+}
+
+/* Run bin/agentq ARGS with the test's DATABASE_URL and then env ("K=V",
+ * NULL-terminated, may be NULL); capture both streams and the exit status.
+ * A sanitizer report on stderr fails the test. */
+th_cli_run th_cli(const char *const *env, const char *const *args)
+{
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe)) { perror("pipe"); exit(1); }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); exit(1); }
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = th_bin("agentq");
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        setenv("DATABASE_URL", th_db_url(), 1);
+        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        perror("execv");
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    aq_buf out, err;
+    aq_buf_init(&out);
+    aq_buf_init(&err);
+    aq_buf_adds(&out, "");
+    aq_buf_adds(&err, "");
+    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    aq_buf *bufs[2] = {&out, &err};
+    int open_fds = 2;
+    while (open_fds) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            perror("poll");
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents) continue;
+            char buf[4096];
+            ssize_t k = read(fds[i].fd, buf, sizeof buf);
+            if (k > 0) {
+                aq_buf_add(bufs[i], buf, (size_t)k);
+            } else if (k == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+    th_cli_run r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), aq_buf_take(&out),
+                 aq_buf_take(&err)};
+    log_run(args, &r);
+    if (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:"))
+        th_fail(__FILE__, __LINE__, "sanitizer report from agentq %s: %s", args[0], r.err);
+    return r;
+}
+
+long long th_jnum(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+const char *th_jstr(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
 }

@@ -128,4 +128,22 @@ cJSON *th_fake_requests(void);
  * timeout_ms, else 0 (and the check fails). */
 int th_fake_wait(int n, int timeout_ms);
 
+/* ---- bin/agentq as a child process ---- */
+
+typedef struct th_cli_run {
+    int status;   /* exit status; 128 + signal when killed */
+    char *out;    /* stdout (heap, never NULL) */
+    char *err;    /* stderr (heap, never NULL) */
+} th_cli_run;
+/* Run bin/agentq ARGS (NULL-terminated) with the test's DATABASE_URL and
+ * then env ("K=V", NULL-terminated, may be NULL); capture both streams and
+ * the exit status, and note the run in the test's log. A sanitizer report on
+ * stderr fails the test. Free with th_cli_free. */
+th_cli_run th_cli(const char *const *env, const char *const *args);
+void th_cli_free(th_cli_run *r);
+
+/* A JSON object's member: the integer (-1 when not a number), the string (NULL when not one). */
+long long th_jnum(const cJSON *o, const char *key);
+const char *th_jstr(const cJSON *o, const char *key);
+
 #endif

@@ -3,7 +3,7 @@
  * (queued, waiting, running refused, the 'aq_done' wake-up), stats, workers,
  * schedules ls, prune in batches, and bad usage (exit 2, one line on stderr).
  * Each command runs as a child process with the test's DATABASE_URL; its
- * stdout, stderr and exit status are captured (run_cli). */
+ * stdout, stderr and exit status are captured (th_cli). */
 #include "harness.h"
 #include "aq_buf.h"
 #include <cJSON.h>
@@ -16,99 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char th_log[512];
-
-typedef struct {
-    int status;   /* exit status; 128 + signal when killed */
-    char *out;    /* stdout (heap, never NULL) */
-    char *err;    /* stderr (heap, never NULL) */
-} cli_run;
-
-static void cli_free(cli_run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* Append a line and a child's stderr to the test's log (shown when it fails). */
-static void log_run(const char *const *args, const cli_run *r)
-{
-    FILE *f = fopen(th_log, "a");
-    if (!f) return;
-    fputs("$ agentq", f);
-    for (int i = 0; args[i]; i++) fprintf(f, " %s", args[i]);
-    fprintf(f, "   -> exit %d\n%s", r->status, r->err);
-    fclose(f);
-}
-
-/* Run bin/agentq ARGS with the test's DATABASE_URL and then env ("K=V",
- * NULL-terminated, may be NULL); capture both streams and the exit status.
- * A sanitizer report on stderr fails the test. */
-static cli_run run_cli(const char *const *env, const char *const *args)
-{
-    int po[2], pe[2];
-    if (pipe(po) || pipe(pe)) { perror("pipe"); exit(1); }
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); exit(1); }
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]);
-        close(po[1]);
-        close(pe[0]);
-        close(pe[1]);
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = th_bin("agentq");
-        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        setenv("DATABASE_URL", th_db_url(), 1);
-        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
-        execv(argv[0], (char *const *)argv);
-        perror("execv");
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    aq_buf out, err;
-    aq_buf_init(&out);
-    aq_buf_init(&err);
-    aq_buf_adds(&out, "");
-    aq_buf_adds(&err, "");
-    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    aq_buf *bufs[2] = {&out, &err};
-    int open_fds = 2;
-    while (open_fds) {
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            perror("poll");
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !fds[i].revents) continue;
-            char buf[4096];
-            ssize_t k = read(fds[i].fd, buf, sizeof buf);
-            if (k > 0) {
-                aq_buf_add(bufs[i], buf, (size_t)k);
-            } else if (k == 0 || errno != EINTR) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-    cli_run r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), aq_buf_take(&out),
-                 aq_buf_take(&err)};
-    log_run(args, &r);
-    if (strstr(r.err, "Sanitizer") || strstr(r.err, "runtime error:"))
-        th_fail(__FILE__, __LINE__, "sanitizer report from agentq %s: %s", args[0], r.err);
-    return r;
-}
-
-#define CLI(...) run_cli(NULL, (const char *const[]){__VA_ARGS__, NULL})
-#define CLI_ENV(env, ...) run_cli(env, (const char *const[]){__VA_ARGS__, NULL})
+#define CLI(...) th_cli(NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define CLI_ENV(env, ...) th_cli(env, (const char *const[]){__VA_ARGS__, NULL})
 
 /* A refusal or usage error: this exit status, nothing on stdout, one line on
  * stderr starting "agentq: " and containing needle. */
@@ -120,22 +29,11 @@ static cli_run run_cli(const char *const *env, const char *const *args)
     CHECK(strchr((r).err, '\n') == (r).err + strlen((r).err) - 1); \
 } while (0)
 
-static cJSON *json_out(const cli_run *r)
+static cJSON *json_out(const th_cli_run *r)
 {
     cJSON *j = cJSON_Parse(r->out);
     if (!j) th_fail(__FILE__, __LINE__, "stdout is not JSON: %s", r->out);
     return j;
-}
-
-static long long num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static const char *text(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
 }
 
 /* The "id" of each element of a JSON array, as "1,2,3" (heap). */
@@ -145,20 +43,20 @@ static char *ids_of(const cJSON *arr)
     aq_buf_init(&b);
     aq_buf_adds(&b, "");
     const cJSON *e;
-    cJSON_ArrayForEach(e, arr) aq_buf_addf(&b, "%s%lld", b.len ? "," : "", num(e, "id"));
+    cJSON_ArrayForEach(e, arr) aq_buf_addf(&b, "%s%lld", b.len ? "," : "", th_jnum(e, "id"));
     return aq_buf_take(&b);
 }
 
 /* jobs ls --json ARGS...: the ids listed, as "1,2,3" (heap). */
 static char *ls_ids(const char *a1, const char *a2, const char *a3, const char *a4)
 {
-    cli_run r = CLI("jobs", "ls", "--json", a1, a2, a3, a4);
+    th_cli_run r = CLI("jobs", "ls", "--json", a1, a2, a3, a4);
     CHECK_INT(r.status, 0);
     cJSON *j = json_out(&r);
     CHECK(cJSON_IsArray(j));
     char *ids = ids_of(j);
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
     return ids;
 }
 
@@ -207,18 +105,18 @@ static void jobs_ls_filters_and_json(void)
     CHECK_STR(ids = ls_ids("--type", "nothing-like-this", NULL, NULL), "");
     free(ids);
 
-    cli_run r = CLI("jobs", "ls", "--json");   /* default limit 50 */
+    th_cli_run r = CLI("jobs", "ls", "--json");   /* default limit 50 */
     cJSON *j = json_out(&r);
     CHECK_INT(cJSON_GetArraySize(j), 50);
-    CHECK_INT(num(cJSON_GetArrayItem(j, 0), "id"), max);
-    CHECK_STR(text(cJSON_GetArrayItem(j, 0), "status"), "queued");
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(j, 0), "id"), max);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(j, 0), "status"), "queued");
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--json", "--limit", "1000");
     j = json_out(&r);
     CHECK_INT(cJSON_GetArraySize(j), 64);
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
 
     /* the human table: aligned columns, UTC times to the second, long text cut */
     r = CLI("jobs", "ls", "--status", "failed");
@@ -239,23 +137,23 @@ static void jobs_ls_filters_and_json(void)
         const char *h = strstr(r.out, "STATUS"), *s = strstr(line2, "failed");
         CHECK(h && s && h - r.out == s - (line2 + 1));
     }
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--type", "nothing-like-this");
     CHECK_STR(r.out, "no jobs\n");
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("jobs", "ls", "--status", "finished");
     CHECK_ERR(r, 2, "--status must be");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--limit", "1001");
     CHECK_ERR(r, 2, "--limit");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--limit", "0");
     CHECK_ERR(r, 2, "--limit");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--user", "x7");
     CHECK_ERR(r, 2, "--user");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static void jobs_show_and_followups(void)
@@ -271,7 +169,7 @@ static void jobs_show_and_followups(void)
     char id[32], want[64];
     snprintf(id, sizeof id, "%lld", p);
 
-    cli_run r = CLI("jobs", "show", id);
+    th_cli_run r = CLI("jobs", "show", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "status           succeeded\n");
     CHECK_CONTAINS(r.out, "attempts         2\n");
@@ -283,44 +181,44 @@ static void jobs_show_and_followups(void)
     CHECK_CONTAINS(r.out, "notify");
     snprintf(want, sizeof want, "%lld  noop", f2);
     CHECK_CONTAINS(r.out, want);
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("jobs", "show", "--json", id);
     CHECK_INT(r.status, 0);
     cJSON *j = json_out(&r);
-    CHECK_INT(num(j, "id"), p);
-    CHECK_STR(text(cJSON_GetObjectItemCaseSensitive(j, "input"), "q"), "caf\xc3\xa9 \"x\"");
-    CHECK_STR(text(cJSON_GetObjectItemCaseSensitive(j, "output"), "text"), "done");
-    CHECK_STR(text(j, "last_error"), "multi\nline");
-    CHECK_INT(num(j, "followup_count"), 2);
+    CHECK_INT(th_jnum(j, "id"), p);
+    CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "input"), "q"), "caf\xc3\xa9 \"x\"");
+    CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "output"), "text"), "done");
+    CHECK_STR(th_jstr(j, "last_error"), "multi\nline");
+    CHECK_INT(th_jnum(j, "followup_count"), 2);
     char *ids = ids_of(cJSON_GetObjectItemCaseSensitive(j, "followups"));
     snprintf(want, sizeof want, "%lld,%lld", f1, f2);
     CHECK_STR(ids, want);
     free(ids);
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
 
     snprintf(id, sizeof id, "%lld", f1);   /* no follow-ups of its own */
     r = CLI("jobs", "show", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "follow-ups       none\n");
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("jobs", "show", "999999");
     CHECK_ERR(r, 1, "no job 999999");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "show", "999999", "--json");
     CHECK_ERR(r, 1, "no job 999999");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "show");
     CHECK_ERR(r, 2, "needs a job ID");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "show", "12abc");
     CHECK_ERR(r, 2, "ID must be");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "show", "1", "2");
     CHECK_ERR(r, 2, "unexpected argument '2'");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static void jobs_retry_runs_again(void)
@@ -339,10 +237,10 @@ static void jobs_retry_runs_again(void)
     char *first = th_str("SELECT finished_at::text FROM jobs WHERE id = $1", th_num(f), NULL);
     char id[32];
     snprintf(id, sizeof id, "%lld", f);
-    cli_run r = CLI("jobs", "retry", id);
+    th_cli_run r = CLI("jobs", "retry", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "queued again (it was failed)");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'"
                                " AND finished_at > $2::timestamptz AND attempts = 1"
                                " AND last_error LIKE 'always (attempt 1)%'", th_num(f),
@@ -355,7 +253,7 @@ static void jobs_retry_runs_again(void)
     snprintf(id, sizeof id, "%lld", n);
     r = CLI("jobs", "retry", id);
     CHECK_INT(r.status, 0);
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'"
                                " AND attempts = 1 AND last_error = 'old trouble'",
                       th_num(n), NULL));
@@ -363,17 +261,17 @@ static void jobs_retry_runs_again(void)
     /* a succeeded, a queued and a running job are refused */
     r = CLI("jobs", "retry", id);
     CHECK_ERR(r, 1, "has status succeeded; only failed or cancelled jobs can be retried");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", n), 1);
     long long q = th_int("INSERT INTO jobs (job_type, queue) VALUES ('noop', 'nobody')"
                          " RETURNING id", NULL);
     snprintf(id, sizeof id, "%lld", q);
     r = CLI("jobs", "retry", id);
     CHECK_ERR(r, 1, "has status queued");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "retry", "999999");
     CHECK_ERR(r, 1, "no job 999999");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 
     /* a cancelled job in a queue nobody serves: every field of a fresh queued job */
@@ -385,7 +283,7 @@ static void jobs_retry_runs_again(void)
     r = CLI("jobs", "retry", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "(it was cancelled)");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'"
                         " AND attempts = 0 AND last_error = 'why' AND run_at <= now()"
                         " AND finished_at IS NULL AND started_at IS NULL AND locked_by IS NULL",
@@ -400,20 +298,20 @@ static void jobs_retry_failed_counts(void)
             " ('beta', 'failed'), ('beta', 'failed'), ('alpha', 'succeeded'),"
             " ('alpha', 'cancelled'))"
             " v(t, s)", NULL);
-    cli_run r = CLI("jobs", "retry", "--failed", "--type", "alpha");
+    th_cli_run r = CLI("jobs", "retry", "--failed", "--type", "alpha");
     CHECK_INT(r.status, 0);
     CHECK_STR(r.out, "3 failed job(s) queued again\n");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'alpha' AND status = 'queued'"
                      " AND attempts = 0", NULL), 3);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'beta' AND status = 'failed'",
                      NULL), 2);
     r = CLI("jobs", "retry", "--failed");
     CHECK_STR(r.out, "2 failed job(s) queued again\n");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "retry", "--failed");
     CHECK_STR(r.out, "0 failed job(s) queued again\n");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'cancelled')",
                      NULL), 2);
 
@@ -423,18 +321,18 @@ static void jobs_retry_failed_counts(void)
             " FROM generate_series(1, 12345)", NULL);
     r = CLI("jobs", "retry", "--failed");
     CHECK_STR(r.out, "12345 failed job(s) queued again\n");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 0);
 
     r = CLI("jobs", "retry", "--type", "alpha");
     CHECK_ERR(r, 2, "--type goes with --failed");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "retry", "5", "--failed");
     CHECK_ERR(r, 2, "not both");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "retry");
     CHECK_ERR(r, 2, "needs a job ID or --failed");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 /* The next notification on the test's connection within ms (heap payload), or NULL. */
@@ -462,10 +360,10 @@ static void jobs_cancel_states(void)
                          " VALUES ('noop', now() + interval '1 hour', 42) RETURNING id", NULL);
     char id[32];
     snprintf(id, sizeof id, "%lld", q);
-    cli_run r = CLI("jobs", "cancel", id);
+    th_cli_run r = CLI("jobs", "cancel", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "cancelled (it was queued)");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'cancelled'"
                         " AND finished_at IS NOT NULL", q), 1);
     char *payload = next_notify(5000);
@@ -474,7 +372,7 @@ static void jobs_cancel_states(void)
 
     r = CLI("jobs", "cancel", id);
     CHECK_ERR(r, 1, "has already finished (cancelled)");
-    cli_free(&r);
+    th_cli_free(&r);
 
     /* waiting, ownerless: cancelled, nobody to wake */
     long long w = th_int("INSERT INTO jobs (job_type, status) VALUES ('agent_turn', 'waiting')"
@@ -483,7 +381,7 @@ static void jobs_cancel_states(void)
     r = CLI("jobs", "cancel", id);
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "(it was waiting)");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'cancelled'", w), 1);
     payload = next_notify(300);
     CHECK(payload == NULL);
@@ -497,29 +395,29 @@ static void jobs_cancel_states(void)
     r = CLI("jobs", "cancel", id);
     CHECK_ERR(r, 1, "is running");
     CHECK_CONTAINS(r.err, "finish or time out");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'"
                         " AND locked_by = 'w9'", run), 1);
 
     r = CLI("jobs", "cancel", "999999");
     CHECK_ERR(r, 1, "no job 999999");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "cancel");
     CHECK_ERR(r, 2, "needs a job ID");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "cancel", "-1");
     CHECK_ERR(r, 2, "unknown option '-1'");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "cancel", "0");
     CHECK_ERR(r, 2, "ID must be");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static const cJSON *type_row(const cJSON *stats, const char *type)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(stats, "jobs"))
-        if (text(e, "job_type") && !strcmp(text(e, "job_type"), type)) return e;
+        if (th_jstr(e, "job_type") && !strcmp(th_jstr(e, "job_type"), type)) return e;
     th_fail(__FILE__, __LINE__, "no row for type %s in stats", type);
     return NULL;
 }
@@ -536,32 +434,32 @@ static void stats_counts(void)
             " ('s_a', 'succeeded', now() - interval '2 hours'), ('s_b', 'waiting', NULL),"
             " ('s_b', 'cancelled', now() - interval '30 seconds'),"
             " ('s_c', 'succeeded', now() - interval '3 hours')", NULL);
-    cli_run r = CLI("stats", "--json");
+    th_cli_run r = CLI("stats", "--json");
     CHECK_INT(r.status, 0);
     cJSON *j = json_out(&r);
     const cJSON *a = type_row(j, "s_a"), *b = type_row(j, "s_b");
     if (a) {
-        CHECK_INT(num(a, "queued"), 3);
-        CHECK_INT(num(a, "running"), 1);
-        CHECK_INT(num(a, "waiting"), 0);
-        CHECK_INT(num(a, "succeeded"), 1);   /* the one two hours ago is outside the window */
-        CHECK_INT(num(a, "failed"), 2);
-        CHECK_INT(num(a, "cancelled"), 0);
+        CHECK_INT(th_jnum(a, "queued"), 3);
+        CHECK_INT(th_jnum(a, "running"), 1);
+        CHECK_INT(th_jnum(a, "waiting"), 0);
+        CHECK_INT(th_jnum(a, "succeeded"), 1);   /* the one two hours ago is outside the window */
+        CHECK_INT(th_jnum(a, "failed"), 2);
+        CHECK_INT(th_jnum(a, "cancelled"), 0);
     }
     if (b) {
-        CHECK_INT(num(b, "waiting"), 1);
-        CHECK_INT(num(b, "cancelled"), 1);
+        CHECK_INT(th_jnum(b, "waiting"), 1);
+        CHECK_INT(th_jnum(b, "cancelled"), 1);
     }
     /* s_c: nothing unfinished, nothing finished within the hour */
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "jobs")), 2);
-    CHECK_INT(num(j, "finished_last_minute"), 2);
-    CHECK_INT(num(j, "finished_last_hour"), 4);
+    CHECK_INT(th_jnum(j, "finished_last_minute"), 2);
+    CHECK_INT(th_jnum(j, "finished_last_hour"), 4);
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "oldest_queued");
-    CHECK_INT(num(o, "id"), oldest);
-    CHECK(num(o, "age_seconds") >= 600 && num(o, "age_seconds") < 700);
+    CHECK_INT(th_jnum(o, "id"), oldest);
+    CHECK(th_jnum(o, "age_seconds") >= 600 && th_jnum(o, "age_seconds") < 700);
     CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "workers")));
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("stats");
     CHECK_INT(r.status, 0);
@@ -572,11 +470,11 @@ static void stats_counts(void)
     snprintf(want, sizeof want, "oldest queued: job %lld (s_a), runnable for 10m", oldest);
     CHECK_CONTAINS(r.out, want);
     CHECK_CONTAINS(r.out, "workers: 0\n");
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("stats", "--bogus");
     CHECK_ERR(r, 2, "unknown option '--bogus'");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static void workers_lists_running_worker(void)
@@ -584,22 +482,22 @@ static void workers_lists_running_worker(void)
     const char *const args[] = {"--concurrency", "3", "--queues", "default,mail", NULL};
     pid_t w = th_worker(args, NULL);
     CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers WHERE pid = $1", th_num(w), NULL));
-    cli_run r = CLI("workers", "--json");
+    th_cli_run r = CLI("workers", "--json");
     CHECK_INT(r.status, 0);
     cJSON *j = json_out(&r);
     CHECK_INT(cJSON_GetArraySize(j), 1);
     const cJSON *e = cJSON_GetArrayItem(j, 0);
-    CHECK_INT(num(e, "pid"), w);
-    CHECK_INT(num(e, "concurrency"), 3);
-    CHECK_INT(num(e, "running"), 0);
+    CHECK_INT(th_jnum(e, "pid"), w);
+    CHECK_INT(th_jnum(e, "concurrency"), 3);
+    CHECK_INT(th_jnum(e, "running"), 0);
     const cJSON *qs = cJSON_GetObjectItemCaseSensitive(e, "queues");
     CHECK(cJSON_IsArray(qs) && cJSON_GetArraySize(qs) == 2);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(qs, 1)), "mail");
     CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "silent_seconds")));
     char *wid = th_str("SELECT id FROM workers", NULL);
-    CHECK_STR(text(e, "id"), wid);
+    CHECK_STR(th_jstr(e, "id"), wid);
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("workers");
     CHECK_INT(r.status, 0);
@@ -607,26 +505,26 @@ static void workers_lists_running_worker(void)
     CHECK_CONTAINS(r.out, "SILENT FOR");
     CHECK_CONTAINS(r.out, "default,mail");
     CHECK_CONTAINS(r.out, th_num(w));
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("stats", "--json");
     j = json_out(&r);
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "workers")), 1);
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("stats");
     CHECK_CONTAINS(r.out, "workers: 1\n");
     CHECK_CONTAINS(r.out, wid ? wid : "(no worker id)");
-    cli_free(&r);
+    th_cli_free(&r);
     free(wid);
 
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
     r = CLI("workers");
     CHECK_STR(r.out, "no live workers\n");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("workers", "--json");
     CHECK_STR(r.out, "[]\n");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static void schedules_ls_shows_rows(void)
@@ -642,7 +540,7 @@ static void schedules_ls_shows_rows(void)
             " last_error, last_run_at) VALUES ($1, 'weekly review', '@weekly', 'Review', false,"
             " 'skip', 'the model was down', '2029-12-30 00:00:00+00')", th_num(bob), NULL);
 
-    cli_run r = CLI("schedules", "ls");
+    th_cli_run r = CLI("schedules", "ls");
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "NEXT RUN");
     CHECK_CONTAINS(r.out, "alice (");
@@ -653,30 +551,30 @@ static void schedules_ls_shows_rows(void)
     CHECK_CONTAINS(r.out, "weekly review");
     CHECK_CONTAINS(r.out, "2029-12-30T00:00:00Z");
     CHECK_CONTAINS(r.out, "the model was down");
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("schedules", "ls", "--user", th_num(bob), "--json");
     CHECK_INT(r.status, 0);
     cJSON *j = json_out(&r);
     CHECK_INT(cJSON_GetArraySize(j), 1);
     const cJSON *e = cJSON_GetArrayItem(j, 0);
-    CHECK_STR(text(e, "name"), "weekly review");
-    CHECK_STR(text(e, "user"), "bob");
-    CHECK_STR(text(e, "misfire"), "skip");
+    CHECK_STR(th_jstr(e, "name"), "weekly review");
+    CHECK_STR(th_jstr(e, "user"), "bob");
+    CHECK_STR(th_jstr(e, "misfire"), "skip");
     CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "enabled")));
-    CHECK_STR(text(e, "timezone"), "UTC");
+    CHECK_STR(th_jstr(e, "timezone"), "UTC");
     cJSON_Delete(j);
-    cli_free(&r);
+    th_cli_free(&r);
 
     r = CLI("schedules", "ls", "--user", "999");
     CHECK_STR(r.out, "no schedules\n");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("schedules", "ls", "--user", "bob");
     CHECK_ERR(r, 2, "--user must be");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("schedules", "rm");
     CHECK_ERR(r, 2, "unknown schedules command 'rm'");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 static void prune_old_finished_jobs(void)
@@ -695,22 +593,22 @@ static void prune_old_finished_jobs(void)
             " VALUES ('waiting_long', now() - interval '30 days', now() - interval '30 days')",
             NULL);
 
-    cli_run r = CLI("prune", "--older-than", "7d");
+    th_cli_run r = CLI("prune", "--older-than", "7d");
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "pruned 25001 job(s) (succeeded, cancelled) that finished before ");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 6);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 3);
 
     r = CLI("prune", "--older-than=90m");
     CHECK_CONTAINS(r.out, "pruned 1 job(s)");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'recent'"
                      " AND status = 'succeeded'", NULL), 1);
 
     r = CLI("prune", "--older-than", "1w", "--failed");
     CHECK_CONTAINS(r.out, "pruned 2 job(s) (succeeded, cancelled, failed)");
-    cli_free(&r);
+    th_cli_free(&r);
     /* left: the recent failure, and the queued job that never finished however old */
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'waiting_long'", NULL), 1);
@@ -720,14 +618,14 @@ static void prune_old_finished_jobs(void)
     for (int i = 0; bad[i]; i++) {
         r = CLI("prune", "--older-than", bad[i]);
         CHECK_ERR(r, 2, "--older-than must be a duration");
-        cli_free(&r);
+        th_cli_free(&r);
     }
     r = CLI("prune");
     CHECK_ERR(r, 2, "prune needs --older-than");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("prune", "--older-than");
     CHECK_ERR(r, 2, "--older-than needs a value");
-    cli_free(&r);
+    th_cli_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 3);
 }
 
@@ -741,27 +639,27 @@ static void bad_usage_exits_2(void)
         {"jobs", "ls", "--json=yes", NULL},      {"jobs", "ls", "-j", NULL},
     };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
-        cli_run r = run_cli(NULL, unknown[i]);
+        th_cli_run r = th_cli(NULL, unknown[i]);
         CHECK_INT(r.status, 2);
         CHECK_STR(r.out, "");
         CHECK(!strncmp(r.err, "agentq: ", 8));
         CHECK(strstr(r.err, "unknown option") || strstr(r.err, "takes no value"));
         CHECK(strchr(r.err, '\n') == r.err + strlen(r.err) - 1);
-        cli_free(&r);
+        th_cli_free(&r);
     }
     static const char *const missing[][4] = {
         {"jobs", "show", NULL}, {"jobs", "cancel", NULL}, {"jobs", "retry", NULL}, {"jobs", NULL},
         {"jobs", "frob", NULL}, {"schedules", NULL},      {"workers", "extra", NULL},
     };
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
-        cli_run r = run_cli(NULL, missing[i]);
+        th_cli_run r = th_cli(NULL, missing[i]);
         CHECK_INT(r.status, 2);
         CHECK(!strncmp(r.err, "agentq: ", 8));
         CHECK_STR(r.out, "");
-        cli_free(&r);
+        th_cli_free(&r);
     }
 
-    cli_run r = CLI("--help");
+    th_cli_run r = CLI("--help");
     CHECK_INT(r.status, 0);
     static const char *const listed[] = {
         "jobs ls", "jobs show ID", "jobs retry ID", "jobs retry --failed", "jobs cancel ID",
@@ -769,14 +667,14 @@ static void bad_usage_exits_2(void)
         NULL,
     };
     for (int i = 0; listed[i]; i++) CHECK_CONTAINS(r.out, listed[i]);
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "ls", "--help");
     CHECK_INT(r.status, 0);
     CHECK_CONTAINS(r.out, "usage: agentq jobs ls");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI("jobs", "--help");
     CHECK_CONTAINS(r.out, "agentq jobs cancel ID");
-    cli_free(&r);
+    th_cli_free(&r);
 
     /* a database that is not there: exit 1, one line */
     char url[600];
@@ -784,10 +682,10 @@ static void bad_usage_exits_2(void)
     const char *const env[] = {url, NULL};
     r = CLI_ENV(env, "jobs", "ls");
     CHECK_ERR(r, 1, "cannot connect to the database");
-    cli_free(&r);
+    th_cli_free(&r);
     r = CLI_ENV(env, "stats", "--json");
     CHECK_ERR(r, 1, "cannot connect to the database");
-    cli_free(&r);
+    th_cli_free(&r);
 }
 
 const th_test th_cli_tests[] = {

@@ -4,14 +4,9 @@
  * folds, not this code's offset arithmetic). */
 #include "aq_alloc.h"
 #include "aq_cron.h"
-#include "aq_time.h"
 #include "harness.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 /* "2026-03-29T01:30:00Z" as Unix seconds */
 static int64_t iso(const char *s)
@@ -397,7 +392,8 @@ static void local_to_utc(void)
     aq_cron_free(c);
 }
 
-static void speed(void)
+/* Long runs of consecutive fire times stay exact (timing is `make bench`'s business, not a test's). */
+static void long_runs(void)
 {
     char err[256];
     GTimeZone *tz = aq_tz_open("Europe/Berlin", err, sizeof err);
@@ -406,73 +402,24 @@ static void speed(void)
     CHECK(tz && every && leap);
     if (!tz || !every || !leap) return;
     int64_t start = iso("2026-01-01T00:00:00Z"), t = start;
-    uint64_t t0 = aq_now_mono_ms();
     for (int i = 0; i < 100000; i++) CHECK(!aq_cron_next(every, tz, t, &t));
-    uint64_t t1 = aq_now_mono_ms();
     CHECK_INT(t, start + 100000 * 60);
     for (int i = 0; i < 1000; i++) CHECK(!aq_cron_next(leap, tz, start + i * 86400, &t));
-    uint64_t t2 = aq_now_mono_ms();
     CHECK_INT(t, iso("2032-02-28T23:00:00Z"));    /* after 2028-09-26 */
-    CHECK((t1 - t0) < 2000);    /* under 20 us a call, even sanitized */
-    CHECK((t2 - t1) < 2000);
     g_time_zone_unref(tz);
     aq_cron_free(every);
     aq_cron_free(leap);
 }
 
-/* Read fd to its end into buf (NUL-terminated; what does not fit is dropped) and close it. */
-static void slurp(int fd, char *buf, size_t len)
-{
-    size_t n = 0;
-    char sink[4096];
-    for (;;) {
-        ssize_t got = n + 1 < len ? read(fd, buf + n, len - 1 - n) : read(fd, sink, sizeof sink);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) break;
-        if (n + 1 < len) n += (size_t)got;
-    }
-    buf[n] = '\0';
-    close(fd);
-}
-
-/* Run bin/agentq with args; stdout and stderr into the buffers; returns the exit status. */
-static int run_agentq(const char *const *args, char *out, size_t outlen, char *err, size_t errlen)
-{
-    int po[2], pe[2];
-    if (pipe(po) || pipe(pe)) { perror("pipe"); exit(1); }
-    pid_t pid = fork();
-    if (pid < 0) { perror("fork"); exit(1); }
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        const char *argv[16];
-        int n = 0;
-        argv[n++] = th_bin("agentq");
-        for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        perror("execv");
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    slurp(po[0], out, outlen);      /* stderr is one line: reading stdout first cannot block */
-    slurp(pe[0], err, errlen);
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-}
-
 #define RUN_OK(want, ...) do { const char *a_[] = {"cron", "next", __VA_ARGS__, NULL}; \
-    char o_[65536], e_[4096]; int st_ = run_agentq(a_, o_, sizeof o_, e_, sizeof e_); \
-    CHECK_INT(st_, 0); CHECK_STR(o_, want); CHECK_STR(e_, ""); } while (0)
+    th_cli_run r_ = th_cli(NULL, a_); \
+    CHECK_INT(r_.status, 0); CHECK_STR(r_.out, want); CHECK_STR(r_.err, ""); th_cli_free(&r_); } while (0)
 
 /* exit status 2, nothing on stdout, one line on stderr: "agentq: ...reason..." */
 #define RUN_BAD(reason, ...) do { const char *a_[] = {__VA_ARGS__, NULL}; \
-    char o_[65536], e_[4096]; int st_ = run_agentq(a_, o_, sizeof o_, e_, sizeof e_); \
-    CHECK_INT(st_, 2); CHECK_STR(o_, ""); CHECK(!strncmp(e_, "agentq: ", 8)); \
-    CHECK_CONTAINS(e_, reason); CHECK(strchr(e_, '\n') == e_ + strlen(e_) - 1); } while (0)
+    th_cli_run r_ = th_cli(NULL, a_); const char *e_ = r_.err; \
+    CHECK_INT(r_.status, 2); CHECK_STR(r_.out, ""); CHECK(!strncmp(e_, "agentq: ", 8)); \
+    CHECK_CONTAINS(e_, reason); CHECK(strchr(e_, '\n') == e_ + strlen(e_) - 1); th_cli_free(&r_); } while (0)
 
 static void cli(void)
 {
@@ -497,12 +444,13 @@ static void cli(void)
            "0 12 * * *", "--from", "2026-01-01T00:00:00Z");
     {
         const char *a[] = {"cron", "next", "* * * * *", "--count", "1000", NULL};
-        char o[65536], e[256];
-        CHECK_INT(run_agentq(a, o, sizeof o, e, sizeof e), 0);
+        th_cli_run r = th_cli(NULL, a);
+        CHECK_INT(r.status, 0);
         int lines = 0;
-        for (char *p = o; *p; p++) lines += *p == '\n';
+        for (char *p = r.out; *p; p++) lines += *p == '\n';
         CHECK_INT(lines, 1000);
-        CHECK_INT(strlen(o), 21000);
+        CHECK_INT(strlen(r.out), 21000);
+        th_cli_free(&r);
     }
 }
 
@@ -544,7 +492,7 @@ const th_test th_cron_tests[] = {
     {"cron_malformed", malformed, 10, 0},
     {"cron_zones", zones, 10, 0},
     {"cron_local_to_utc", local_to_utc, 10, 0},
-    {"cron_speed", speed, 60, 0},
+    {"cron_long_runs", long_runs, 60, 0},
     {"cron_cli", cli, 30, 0},
     {"cron_cli_errors", cli_errors, 30, 0},
     {0},

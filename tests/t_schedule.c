@@ -19,17 +19,6 @@ static cJSON *json_of(const th_resp *r)
     return j;
 }
 
-static long long num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-static const char *text(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
 /* POST /v1/schedules; the new id (or -status on failure, message in *why if asked). */
 static long long create(const char *tok, const char *body, char **why)
 {
@@ -37,7 +26,7 @@ static long long create(const char *tok, const char *body, char **why)
     long long id = -r.status;
     if (r.status == 201) {
         cJSON *j = json_of(&r);
-        id = num(j, "id");
+        id = th_jnum(j, "id");
         cJSON_Delete(j);
     } else if (why) {
         *why = strdup(r.body);
@@ -67,11 +56,11 @@ static void api_validation_and_ownership(void)
                         "\"prompt\":\"What is on my list today?\"}");
     CHECK_INT(r.status, 201);
     cJSON *j = json_of(&r);
-    long long id = num(j, "id");
+    long long id = th_jnum(j, "id");
     CHECK(id > 0);
-    CHECK_STR(text(j, "misfire"), "run_once");
+    CHECK_STR(th_jstr(j, "misfire"), "run_once");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "enabled")));
-    CHECK(text(j, "next_run_at") != NULL);
+    CHECK(th_jstr(j, "next_run_at") != NULL);
     cJSON_Delete(j);
     th_resp_free(&r);
     /* next_run_at is 09:30 Berlin on a weekday, in the future */

@@ -10,7 +10,6 @@
  * killed between chunks, approvals by inline button, the web inbox API, and
  * scheduled runs reaching every channel. */
 #include "harness.h"
-#include <sys/wait.h>
 #include "telegram_api.h"
 #include <cJSON.h>
 #include <signal.h>
@@ -31,12 +30,6 @@ static char fake_url[128];
 static const char *nz(const char *s) { return s ? s : ""; }
 
 static const cJSON *get(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
-static const char *sget(const cJSON *o, const char *key) { return cJSON_GetStringValue(get(o, key)); }
-static long long nget(const cJSON *o, const char *key)
-{
-    const cJSON *v = get(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
 
 static pid_t api_tg(void)
 {
@@ -159,7 +152,7 @@ static int deliver_at(int line, char *body)
     } else {
         cJSON *j = cJSON_Parse(r.body);
         dup = cJSON_IsTrue(get(j, "duplicate"));
-        if (!cJSON_IsTrue(get(j, "ok")) || nget(j, "job_id") <= 0) th_fail(__FILE__, line, "webhook answer: %s", r.body);
+        if (!cJSON_IsTrue(get(j, "ok")) || th_jnum(j, "job_id") <= 0) th_fail(__FILE__, line, "webhook answer: %s", r.body);
         cJSON_Delete(j);
     }
     th_resp_free(&r);
@@ -176,7 +169,7 @@ static cJSON *calls(const char *method, long long chat)
     cJSON *reqs = th_fake_requests(), *out = cJSON_CreateArray();
     const cJSON *r;
     cJSON_ArrayForEach(r, reqs) {
-        const char *path = sget(r, "path");
+        const char *path = th_jstr(r, "path");
         if (!path || !strstr(path, method)) continue;
         if (chat) {
             const cJSON *c = get(get(r, "body"), "chat_id");
@@ -199,7 +192,7 @@ static int count_sends(long long chat)
 }
 
 /* The text of the i-th request in arr. */
-static const char *text_at(const cJSON *arr, int i) { return sget(get(cJSON_GetArrayItem(arr, i), "body"), "text"); }
+static const char *text_at(const cJSON *arr, int i) { return th_jstr(get(cJSON_GetArrayItem(arr, i), "body"), "text"); }
 
 static int wait_sends_at(int line, long long chat, int n)
 {
@@ -220,10 +213,10 @@ static void check_send_shapes(void)
     cJSON *all = calls("/sendMessage", 0);
     const cJSON *r;
     cJSON_ArrayForEach(r, all) {
-        CHECK_STR(sget(r, "path"), SEND_PATH);
-        CHECK_STR(sget(r, "method"), "POST");
+        CHECK_STR(th_jstr(r, "path"), SEND_PATH);
+        CHECK_STR(th_jstr(r, "method"), "POST");
         CHECK(cJSON_IsNumber(get(get(r, "body"), "chat_id")));
-        const char *t = sget(get(r, "body"), "text");
+        const char *t = th_jstr(get(r, "body"), "text");
         CHECK(t && *t);
     }
     cJSON_Delete(all);
@@ -236,7 +229,7 @@ static char *new_code(const char *tok)
     th_resp r = th_http("POST", "/v1/channels/telegram/link", tok, NULL, NULL, NULL);
     CHECK_INT(r.status, 201);
     cJSON *j = cJSON_Parse(r.body);
-    const char *code = sget(j, "code");
+    const char *code = th_jstr(j, "code");
     char *out = strdup(code ? code : "NO-CODE");
     cJSON_Delete(j);
     th_resp_free(&r);
@@ -359,7 +352,7 @@ static void webhook_secret_and_dedupe(void)
     cJSON *j = cJSON_Parse(r.body);
     CHECK(cJSON_IsTrue(get(j, "ok")));
     CHECK(cJSON_IsFalse(get(j, "duplicate")));
-    long long job = nget(j, "job_id");
+    long long job = th_jnum(j, "job_id");
     cJSON_Delete(j);
     th_resp_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND job_type = 'telegram_update'"
@@ -371,7 +364,7 @@ static void webhook_secret_and_dedupe(void)
     CHECK_INT(r.status, 200);
     CHECK_CONTAINS(r.body, "\"duplicate\":true");
     j = cJSON_Parse(r.body);
-    CHECK_INT(nget(j, "job_id"), job);
+    CHECK_INT(th_jnum(j, "job_id"), job);
     cJSON_Delete(j);
     th_resp_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 1);
@@ -447,7 +440,7 @@ static void link_and_reply(void)
     cJSON *j = cJSON_Parse(r.body);
     const cJSON *items = get(j, "items");
     CHECK_INT(cJSON_GetArraySize(items), 1);
-    CHECK_INT(nget(cJSON_GetArrayItem(items, 0), "chat_id"), 555);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(items, 0), "chat_id"), 555);
     cJSON_Delete(j);
     th_resp_free(&r);
     char *session = th_str("SELECT session_id::text FROM channels WHERE address = '555'", NULL);
@@ -518,12 +511,12 @@ static void link_codes(void)
     r = th_http("POST", "/v1/channels/telegram/link", alice, NULL, NULL, NULL);
     CHECK_INT(r.status, 201);
     cJSON *j = cJSON_Parse(r.body);
-    char *code1 = strdup(sget(j, "code") ? sget(j, "code") : "");
+    char *code1 = strdup(th_jstr(j, "code") ? th_jstr(j, "code") : "");
     CHECK_INT((long long)strlen(code1), 10);
     char want[64];
     snprintf(want, sizeof want, "/start %s", code1);
-    CHECK_STR(sget(j, "start"), want);
-    CHECK(sget(j, "expires_at") != NULL);
+    CHECK_STR(th_jstr(j, "start"), want);
+    CHECK(th_jstr(j, "expires_at") != NULL);
     cJSON_Delete(j);
     th_resp_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM link_codes WHERE code = $1 AND user_id = $2 AND used_at IS NULL"
@@ -597,7 +590,7 @@ static void link_codes(void)
     r = th_get("/v1/channels", bob);
     j = cJSON_Parse(r.body);
     CHECK_INT(cJSON_GetArraySize(get(j, "items")), 1);
-    CHECK_INT(nget(cJSON_GetArrayItem(get(j, "items"), 0), "chat_id"), 603);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(get(j, "items"), 0), "chat_id"), 603);
     cJSON_Delete(j);
     th_resp_free(&r);
     /* a message from it now runs as bob */
@@ -787,7 +780,7 @@ static void retried_after_failure(void)
 /* ==== 5. 429 and 5xx, then success ==== */
 
 static double ms_at(const cJSON *arr, int i) { return cJSON_GetNumberValue(get(cJSON_GetArrayItem(arr, i), "ms")); }
-static long long step_at(const cJSON *arr, int i) { return nget(cJSON_GetArrayItem(arr, i), "step"); }
+static long long step_at(const cJSON *arr, int i) { return th_jnum(cJSON_GetArrayItem(arr, i), "step"); }
 
 static void rate_limited_then_success(void)
 {
@@ -975,15 +968,15 @@ static void approval_by_button(void)
     WAIT_SENDS(555, 1);
     cJSON *s = sends_to(555);
     const cJSON *body = get(cJSON_GetArrayItem(s, 0), "body");
-    CHECK_CONTAINS(sget(body, "text"), "delete_task");
+    CHECK_CONTAINS(th_jstr(body, "text"), "delete_task");
     const cJSON *row = cJSON_GetArrayItem(get(get(body, "reply_markup"), "inline_keyboard"), 0);
     char yes[48], no[48];
     snprintf(yes, sizeof yes, "act:%lld:approve", action);
     snprintf(no, sizeof no, "act:%lld:reject", action);
     CHECK_INT(cJSON_GetArraySize(row), 2);
-    CHECK_STR(sget(cJSON_GetArrayItem(row, 0), "callback_data"), yes);
-    CHECK_STR(sget(cJSON_GetArrayItem(row, 1), "callback_data"), no);
-    CHECK(sget(cJSON_GetArrayItem(row, 0), "text") != NULL);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(row, 0), "callback_data"), yes);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(row, 1), "callback_data"), no);
+    CHECK(th_jstr(cJSON_GetArrayItem(row, 0), "text") != NULL);
     cJSON_Delete(s);
 
     /* a stranger's chat pressing it, and a garbled button: answered, nothing decided */
@@ -995,8 +988,8 @@ static void approval_by_button(void)
     CHECK_INT(cJSON_GetArraySize(answers), 2);
     for (int i = 0; i < cJSON_GetArraySize(answers); i++) {
         const cJSON *b = get(cJSON_GetArrayItem(answers, i), "body");
-        if (!strcmp(nz(sget(b, "callback_query_id")), "cq-x")) CHECK_CONTAINS(sget(b, "text"), "not an action of yours");
-        else CHECK_CONTAINS(sget(b, "text"), "Unknown button");
+        if (!strcmp(nz(th_jstr(b, "callback_query_id")), "cq-x")) CHECK_CONTAINS(th_jstr(b, "text"), "not an action of yours");
+        else CHECK_CONTAINS(th_jstr(b, "text"), "Unknown button");
     }
     cJSON_Delete(answers);
     CHECK_INT(th_int("SELECT count(*) FROM pending_actions WHERE id = $1 AND status = 'pending'", th_num(action), NULL),
@@ -1016,8 +1009,8 @@ static void approval_by_button(void)
     WAIT_SENDS(555, 2);
     answers = calls("/answerCallbackQuery", 0);
     CHECK_INT(cJSON_GetArraySize(answers), 3);
-    CHECK_STR(sget(get(cJSON_GetArrayItem(answers, 2), "body"), "callback_query_id"), "cq1");
-    CHECK_CONTAINS(sget(get(cJSON_GetArrayItem(answers, 2), "body"), "text"), "Approved");
+    CHECK_STR(th_jstr(get(cJSON_GetArrayItem(answers, 2), "body"), "callback_query_id"), "cq1");
+    CHECK_CONTAINS(th_jstr(get(cJSON_GetArrayItem(answers, 2), "body"), "text"), "Approved");
     cJSON_Delete(answers);
 
     /* pressed again: answered "Already decided", nothing else runs */
@@ -1028,8 +1021,8 @@ static void approval_by_button(void)
     th_sleep_ms(300);
     answers = calls("/answerCallbackQuery", 0);
     CHECK_INT(cJSON_GetArraySize(answers), 4);
-    CHECK_STR(sget(get(cJSON_GetArrayItem(answers, 3), "body"), "callback_query_id"), "cq2");
-    CHECK_CONTAINS(sget(get(cJSON_GetArrayItem(answers, 3), "body"), "text"), "Already decided");
+    CHECK_STR(th_jstr(get(cJSON_GetArrayItem(answers, 3), "body"), "callback_query_id"), "cq2");
+    CHECK_CONTAINS(th_jstr(get(cJSON_GetArrayItem(answers, 3), "body"), "text"), "Already decided");
     cJSON_Delete(answers);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'action_decision' AND input->>'decision' <> 'expired'",
                      NULL), 1);
@@ -1069,7 +1062,7 @@ static long long web_chat(const char *tok, const char *message)
     th_resp r = th_post("/v1/chat", tok, body);
     CHECK_INT(r.status, 202);
     cJSON *j = cJSON_Parse(r.body);
-    long long id = nget(j, "job_id");
+    long long id = th_jnum(j, "job_id");
     cJSON_Delete(j);
     th_resp_free(&r);
     CHECK(wait_job(id, "succeeded"));
@@ -1099,12 +1092,12 @@ static void web_inbox_and_schedule_owner(void)
     cJSON *j = list_notifications(alice, "");
     const cJSON *items = get(j, "items");
     CHECK_INT(cJSON_GetArraySize(items), 2);
-    CHECK_INT(nget(cJSON_GetArrayItem(items, 0), "id"), n2);   /* newest first */
-    CHECK_INT(nget(cJSON_GetArrayItem(items, 1), "id"), n1);
-    CHECK_STR(sget(cJSON_GetArrayItem(items, 1), "body"), reply1);
-    CHECK_STR(sget(cJSON_GetArrayItem(items, 0), "body"), reply2);
-    CHECK_STR(sget(cJSON_GetArrayItem(items, 1), "kind"), "reply");
-    CHECK_INT(nget(cJSON_GetArrayItem(items, 1), "job_id"), t1);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(items, 0), "id"), n2);   /* newest first */
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(items, 1), "id"), n1);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(items, 1), "body"), reply1);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(items, 0), "body"), reply2);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(items, 1), "kind"), "reply");
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(items, 1), "job_id"), t1);
     CHECK(cJSON_IsNull(get(cJSON_GetArrayItem(items, 1), "read_at")));
     cJSON_Delete(j);
 
@@ -1123,22 +1116,22 @@ static void web_inbox_and_schedule_owner(void)
     r = th_post(path, alice, NULL);
     CHECK_INT(r.status, 200);
     j = cJSON_Parse(r.body);
-    CHECK_INT(nget(j, "id"), n1);
-    CHECK(sget(j, "read_at") != NULL);
-    char *read_at = strdup(sget(j, "read_at") ? sget(j, "read_at") : "");
+    CHECK_INT(th_jnum(j, "id"), n1);
+    CHECK(th_jstr(j, "read_at") != NULL);
+    char *read_at = strdup(th_jstr(j, "read_at") ? th_jstr(j, "read_at") : "");
     cJSON_Delete(j);
     th_resp_free(&r);
     r = th_post(path, alice, NULL);
     CHECK_INT(r.status, 200);
     j = cJSON_Parse(r.body);
-    CHECK_STR(sget(j, "read_at"), read_at);
+    CHECK_STR(th_jstr(j, "read_at"), read_at);
     cJSON_Delete(j);
     th_resp_free(&r);
     free(read_at);
     j = list_notifications(alice, "?unread=1");
     items = get(j, "items");
     CHECK_INT(cJSON_GetArraySize(items), 1);
-    CHECK_INT(nget(cJSON_GetArrayItem(items, 0), "id"), n2);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(items, 0), "id"), n2);
     cJSON_Delete(j);
     j = list_notifications(alice, "?unread=0");
     CHECK_INT(cJSON_GetArraySize(get(j, "items")), 2);
@@ -1146,14 +1139,14 @@ static void web_inbox_and_schedule_owner(void)
     /* pages: newest first, next is the cursor */
     j = list_notifications(alice, "?limit=1");
     CHECK_INT(cJSON_GetArraySize(get(j, "items")), 1);
-    CHECK_INT(nget(cJSON_GetArrayItem(get(j, "items"), 0), "id"), n2);
-    CHECK_INT(nget(j, "next"), n2);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(get(j, "items"), 0), "id"), n2);
+    CHECK_INT(th_jnum(j, "next"), n2);
     cJSON_Delete(j);
     char q[64];
     snprintf(q, sizeof q, "?limit=1&before=%lld", n2);
     j = list_notifications(alice, q);
     CHECK_INT(cJSON_GetArraySize(get(j, "items")), 1);
-    CHECK_INT(nget(cJSON_GetArrayItem(get(j, "items"), 0), "id"), n1);
+    CHECK_INT(th_jnum(cJSON_GetArrayItem(get(j, "items"), 0), "id"), n1);
     cJSON_Delete(j);
     r = th_get("/v1/notifications?unread=maybe", alice);
     CHECK_INT(r.status, 422);
@@ -1245,27 +1238,35 @@ static void poll_once(void)
     th_resp r = webhook("{\"update_id\":31,\"message\":{\"message_id\":1,\"chat\":{\"id\":777},\"text\":\"hi\"}}");
     CHECK_INT(r.status, 200);
     th_resp_free(&r);
-    setenv("DATABASE_URL", th_db_url(), 1);
-    setenv("TELEGRAM_BOT_TOKEN", "123:test", 1);
-    setenv("TELEGRAM_API_BASE", fake_url, 1);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "'%s' telegram poll --once >/dev/null 2>&1", th_bin("agentq"));
-    int st = system(cmd);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char base[160];
+    snprintf(base, sizeof base, "TELEGRAM_API_BASE=%s", fake_url);
+    const char *const env[] = {"TELEGRAM_BOT_TOKEN=123:test", base, NULL};
+    const char *const poll[] = {"telegram", "poll", "--once", NULL};
+    th_cli_run r1 = th_cli(env, poll);
+    CHECK_INT(r1.status, 0);
+    CHECK_STR(r1.out, "1 update(s) stored\n");   /* 31 was stored by the webhook */
+    th_cli_free(&r1);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'telegram_update'", NULL), 2);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key IN ('telegram:31', 'telegram:32')", NULL), 2);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key = 'telegram:32'"
                      " AND input->'message'->>'text' = 'again'", NULL), 1);
     cJSON *gets = calls("/getUpdates", 0);
     CHECK_INT(cJSON_GetArraySize(gets), 1);
-    CHECK_INT(nget(get(cJSON_GetArrayItem(gets, 0), "body"), "offset"), 0);
+    CHECK_INT(th_jnum(get(cJSON_GetArrayItem(gets, 0), "body"), "offset"), 0);
     cJSON_Delete(gets);
-    st = system(cmd);   /* the webhook is on at Telegram: 409, a clear failure */
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    th_cli_run r2 = th_cli(env, poll);   /* the webhook is on at Telegram: 409, a clear failure */
+    CHECK_INT(r2.status, 1);
+    CHECK_CONTAINS(r2.err, "409");
+    th_cli_free(&r2);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'telegram_update'", NULL), 2);
-    unsetenv("TELEGRAM_BOT_TOKEN");
-    st = system(cmd);   /* no token: usage error, nothing asked */
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    const char *const no_token[] = {"TELEGRAM_BOT_TOKEN=", base, NULL};
+    th_cli_run r3 = th_cli(no_token, poll);   /* no token: usage error, nothing asked */
+    CHECK_INT(r3.status, 2);
+    CHECK_CONTAINS(r3.err, "TELEGRAM_BOT_TOKEN");
+    th_cli_free(&r3);
+    gets = calls("/getUpdates", 0);
+    CHECK_INT(cJSON_GetArraySize(gets), 2);
+    cJSON_Delete(gets);
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
