@@ -117,7 +117,6 @@ static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
         const char *channel = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "channel"));
         if (!channel) return;
         if (!strcmp(channel, "web")) d->web = 1;
-        else if (!strcmp(channel, "scheduled")) add_owner(ctx, d);
         else if (!strcmp(channel, "telegram")) {
             const cJSON *chat = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
             if (cJSON_IsNumber(chat)) add_chat(&named, (long long)chat->valuedouble);
@@ -203,7 +202,7 @@ void aq_routes_enqueue(aq_ctx *ctx, const cJSON *input, const cJSON *output, con
     const aq_job *job = aq_ctx_job(ctx);
     if (!strcmp(job->job_type, "notify")) return;   /* a delivery is never itself delivered */
     int approval = !strcmp(status, "waiting");
-    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(output, "pending_action");
+    const cJSON *pa = approval ? cJSON_GetObjectItemCaseSensitive(output, "pending_action") : NULL;
     if (approval && !cJSON_IsObject(pa)) return;
     dest d;
     resolve(ctx, input, approval, &d);

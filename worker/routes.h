@@ -9,7 +9,8 @@
  *   {"to": "telegram", "chat_id": N}   one Telegram chat
  *   {"to": "owner"}                    the web inbox and every active linked chat
  * Without reply_to, the input's "channel" decides (the session's channel):
- * "web" → web, "telegram" (with "chat_id") → that chat, "scheduled" → owner.
+ * "web" → web, "telegram" (with "chat_id") → that chat. (scheduled_run jobs
+ * carry reply_to owner, set by the scheduler.)
  * Approvals always go to the owner. Pool threads only. */
 #ifndef AQ_ROUTES_H
 #define AQ_ROUTES_H

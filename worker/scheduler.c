@@ -35,7 +35,7 @@ struct aq_scheduler {
     int busy, stopping, closed;
     PGconn *db;             /* used only by the tick in progress */
     int db_warned;
-    int fired, more;        /* last tick's results (read on the loop after it) */
+    int more;               /* the last tick found a full batch (read on the loop after it) */
 };
 
 static const char SQL_DUE[] =
@@ -66,8 +66,8 @@ static int exec(PGconn *db, const char *sql, int n, const char *const *p, PGresu
     return ok;
 }
 
-/* One due row: fire (or skip) and move it on. 1 if a job was inserted,
- * 0 if not, -1 on a database error (the transaction is then rolled back). */
+/* One due row: fire (or skip) and move it on. 0, or -1 on a database error
+ * (the caller rolls the transaction back). */
 static int fire_one(aq_scheduler *s, PGresult *due, int row)
 {
     const char *id = PQgetvalue(due, row, 0), *user = PQgetvalue(due, row, 1);
@@ -99,13 +99,12 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
     if (!fire && missed) aq_info("scheduler", "schedule %s: skipped %ld missed slot(s) (misfire: skip)", id, missed);
     const char *p[] = {id, bad ? NULL : next_s, fire ? fire_s : NULL, inserted ? job_s : NULL, bad ? err : NULL};
     if (!exec(s->db, SQL_ADVANCE, 5, p, NULL, "advancing a schedule")) return -1;
-    return inserted;
+    return 0;
 }
 
 static void tick(uv_work_t *w)
 {
     aq_scheduler *s = w->data;
-    s->fired = 0;
     s->more = 0;
     if (s->db && PQstatus(s->db) != CONNECTION_OK) {
         PQfinish(s->db);
@@ -119,6 +118,7 @@ static void tick(uv_work_t *w)
             return;
         }
         s->db_warned = 0;
+        /* the job input's 'slot' is rendered in the session's zone: UTC, as everywhere else */
         PQclear(aq_db_exec(s->db, "SET TimeZone = 'UTC'", 0, NULL));
     }
     PGresult *due = NULL;
@@ -129,17 +129,14 @@ static void tick(uv_work_t *w)
     if (!exec(s->db, SQL_DUE, 1, bp, &due, "finding due schedules")) goto rollback;
     int n = PQntuples(due);
     for (int i = 0; i < n; i++) {
-        int r = fire_one(s, due, i);
-        if (r < 0) goto rollback;
-        s->fired += r;
+        if (fire_one(s, due, i) < 0) goto rollback;
     }
     s->more = n == DUE_BATCH;
     PQclear(due);
-    if (!exec(s->db, "COMMIT", 0, NULL, NULL, "scheduler commit")) s->fired = 0;
+    exec(s->db, "COMMIT", 0, NULL, NULL, "scheduler commit");
     return;
 rollback:
     PQclear(due);
-    s->fired = 0;
     PQclear(aq_db_exec(s->db, "ROLLBACK", 0, NULL));
 }
 
