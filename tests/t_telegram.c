@@ -1468,6 +1468,14 @@ static void webhook_malformed_dropped(void)
     CHECK_INT(r.status, 200);
     CHECK_CONTAINS(r.body, "\"dropped\"");
     th_resp_free(&r);
+    /* far beyond it (over twice the limit), the HTTP layer cuts the request off: 413 */
+    char *huge = malloc(200001);
+    memset(huge, ' ', 200000);
+    huge[200000] = '\0';
+    r = webhook(huge);
+    free(huge);
+    CHECK_INT(r.status, 413);
+    th_resp_free(&r);
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 0);
     /* an escaped backslash before u0000 is text, not NUL: stored as sent */
     r = webhook("{\"update_id\":2005,\"message\":{\"message_id\":1,\"date\":1,\"chat\":{\"id\":555,\"type\":\"private\"},"
