@@ -303,8 +303,9 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
     link l;
     if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
     if (l.user_id && !may_act(&l, chat, sender(cq))) {   /* a group member who is not the linker */
-        answer_button(ctx, qid, !l.linked_by && chat < 0 ? "This group must be linked again before its buttons work."
-                                                         : "Sorry, only the person who linked this chat can decide this.");
+        answer_button(ctx, qid, !l.linked_by && chat < 0
+                                    ? "This group must be linked again before its buttons work."
+                                    : "Sorry, only the person who linked this chat can decide this.");
         cJSON_AddStringToObject(*out, "callback", "not the linker");
         cJSON_AddNumberToObject(*out, "action_id", (double)action);
         return AQ_JOB_OK;
