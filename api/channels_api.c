@@ -6,10 +6,17 @@
  *   GET  /v1/channels                    the caller's linked chats
  * The webhook only stores the update as a telegram_update job (idempotency
  * key: its update_id, so Telegram's redeliveries are one job) and answers
- * 200 as soon as that is committed; the worker does the rest. */
+ * 200 as soon as that is committed; the worker does the rest. An update that
+ * could never be stored (aq_tg_update_parse: not UTF-8, not JSON, no
+ * update_id) is checked before it joins an enqueue batch, logged and
+ * answered 200 with "dropped": Telegram resends anything else forever. */
 #include "api.h"
 #include "aq_alloc.h"
+#include "aq_buf.h"
 #include "aq_error.h"
+#include "aq_link_code.h"
+#include "aq_log.h"
+#include "aq_tg_update.h"
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,27 +46,47 @@ static void update_stored(api_call *c, const api_enqueue_result *r)
     api_reply(c, 200, body, (size_t)n);
 }
 
+/* 200 for an update that is not stored: Telegram stops resending it. */
+static void update_dropped(api_call *c, long long update_id, const char *why)
+{
+    aq_warn("api", "telegram webhook: dropped update %lld: %s", update_id, why);
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "{\"ok\":true,\"job_id\":null,\"duplicate\":false,\"dropped\":");
+    aq_buf_add_json_str(&b, why);
+    aq_buf_adds(&b, "}");
+    api_reply(c, 200, b.p, b.len);
+    aq_buf_dispose(&b);
+}
+
 void api_telegram_webhook(api_call *c)
 {
     if (!secret_ok(c)) {
+        /* RFC 9110 wants a challenge on every 401: this one names the header to send */
+        if (c->req)
+            h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("X-Telegram-Bot-Api-Secret-Token realm=\"agentq-telegram-webhook\""));
         api_reply_error(c, AQ_EAUTH, c->t->srv->cfg->telegram_webhook_secret[0]
                                          ? "missing or wrong X-Telegram-Bot-Api-Secret-Token"
                                          : "the webhook is off: TELEGRAM_WEBHOOK_SECRET is not set");
         return;
     }
-    if (api_parse_body(c)) return;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->body, "update_id");
-    if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 9e15 ||
-        id->valuedouble != (double)(long long)id->valuedouble) {
-        api_reply_error(c, AQ_EINVAL, "update_id: required, a non-negative integer");
+    const h2o_iovec_t body = c->req->entity;
+    if ((long)body.len > c->t->srv->cfg->max_body_bytes) {
+        update_dropped(c, -1, "larger than AGENTQ_MAX_BODY_BYTES");
         return;
     }
+    long long update_id;
+    const char *why;
+    cJSON *u = aq_tg_update_parse(body.base, body.len, &update_id, &why);
+    if (!u) { update_dropped(c, update_id, why); return; }
     api_enqueue_req r = {
         .job_type = "telegram_update",
-        .input_json = api_keep(c, cJSON_PrintUnformatted(c->body)),
+        .input_json = api_keep(c, cJSON_PrintUnformatted(u)),
         .priority = -5,
-        .idempotency_key = api_keep(c, aq_sprintf("telegram:%lld", (long long)id->valuedouble)),
+        .idempotency_key = api_keep(c, aq_sprintf("telegram:%lld", update_id)),
     };
+    cJSON_Delete(u);
     api_enqueue(c, &r, update_stored);
 }
 
@@ -69,17 +96,11 @@ static void link_made(api_call *c, PGresult *res) { api_reply_row(c, res, 201, "
 
 void api_telegram_link(api_call *c)
 {
-    /* 10 characters from an alphabet without look-alikes: ~50 bits, single use, minutes long */
-    static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    char code[11];
-    for (int i = 0; i < 10; i++) code[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
-    code[10] = '\0';
+    char code[AQ_LINK_CODE_LEN + 1];
+    aq_link_code_new(code);
     const char *p[] = {api_keep(c, aq_strdup(code)), api_keep(c, aq_sprintf("%lld", (long long)c->user_id)),
                        api_keep(c, aq_sprintf("%ld", c->t->srv->cfg->link_code_minutes))};
-    api_query(c, "INSERT INTO link_codes (code, user_id, expires_at)"
-                 " VALUES ($1, $2, now() + make_interval(mins => $3::int))"
-                 " RETURNING json_build_object('code', code, 'expires_at', expires_at,"
-                 " 'start', '/start ' || code)::text", 3, p, link_made);
+    api_query(c, aq_link_code_insert_sql, 3, p, link_made);
 }
 
 /* ---- GET /v1/channels ---- */

@@ -9,6 +9,8 @@
  *                           the next fire times of a cron expression (cron_cmd.c; no database)
  *   agentq telegram poll [--once] [--timeout S]
  *                           Telegram updates by long polling, stored as jobs (telegram_cmd.c)
+ *   agentq telegram link NAME [--json]
+ *                           a link code for user NAME ("/start CODE" to the bot)
  *   agentq jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]
  *   agentq jobs show ID [--json]
  *   agentq jobs retry ID | agentq jobs retry --failed [--type T]
@@ -112,7 +114,8 @@ static const struct { const char *name; command_fn fn; const char *help; } comma
     {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
     {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: fire times"},
     {"telegram", aq_cmd_telegram,
-     "telegram poll [--once] [--timeout S]: store Telegram updates by long polling"},
+     "telegram poll [--once] [--timeout S]: store Telegram updates by long polling\n"
+     "             telegram link NAME [--json]: a code that links a Telegram chat to user NAME"},
     {"jobs", aq_cmd_jobs,
      "jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]: newest first\n"
      "             jobs show ID [--json]: every column and the job's follow-ups\n"

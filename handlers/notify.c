@@ -13,10 +13,13 @@
  * and a retry skips recorded chunks: a chunk is sent twice only if the
  * worker dies between Telegram's answer and that insert. 429 waits for
  * retry_after; 5xx and network errors back off; 403 (bot blocked) fails
- * for good and marks the chat's channel inactive; other 4xx fail for good. */
+ * for good and marks the chat's channel inactive; a 400 saying the group
+ * became a supergroup (migrate_to_chat_id) moves the chat's channel to the
+ * new id and sends the rest there; other 4xx fail for good. */
 #include "aq_alloc.h"
 #include "handlers.h"
 #include "telegram_api.h"
+#include "telegram_chat.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +147,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     cJSON *markup = !strcmp(kind, "approval") && cJSON_IsNumber(action) ? approval_buttons((long long)action->valuedouble)
                                                                          : NULL;
     aq_job_status st = AQ_JOB_OK;
+    int migrated = 0;
     for (int i = 0; i < n; i++) {
         if (sent[i]) continue;
         char *chunk = aq_strndup(text + starts[i], lens[i]);
@@ -169,6 +173,21 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
                 break;
             }
             cJSON_AddItemToArray(ids, cJSON_CreateNumber(mid_v));
+            continue;
+        }
+        if (res.status == AQ_TG_FAILED && res.migrate_to_chat_id && !migrated) {
+            /* the group became a supergroup: move the channel, send this chunk there */
+            migrated = 1;
+            long long to = res.migrate_to_chat_id;
+            aq_tg_result_dispose(&res);
+            if (aq_tg_chat_move(db, chat, to)) {
+                aq_ctx_error(ctx, "moving chat %s to %lld: %s", chat_s, to, PQerrorMessage(db));
+                st = AQ_JOB_RETRY;
+                break;
+            }
+            chat = to;
+            snprintf(chat_s, sizeof chat_s, "%lld", chat);
+            i--;
             continue;
         }
         aq_ctx_error(ctx, "chunk %d of %d: %s", i + 1, n, res.error ? res.error : "Telegram refused it");

@@ -102,6 +102,13 @@ static void classify(const aq_config *cfg, const char *method, const aq_http_res
         else
             out->retry_after_ms = r->retry_after_ms;
     }
+    if (out->status == AQ_TG_FAILED) {   /* a group that became a supergroup: the new chat id */
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "parameters"),
+                                                           "migrate_to_chat_id");
+        if (cJSON_IsNumber(to) && to->valuedouble != 0 && to->valuedouble > -9007199254740992.0 &&
+            to->valuedouble < 9007199254740992.0 && to->valuedouble == (double)(long long)to->valuedouble)
+            out->migrate_to_chat_id = (long long)to->valuedouble;
+    }
     char *desc = description(doc);
     set_error(out, cfg, "Telegram %s: HTTP %ld%s%s", method, code, desc ? ": " : "", desc ? desc : "");
     free(desc);

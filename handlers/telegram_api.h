@@ -15,7 +15,10 @@
  *                  group, or the user is deactivated. Permanent for that chat.
  *   AQ_TG_FAILED   any other 4xx (400 "chat not found", 401/404 bad token,
  *                  409 webhook conflict), or TELEGRAM_BOT_TOKEN is empty (no
- *                  request is made then). Permanent.
+ *                  request is made then). Permanent — except that a 400 whose
+ *                  parameters.migrate_to_chat_id names a chat (the group
+ *                  became a supergroup) sets migrate_to_chat_id: the same
+ *                  request to that chat may succeed.
  * A 200 that says {"ok":false,"error_code":N} is sorted as HTTP N.
  * error (not OK) reads like "Telegram sendMessage: HTTP 400: Bad Request:
  * chat not found" — the method, the HTTP status and Telegram's description
@@ -35,6 +38,7 @@ typedef struct aq_tg_result {
     cJSON *result;           /* OK: the reply's "result" member (owned); NULL otherwise */
     char *error;             /* not OK: the readable reason (heap); NULL when OK */
     long http_status;        /* the status that arrived; 0 when none */
+    long long migrate_to_chat_id;   /* FAILED: the supergroup the chat became, or 0 */
 } aq_tg_result;
 
 /* Telegram's limit on a message's text, in UTF-16 code units. */

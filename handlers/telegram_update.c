@@ -3,14 +3,26 @@
  * idempotency key is the update_id, so a redelivered update is one job.
  *
  *   /start CODE          links the chat to the user who made CODE
- *                        (POST /v1/channels/telegram/link; single use, short-lived)
- *   text, linked chat    an agent_turn in the chat's session, replied to in
- *                        the chat when it finishes (reply route: channel telegram)
- *   text, unlinked chat  how to link
- *   callback_query       an Approve/Reject button: decides the pending action
- *                        (the same action_decision job the web API writes, with
- *                        the same idempotency key: decided once, whichever
- *                        comes first) and answers the button press
+ *                        (`agentq telegram link NAME`, or POST
+ *                        /v1/channels/telegram/link; single use, short-lived),
+ *                        and records who sent it (from.id): the linker
+ *   text, linked chat    from the linker: an agent_turn in the chat's session,
+ *                        replied to in the chat when it finishes (reply route:
+ *                        channel telegram); longer than AGENTQ_MAX_MESSAGE_CHARS:
+ *                        told the limit, no turn
+ *   text, unlinked chat  how to get a link code
+ *   callback_query       an Approve/Reject button pressed by the linker:
+ *                        decides the pending action (the same action_decision
+ *                        job the web API writes, with the same idempotency
+ *                        key: decided once, whichever comes first) and answers
+ *                        the button press
+ *   migrate_to/from_chat_id  a group became a supergroup: its channel moves
+ *
+ * Who may act. A linked chat acts for one agentq user, so only the Telegram
+ * user who linked it may start turns or press its buttons; anyone else (the
+ * other members of a group) is refused politely and nothing runs. A chat
+ * linked before the linker was recorded (migration 008): a private chat's id
+ * is its one user's id, so that user may act; a group must be linked again.
  *
  * Everything this sends goes out as notify jobs or follow-ups, queued with
  * this job's completion: a retried update never answers twice. Updates of
@@ -19,12 +31,17 @@
 #include "aq_log.h"
 #include "handlers.h"
 #include "telegram_api.h"
+#include "telegram_chat.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define HOW_TO_LINK "This chat is not linked to an agentq account yet. In agentq, create a link code " \
-    "(POST /v1/channels/telegram/link) and send it here as: /start CODE"
+#define HOW_TO_LINK "This chat is not linked to an agentq account yet. To link it, get a link code: " \
+    "ask your agentq operator to run `agentq telegram link YOUR-AGENTQ-NAME`, then send the code here " \
+    "as: /start CODE (a code works once, for a few minutes)."
+#define NOT_THE_LINKER "Sorry, only the person who linked this chat to agentq can use the agent here."
+#define RELINK_GROUP "This group was linked before agentq recorded who linked it, so nobody can use the " \
+    "agent here until it is linked again: the account's owner sends /start CODE with a new link code."
 
 static const cJSON *get(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
 
@@ -53,6 +70,7 @@ static void say(aq_ctx *ctx, long long chat, long long update_id, int n, const c
 typedef struct link {
     int64_t user_id;
     char session[37];
+    long long linked_by;   /* the Telegram user who linked the chat; 0 if not recorded */
 } link;
 
 /* The user linked to chat (0 if none); a message from the chat also makes
@@ -61,20 +79,47 @@ static int linked(PGconn *db, const char *chat, link *l)
 {
     const char *p[] = {chat};
     PGresult *r = PQexecParams(db, "UPDATE channels SET active = true, inactive_reason = NULL, updated_at = now()"
-                                   " WHERE kind = 'telegram' AND address = $1 RETURNING user_id, session_id::text",
+                                   " WHERE kind = 'telegram' AND address = $1"
+                                   " RETURNING user_id, session_id::text, linked_by",
                                1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
     memset(l, 0, sizeof *l);
     if (PQntuples(r) == 1) {
         l->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         snprintf(l->session, sizeof l->session, "%s", PQgetvalue(r, 0, 1));
+        if (!PQgetisnull(r, 0, 2)) l->linked_by = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
     }
     PQclear(r);
     return 0;
 }
 
+/* The Telegram user who sent msg (a Message or CallbackQuery): from.id, or
+ * 0 when there is none or it is a bot (an anonymous group admin shows up as
+ * a bot). */
+static long long sender(const cJSON *msg)
+{
+    const cJSON *from = get(msg, "from");
+    long long id;
+    if (!int_of(get(from, "id"), &id) || id <= 0 || cJSON_IsTrue(get(from, "is_bot"))) return 0;
+    return id;
+}
+
+/* May Telegram user `from` act for the agentq user linked to chat? The
+ * linker may; for a chat linked before linkers were recorded, the user of a
+ * private chat (whose id is the chat's id, and positive; groups are negative). */
+static int may_act(const link *l, long long chat, long long from)
+{
+    long long who = l->linked_by ? l->linked_by : chat > 0 ? chat : 0;
+    return from && who == from;
+}
+
+static const char *refusal(const link *l, long long chat)
+{
+    return !l->linked_by && chat < 0 ? RELINK_GROUP : NOT_THE_LINKER;
+}
+
 static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, const char *chat_s, long long update_id,
-                                   const char *code, cJSON **out)
+                                   long long from, const char *code, cJSON **out)
 {
     while (*code == ' ') code++;
     if (!*code) {
@@ -85,11 +130,20 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         cJSON_AddStringToObject(*out, "start", l.user_id ? "already linked" : "not linked");
         return AQ_JOB_OK;
     }
-    /* in one statement: use the code if it is valid, and link (or relink) the chat.
+    if (!from) {   /* nobody to record as the linker: nobody could act in the chat */
+        say(ctx, chat, update_id, 0, "Send /start CODE as yourself (not anonymously) to link this chat.", 0);
+        *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(*out, "start", "no sender");
+        return AQ_JOB_OK;
+    }
+    char from_s[24];
+    snprintf(from_s, sizeof from_s, "%lld", from);
+    /* in one statement: use the code if it is valid, and link (or relink) the chat,
+     * recording who linked it.
      * A code this chat already used, while the chat still belongs to the code's
      * user, answers "linked" again: that is what a retry of this job sees when
      * an earlier attempt linked the chat and died before completing. */
-    const char *p[] = {code, chat_s};
+    const char *p[] = {code, chat_s, from_s};
     PGresult *r = PQexecParams(db,
         "WITH c AS (SELECT code, user_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used, used_by"
         "  FROM link_codes WHERE code = $1 FOR UPDATE),"
@@ -97,15 +151,16 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         "  AND h.user_id = c.user_id WHERE c.used AND c.used_by = $2),"
         " use AS (UPDATE link_codes SET used_at = now(), used_by = $2 WHERE code = (SELECT code FROM c"
         "  WHERE NOT expired AND NOT used) RETURNING user_id),"
-        " ch AS (INSERT INTO channels (user_id, kind, address) SELECT user_id, 'telegram', $2 FROM use"
-        "  ON CONFLICT (kind, address) DO UPDATE SET user_id = EXCLUDED.user_id, active = true,"
+        " ch AS (INSERT INTO channels (user_id, kind, address, linked_by) SELECT user_id, 'telegram', $2, $3::bigint"
+        "  FROM use ON CONFLICT (kind, address) DO UPDATE SET user_id = EXCLUDED.user_id, active = true,"
+        "  linked_by = EXCLUDED.linked_by,"
         "  inactive_reason = NULL, updated_at = now(),"
         "  session_id = CASE WHEN channels.user_id = EXCLUDED.user_id THEN channels.session_id"
         "  ELSE gen_random_uuid() END RETURNING user_id)"
         " SELECT (SELECT expired FROM c), (SELECT used FROM c), coalesce((SELECT user_id FROM ch),"
         " (SELECT user_id FROM again)), (SELECT name FROM users WHERE id = coalesce((SELECT user_id FROM ch),"
         " (SELECT user_id FROM again)))",
-        2, NULL, p, NULL, NULL, 0);
+        3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         aq_ctx_error(ctx, "linking: %s", PQerrorMessage(db));
         PQclear(r);
@@ -130,17 +185,49 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
     return AQ_JOB_OK;
 }
 
+/* A service message saying a group became a supergroup (in the old group:
+ * migrate_to_chat_id; in the new one: migrate_from_chat_id): the channel
+ * moves. 1 when msg is one (and *st says how it went), else 0. */
+static int on_migration(aq_ctx *ctx, PGconn *db, long long chat, const cJSON *msg, aq_job_status *st, cJSON **out)
+{
+    long long from = chat, to = chat;
+    if (!int_of(get(msg, "migrate_to_chat_id"), &to) && !int_of(get(msg, "migrate_from_chat_id"), &from)) return 0;
+    if (from == to || !from || !to) return 0;
+    if (aq_tg_chat_move(db, from, to)) {
+        aq_ctx_error(ctx, "moving chat %lld to %lld: %s", from, to, PQerrorMessage(db));
+        *st = AQ_JOB_RETRY;
+        return 1;
+    }
+    *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(*out, "message", "chat migrated: channel moved");
+    cJSON_AddNumberToObject(*out, "from_chat_id", (double)from);
+    cJSON_AddNumberToObject(*out, "to_chat_id", (double)to);
+    *st = AQ_JOB_OK;
+    return 1;
+}
+
+/* Characters (code points) in UTF-8 text, as AGENTQ_MAX_MESSAGE_CHARS counts them for web chat. */
+static long chars_in(const char *text)
+{
+    long n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
+}
+
 static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, const cJSON *msg, cJSON **out)
 {
     long long chat;
     if (!int_of(get(get(msg, "chat"), "id"), &chat)) { aq_ctx_error(ctx, "message.chat.id: required, an integer"); return AQ_JOB_FAIL; }
+    aq_job_status st;
+    if (on_migration(ctx, db, chat, msg, &st, out)) return st;
     char chat_s[24];
     snprintf(chat_s, sizeof chat_s, "%lld", chat);
+    long long from = sender(msg);
     const char *text = cJSON_GetStringValue(get(msg, "text"));
     if (text && !strncmp(text, "/start", 6) && (text[6] == '\0' || text[6] == ' ' || text[6] == '@')) {
         const char *code = text + 6;   /* "/start CODE" or, in groups, "/start@bot CODE" */
         if (*code == '@') code = strchr(code, ' ') ? strchr(code, ' ') : "";
-        return start_command(ctx, db, chat, chat_s, update_id, code, out);
+        return start_command(ctx, db, chat, chat_s, update_id, from, code, out);
     }
     link l;
     if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
@@ -150,9 +237,23 @@ static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, co
         cJSON_AddStringToObject(*out, "message", "unlinked chat: told how to link");
         return AQ_JOB_OK;
     }
+    if (!may_act(&l, chat, from)) {
+        say(ctx, chat, update_id, 0, refusal(&l, chat), l.user_id);
+        cJSON_AddStringToObject(*out, "message", "not the linker: refused");
+        return AQ_JOB_OK;
+    }
     if (!text || !*text) {
         say(ctx, chat, update_id, 0, "I can only read text messages for now.", l.user_id);
         cJSON_AddStringToObject(*out, "message", "not text: told so");
+        return AQ_JOB_OK;
+    }
+    long max = aq_ctx_config(ctx)->max_message_chars, n = chars_in(text);
+    if (n > max) {
+        char msg_text[200];
+        snprintf(msg_text, sizeof msg_text, "That message is %ld characters long; the limit is %ld. "
+                 "Please send a shorter one.", n, max);
+        say(ctx, chat, update_id, 0, msg_text, l.user_id);
+        cJSON_AddStringToObject(*out, "message", "too long: told the limit");
         return AQ_JOB_OK;
     }
     cJSON *in = cJSON_CreateObject();
@@ -201,6 +302,14 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
     }
     link l;
     if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
+    if (l.user_id && !may_act(&l, chat, sender(cq))) {   /* a group member who is not the linker */
+        answer_button(ctx, qid, !l.linked_by && chat < 0
+                                    ? "This group must be linked again before its buttons work."
+                                    : "Sorry, only the person who linked this chat can decide this.");
+        cJSON_AddStringToObject(*out, "callback", "not the linker");
+        cJSON_AddNumberToObject(*out, "action_id", (double)action);
+        return AQ_JOB_OK;
+    }
     char aid[24], uid[24];
     snprintf(aid, sizeof aid, "%lld", action);
     snprintf(uid, sizeof uid, "%lld", (long long)l.user_id);

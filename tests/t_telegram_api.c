@@ -454,6 +454,33 @@ static void client_errors_fail(void)
     aq_http_thread_cleanup();
 }
 
+/* A group that became a supergroup: 400 with parameters.migrate_to_chat_id
+ * (up to 52 bits, exact) is FAILED and names the new chat; other 400s and a
+ * garbled id name none. */
+static void migrated_chat_named(void)
+{
+    th_fake("[{\"status\":400,\"body\":{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat"
+            " was upgraded to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":-1001557912345}}},"
+            " {\"status\":400,\"body\":{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: chat not found\"}},"
+            " {\"status\":400,\"body\":{\"ok\":false,\"error_code\":400,\"parameters\":{\"migrate_to_chat_id\":\"-1\"}}},"
+            " {\"status\":400,\"body\":{\"ok\":false,\"error_code\":400,\"parameters\":{\"migrate_to_chat_id\":-1.5}}}]",
+            fake_url, sizeof fake_url);
+    aq_config cfg = config(fake_url);
+    aq_tg_result r;
+    aq_tg_send_message(&cfg, -4242, "x", NULL, &r);
+    CHECK_RESULT(r, AQ_TG_FAILED, "HTTP 400: Bad Request: group chat was upgraded to a supergroup chat");
+    CHECK(r.migrate_to_chat_id == -1001557912345LL);
+    aq_tg_result_dispose(&r);
+    CHECK_INT(r.migrate_to_chat_id, 0);   /* dispose clears it */
+    for (int i = 0; i < 3; i++) {
+        aq_tg_send_message(&cfg, -4242, "x", NULL, &r);
+        CHECK_INT(r.status, AQ_TG_FAILED);
+        CHECK_INT(r.migrate_to_chat_id, 0);
+        aq_tg_result_dispose(&r);
+    }
+    aq_http_thread_cleanup();
+}
+
 static void garbled_replies_retry(void)
 {
     char *big = repeat("x", (8 << 20) + 1);
@@ -647,6 +674,7 @@ const th_test th_telegram_api_tests[] = {
     {"tg_api_5xx_retry", server_errors_retry, 20, 0},
     {"tg_api_403_blocked", forbidden_is_blocked, 20, 0},
     {"tg_api_4xx_failed", client_errors_fail, 20, 0},
+    {"tg_api_migrated_chat", migrated_chat_named, 20, 0},
     {"tg_api_garbled_retry", garbled_replies_retry, 30, 0},
     {"tg_api_no_response_retry", no_response_retries, 20, 0},
     {"tg_api_no_token_no_request", no_token_no_request, 20, 0},

@@ -1,0 +1,39 @@
+/* aq_tg_update.c — the storable-update check (see aq_tg_update.h). */
+#include "aq_tg_update.h"
+#include "aq_json.h"
+
+/* Does raw hold the escape \u0000 (outside an escaped backslash)? */
+static int has_nul_escape(const char *raw, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (raw[i] != '\\') continue;
+        if (raw[i + 1] == 'u' && i + 6 <= len && raw[i + 2] == '0' && raw[i + 3] == '0' && raw[i + 4] == '0' &&
+            raw[i + 5] == '0')
+            return 1;
+        i++;   /* skip the escaped character: "\\u0000" is a backslash and "u0000" */
+    }
+    return 0;
+}
+
+cJSON *aq_tg_update_parse(const char *raw, size_t len, long long *update_id, const char **why)
+{
+    *update_id = -1;
+    if (!raw || !len) { *why = "empty body"; return NULL; }
+    if (!aq_utf8_valid(raw, len)) { *why = "not valid UTF-8 (or a NUL byte)"; return NULL; }
+    if (has_nul_escape(raw, len)) { *why = "a string holds \\u0000"; return NULL; }
+    const char *end = NULL;
+    cJSON *u = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
+    while (u && end < raw + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+    if (!u || end != raw + len) { cJSON_Delete(u); *why = "not valid JSON"; return NULL; }
+    if (!cJSON_IsObject(u)) { cJSON_Delete(u); *why = "not a JSON object"; return NULL; }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(u, "update_id");
+    if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > (double)AQ_TG_UPDATE_ID_MAX ||
+        id->valuedouble != (double)(long long)id->valuedouble) {
+        cJSON_Delete(u);
+        *why = "update_id is not a non-negative integer";
+        return NULL;
+    }
+    *update_id = (long long)id->valuedouble;
+    *why = NULL;
+    return u;
+}
