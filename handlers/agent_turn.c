@@ -161,7 +161,7 @@ static char *check_call(const char *name, const char *args_text, const aq_tool *
     return NULL;
 }
 
-enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR };
+enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR, STEP_REFUSED };
 enum { DECIDED_RUN, DECIDED_NOT, UNDECIDED, DECISION_DB_FAILED };
 
 /* The user's decision on the approval call `id` (ids are ours and unique, so
@@ -193,20 +193,30 @@ static int decision(turn *t, const char *id, char **shown, char **given)
 
 /* Ask the user to approve call `id`: a pending_actions row (kept if a retry
  * asks again), an expiry job, and the waiting output in *wait_out.
- * Returns STEP_WAIT or STEP_ERROR. */
-static int ask_approval(turn *t, const char *id, const char *name, const char *args_text, cJSON **wait_out)
+ * Returns STEP_WAIT, STEP_ERROR, or STEP_REFUSED with *given set when
+ * Postgres refuses the arguments as data (a number beyond numeric's range):
+ * what cannot be stored as shown cannot be approved. */
+static int ask_approval(turn *t, const char *id, const char *name, const char *args_text, cJSON **wait_out,
+                        char **given)
 {
     char hours[24];
     snprintf(hours, sizeof hours, "%ld", t->cfg->action_ttl_hours);
     const char *ins[] = {t->uid, t->jid, t->session, name, args_text, id, hours};
-    PGresult *pa = NULL;
-    if (!exec_ok(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
-                        " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
-                        " now() + make_interval(hours => $7::int))"
-                        " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
-                        " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
-                        " 'expires_at', expires_at)::text", 7, ins, &pa))
-        return STEP_ERROR;
+    PGresult *pa = PQexecParams(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
+                                " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
+                                " now() + make_interval(hours => $7::int))"
+                                " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
+                                " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
+                                " 'expires_at', expires_at)::text", 7, NULL, ins, NULL, NULL, 0);
+    if (PQresultStatus(pa) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(pa, PG_DIAG_SQLSTATE);
+        const char *why = PQresultErrorField(pa, PG_DIAG_MESSAGE_PRIMARY);
+        int data = state && !strncmp(state, "22", 2);   /* class 22: data exception */
+        if (data) *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
+                                      why ? why : "refused");
+        PQclear(pa);
+        return data ? STEP_REFUSED : STEP_ERROR;
+    }
     cJSON *o = output(t, "");
     char reply[300];
     snprintf(reply, sizeof reply, "I need your approval to run %s.", name);
@@ -227,6 +237,18 @@ static int ask_approval(turn *t, const char *id, const char *name, const char *a
     cJSON_Delete(in);
     *wait_out = o;
     return STEP_WAIT;
+}
+
+/* An approval tool's call: STEP_DONE_CALLS once it is decided (run it with
+ * *shown, or answer it with *given), else STEP_WAIT (asked) or STEP_ERROR. */
+static int approval_gate(turn *t, const char *id, const char *name, const char *args_text, char **shown,
+                         char **given, cJSON **wait_out)
+{
+    int d = decision(t, id, shown, given);
+    if (d == DECISION_DB_FAILED) return STEP_ERROR;
+    if (d != UNDECIDED) return STEP_DONE_CALLS;
+    int rc = ask_approval(t, id, name, args_text, wait_out, given);
+    return rc == STEP_REFUSED ? STEP_DONE_CALLS : rc;
 }
 
 /* Finish the tool calls of this job's latest assistant message that have no
@@ -259,12 +281,8 @@ static int finish_pending(turn *t, cJSON **wait_out)
         cJSON *args;
         char *given = check_call(name, args_text, &tool, &args), *shown = NULL;
         if (!given && tool->approval) {
-            int d = decision(t, id, &shown, &given);
-            if (d == DECISION_DB_FAILED || d == UNDECIDED) {
-                rc = d == UNDECIDED ? ask_approval(t, id, name, args_text, wait_out) : STEP_ERROR;
-                cJSON_Delete(args);
-                break;
-            }
+            int gate = approval_gate(t, id, name, args_text, &shown, &given, wait_out);
+            if (gate != STEP_DONE_CALLS) { rc = gate; cJSON_Delete(args); break; }
             if (shown) {   /* what runs is what the user was shown */
                 cJSON_Delete(args);
                 args = cJSON_Parse(shown);
