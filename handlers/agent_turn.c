@@ -10,9 +10,22 @@
  * re-queues this job, and the step finds the decided action and runs the
  * tool (or tells the model it was declined).
  *
+ * Consent is exact. Every call carries an id of ours (llm.c), so an
+ * approval, looked up by (job, call id), binds to one call: a repeated or
+ * missing provider id never lets a second call ride on it. Arguments must
+ * read alike to every parser (aq_json_strict: no repeated key, no trailing
+ * bytes, no \u0000), and an approved call runs with the arguments stored in
+ * its pending_actions row, the form the user was shown. Calls that must not
+ * run at all (from a reply cut off at the length limit, without a function,
+ * beyond AGENTQ_AGENT_MAX_TOOL_CALLS) are answered with an error result in
+ * the transaction that stores the reply; invalid arguments are answered
+ * when the call's turn comes. Either way the model reads why and the turn
+ * goes on.
+ *
  * input: {"message": text, "session_id": uuid, "channel": "web"|"telegram"|"scheduled"}
- * output: {reply, tool_calls: [{name, arguments, result}], usage}; while
- * waiting: {status: "waiting_for_approval", pending_action, reply, ...}. */
+ * output: {reply, tool_calls: [{name, arguments, result}], usage[, truncated:
+ * true][, stopped: "max_steps"]}; while waiting: {status:
+ * "waiting_for_approval", pending_action, reply, ...}. */
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "agent_context.h"
