@@ -4,16 +4,21 @@
  * DESIGN: the window is the session's last N messages, plus the turn's own
  * user message when a long tool loop pushed it out (the model must always
  * see what it was asked). Providers refuse an assistant tool call without a
- * result and a result without its call, so the pass over the window keeps
- * the set of calls still open: a tool message is sent only as the answer to
- * an open call, and when the next user or assistant message (or the end)
- * arrives, every call still open gets a stand-in answer that is not stored
- * (a call of an earlier turn that is still awaiting approval, say). Stored
- * calls are sent in OpenAI's plain shape, whatever else the row holds. */
+ * result and a result without its call, so each assistant message with
+ * calls is followed by the results of its calls, looked up later in the
+ * window (another turn's messages may stand between a call and its result
+ * when two turns share a session); a call with no stored result gets a
+ * stand-in answer that is not stored (a call still awaiting approval, say).
+ * Tool messages are sent only there, so one whose call fell out of the
+ * window is left out. Stored calls are sent in OpenAI's plain shape,
+ * whatever else the row holds. */
 #include "agent_context.h"
 #include "aq_buf.h"
 #include <stdio.h>
 #include <string.h>
+
+/* the answer sent (not stored) for a call with no stored result */
+#define STAND_IN "{\"error\":\"no result: this call has not run (it may still be awaiting the user's approval)\"}"
 
 #define SYSTEM_PROMPT "You are the assistant of agentq. You help the user keep track of their tasks with the " \
     "tools you have. Be brief and concrete. Never invent tasks or ids: use list_tasks."
@@ -24,38 +29,32 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* a stand-in answer for each call still open (not stored) */
-static void close_calls(cJSON *msgs, cJSON *open)
+static cJSON *tool_message(const char *call_id, const char *content)
 {
-    const cJSON *id;
-    cJSON_ArrayForEach(id, open) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", "tool");
-        cJSON_AddStringToObject(o, "tool_call_id", id->valuestring);
-        cJSON_AddStringToObject(o, "content", "{\"error\":\"no result: this call has not run (it may still be "
-                                              "awaiting the user's approval)\"}");
-        cJSON_AddItemToArray(msgs, o);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "role", "tool");
+    cJSON_AddStringToObject(o, "tool_call_id", call_id);
+    cJSON_AddStringToObject(o, "content", content ? content : "");
+    return o;
+}
+
+/* the stored result of call id: the first tool message after `from` answering it */
+static const cJSON *result_of(const cJSON *from, const char *id)
+{
+    for (const cJSON *m = from; m; m = m->next) {
+        const char *role = str(m, "role"), *cid = str(m, "tool_call_id");
+        if (role && !strcmp(role, "tool") && cid && !strcmp(cid, id)) return m;
     }
-    while (cJSON_GetArraySize(open)) cJSON_DeleteItemFromArray(open, 0);
+    return NULL;
 }
 
-/* removes id from open; 1 if it was there */
-static int take_open(cJSON *open, const char *id)
-{
-    for (int i = 0; id && i < cJSON_GetArraySize(open); i++)
-        if (!strcmp(cJSON_GetArrayItem(open, i)->valuestring, id)) {
-            cJSON_DeleteItemFromArray(open, i);
-            return 1;
-        }
-    return 0;
-}
-
-/* OpenAI's shape of stored calls; their ids go to open */
-static cJSON *plain_calls(const cJSON *stored, cJSON *open)
+/* An assistant message's calls in OpenAI's plain shape, whatever else the
+ * stored row holds; each call's result (or a stand-in) goes to results. */
+static cJSON *plain_calls(const cJSON *m, cJSON *results)
 {
     cJSON *arr = cJSON_CreateArray();
     const cJSON *c;
-    cJSON_ArrayForEach(c, stored) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(m, "tool_calls")) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
         const char *id = str(c, "id"), *name = str(fn, "name"), *args = str(fn, "arguments");
         if (!id) continue;
@@ -66,36 +65,31 @@ static cJSON *plain_calls(const cJSON *stored, cJSON *open)
         cJSON_AddStringToObject(f, "arguments", args ? args : "{}");
         cJSON_AddItemToObject(o, "function", f);
         cJSON_AddItemToArray(arr, o);
-        cJSON_AddItemToArray(open, cJSON_CreateString(id));
+        const cJSON *r = result_of(m->next, id);
+        cJSON_AddItemToArray(results, tool_message(id, r ? str(r, "content") : STAND_IN));
     }
     return arr;
 }
 
+/* The window's messages: each assistant message followed by the results of
+ * its calls; tool messages are sent only there, so one whose call is not in
+ * the window is left out. */
 static void add_history(cJSON *msgs, const cJSON *hist)
 {
-    cJSON *open = cJSON_CreateArray();   /* calls of the last assistant message not answered yet */
     const cJSON *m;
     cJSON_ArrayForEach(m, hist) {
         const char *role = str(m, "role");
-        if (!role || !strcmp(role, "system")) continue;
-        const char *cid = str(m, "tool_call_id");
-        if (!strcmp(role, "tool")) {
-            if (!take_open(open, cid)) continue;   /* its call fell out of the window, or was answered */
-        } else {
-            close_calls(msgs, open);
-        }
-        cJSON *o = cJSON_CreateObject();
+        if (!role || !strcmp(role, "system") || !strcmp(role, "tool")) continue;
+        cJSON *o = cJSON_CreateObject(), *results = cJSON_CreateArray();
         cJSON_AddStringToObject(o, "role", role);
         const char *content = str(m, "content");
         if (content) cJSON_AddStringToObject(o, "content", content); else cJSON_AddNullToObject(o, "content");
-        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (!strcmp(role, "assistant") && cJSON_GetArraySize(tc) > 0)
-            cJSON_AddItemToObject(o, "tool_calls", plain_calls(tc, open));
-        if (!strcmp(role, "tool")) cJSON_AddStringToObject(o, "tool_call_id", cid);
+        if (!strcmp(role, "assistant") && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(m, "tool_calls")) > 0)
+            cJSON_AddItemToObject(o, "tool_calls", plain_calls(m, results));
         cJSON_AddItemToArray(msgs, o);
+        while (cJSON_GetArraySize(results)) cJSON_AddItemToArray(msgs, cJSON_DetachItemFromArray(results, 0));
+        cJSON_Delete(results);
     }
-    close_calls(msgs, open);
-    cJSON_Delete(open);
 }
 
 cJSON *aq_agent_context(PGconn *db, const char *session, const char *user_id, const char *job_id, long window)

@@ -653,6 +653,44 @@ static void context_keeps_the_request(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* Two turns in one session: a call's result stored after another turn's
+ * message still goes right after its call; a call with no result gets a
+ * stand-in; a result whose call is outside the window is left out. */
+static void context_pairs_interleaved_results(void)
+{
+    char script[800];
+    snprintf(script, sizeof script, "[%s]", final_step("ok"));
+    th_fake(script, fake_url, sizeof fake_url);
+    long long uid = new_user("ugo");
+    th_exec("INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, 'web')", SID, th_num(uid), NULL);
+    th_exec("INSERT INTO chat_message_history (session_id, role, content, tool_call_id) VALUES"
+            " ($1, 'tool', 'orphan', 'gone1')", SID, NULL);
+    th_exec("INSERT INTO chat_message_history (session_id, role, tool_calls) VALUES ($1, 'assistant',"
+            " '[{\"id\":\"p1\",\"type\":\"function\",\"function\":{\"name\":\"delete_task\",\"arguments\":\"{}\"}},"
+            " {\"id\":\"p2\",\"type\":\"function\",\"function\":{\"name\":\"list_tasks\",\"arguments\":\"{}\"}}]')",
+            SID, NULL);
+    th_exec("INSERT INTO chat_message_history (session_id, role, content) VALUES ($1, 'user', 'meanwhile')", SID, NULL);
+    th_exec("INSERT INTO chat_message_history (session_id, role, content, tool_call_id) VALUES"
+            " ($1, 'tool', 'late result', 'p1')", SID, NULL);
+    pid_t w = worker_on_fake(NULL);
+    long long id = turn(uid, "and now?", 5);
+    CHECK(wait_status(id, "succeeded", 15000));
+    cJSON *reqs = th_fake_requests();
+    const cJSON *msgs = sent_messages(reqs, 0);
+    check_well_formed(msgs, 0);
+    char roles[200] = "";
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        strcat(roles, th_jstr(m, "role"));
+        strcat(roles, ",");
+    }
+    CHECK_STR(roles, "system,assistant,tool,tool,user,user,");
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(msgs, 2), "content"), "late result");
+    CHECK_CONTAINS(th_jstr(cJSON_GetArrayItem(msgs, 3), "content"), "no result");
+    cJSON_Delete(reqs);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 static void truncated_replies(void)
 {
     char *script = script_of(step(NULL, "length", fn_call("t1", "add_task", "{\"title\":\"cut\"}"), NULL),
@@ -860,6 +898,7 @@ const th_test th_agent_tests[] = {
     {"agent_args_trailing_bytes_refused", trailing_bytes_refused, 60, 1},
     {"agent_args_nul_or_overflow_refused", nul_escape_refused, 60, 1},
     {"agent_context_keeps_request", context_keeps_the_request, 60, 1},
+    {"agent_context_pairs_interleaved", context_pairs_interleaved_results, 60, 1},
     {"agent_truncated_reply", truncated_replies, 60, 1},
     {"agent_200_with_error_body", ok_with_error_body, 60, 1},
     {"agent_usage_bounded", usage_is_bounded, 60, 1},
