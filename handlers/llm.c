@@ -5,6 +5,7 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_http.h"
+#include "aq_json.h"
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -141,6 +142,15 @@ static cJSON *tool_call(const cJSON *call, int n)
         cJSON_free(a);
     }
     if (!named) cJSON_AddStringToObject(c, "error", "this call has no function name");
+    /* Postgres refuses invalid UTF-8: store the call readable, and refuse to run it */
+    const char *keys[] = {"name", "arguments"};
+    for (size_t i = 0; i < 2; i++) {
+        char *v = cJSON_GetObjectItemCaseSensitive(c, keys[i])->valuestring;
+        if (aq_utf8_valid(v, strlen(v))) continue;
+        aq_utf8_sanitize(v);
+        if (!cJSON_GetObjectItemCaseSensitive(c, "error"))
+            cJSON_AddStringToObject(c, "error", "the call is not valid UTF-8 (bad bytes shown as '?'); it did not run");
+    }
     return c;
 }
 

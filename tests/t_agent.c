@@ -551,11 +551,12 @@ static void trailing_bytes_refused(void)
     refused_args("quin", "complete_task", "{\"id\":%lld}garbage%lld", "trailing bytes");
 }
 
-static void nul_escape_refused(void)
+static void unstorable_args_refused(void)
 {
     refused_args("rae", "delete_task", "{\"id\":%lld,\"why\":\"a\\u0000b%lld\"}", "u0000 in a string");
     /* valid JSON, but beyond what jsonb holds: refused the same way, not a failed turn */
     refused_args("ray", "delete_task", "{\"id\":%lld,\"n\":1e999999,\"b\":%lld}", "cannot be stored");
+    refused_args("rex", "add_task", "{\"title\":\"\xff%lld\",\"notes\":\"%lld\"}", "not valid UTF-8");
 }
 
 /* The approved call runs with the arguments stored with the action (what the
@@ -896,7 +897,7 @@ const th_test th_agent_tests[] = {
     {"agent_approval_runs_what_was_shown", approval_runs_what_was_shown, 60, 1},
     {"agent_args_duplicate_keys_refused", duplicate_keys_refused, 60, 1},
     {"agent_args_trailing_bytes_refused", trailing_bytes_refused, 60, 1},
-    {"agent_args_nul_or_overflow_refused", nul_escape_refused, 60, 1},
+    {"agent_args_nul_overflow_utf8_refused", unstorable_args_refused, 60, 1},
     {"agent_context_keeps_request", context_keeps_the_request, 60, 1},
     {"agent_context_pairs_interleaved", context_pairs_interleaved_results, 60, 1},
     {"agent_truncated_reply", truncated_replies, 60, 1},
