@@ -225,8 +225,9 @@ static int ask_approval(turn *t, const char *id, const char *name, const char *a
         const char *state = PQresultErrorField(pa, PG_DIAG_SQLSTATE);
         const char *why = PQresultErrorField(pa, PG_DIAG_MESSAGE_PRIMARY);
         int data = state && !strncmp(state, "22", 2);   /* class 22: data exception */
-        if (data) *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
-                                      why ? why : "refused");
+        if (data)
+            *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
+                                why ? why : "refused");
         PQclear(pa);
         return data ? STEP_REFUSED : STEP_ERROR;
     }

@@ -124,7 +124,8 @@ static cJSON *tool_call(const cJSON *call, int n)
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(call, "type");
         const cJSON *other = cJSON_IsString(type) ? cJSON_GetObjectItemCaseSensitive(call, type->valuestring) : NULL;
         const cJSON *oname = cJSON_GetObjectItemCaseSensitive(other, "name");
-        cJSON_AddStringToObject(c, "name", cJSON_IsString(oname) && *oname->valuestring ? oname->valuestring : "unknown");
+        int named = cJSON_IsString(oname) && *oname->valuestring;
+        cJSON_AddStringToObject(c, "name", named ? oname->valuestring : "unknown");
         cJSON_AddStringToObject(c, "arguments", "{}");
         char *why = aq_sprintf("this call has no function object (type \"%.40s\"); only function tools exist, "
                                "call them as type \"function\"", cJSON_IsString(type) ? type->valuestring : "none");
@@ -162,8 +163,10 @@ int aq_llm_parse(const char *body, size_t len, aq_llm_reply *out)
     if (cJSON_IsObject(err)) {   /* a 200 carrying an error: some providers and proxies do this */
         char *text = error_text(err);
         int transient = error_transient(err);
-        fail(out, transient, transient ? "the model is unavailable (provider error %s)"
-                                       : "the model refused the request (provider error %s); check LLM_* settings", text);
+        fail(out, transient,
+             transient ? "the model is unavailable (provider error %s)"
+                       : "the model refused the request (provider error %s); check LLM_* settings",
+             text);
         free(text);
         cJSON_Delete(doc);
         return -1;

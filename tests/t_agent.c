@@ -8,7 +8,9 @@
  * provider error bodies, usage bounds, the per-reply call cap, the key
  * scrub, the date in the prompt. */
 #include "harness.h"
+#include "aq_buf.h"
 #include "aq_json.h"
+#include "llm.h"
 #include <cJSON.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -602,7 +604,11 @@ static void check_well_formed(const cJSON *msgs, int req)
             const char *id = th_jstr(m, "tool_call_id");
             int found = 0;
             for (int k = 0; id && k < cJSON_GetArraySize(open); k++)
-                if (!strcmp(cJSON_GetArrayItem(open, k)->valuestring, id)) { cJSON_DeleteItemFromArray(open, k); found = 1; break; }
+                if (!strcmp(cJSON_GetArrayItem(open, k)->valuestring, id)) {
+                    cJSON_DeleteItemFromArray(open, k);
+                    found = 1;
+                    break;
+                }
             if (!found) th_fail(__FILE__, __LINE__, "request %d message %d: a result without its call", req, i);
         } else {
             if (cJSON_GetArraySize(open))
@@ -880,6 +886,49 @@ static void strict_json_unit(void)
     CHECK(aq_json_strict("{\"a\":\"x\\u0000\"}", 5, NULL, 0) == 0);   /* cut short: unterminated */
 }
 
+/* aq_llm_parse on its own: provider error bodies by type/code, usage bounds,
+ * finish_reason, calls without a function; and aq_scrub. */
+static void llm_parse_unit(void)
+{
+    static const struct { const char *body; int transient; } errs[] = {
+        {"{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"bad\"}}", 0},
+        {"{\"error\":{\"type\":\"authentication_error\",\"message\":\"who\"}}", 0},
+        {"{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"pay\"}}", 0},
+        {"{\"error\":{\"type\":\"rate_limit_exceeded\",\"message\":\"slow\"}}", 1},
+        {"{\"error\":{\"type\":\"server_error\",\"message\":\"oops\"}}", 1},
+        {"{\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}", 1},
+        {"{\"error\":{\"code\":503,\"message\":\"upstream\"}}", 1},
+        {"{\"error\":{\"code\":400,\"message\":\"no\"}}", 0},
+    };
+    for (size_t i = 0; i < sizeof errs / sizeof *errs; i++) {
+        aq_llm_reply r = {0};
+        CHECK_INT(aq_llm_parse(errs[i].body, strlen(errs[i].body), &r), -1);
+        if (r.transient != errs[i].transient) th_fail(__FILE__, __LINE__, "transient %d for %s", r.transient, errs[i].body);
+        CHECK(r.error && strstr(r.error, "provider error"));
+        aq_llm_reply_dispose(&r);
+    }
+    const char *ok = "{\"choices\":[{\"finish_reason\":\"length\",\"message\":{\"content\":\"cut\",\"tool_calls\":["
+                     "{\"type\":\"custom\",\"custom\":{\"name\":\"x\",\"input\":\"y\"}},"
+                     "{\"function\":{\"arguments\":\"{}\"}}]}}],\"usage\":{\"prompt_tokens\":1e10,"
+                     "\"completion_tokens\":7}}";
+    aq_llm_reply r = {0};
+    CHECK_INT(aq_llm_parse(ok, strlen(ok), &r), 0);
+    CHECK_INT(r.truncated, 1);
+    CHECK_INT(r.prompt_tokens, 0);
+    CHECK_INT(r.completion_tokens, 7);
+    CHECK_INT(cJSON_GetArraySize(r.tool_calls), 2);
+    CHECK_CONTAINS(th_jstr(cJSON_GetArrayItem(r.tool_calls, 0), "error"), "no function object");
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(r.tool_calls, 0), "name"), "x");
+    CHECK_CONTAINS(th_jstr(cJSON_GetArrayItem(r.tool_calls, 1), "error"), "no function name");
+    aq_llm_reply_dispose(&r);
+    char *s = aq_scrub(strdup("key k3y and k3y again"), "k3y", "<K>");
+    CHECK_STR(s, "key <K> and <K> again");
+    free(s);
+    s = aq_scrub(strdup("nothing here"), "", "<K>");
+    CHECK_STR(s, "nothing here");
+    free(s);
+}
+
 const th_test th_agent_tests[] = {
     {"agent_two_tool_calls", two_tool_calls_then_reply, 60, 1},
     {"agent_context_window", context_is_last_n_plus_system, 60, 1},
@@ -908,5 +957,6 @@ const th_test th_agent_tests[] = {
     {"agent_api_key_scrubbed", api_key_scrubbed, 60, 1},
     {"agent_prompt_has_date", prompt_has_the_date, 60, 1},
     {"agent_strict_json_unit", strict_json_unit, 10, 0},
+    {"agent_llm_parse_unit", llm_parse_unit, 10, 0},
     {0},
 };
