@@ -67,3 +67,20 @@ char *aq_buf_take(aq_buf *b)
     aq_buf_init(b);
     return p;
 }
+
+char *aq_scrub(char *s, const char *secret, const char *mask)
+{
+    size_t sl = secret ? strlen(secret) : 0;
+    if (!s || !sl || !strstr(s, secret)) return s;
+    aq_buf b;
+    aq_buf_init(&b);
+    const char *p = s, *hit;
+    while ((hit = strstr(p, secret))) {
+        aq_buf_add(&b, p, (size_t)(hit - p));
+        aq_buf_adds(&b, mask);
+        p = hit + sl;
+    }
+    aq_buf_adds(&b, p);
+    free(s);
+    return aq_buf_take(&b);
+}

@@ -16,5 +16,9 @@ void aq_buf_addf(aq_buf *b, const char *fmt, ...) __attribute__((format(printf, 
 void aq_buf_add_json_str(aq_buf *b, const char *s);
 /* Hand the heap string to the caller (who frees it) and re-init the buffer. */
 char *aq_buf_take(aq_buf *b);
+/* s (heap) with every occurrence of secret replaced by mask; returns s itself
+ * when there is none (or secret is empty), else a new heap string and frees
+ * s. For error texts that may echo a credential (a bot token, an API key). */
+char *aq_scrub(char *s, const char *secret, const char *mask);
 
 #endif

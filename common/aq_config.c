@@ -30,6 +30,7 @@ static const var vars[] = {
     NUM(llm_timeout_ms, "LLM_TIMEOUT_MS", "60000", 100, 600000, "timeout of one LLM request"),
     NUM(context_messages, "AGENTQ_CONTEXT_MESSAGES", "20", 1, 1000, "messages of the session the model sees (plus the system prompt)"),
     NUM(agent_max_steps, "AGENTQ_AGENT_MAX_STEPS", "8", 1, 100, "model calls per turn before the turn stops"),
+    NUM(agent_max_tool_calls, "AGENTQ_AGENT_MAX_TOOL_CALLS", "16", 1, 1000, "tool calls run from one model reply; the rest are answered with an error and do not run"),
     NUM(action_ttl_hours, "AGENTQ_ACTION_TTL_HOURS", "24", 1, 8760, "how long a tool call awaiting approval can be decided"),
     STR(telegram_bot_token, "TELEGRAM_BOT_TOKEN", "", "Telegram bot token from @BotFather (empty: Telegram replies are not sent; notify jobs to Telegram fail with that reason)"),
     STR(telegram_api_base, "TELEGRAM_API_BASE", "https://api.telegram.org", "Bot API base URL; requests go to BASE/botTOKEN/METHOD"),

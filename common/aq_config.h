@@ -40,6 +40,7 @@ typedef struct aq_config {
     long llm_timeout_ms;
     long context_messages;
     long agent_max_steps;
+    long agent_max_tool_calls;
     long action_ttl_hours;
     long telegram_timeout_ms;
     long link_code_minutes;

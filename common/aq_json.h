@@ -11,6 +11,13 @@
 size_t aq_json_escape(char *out, size_t cap, const char *s);
 /* True when s[0..n) is well-formed UTF-8 with no NUL bytes. */
 bool aq_utf8_valid(const char *s, size_t n);
+/* True when s[0..n) is exactly one JSON value (RFC 8259) with nothing but
+ * whitespace around it, and none of what parsers disagree on or Postgres'
+ * jsonb refuses: no duplicate member name in any object (compared after
+ * unescaping), no \u0000 or unpaired surrogate escape, no raw control
+ * character, no invalid UTF-8, nesting at most 64 deep. Otherwise false and
+ * a short reason in why (why may be NULL). Pure; any thread. */
+bool aq_json_strict(const char *s, size_t n, char *why, size_t whylen);
 /* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */
 void aq_utf8_sanitize(char *s);
 

@@ -10,21 +10,33 @@
  * re-queues this job, and the step finds the decided action and runs the
  * tool (or tells the model it was declined).
  *
+ * Consent is exact. Every call carries an id of ours (llm.c), so an
+ * approval, looked up by (job, call id), binds to one call: a repeated or
+ * missing provider id never lets a second call ride on it. Arguments must
+ * read alike to every parser (aq_json_strict: no repeated key, no trailing
+ * bytes, no \u0000), and an approved call runs with the arguments stored in
+ * its pending_actions row, the form the user was shown. Calls that must not
+ * run at all (from a reply cut off at the length limit, without a function,
+ * beyond AGENTQ_AGENT_MAX_TOOL_CALLS) are answered with an error result in
+ * the transaction that stores the reply; invalid arguments are answered
+ * when the call's turn comes. Either way the model reads why and the turn
+ * goes on.
+ *
  * input: {"message": text, "session_id": uuid, "channel": "web"|"telegram"|"scheduled"}
- * output: {reply, tool_calls: [{name, arguments, result}], usage}; while
- * waiting: {status: "waiting_for_approval", pending_action, reply, ...}. */
+ * output: {reply, tool_calls: [{name, arguments, result}], usage[, truncated:
+ * true][, stopped: "max_steps"]}; while waiting: {status:
+ * "waiting_for_approval", pending_action, reply, ...}. */
 #include "aq_alloc.h"
 #include "aq_buf.h"
+#include "agent_context.h"
 #include "aq_json.h"
 #include "handlers.h"
 #include "llm.h"
 #include "tools.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SYSTEM_PROMPT "You are the assistant of agentq. You help the user keep track of their tasks with the " \
-    "tools you have. Be brief and concrete. Never invent tasks or ids: use list_tasks."
 
 typedef struct turn {
     aq_ctx *ctx;
@@ -87,6 +99,17 @@ static void apologise(turn *t, const char *why)
     store_message(t, "assistant", msg, NULL, NULL);
 }
 
+/* a call and its result in the output's tool_calls */
+static void note_made(turn *t, const char *name, const char *args_text, const char *result)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "arguments", args_text);
+    cJSON *parsed = cJSON_Parse(result);
+    if (parsed) cJSON_AddItemToObject(m, "result", parsed); else cJSON_AddStringToObject(m, "result", result);
+    cJSON_AddItemToArray(t->made, m);
+}
+
 /* Store a tool's result; for a normal tool run it in the same transaction. */
 static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const char *name, const char *args_text,
                        const cJSON *args, const char *given_result)
@@ -109,23 +132,22 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
     aq_utf8_sanitize(result);
     int ok = store_message(t, "tool", result, NULL, call_id) && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
     if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
-    if (ok) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "name", name);
-        cJSON_AddStringToObject(m, "arguments", args_text);
-        cJSON *parsed = cJSON_Parse(result);
-        if (parsed) cJSON_AddItemToObject(m, "result", parsed); else cJSON_AddStringToObject(m, "result", result);
-        cJSON_AddItemToArray(t->made, m);
-    }
+    if (ok) note_made(t, name, args_text, result);
     free(result);
     free(err);
     return ok ? 0 : -1;
 }
 
-static char *error_json(const char *fmt, const char *detail)
+/* {"error": message} as text (heap) */
+static char *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *error_json(const char *fmt, ...)
 {
     char msg[400];
-    snprintf(msg, sizeof msg, fmt, detail);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    aq_utf8_sanitize(msg);   /* a cut may split a UTF-8 sequence */
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "error", msg);
     char *s = cJSON_PrintUnformatted(e);
@@ -133,7 +155,115 @@ static char *error_json(const char *fmt, const char *detail)
     return s;
 }
 
-enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR };
+/* Why a call cannot run (its error result, heap), or NULL with *tool and
+ * *args (the caller deletes) set. Arguments must be one JSON object that
+ * every reader reads alike: no repeated key, nothing after it, no \u0000
+ * (see aq_json_strict), so what the user is shown is what runs. */
+static char *check_call(const char *name, const char *args_text, const aq_tool **tool, cJSON **args)
+{
+    *args = NULL;
+    *tool = name ? aq_tool_find(name) : NULL;
+    if (!*tool) return error_json("unknown tool '%.100s'", name ? name : "");
+    char why[160];
+    if (!args_text || !aq_json_strict(args_text, strlen(args_text), why, sizeof why))
+        return error_json("the arguments are not a JSON object with each key once (%s); the call did not run: %.200s",
+                          args_text ? why : "none", args_text ? args_text : "");
+    *args = cJSON_Parse(args_text);
+    if (!cJSON_IsObject(*args))
+        return error_json("the arguments are not a JSON object; the call did not run: %.200s", args_text);
+    return NULL;
+}
+
+enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR, STEP_REFUSED };
+enum { DECIDED_RUN, DECIDED_NOT, UNDECIDED, DECISION_DB_FAILED };
+
+/* The user's decision on the approval call `id` (ids are ours and unique, so
+ * an approval binds to this one call). DECIDED_RUN sets *shown to the
+ * arguments as stored and shown to the user (heap): those are what runs.
+ * DECIDED_NOT sets *given to the result telling the model why not. */
+static int decision(turn *t, const char *id, char **shown, char **given)
+{
+    const char *q[] = {t->jid, id};
+    PGresult *pa = NULL;
+    if (!exec_ok(t->db, "SELECT status, arguments::text FROM pending_actions WHERE job_id = $1 AND tool_call_id = $2",
+                 2, q, &pa))
+        return DECISION_DB_FAILED;
+    const char *status = PQntuples(pa) ? PQgetvalue(pa, 0, 0) : "pending";
+    int d = UNDECIDED;
+    if (!strcmp(status, "rejected")) {
+        *given = error_json("%s", "the user declined this action; do not retry it");
+        d = DECIDED_NOT;
+    } else if (!strcmp(status, "expired")) {
+        *given = error_json("%s", "the approval request expired");
+        d = DECIDED_NOT;
+    } else if (!strcmp(status, "approved")) {
+        *shown = aq_strdup(PQgetvalue(pa, 0, 1));
+        d = DECIDED_RUN;
+    }
+    PQclear(pa);
+    return d;
+}
+
+/* Ask the user to approve call `id`: a pending_actions row (kept if a retry
+ * asks again), an expiry job, and the waiting output in *wait_out.
+ * Returns STEP_WAIT, STEP_ERROR, or STEP_REFUSED with *given set when
+ * Postgres refuses the arguments as data (a number beyond numeric's range):
+ * what cannot be stored as shown cannot be approved. */
+static int ask_approval(turn *t, const char *id, const char *name, const char *args_text, cJSON **wait_out,
+                        char **given)
+{
+    char hours[24];
+    snprintf(hours, sizeof hours, "%ld", t->cfg->action_ttl_hours);
+    const char *ins[] = {t->uid, t->jid, t->session, name, args_text, id, hours};
+    PGresult *pa = PQexecParams(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
+                                " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
+                                " now() + make_interval(hours => $7::int))"
+                                " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
+                                " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
+                                " 'expires_at', expires_at)::text", 7, NULL, ins, NULL, NULL, 0);
+    if (PQresultStatus(pa) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(pa, PG_DIAG_SQLSTATE);
+        const char *why = PQresultErrorField(pa, PG_DIAG_MESSAGE_PRIMARY);
+        int data = state && !strncmp(state, "22", 2);   /* class 22: data exception */
+        if (data)
+            *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
+                                why ? why : "refused");
+        PQclear(pa);
+        return data ? STEP_REFUSED : STEP_ERROR;
+    }
+    cJSON *o = output(t, "");
+    char reply[300];
+    snprintf(reply, sizeof reply, "I need your approval to run %s.", name);
+    cJSON_ReplaceItemInObject(o, "reply", cJSON_CreateString(reply));
+    cJSON_AddStringToObject(o, "status", "waiting_for_approval");
+    cJSON *action = cJSON_Parse(PQgetvalue(pa, 0, 0));
+    cJSON_AddItemToObject(o, "pending_action", action);
+    PQclear(pa);
+    /* if nobody decides in time, the action expires and this turn resumes */
+    const cJSON *aid = cJSON_GetObjectItemCaseSensitive(action, "id");
+    char key[48];
+    snprintf(key, sizeof key, "action-expiry:%lld", (long long)cJSON_GetNumberValue(aid));
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddNumberToObject(in, "action_id", cJSON_GetNumberValue(aid));
+    cJSON_AddStringToObject(in, "decision", "expired");
+    aq_enqueue_opts eo = {.run_in_ms = t->cfg->action_ttl_hours * 3600L * 1000L, .idempotency_key = key};
+    aq_ctx_enqueue(t->ctx, "action_decision", in, &eo);
+    cJSON_Delete(in);
+    *wait_out = o;
+    return STEP_WAIT;
+}
+
+/* An approval tool's call: STEP_DONE_CALLS once it is decided (run it with
+ * *shown, or answer it with *given), else STEP_WAIT (asked) or STEP_ERROR. */
+static int approval_gate(turn *t, const char *id, const char *name, const char *args_text, char **shown,
+                         char **given, cJSON **wait_out)
+{
+    int d = decision(t, id, shown, given);
+    if (d == DECISION_DB_FAILED) return STEP_ERROR;
+    if (d != UNDECIDED) return STEP_DONE_CALLS;
+    int rc = ask_approval(t, id, name, args_text, wait_out, given);
+    return rc == STEP_REFUSED ? STEP_DONE_CALLS : rc;
+}
 
 /* Finish the tool calls of this job's latest assistant message that have no
  * result yet. STEP_WAIT sets *wait_out to the output for a pending approval. */
@@ -161,146 +291,27 @@ static int finish_pending(turn *t, cJSON **wait_out)
         cJSON_ArrayForEach(a, answered) done |= cJSON_IsString(a) && !strcmp(a->valuestring, id);
         if (done) continue;
         rc = STEP_DONE_CALLS;
-        const aq_tool *tool = name ? aq_tool_find(name) : NULL;
-        cJSON *args = args_text ? cJSON_Parse(args_text) : NULL;
-        char *given = NULL;
-        if (!tool) given = error_json("unknown tool '%s'", name ? name : "");
-        else if (!cJSON_IsObject(args)) given = error_json("the arguments are not a JSON object: %.200s", args_text ? args_text : "");
+        const aq_tool *tool;
+        cJSON *args;
+        char *given = check_call(name, args_text, &tool, &args), *shown = NULL;
         if (!given && tool->approval) {
-            const char *q[] = {t->jid, id};
-            PGresult *pa = NULL;
-            if (!exec_ok(t->db, "SELECT status FROM pending_actions WHERE job_id = $1 AND tool_call_id = $2", 2, q, &pa)) {
-                cJSON_Delete(args); rc = STEP_ERROR; break;
-            }
-            const char *status = PQntuples(pa) ? PQgetvalue(pa, 0, 0) : NULL;
-            if (status && !strcmp(status, "rejected")) given = error_json("%s", "the user declined this action; do not retry it");
-            else if (status && !strcmp(status, "expired")) given = error_json("%s", "the approval request expired");
-            else if (!status || !strcmp(status, "pending")) {
-                PQclear(pa);
-                pa = NULL;
-                char hours[24];
-                snprintf(hours, sizeof hours, "%ld", t->cfg->action_ttl_hours);
-                const char *ins[] = {t->uid, t->jid, t->session, name, args_text, id, hours};
-                if (!exec_ok(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
-                                    " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
-                                    " now() + make_interval(hours => $7::int))"
-                                    " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
-                                    " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
-                                    " 'expires_at', expires_at)::text", 7, ins, &pa)) {
-                    cJSON_Delete(args); rc = STEP_ERROR; break;
-                }
-                cJSON *o = output(t, "");
-                char reply[300];
-                snprintf(reply, sizeof reply, "I need your approval to run %s.", name);
-                cJSON_ReplaceItemInObject(o, "reply", cJSON_CreateString(reply));
-                cJSON_AddStringToObject(o, "status", "waiting_for_approval");
-                cJSON *action = cJSON_Parse(PQgetvalue(pa, 0, 0));
-                cJSON_AddItemToObject(o, "pending_action", action);
-                PQclear(pa);
-                /* if nobody decides in time, the action expires and this turn resumes */
-                const cJSON *aid = cJSON_GetObjectItemCaseSensitive(action, "id");
-                char key[48];
-                snprintf(key, sizeof key, "action-expiry:%lld", (long long)cJSON_GetNumberValue(aid));
-                cJSON *in = cJSON_CreateObject();
-                cJSON_AddNumberToObject(in, "action_id", cJSON_GetNumberValue(aid));
-                cJSON_AddStringToObject(in, "decision", "expired");
-                aq_enqueue_opts eo = {.run_in_ms = t->cfg->action_ttl_hours * 3600L * 1000L, .idempotency_key = key};
-                aq_ctx_enqueue(t->ctx, "action_decision", in, &eo);
-                cJSON_Delete(in);
+            int gate = approval_gate(t, id, name, args_text, &shown, &given, wait_out);
+            if (gate != STEP_DONE_CALLS) { rc = gate; cJSON_Delete(args); break; }
+            if (shown) {   /* what runs is what the user was shown */
                 cJSON_Delete(args);
-                *wait_out = o;
-                rc = STEP_WAIT;
-                break;
+                args = cJSON_Parse(shown);
             }
-            PQclear(pa);
         }
-        int ok = finish_call(t, tool, id, name ? name : "", args_text ? args_text : "", args, given) == 0;
+        int ok = finish_call(t, tool, id, name ? name : "", shown ? shown : args_text ? args_text : "", args,
+                             given) == 0;
         free(given);
+        free(shown);
         cJSON_Delete(args);
         if (!ok) { rc = STEP_ERROR; break; }
     }
     cJSON_Delete(calls);
     cJSON_Delete(answered);
     return rc;
-}
-
-/* OpenAI-compatible servers refuse an assistant tool call without a tool
- * answer; a call of an earlier turn still awaiting approval gets one here
- * (not stored). */
-static void close_calls(cJSON *msgs, const cJSON *open)
-{
-    const cJSON *id;
-    cJSON_ArrayForEach(id, open) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", "tool");
-        cJSON_AddStringToObject(o, "tool_call_id", id->valuestring);
-        cJSON_AddStringToObject(o, "content", "{\"error\":\"awaiting the user's approval\"}");
-        cJSON_AddItemToArray(msgs, o);
-    }
-}
-
-/* system prompt + standing instructions + the session's last N messages */
-static cJSON *context(turn *t)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%ld", t->cfg->context_messages);
-    const char *p[] = {t->session, n, t->uid};
-    PGresult *r = NULL;
-    if (!exec_ok(t->db, "SELECT (SELECT string_agg('- ' || instruction, E'\\n' ORDER BY id) FROM user_instructions"
-                        " WHERE user_id = $3), coalesce((SELECT json_agg(m ORDER BY m.id) FROM (SELECT id, role,"
-                        " content, tool_calls, tool_call_id FROM chat_message_history WHERE session_id = $1"
-                        " ORDER BY id DESC LIMIT $2::int) m), '[]')::text", 3, p, &r))
-        return NULL;
-    aq_buf sys;
-    aq_buf_init(&sys);
-    aq_buf_adds(&sys, SYSTEM_PROMPT);
-    if (!PQgetisnull(r, 0, 0)) {
-        aq_buf_adds(&sys, "\nThe user's standing instructions:\n");
-        aq_buf_adds(&sys, PQgetvalue(r, 0, 0));
-    }
-    cJSON *msgs = cJSON_CreateArray(), *hist = cJSON_Parse(PQgetvalue(r, 0, 1));
-    PQclear(r);
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "role", "system");
-    cJSON_AddStringToObject(s, "content", sys.p);
-    aq_buf_dispose(&sys);
-    cJSON_AddItemToArray(msgs, s);
-    int leading = 1;
-    cJSON *open = NULL;   /* ids of the last assistant message's calls not yet answered */
-    const cJSON *m;
-    cJSON_ArrayForEach(m, hist) {
-        const char *role = str(m, "role");
-        if (!role || !strcmp(role, "system")) continue;
-        if (leading && !strcmp(role, "tool")) continue;   /* its assistant message fell out of the window */
-        leading = 0;
-        if (!strcmp(role, "tool")) {
-            const char *cid = str(m, "tool_call_id");
-            for (int i = cJSON_GetArraySize(open) - 1; cid && i >= 0; i--)
-                if (!strcmp(cJSON_GetArrayItem(open, i)->valuestring, cid)) cJSON_DeleteItemFromArray(open, i);
-        } else {
-            close_calls(msgs, open);   /* a call still awaiting approval gets a stand-in answer */
-            cJSON_Delete(open);
-            open = NULL;
-        }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", role);
-        const char *content = str(m, "content");
-        if (content) cJSON_AddStringToObject(o, "content", content); else cJSON_AddNullToObject(o, "content");
-        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (cJSON_IsArray(tc)) {
-            cJSON_AddItemToObject(o, "tool_calls", cJSON_Duplicate(tc, 1));
-            open = cJSON_CreateArray();
-            const cJSON *c;
-            cJSON_ArrayForEach(c, tc)
-                if (str(c, "id")) cJSON_AddItemToArray(open, cJSON_CreateString(str(c, "id")));
-        }
-        const char *cid = str(m, "tool_call_id");
-        if (cid) cJSON_AddStringToObject(o, "tool_call_id", cid);
-        cJSON_AddItemToArray(msgs, o);
-    }
-    cJSON_Delete(open);   /* the latest message's open calls are finish_pending's business */
-    cJSON_Delete(hist);
-    return msgs;
 }
 
 /* OpenAI's shape for a stored assistant message's tool calls. */
@@ -320,6 +331,50 @@ static char *stored_calls(const cJSON *calls)
     char *s = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     return s;
+}
+
+/* Why call i of a reply must not run at all (its error result, heap), or NULL. */
+static char *refusal(const turn *t, const aq_llm_reply *reply, const cJSON *call, int i)
+{
+    if (reply->truncated)
+        return error_json("%s", "your reply was cut off at the length limit (finish_reason \"length\"), so this "
+                                "call did not run; send it again, shorter");
+    if (str(call, "error")) return error_json("%s", str(call, "error"));
+    if (i >= t->cfg->agent_max_tool_calls)
+        return error_json("too many tool calls in one reply: only the first %ld run; this one did not",
+                          t->cfg->agent_max_tool_calls);
+    return NULL;
+}
+
+/* Store a reply with tool calls: the assistant message and, in the same
+ * transaction, an error result for every call that must not run, so
+ * finish_pending only ever sees calls it may run. Returns 0, or -1 when the
+ * database failed. */
+static int take_calls(turn *t, const aq_llm_reply *reply)
+{
+    char *calls = stored_calls(reply->tool_calls);
+    int ok = exec_ok(t->db, "BEGIN", 0, NULL, NULL) &&
+             store_message(t, "assistant", reply->content && *reply->content ? reply->content : NULL, calls, NULL);
+    free(calls);
+    cJSON *refused = cJSON_CreateArray();
+    const cJSON *c;
+    int i = 0;
+    cJSON_ArrayForEach(c, reply->tool_calls) {
+        char *why = refusal(t, reply, c, i++);
+        if (why && ok) ok = store_message(t, "tool", why, NULL, str(c, "id"));
+        if (why) cJSON_AddItemToArray(refused, cJSON_CreateString(why));
+        else cJSON_AddItemToArray(refused, cJSON_CreateNull());
+        free(why);
+    }
+    ok = ok && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
+    if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
+    i = 0;
+    cJSON_ArrayForEach(c, reply->tool_calls) {
+        const cJSON *why = cJSON_GetArrayItem(refused, i++);
+        if (ok && cJSON_IsString(why)) note_made(t, str(c, "name"), str(c, "arguments"), why->valuestring);
+    }
+    cJSON_Delete(refused);
+    return ok ? 0 : -1;
 }
 
 aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
@@ -376,7 +431,7 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
             cJSON_AddStringToObject(*out, "stopped", "max_steps");
             break;
         }
-        cJSON *msgs = context(&t);
+        cJSON *msgs = aq_agent_context(t.db, t.session, t.uid, t.jid, t.cfg->context_messages);
         if (!msgs) { aq_ctx_error(ctx, "loading the context: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
         long left = aq_ctx_time_left_ms(ctx) - 1000;
         aq_llm_reply reply;
@@ -397,15 +452,14 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
         t.completion_tokens += reply.completion_tokens;
         if (reply.content) aq_utf8_sanitize(reply.content);
         if (reply.tool_calls) {
-            char *calls = stored_calls(reply.tool_calls);
-            int ok = store_message(&t, "assistant", reply.content && *reply.content ? reply.content : NULL, calls, NULL);
-            free(calls);
+            int ok = take_calls(&t, &reply) == 0;
             aq_llm_reply_dispose(&reply);
             if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
             continue;
         }
         int ok = store_message(&t, "assistant", reply.content, NULL, NULL);
         if (ok) *out = output(&t, reply.content);
+        if (ok && reply.truncated) cJSON_AddBoolToObject(*out, "truncated", 1);   /* cut off at the length limit */
         aq_llm_reply_dispose(&reply);
         if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; }
         break;

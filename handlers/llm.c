@@ -5,11 +5,15 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_http.h"
+#include "aq_json.h"
+#include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_RESPONSE (8u << 20)
+#define ERROR_MAX 600
 
 
 void aq_llm_reply_dispose(aq_llm_reply *r)
@@ -20,14 +24,24 @@ void aq_llm_reply_dispose(aq_llm_reply *r)
     memset(r, 0, sizeof *r);
 }
 
+/* fmt has one %s for detail. Not cut here: the key is scrubbed from the
+ * whole text first (a cut could leave part of it), then cut_error cuts. */
 static int fail(aq_llm_reply *r, int transient, const char *fmt, const char *detail)
 {
-    char msg[600];
-    snprintf(msg, sizeof msg, fmt, detail ? detail : "");
     free(r->error);
-    r->error = aq_strdup(msg);
+    r->error = aq_sprintf(fmt, detail ? detail : "");
     r->transient = transient;
     return -1;
+}
+
+/* Cut an error text to ERROR_MAX bytes, never inside a UTF-8 sequence. */
+static void cut_error(char *e)
+{
+    size_t n = strlen(e);
+    if (n <= ERROR_MAX) return;
+    n = ERROR_MAX;
+    while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80) n--;
+    e[n] = '\0';
 }
 
 /* content: a string, or [{"type":"text","text":...}, ...] (other blocks skipped) */
@@ -46,47 +60,152 @@ static char *content_text(const cJSON *c)
     return b.len ? aq_buf_take(&b) : (aq_buf_dispose(&b), NULL);
 }
 
+/* a token count: an integer in 0..AQ_LLM_MAX_TOKENS, else 0 */
+static long tokens(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    return d >= 0 && d <= (double)AQ_LLM_MAX_TOKENS && d == floor(d) ? (long)d : 0;
+}
+
+/* A provider error object: transient when its type, code or status says
+ * rate limit, overload, server fault or timeout (or a numeric code of 408,
+ * 409, 429 or 5xx); anything else (invalid_request_error, authentication,
+ * insufficient_quota, ...) is permanent. */
+static int error_transient(const cJSON *err)
+{
+    static const char *const hints[] = {"rate_limit", "rate-limit", "ratelimit", "overload", "server_error",
+                                        "internal", "unavailable", "timeout", "timed_out", "capacity",
+                                        "temporar", "busy", NULL};
+    const char *fields[] = {"type", "code", "status"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(err, fields[i]);
+        if (cJSON_IsNumber(v)) {
+            double c = v->valuedouble;
+            if (c == 408 || c == 409 || c == 429 || (c >= 500 && c <= 599)) return 1;
+        } else if (cJSON_IsString(v)) {
+            char low[64];
+            size_t n = 0;
+            for (const char *p = v->valuestring; *p && n + 1 < sizeof low; p++)
+                low[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            low[n] = '\0';
+            for (const char *const *h = hints; *h; h++)
+                if (strstr(low, *h)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* "type: message" of a provider error object (heap) */
+static char *error_text(const cJSON *err)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(err, "type");
+    if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(err, "code");
+    char code[32] = "";
+    if (cJSON_IsNumber(t)) snprintf(code, sizeof code, "%.0f", t->valuedouble);
+    return aq_sprintf("%.60s%s%s", cJSON_IsString(t) ? t->valuestring : code,
+                      (cJSON_IsString(t) || code[0]) && cJSON_IsString(m) ? ": " : "",
+                      cJSON_IsString(m) ? m->valuestring : "");
+}
+
+/* One tool call as {id, name, arguments[, error]}. */
+static cJSON *tool_call(const cJSON *call, int n)
+{
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
+    cJSON *c = cJSON_CreateObject();
+    char idbuf[32];
+    snprintf(idbuf, sizeof idbuf, "call_%d", n);
+    cJSON_AddStringToObject(c, "id", cJSON_IsString(id) ? id->valuestring : idbuf);
+    if (!cJSON_IsObject(fn)) {   /* e.g. {"type": "custom", "custom": {"name", "input"}} */
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(call, "type");
+        const cJSON *other = cJSON_IsString(type) ? cJSON_GetObjectItemCaseSensitive(call, type->valuestring) : NULL;
+        const cJSON *oname = cJSON_GetObjectItemCaseSensitive(other, "name");
+        int named = cJSON_IsString(oname) && *oname->valuestring;
+        cJSON_AddStringToObject(c, "name", named ? oname->valuestring : "unknown");
+        cJSON_AddStringToObject(c, "arguments", "{}");
+        char *why = aq_sprintf("this call has no function object (type \"%.40s\"); only function tools exist, "
+                               "call them as type \"function\"", cJSON_IsString(type) ? type->valuestring : "none");
+        cJSON_AddStringToObject(c, "error", why);
+        free(why);
+        return c;
+    }
+    int named = cJSON_IsString(name) && *name->valuestring;
+    cJSON_AddStringToObject(c, "name", named ? name->valuestring : "unknown");
+    if (cJSON_IsString(args)) {
+        cJSON_AddStringToObject(c, "arguments", args->valuestring);
+    } else {   /* some servers send an object */
+        char *a = args ? cJSON_PrintUnformatted(args) : NULL;
+        cJSON_AddStringToObject(c, "arguments", a ? a : "{}");
+        cJSON_free(a);
+    }
+    if (!named) cJSON_AddStringToObject(c, "error", "this call has no function name");
+    /* Postgres refuses invalid UTF-8: store the call readable, and refuse to run it */
+    const char *keys[] = {"name", "arguments"};
+    for (size_t i = 0; i < 2; i++) {
+        char *v = cJSON_GetObjectItemCaseSensitive(c, keys[i])->valuestring;
+        if (aq_utf8_valid(v, strlen(v))) continue;
+        aq_utf8_sanitize(v);
+        if (!cJSON_GetObjectItemCaseSensitive(c, "error"))
+            cJSON_AddStringToObject(c, "error", "the call is not valid UTF-8 (bad bytes shown as '?'); it did not run");
+    }
+    return c;
+}
+
 int aq_llm_parse(const char *body, size_t len, aq_llm_reply *out)
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     if (!doc) return fail(out, 1, "the model's reply is not JSON%s", NULL);
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(doc, "choices");
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(choices, 0), "message");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    if (cJSON_IsObject(err)) {   /* a 200 carrying an error: some providers and proxies do this */
+        char *text = error_text(err);
+        int transient = error_transient(err);
+        fail(out, transient,
+             transient ? "the model is unavailable (provider error %s)"
+                       : "the model refused the request (provider error %s); check LLM_* settings",
+             text);
+        free(text);
+        cJSON_Delete(doc);
+        return -1;
+    }
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
     if (!cJSON_IsObject(msg)) {
         cJSON_Delete(doc);
         return fail(out, 1, "the model's reply has no choices[0].message%s", NULL);
     }
+    const cJSON *finish = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+    out->truncated = cJSON_IsString(finish) && !strcmp(finish->valuestring, "length");
     out->content = content_text(cJSON_GetObjectItemCaseSensitive(msg, "content"));
     const cJSON *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"), *call;
     int n = 0;
     cJSON_ArrayForEach(call, calls) {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(call, "id");
         if (!out->tool_calls) out->tool_calls = cJSON_CreateArray();
-        cJSON *c = cJSON_CreateObject();
-        char idbuf[32];
-        snprintf(idbuf, sizeof idbuf, "call_%d", n++);
-        cJSON_AddStringToObject(c, "id", cJSON_IsString(id) ? id->valuestring : idbuf);
-        cJSON_AddStringToObject(c, "name", cJSON_IsString(name) ? name->valuestring : "");
-        if (cJSON_IsString(args)) {
-            cJSON_AddStringToObject(c, "arguments", args->valuestring);
-        } else {   /* some servers send an object */
-            char *a = args ? cJSON_PrintUnformatted(args) : NULL;
-            cJSON_AddStringToObject(c, "arguments", a ? a : "{}");
-            cJSON_free(a);
-        }
-        cJSON_AddItemToArray(out->tool_calls, c);
+        cJSON_AddItemToArray(out->tool_calls, tool_call(call, n++));
     }
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(doc, "usage");
-    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-    out->prompt_tokens = cJSON_IsNumber(pt) ? (long)pt->valuedouble : 0;
-    out->completion_tokens = cJSON_IsNumber(ct) ? (long)ct->valuedouble : 0;
+    out->prompt_tokens = tokens(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens"));
+    out->completion_tokens = tokens(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens"));
     cJSON_Delete(doc);
     if (!out->content && !out->tool_calls) out->content = aq_strdup("");
     return 0;
+}
+
+/* Replace every call's id with a fresh random one of ours. */
+static void own_ids(cJSON *calls)
+{
+    cJSON *c;
+    cJSON_ArrayForEach(c, calls) {
+        unsigned char rnd[12];
+        char hex[2 * sizeof rnd + 1], id[40];
+        randombytes_buf(rnd, sizeof rnd);
+        sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+        snprintf(id, sizeof id, "call_%s", hex);
+        cJSON_ReplaceItemInObjectCaseSensitive(c, "id", cJSON_CreateString(id));
+    }
 }
 
 /* The provider's own error message, if its body has one. */
@@ -94,7 +213,7 @@ static char *provider_message(const char *body, size_t len)
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "error"), "message");
-    char *s = cJSON_IsString(m) ? aq_strndup(m->valuestring, strnlen(m->valuestring, 300)) : NULL;
+    char *s = cJSON_IsString(m) ? aq_strdup(m->valuestring) : NULL;
     cJSON_Delete(doc);
     return s;
 }
@@ -104,7 +223,11 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
 {
     memset(out, 0, sizeof *out);
     out->retry_after_ms = -1;
-    if (!strcmp(cfg->llm_provider, "offline")) return aq_llm_offline(messages, out);
+    if (!strcmp(cfg->llm_provider, "offline")) {
+        int rc = aq_llm_offline(messages, out);
+        own_ids(out->tool_calls);
+        return rc;
+    }
     if (strcmp(cfg->llm_provider, "openai"))
         return fail(out, 0, "LLM_PROVIDER=%s: expected offline or openai", cfg->llm_provider);
 
@@ -135,14 +258,20 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
         ret = aq_llm_parse(r.body, r.len, out);
     } else {
         char *pm = provider_message(r.body, r.len);
-        char detail[500];
-        snprintf(detail, sizeof detail, "HTTP %ld%s%s", st, pm ? ": " : "", pm ? pm : "");
+        char *detail = aq_sprintf("HTTP %ld%s%s", st, pm ? ": " : "", pm ? pm : "");
         free(pm);
         int transient = st == 408 || st == 409 || st == 429 || st >= 500;
         ret = fail(out, transient,
                    transient ? "the model is unavailable (%s)" : "the model refused the request (%s); check LLM_* settings",
                    detail);
+        free(detail);
     }
     aq_http_resp_dispose(&r);
+    own_ids(out->tool_calls);
+    /* the provider may quote the key back ("Incorrect API key provided: sk-...") */
+    if (out->error) {
+        out->error = aq_scrub(out->error, cfg->llm_api_key, "<LLM_API_KEY>");
+        cut_error(out->error);
+    }
     return ret;
 }

@@ -6,15 +6,26 @@
  * The reply is normalised whatever shape the provider used: content as a
  * string or a list of content blocks, tool calls as {id, name, arguments}
  * with arguments always a string (possibly not valid JSON: the caller
- * checks), missing fields tolerated. */
+ * checks), missing fields tolerated. Every call gets an id of our own,
+ * random and unique ("call_" + 24 hex digits), never the provider's: the
+ * provider's may be missing or repeated, and an approval binds to one id.
+ * A call that cannot be run as a function (no `function` object, no name)
+ * carries "error" with the reason instead. Token counts that are not
+ * integers in 0..AQ_LLM_MAX_TOKENS count as 0. A 200 whose body is an
+ * `error` object is a failure, transient or not by its type/code. Every
+ * error text is scrubbed of LLM_API_KEY. */
 #ifndef AQ_LLM_H
 #define AQ_LLM_H
 #include <cJSON.h>
 #include "aq_config.h"
 
+/* the most tokens one reply may report for prompt or completion */
+#define AQ_LLM_MAX_TOKENS 1000000000L
+
 typedef struct aq_llm_reply {
     char *content;            /* may be NULL */
-    cJSON *tool_calls;        /* array of {"id","name","arguments"}; NULL when none */
+    cJSON *tool_calls;        /* array of {"id","name","arguments"[,"error"]}; NULL when none */
+    int truncated;            /* finish_reason "length": the reply was cut off */
     long prompt_tokens, completion_tokens;
     /* failure */
     char *error;              /* NULL on success */
@@ -30,7 +41,8 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
 void aq_llm_reply_dispose(aq_llm_reply *r);
 /* The offline responder (used by aq_llm_complete when LLM_PROVIDER=offline). */
 int aq_llm_offline(const cJSON *messages, aq_llm_reply *out);
-/* Parse a /chat/completions response body into out (exposed for unit tests). */
+/* Parse a /chat/completions response body into out (exposed for unit tests);
+ * ids are the provider's here (aq_llm_complete replaces them). */
 int aq_llm_parse(const char *body, size_t len, aq_llm_reply *out);
 
 #endif

@@ -24,24 +24,6 @@ void aq_tg_result_dispose(aq_tg_result *r)
     r->retry_after_ms = -1;
 }
 
-/* s with every occurrence of token replaced (heap; s is freed) */
-static char *scrub(char *s, const char *token)
-{
-    size_t tl = strlen(token);
-    if (!tl || !strstr(s, token)) return s;
-    aq_buf b;
-    aq_buf_init(&b);
-    const char *p = s, *hit;
-    while ((hit = strstr(p, token))) {
-        aq_buf_add(&b, p, (size_t)(hit - p));
-        aq_buf_adds(&b, "<token>");
-        p = hit + tl;
-    }
-    aq_buf_adds(&b, p);
-    free(s);
-    return aq_buf_take(&b);
-}
-
 static void set_error(aq_tg_result *out, const aq_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -52,7 +34,7 @@ static void set_error(aq_tg_result *out, const aq_config *cfg, const char *fmt, 
     char *s = NULL;
     if (vasprintf(&s, fmt, ap) < 0) abort();
     va_end(ap);
-    s = scrub(s, cfg->telegram_bot_token ? cfg->telegram_bot_token : "");
+    s = aq_scrub(s, cfg->telegram_bot_token, "<token>");
     aq_utf8_sanitize(s);   /* it may end up in jobs.error */
     free(out->error);
     out->error = s;

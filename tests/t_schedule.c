@@ -305,7 +305,7 @@ static void create_schedule_tool(void)
                      " AND timezone = 'America/New_York' AND next_run_at > now()"
                      " AND to_char(next_run_at AT TIME ZONE 'America/New_York', 'HH24:MI') = '08:00'", th_num(uid), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1", th_num(uid), NULL), 1);
-    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE tool_call_id = 's2' AND content LIKE '%cron:%'",
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool' AND content LIKE '%cron:%'",
                      NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
