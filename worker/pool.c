@@ -35,6 +35,7 @@ static void *thread_main(void *p)
         jr->next = pool->running;
         if (pool->running) pool->running->prev = jr;
         pool->running = jr;
+        jr->started = 1;
         jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
         pthread_mutex_unlock(&pool->mu);
 
@@ -113,6 +114,15 @@ void aq_pool_each_running(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *
 {
     pthread_mutex_lock(&pool->mu);
     for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void aq_pool_each_held(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
+{
+    pthread_mutex_lock(&pool->mu);
+    for (aq_jobrun *jr = pool->queue_head; jr; jr = jr->next) fn(arg, jr);
+    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
+    for (aq_jobrun *jr = pool->done_head; jr; jr = jr->next) fn(arg, jr);
     pthread_mutex_unlock(&pool->mu);
 }
 
