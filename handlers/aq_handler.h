@@ -98,8 +98,9 @@ void aq_ctx_retry_transient(aq_ctx *ctx, long requested_ms);
  * AQ_EUNAVAIL (database unreachable or failing; nothing open). */
 int aq_ctx_begin_owned(aq_ctx *ctx);
 /* One statement in its own owned transaction (see aq_ctx_begin_owned):
- * 0 (committed; *out, if given, holds its result for the caller to PQclear),
- * AQ_ECONFLICT, AQ_EUNAVAIL, or AQ_EDB (the statement failed; rolled back). */
+ * 0 (committed), AQ_ECONFLICT, AQ_EUNAVAIL, or AQ_EDB (the statement failed
+ * and was rolled back; the ctx error holds its message). With out, *out gets
+ * the statement's result on 0 and on AQ_EDB (the caller PQclears it). */
 int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *const *params, PGresult **out);
 /* Leave an assistant message in session_id (a UUID of the job's own user;
  * created with channel if missing), written in the same transaction as this

@@ -227,7 +227,7 @@ static void rate_limited_then_success(void)
     pid_t w = worker_on_fake(NULL);
     long long id = turn(uid, "hi", 5);
     CHECK(wait_status(id, "succeeded", 15000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 2);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 1);   /* Retry-After spends none */
     cJSON *reqs = th_fake_requests();
     CHECK_INT(cJSON_GetArraySize(reqs), 2);
     double t0 = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(reqs, 0), "ms"));
@@ -244,7 +244,7 @@ static void server_errors_then_failed_with_apology(void)
     th_fake("[{\"status\":500,\"body\":{\"error\":{\"message\":\"upstream exploded\"}},\"repeat\":-1}]",
             fake_url, sizeof fake_url);
     long long uid = new_user("erin");
-    pid_t w = worker_on_fake(NULL);
+    pid_t w = worker_on_fake("AGENTQ_LLM_RETRY_SECONDS=0");   /* no outage budget: each retry spends an attempt */
     long long id = turn(uid, "hi", 3);
     CHECK(wait_status(id, "failed", 20000));
     CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 3);
@@ -289,7 +289,8 @@ static void garbled_replies_and_bad_tool_calls(void)
     pid_t w = worker_on_fake(NULL);
     long long id = turn(uid, "do strange things", 5);
     CHECK(wait_status(id, "succeeded", 20000));
-    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 3);   /* two garbled replies retried */
+    /* two garbled replies retried as transient faults: no attempt spent */
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(id), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE user_id = $1", th_num(uid), NULL), 0);
     CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE session_id = $1 AND tool_call_id = 'b1'"
                      " AND content LIKE '%not a JSON object%'", SID, NULL), 1);

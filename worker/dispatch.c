@@ -135,7 +135,7 @@ int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *con
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         aq_ctx_error(ctx, "%s", PQresultErrorMessage(r));
-        PQclear(r);
+        if (out) *out = r; else PQclear(r);
         PQclear(PQexec(db, "ROLLBACK"));
         return AQ_EDB;
     }
