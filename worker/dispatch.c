@@ -236,12 +236,16 @@ static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *ro
 }
 
 /* Every path to 'failed' ends here: the type's hook, then the failure notice
- * on the reply routes (both become writes of the failing completion). */
+ * on the reply routes (both become writes of the failing completion). When
+ * the input cannot say where (not an object, over the cap, a bad reply_to),
+ * the notice goes to the owner (web inbox and linked chats). */
 static void final_failure(aq_ctx *ctx, const cJSON *input, int routes_ok)
 {
     aq_jobrun *jr = ctx->jr;
     if (jr->handler && jr->handler->on_fail) jr->handler->on_fail(ctx, input, jr->error);
-    aq_routes_enqueue(ctx, routes_ok ? input : NULL, NULL, "failed", jr->error);
+    cJSON *owner = routes_ok ? NULL : cJSON_Parse("{\"reply_to\":[{\"to\":\"owner\"}]}");
+    aq_routes_enqueue(ctx, routes_ok ? input : owner, NULL, "failed", jr->error);
+    cJSON_Delete(owner);
 }
 
 void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
