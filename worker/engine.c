@@ -15,10 +15,12 @@
  * no timer in between: a round is sent the moment the previous one returns.
  *
  * A round holds, in order: completions (successes through arrays, the rest
- * through jsonb_to_recordset, all fenced on locked_by and attempts), follow-up
- * inserts of those jobs (fenced on the parent's new status), 'aq_done' for
- * owned jobs, a claim (FOR UPDATE SKIP LOCKED, LIMIT free slots), and when
- * due: lease extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
+ * through jsonb_to_recordset, all fenced on locked_by and claims), follow-up
+ * inserts and session messages of those jobs (fenced on the parent's new
+ * status, and on its row version being this transaction's, so a resent
+ * completion brings no second copy), 'aq_done' for owned jobs, a claim (FOR
+ * UPDATE SKIP LOCKED, LIMIT free slots), attempt marks, and when due: lease
+ * extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *
@@ -27,10 +29,25 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
  *
- * Leases: every lease/3 the round extends all jobs this worker holds (one
- * UPDATE by locked_by, which stays HOT: locked_until is not indexed). A job
- * past its handler's timeout is completed as a retry and its late result
- * ignored. Any worker re-queues rows whose lease has expired. */
+ * Attempts count runs, not claims: the claim counts only the rows that go to
+ * an idle thread at once (row_number() <= idle threads, in the same UPDATE);
+ * a prefetched row's run is counted by its completion (attempts = c.a, an
+ * absolute value), or, if it is still running at the once-a-second tick, by
+ * a batched mark in the next round. A drain of short jobs thus writes
+ * nothing extra. A prefetched job that kills its worker within that second
+ * goes uncounted; the rescue counts its lost leases (jobs.lost) and the
+ * dispatcher fails it at twice max_attempts of them.
+ *
+ * Leases: every lease/3 the round extends the jobs this worker holds (one
+ * UPDATE by id list and locked_by, which stays HOT: locked_until is not
+ * indexed). By id, not by locked_by alone: a claim whose answer was lost
+ * with the connection may have committed rows this worker never saw, and
+ * they must expire. A job past its handler's timeout is completed as a retry
+ * and its late result ignored (its writes are fenced: aq_ctx_begin_owned);
+ * on its last attempt it goes back to the queue with its attempts spent and
+ * the next claim's dispatcher fails it, running the type's final-failure
+ * hook, which the loop must not. Any worker re-queues rows whose lease has
+ * expired. */
 #include "engine.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
