@@ -188,7 +188,7 @@ static int finish_pending(turn *t, cJSON **wait_out)
                                     " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
                                     " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
                                     " 'expires_at', expires_at)::text", 7, ins, &pa)) {
-                    cJSON_Delete(args); rc = STEP_ERROR; break;
+                    PQclear(pa); cJSON_Delete(args); rc = STEP_ERROR; break;
                 }
                 cJSON *o = output(t, "");
                 char reply[300];

@@ -119,7 +119,6 @@ static void kill9_prefetched_jobs_keep_attempts(void)
         char like[64];
         snprintf(like, sizeof like, "%%:%d:%%", (int)w);
         CHECK(th_wait_int(9, 15000, "SELECT count(*) FROM jobs WHERE status = 'running' AND locked_by LIKE $1", like, NULL));
-        th_sleep_ms(1500);   /* past the once-a-second tick that records started runs */
         CHECK_INT(th_stop(w, SIGKILL, 5000), 128 + SIGKILL);
     }
     CHECK_INT(th_int("SELECT attempts FROM jobs WHERE max_attempts = 100", NULL), 5);

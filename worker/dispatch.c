@@ -260,7 +260,7 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
     if (refused) {
         fail(jr, refused);   /* no handler ran: attempts stay */
     } else {
-        jr->ran = jr->spent = 1;
+        jr->spent = 1;
         aq_job_status st = jr->handler->fn(&ctx, input, &output);
         char *out = output ? cJSON_PrintUnformatted(output) : NULL;
         char *msg = ctx.error ? ctx.error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");

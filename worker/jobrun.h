@@ -33,13 +33,12 @@ typedef struct aq_jobrun {
     long delay_ms;                   /* for "queued" */
     char *followups;                 /* JSON array text or NULL */
     char *says;                      /* session messages (JSON array text) or NULL */
-    int ran;                         /* the handler was called: this run counts */
     int transient;                   /* for "queued"/"failed": 1 transient failure, 0 not, 2 keep the clock */
-    int spent;                       /* for "queued": the run spends an attempt (else attempts stay) */
+    int spent;                       /* the handler ran and the run counts (not for a refusal, a
+                                        hand-back or a transient retry within its budget) */
 
     /* loop-side bookkeeping */
     uint64_t deadline_ms;
-    int started;                     /* taken by a pool thread (set under the pool lock) */
     int marked;                      /* its run is counted in the row, or a mark is on its way */
     int abandoned;                   /* timed out or handed back: ignore the result */
     struct aq_jobrun *prev, *next;

@@ -35,7 +35,6 @@ static void *thread_main(void *p)
         jr->next = pool->running;
         if (pool->running) pool->running->prev = jr;
         pool->running = jr;
-        jr->started = 1;
         jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
         pthread_mutex_unlock(&pool->mu);
 
