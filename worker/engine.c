@@ -580,11 +580,11 @@ static void on_round_done(void *arg, PGresult *res)
                     aq_log(AQ_LOG_ERROR, "worker", c->id, "dropping a completion the database refuses");
                     completion_free(c);
                     r->done = NULL;
-                } else if (c->status[0] != 'f' || c->output || c->followups) {
+                } else if (c->status[0] != 'f' || c->output || c->followups || c->says) {
                     char *why = aq_sprintf("could not record the result: %s", r->errmsg);
                     aq_utf8_sanitize(why);
-                    free(c->output); free(c->followups); free(c->error);
-                    c->output = c->followups = NULL;
+                    free(c->output); free(c->followups); free(c->says); free(c->error);
+                    c->output = c->followups = c->says = NULL;
                     c->error = why;
                     c->status = "failed";
                 }
