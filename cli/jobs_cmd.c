@@ -210,7 +210,7 @@ done:
 /* ---- jobs retry ---- */
 
 #define RETRY_SET \
-    " SET status = 'queued', run_at = now(), attempts = 0, locked_by = NULL," \
+    " SET status = 'queued', run_at = now(), attempts = 0, lost = 0, transient_since = NULL, locked_by = NULL," \
     " locked_until = NULL, started_at = NULL, finished_at = NULL"
 
 /* The row is locked first, so the status seen is the one the update acts on. */

@@ -45,6 +45,8 @@ static const var vars[] = {
     NUM(poll_ms, "AGENTQ_POLL_MS", "1000", 10, 3600000, "fallback poll interval when no NOTIFY arrives"),
     NUM(retry_base_ms, "AGENTQ_RETRY_BASE_MS", "1000", 1, 86400000, "first retry delay; doubles per attempt, with jitter"),
     NUM(retry_max_ms, "AGENTQ_RETRY_MAX_MS", "3600000", 1, 604800000, "cap on the retry delay"),
+    NUM(transient_retry_seconds, "AGENTQ_LLM_RETRY_SECONDS", "600", 0, 604800, "how long a job retries transient failures (model or Telegram outages: connection refused, timeouts, 429, 5xx) without spending attempts, from its first such failure in a row; after that they spend attempts as usual"),
+    NUM(transient_backoff_max_ms, "AGENTQ_TRANSIENT_BACKOFF_MAX_MS", "120000", 1, 86400000, "cap on the backoff between retries of a transient failure (a delay the provider asks for is honoured up to AGENTQ_RETRY_MAX_MS)"),
     NUM(grace_seconds, "AGENTQ_SHUTDOWN_GRACE_SECONDS", "25", 0, 3600, "on SIGTERM, how long running handlers may finish before their jobs are handed back"),
     NUM(max_input_bytes, "AGENTQ_MAX_INPUT_BYTES", "1048576", 2, 268435456, "largest job input a worker will run; larger fails permanently"),
     NUM(retention_hours, "AGENTQ_RETENTION_HOURS", "168", 0, 87600, "succeeded/cancelled jobs older than this are pruned by workers (0 = never); failed jobs stay"),

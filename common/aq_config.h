@@ -27,6 +27,8 @@ typedef struct aq_config {
     long poll_ms;
     long retry_base_ms;
     long retry_max_ms;
+    long transient_retry_seconds;
+    long transient_backoff_max_ms;
     long grace_seconds;
     long max_input_bytes;
     long retention_hours;

@@ -11,6 +11,7 @@
  * turn resumes, telling the model so.
  *
  * input: {"action_id": N, "decision": "approved"|"rejected"|"expired"} */
+#include "aq_error.h"
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
     char aid[24];
     snprintf(aid, sizeof aid, "%lld", (long long)id->valuedouble);
     const char *p[] = {aid, d->valuestring};
-    PGresult *r = PQexecParams(db,
+    PGresult *r = NULL;
+    int rc = aq_ctx_exec_owned(ctx,
         "WITH a AS (UPDATE pending_actions SET status = CASE WHEN expires_at > now() THEN $2 ELSE 'expired' END,"
         " decided_at = now() WHERE id = $1 AND status = 'pending' RETURNING job_id, status),"
         " j AS (UPDATE jobs SET status = 'queued', run_at = now(), attempts = greatest(jobs.attempts - 1, 0),"
@@ -39,9 +41,10 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
         " RETURNING jobs.id),"
         " n AS (SELECT pg_notify('aq_jobs', '') FROM j)"
         " SELECT (SELECT status FROM a), (SELECT id FROM j), (SELECT count(*) FROM n)",
-        2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "deciding action %s: %s", aid, PQresultErrorMessage(r));
+        2, p, &r);   /* only while this run owns the job: a late run decides nothing */
+    if (rc) {
+        if (rc != AQ_ECONFLICT)
+            aq_ctx_error(ctx, "deciding action %s: %s", aid, r ? PQresultErrorMessage(r) : "database unreachable");
         PQclear(r);
         return AQ_JOB_RETRY;
     }

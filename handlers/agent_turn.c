@@ -63,11 +63,21 @@ static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, PGr
     return ok;
 }
 
+#define INSERT_MESSAGE "INSERT INTO chat_message_history (session_id, role, content, tool_calls, tool_call_id, job_id)" \
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6)"
+
+/* Inside a transaction begun with aq_ctx_begin_owned. */
+static int insert_message(turn *t, const char *role, const char *content, const char *tool_calls, const char *call_id)
+{
+    const char *p[] = {t->session, role, content, tool_calls, call_id, t->jid};
+    return exec_ok(t->db, INSERT_MESSAGE, 6, p, NULL);
+}
+
+/* On its own, only while this run owns the job (a late run writes nothing). */
 static int store_message(turn *t, const char *role, const char *content, const char *tool_calls, const char *call_id)
 {
     const char *p[] = {t->session, role, content, tool_calls, call_id, t->jid};
-    return exec_ok(t->db, "INSERT INTO chat_message_history (session_id, role, content, tool_calls, tool_call_id, job_id)"
-                          " VALUES ($1, $2, $3, $4::jsonb, $5, $6)", 6, p, NULL);
+    return aq_ctx_exec_owned(t->ctx, INSERT_MESSAGE, 6, p, NULL) == 0;
 }
 
 static cJSON *usage(const turn *t)
@@ -90,15 +100,6 @@ static cJSON *output(turn *t, const char *reply)
     return o;
 }
 
-/* The turn has failed for good: say so in the session (never silence). */
-static void apologise(turn *t, const char *why)
-{
-    char msg[700];
-    snprintf(msg, sizeof msg, "Sorry, I could not answer this time (%.500s). Please try again later.", why);
-    aq_utf8_sanitize(msg);
-    store_message(t, "assistant", msg, NULL, NULL);
-}
-
 /* a call and its result in the output's tool_calls */
 static void note_made(turn *t, const char *name, const char *args_text, const char *result)
 {
@@ -114,7 +115,7 @@ static void note_made(turn *t, const char *name, const char *args_text, const ch
 static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const char *name, const char *args_text,
                        const cJSON *args, const char *given_result)
 {
-    if (!exec_ok(t->db, "BEGIN", 0, NULL, NULL)) return -1;
+    if (aq_ctx_begin_owned(t->ctx)) return -1;
     char *result = NULL, *err = NULL;
     if (given_result) {
         result = aq_strdup(given_result);
@@ -130,7 +131,7 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
         }
     }
     aq_utf8_sanitize(result);
-    int ok = store_message(t, "tool", result, NULL, call_id) && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
+    int ok = insert_message(t, "tool", result, NULL, call_id) && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
     if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
     if (ok) note_made(t, name, args_text, result);
     free(result);
@@ -215,14 +216,15 @@ static int ask_approval(turn *t, const char *id, const char *name, const char *a
     char hours[24];
     snprintf(hours, sizeof hours, "%ld", t->cfg->action_ttl_hours);
     const char *ins[] = {t->uid, t->jid, t->session, name, args_text, id, hours};
-    PGresult *pa = PQexecParams(t->db, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
-                                " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
-                                " now() + make_interval(hours => $7::int))"
-                                " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
-                                " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
-                                " 'expires_at', expires_at)::text", 7, NULL, ins, NULL, NULL, 0);
-    if (PQresultStatus(pa) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(pa, PG_DIAG_SQLSTATE);
+    PGresult *pa = NULL;
+    int rc = aq_ctx_exec_owned(t->ctx, "INSERT INTO pending_actions (user_id, job_id, session_id, tool, arguments,"
+                               " tool_call_id, expires_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6,"
+                               " now() + make_interval(hours => $7::int))"
+                               " ON CONFLICT (job_id, tool_call_id) DO UPDATE SET status = pending_actions.status"
+                               " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
+                               " 'expires_at', expires_at)::text", 7, ins, &pa);
+    if (rc) {
+        const char *state = pa ? PQresultErrorField(pa, PG_DIAG_SQLSTATE) : NULL;
         const char *why = PQresultErrorField(pa, PG_DIAG_MESSAGE_PRIMARY);
         int data = state && !strncmp(state, "22", 2);   /* class 22: data exception */
         if (data)
@@ -353,21 +355,22 @@ static char *refusal(const turn *t, const aq_llm_reply *reply, const cJSON *call
 static int take_calls(turn *t, const aq_llm_reply *reply)
 {
     char *calls = stored_calls(reply->tool_calls);
-    int ok = exec_ok(t->db, "BEGIN", 0, NULL, NULL) &&
-             store_message(t, "assistant", reply->content && *reply->content ? reply->content : NULL, calls, NULL);
+    int ok = aq_ctx_begin_owned(t->ctx) == 0;
+    int open = ok;
+    ok = ok && insert_message(t, "assistant", reply->content && *reply->content ? reply->content : NULL, calls, NULL);
     free(calls);
     cJSON *refused = cJSON_CreateArray();
     const cJSON *c;
     int i = 0;
     cJSON_ArrayForEach(c, reply->tool_calls) {
         char *why = refusal(t, reply, c, i++);
-        if (why && ok) ok = store_message(t, "tool", why, NULL, str(c, "id"));
+        if (why && ok) ok = insert_message(t, "tool", why, NULL, str(c, "id"));
         if (why) cJSON_AddItemToArray(refused, cJSON_CreateString(why));
         else cJSON_AddItemToArray(refused, cJSON_CreateNull());
         free(why);
     }
     ok = ok && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
-    if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
+    if (!ok && open) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
     i = 0;
     cJSON_ArrayForEach(c, reply->tool_calls) {
         const cJSON *why = cJSON_GetArrayItem(refused, i++);
@@ -440,10 +443,9 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
         cJSON_Delete(msgs);
         t.model_calls++;
         if (reply.error) {
+            /* a final failure's apology is the registry hook's (handlers/apology.c) */
             aq_ctx_error(ctx, "%s", reply.error);
-            int final = !reply.transient || t.job->attempts >= t.job->max_attempts;
-            if (final) apologise(&t, reply.error);
-            if (reply.transient && reply.retry_after_ms >= 0) aq_ctx_retry_after(ctx, reply.retry_after_ms);
+            if (reply.transient) aq_ctx_retry_transient(ctx, reply.retry_after_ms);
             st = reply.transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
             aq_llm_reply_dispose(&reply);
             break;

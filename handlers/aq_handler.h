@@ -11,10 +11,21 @@
  *   AQ_JOB_FAIL   permanent failure, no retry;
  *   AQ_JOB_WAIT   park the job as 'waiting' with *output (e.g. a pending
  *                 approval) until something outside re-queues it.
- * Set the reason for RETRY/FAIL with aq_ctx_error(). The dispatcher has already
- * checked the type, that input is a JSON object, and its size: handlers do
- * not repeat that. Execution is at-least-once: a job may run again after a
- * crash, so handlers make repeats harmless where a repeat would be visible. */
+ * Set the reason for RETRY/FAIL with aq_ctx_error(); for a transient fault (an
+ * outage, a rate limit) call aq_ctx_retry_transient() and return RETRY. The
+ * dispatcher has already checked the type, that input is a JSON object, and
+ * its size: handlers do not repeat that. Execution is at-least-once: a job
+ * may run again after a crash, so handlers make repeats harmless where a
+ * repeat would be visible. A run that timed out or lost its lease keeps
+ * running on its thread until it returns: writes others can see go through
+ * aq_ctx_begin_owned()/aq_ctx_exec_owned(), which refuse once the run no
+ * longer owns the job.
+ *
+ * A type may also have a final-failure hook (registry column on_fail): it
+ * runs on a pool thread on every path to 'failed' — the handler's permanent
+ * failure or last retry, the dispatcher's refusal (bad input, attempts spent
+ * by timeouts or lost leases) — and only there, so what it leaves (follow-up
+ * jobs, session messages) exists once, with the failure. */
 #ifndef AQ_HANDLER_H
 #define AQ_HANDLER_H
 #include <cJSON.h>
@@ -37,6 +48,9 @@ typedef struct aq_job {
 typedef struct aq_ctx aq_ctx;
 
 typedef aq_job_status (*aq_handler_fn)(aq_ctx *ctx, const cJSON *input, cJSON **output);
+/* input: the job's input, or NULL when it is not a JSON object; error: why
+ * the job failed (the future last_error). Pool threads; may block. */
+typedef void (*aq_fail_fn)(aq_ctx *ctx, const cJSON *input, const char *error);
 
 typedef struct aq_handler_def {
     const char *name;
@@ -45,6 +59,7 @@ typedef struct aq_handler_def {
     int timeout_s;      /* past this the job is retried and its late result ignored */
     bool api_enqueue;   /* POST /v1/jobs may create it */
     bool test_only;     /* registered only when AGENTQ_TEST_HANDLERS=1 */
+    aq_fail_fn on_fail; /* final-failure hook, or NULL */
 } aq_handler_def;
 
 /* Options for a follow-up job; zeroed fields take defaults (queue "default",
@@ -68,6 +83,30 @@ PGconn *aq_ctx_db(aq_ctx *ctx);
 void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ask for a specific retry delay (e.g. an upstream Retry-After). */
 void aq_ctx_retry_after(aq_ctx *ctx, long ms);
+/* The failure is transient (connection refused, timeout, 429, 5xx); return
+ * AQ_JOB_RETRY after it. Within AGENTQ_LLM_RETRY_SECONDS of the job's first
+ * transient failure in a row the retry spends no attempt and waits
+ * requested_ms if >= 0 (the provider's Retry-After, capped at
+ * AGENTQ_RETRY_MAX_MS), else a backoff capped at AGENTQ_TRANSIENT_BACKOFF_MAX_MS;
+ * past that budget retries spend attempts, still with the capped backoff. */
+void aq_ctx_retry_transient(aq_ctx *ctx, long requested_ms);
+/* Begin a transaction on aq_ctx_db's connection holding this job's row FOR
+ * SHARE, if this run still owns the job (running, this worker, this claim):
+ * a completion, timeout or rescue then waits for it, and after them the run
+ * is refused. Returns 0 (a transaction is open: COMMIT or ROLLBACK it),
+ * AQ_ECONFLICT (no longer the owner; nothing open; the ctx error says so) or
+ * AQ_EUNAVAIL (database unreachable or failing; nothing open). */
+int aq_ctx_begin_owned(aq_ctx *ctx);
+/* One statement in its own owned transaction (see aq_ctx_begin_owned):
+ * 0 (committed), AQ_ECONFLICT, AQ_EUNAVAIL, or AQ_EDB (the statement failed
+ * and was rolled back; the ctx error holds its message). With out, *out gets
+ * the statement's result on 0 and on AQ_EDB (the caller PQclears it). */
+int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *const *params, PGresult **out);
+/* Leave an assistant message in session_id (a UUID of the job's own user;
+ * created with channel if missing), written in the same transaction as this
+ * job's final completion and only if it commits: for final-failure hooks'
+ * apologies. Returns 0 or AQ_EINVAL (not a UUID). */
+int aq_ctx_session_message(aq_ctx *ctx, const char *session_id, const char *channel, const char *text);
 /* Queue a follow-up job, inserted in the same transaction as this job's final
  * completion (success or permanent failure) and only then; a retry discards
  * it. input is copied. Returns 0 or AQ_EINVAL (unknown type). */

@@ -12,11 +12,14 @@
  * Telegram accepts is recorded at once in telegram_sent (its own commit),
  * and a retry skips recorded chunks: a chunk is sent twice only if the
  * worker dies between Telegram's answer and that insert. 429 waits for
- * retry_after; 5xx and network errors back off; 403 (bot blocked) fails
- * for good and marks the chat's channel inactive; a 400 saying the group
- * became a supergroup (migrate_to_chat_id) moves the chat's channel to the
- * new id and sends the rest there; other 4xx fail for good. */
+ * retry_after; 5xx and network errors back off (capped); both are transient
+ * (aq_ctx_retry_transient: no attempt spent within the outage budget); 403
+ * (bot blocked) fails for good and marks the chat's channel inactive; a 400
+ * saying the group became a supergroup (migrate_to_chat_id) moves the chat's
+ * channel to the new id and sends the rest there; other 4xx fail for good.
+ * Writes and sends happen only while the run owns the job. */
 #include "aq_alloc.h"
+#include "aq_error.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -50,11 +53,16 @@ static aq_job_status to_web(aq_ctx *ctx, PGconn *db, const cJSON *input, const c
     const char *sid = str(input, "session_id");
     const char *p[] = {uid, kind, text, num_text(input, "job_id", jb), num_text(input, "action_id", ab),
                        sid, nid};
-    PGresult *r = PQexecParams(db, "INSERT INTO notifications (user_id, kind, body, job_id, action_id, session_id,"
-                                   " notify_job_id) VALUES ($1, $2, $3, $4, $5, $6::uuid, $7)"
-                                   " ON CONFLICT (notify_job_id) DO UPDATE SET kind = notifications.kind"
-                                   " RETURNING id", 7, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r = NULL;
+    int rc = aq_ctx_exec_owned(ctx, "INSERT INTO notifications (user_id, kind, body, job_id, action_id, session_id,"
+                                    " notify_job_id) VALUES ($1, $2, $3, $4, $5, $6::uuid, $7)"
+                                    " ON CONFLICT (notify_job_id) DO UPDATE SET kind = notifications.kind"
+                                    " RETURNING id", 7, p, &r);
+    if (rc == AQ_ECONFLICT || rc == AQ_EUNAVAIL) {
+        if (rc == AQ_EUNAVAIL) aq_ctx_error(ctx, "storing the notification: %s", PQerrorMessage(db));
+        return AQ_JOB_RETRY;
+    }
+    if (rc) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         aq_ctx_error(ctx, "storing the notification: %s", PQresultErrorMessage(r));
         int bad = state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2));   /* bad value: no retry helps */
@@ -101,11 +109,19 @@ static int sent_chunks(PGconn *db, const char *jid, unsigned char *sent, cJSON *
     return 0;
 }
 
-static void deactivate(PGconn *db, const char *chat, const char *why)
+static void deactivate(aq_ctx *ctx, const char *chat, const char *why)
 {
     const char *p[] = {chat, why};
-    PQclear(PQexecParams(db, "UPDATE channels SET active = false, inactive_reason = $2, updated_at = now()"
-                             " WHERE kind = 'telegram' AND address = $1", 2, NULL, p, NULL, NULL, 0));
+    aq_ctx_exec_owned(ctx, "UPDATE channels SET active = false, inactive_reason = $2, updated_at = now()"
+                           " WHERE kind = 'telegram' AND address = $1", 2, p, NULL);
+}
+
+/* 1 while this run still owns the job: a run past its timeout sends nothing more. */
+static int still_owner(aq_ctx *ctx, PGconn *db)
+{
+    if (aq_ctx_begin_owned(ctx)) return 0;
+    PQclear(PQexec(db, "COMMIT"));
+    return 1;
 }
 
 static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, const char *kind, const char *text,
@@ -150,6 +166,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     int migrated = 0;
     for (int i = 0; i < n; i++) {
         if (sent[i]) continue;
+        if (!still_owner(ctx, db)) { st = AQ_JOB_RETRY; break; }
         char *chunk = aq_strndup(text + starts[i], lens[i]);
         aq_tg_result res;
         aq_tg_send_message(cfg, chat, chunk, i == n - 1 ? markup : NULL, &res);
@@ -192,10 +209,10 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
         }
         aq_ctx_error(ctx, "chunk %d of %d: %s", i + 1, n, res.error ? res.error : "Telegram refused it");
         if (res.status == AQ_TG_RETRY) {
-            if (res.retry_after_ms >= 0) aq_ctx_retry_after(ctx, res.retry_after_ms);
+            aq_ctx_retry_transient(ctx, res.retry_after_ms);   /* an outage or retry_after: no attempt spent */
             st = AQ_JOB_RETRY;
         } else {
-            if (res.status == AQ_TG_BLOCKED) deactivate(db, chat_s, res.error ? res.error : "blocked");
+            if (res.status == AQ_TG_BLOCKED) deactivate(ctx, chat_s, res.error ? res.error : "blocked");
             st = AQ_JOB_FAIL;
         }
         aq_tg_result_dispose(&res);

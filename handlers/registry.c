@@ -1,7 +1,8 @@
 /* registry.c — the one table of job types.
  *
  * To add a job type: write handlers/<type>.c with one function of the
- * aq_handler_fn shape, declare it in handlers.h, and add one row below.
+ * aq_handler_fn shape, declare it in handlers.h, and add one row below
+ * (on_fail: a hook run on every path to 'failed', or NULL; aq_handler.h).
  * Startup (aq_handlers_check) rejects a duplicate name. */
 #include "aq_error.h"
 #include "aq_handler.h"
@@ -11,22 +12,23 @@
 #include <string.h>
 
 const aq_handler_def aq_handler_table[] = {
-    /* name            function              max_att timeout_s api    test_only */
-    {"noop",           aq_handle_noop,           25,     60,  true,  false},
-    {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false},
-    {"action_decision", aq_handle_action_decision, 10,   60,  false, false},
-    {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false},
-    {"notify",         aq_handle_notify,         25,    300,  false, false},
-    {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false},
-    {"test_fail",      aq_handle_test_fail,      25,     60,  false, true},
-    {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true},
-    {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true},
-    {"test_crash",     aq_handle_test_crash,      3,     60,  false, true},
-    {"test_record",    aq_handle_test_record,    25,     60,  false, true},
-    {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true},
-    {"test_followup",  aq_handle_test_followup,  25,     60,  false, true},
-    {"test_output",    aq_handle_test_output,    25,     60,  false, true},
-    {NULL, NULL, 0, 0, false, false},
+    /* name            function              max_att timeout_s api    test_only on_fail */
+    {"noop",           aq_handle_noop,           25,     60,  true,  false, NULL},
+    {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false, aq_fail_apologise},
+    {"action_decision", aq_handle_action_decision, 10,   60,  false, false, NULL},
+    {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false, aq_fail_apologise},
+    {"notify",         aq_handle_notify,         25,    300,  false, false, NULL},
+    {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false, NULL},
+    {"test_fail",      aq_handle_test_fail,      25,     60,  false, true,  NULL},
+    {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true,  NULL},
+    {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true,  NULL},
+    {"test_agent_turn", aq_handle_agent_turn,     5,      3,  false, true,  aq_fail_apologise},
+    {"test_crash",     aq_handle_test_crash,      3,     60,  false, true,  NULL},
+    {"test_record",    aq_handle_test_record,    25,     60,  false, true,  NULL},
+    {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true,  NULL},
+    {"test_followup",  aq_handle_test_followup,  25,     60,  false, true,  NULL},
+    {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL},
+    {NULL, NULL, 0, 0, false, false, NULL},
 };
 
 static bool tests_enabled;

@@ -29,6 +29,7 @@
  * other kinds are acknowledged and ignored. */
 #include "aq_alloc.h"
 #include "aq_log.h"
+#include "aq_error.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -144,7 +145,8 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
      * user, answers "linked" again: that is what a retry of this job sees when
      * an earlier attempt linked the chat and died before completing. */
     const char *p[] = {code, chat_s, from_s};
-    PGresult *r = PQexecParams(db,
+    PGresult *r = NULL;
+    int rc = aq_ctx_exec_owned(ctx,   /* only while this run owns the job: a late run links nothing */
         "WITH c AS (SELECT code, user_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used, used_by"
         "  FROM link_codes WHERE code = $1 FOR UPDATE),"
         " again AS (SELECT c.user_id FROM c JOIN channels h ON h.kind = 'telegram' AND h.address = $2"
@@ -160,9 +162,9 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         " SELECT (SELECT expired FROM c), (SELECT used FROM c), coalesce((SELECT user_id FROM ch),"
         " (SELECT user_id FROM again)), (SELECT name FROM users WHERE id = coalesce((SELECT user_id FROM ch),"
         " (SELECT user_id FROM again)))",
-        3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "linking: %s", PQerrorMessage(db));
+        3, p, &r);
+    if (rc) {
+        if (rc != AQ_ECONFLICT) aq_ctx_error(ctx, "linking: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
         PQclear(r);
         return AQ_JOB_RETRY;
     }

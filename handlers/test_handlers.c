@@ -5,6 +5,7 @@
  *                  fails its first N attempts (N<0: always), then succeeds
  *   test_sleep     {"ms":N}  sleeps, then succeeds
  *   test_hang      the same handler registered with a 2 s timeout
+ *   test_agent_turn   agent_turn itself (handlers/agent_turn.c) with a 3 s timeout
  *   test_crash     kills its own worker process with SIGKILL
  *   test_record    {"sleep_ms":N}  inserts one row per execution into
  *                  test_executions(job_id, attempt, worker_pid, started_at, finished_at),

@@ -123,8 +123,20 @@ static void registry(void)
     }
 }
 
+/* A transient failure's delay grows with the outage, within [base, cap]. */
+static void transient_delay_follows_the_outage(void)
+{
+    CHECK_INT(aq_transient_delay_ms(0, 100, 120000, 0), 50);            /* first failure: base, jittered */
+    CHECK_INT(aq_transient_delay_ms(0, 100, 120000, 50), 100);
+    CHECK_INT(aq_transient_delay_ms(8000, 100, 120000, 0), 4000);       /* 8 s into it: 4..8 s */
+    CHECK_INT(aq_transient_delay_ms(8000, 100, 120000, 4000), 8000);
+    CHECK_INT(aq_transient_delay_ms(3600000, 100, 120000, 0), 60000);   /* capped */
+    CHECK_INT(aq_transient_delay_ms(3600000, 100, 120000, 60000), 120000);
+}
+
 const th_test th_unit_tests[] = {
     {"unit_backoff", backoff_grows_caps_and_jitters, 10, 0},
+    {"unit_transient_delay", transient_delay_follows_the_outage, 10, 0},
     {"unit_retry_decision", retry_decision, 10, 0},
     {"unit_utf8", utf8_validation, 10, 0},
     {"unit_json_buf", json_escape_and_buf, 10, 0},

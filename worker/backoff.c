@@ -18,3 +18,11 @@ long aq_retry_delay_ms(int attempts, int max_attempts, long requested_ms,
     if (requested_ms >= 0) return requested_ms > cap_ms ? cap_ms : requested_ms;
     return aq_backoff_ms(attempts, base_ms, cap_ms, rnd);
 }
+
+long aq_transient_delay_ms(long since_ms, long base_ms, long cap_ms, uint32_t rnd)
+{
+    long d = since_ms < base_ms ? base_ms : since_ms;
+    if (d > cap_ms) d = cap_ms;
+    long half = d / 2;
+    return half + (long)(rnd % (uint32_t)(d - half + 1));
+}

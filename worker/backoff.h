@@ -13,4 +13,10 @@ long aq_backoff_ms(int attempt, long base_ms, long cap_ms, uint32_t rnd);
 long aq_retry_delay_ms(int attempts, int max_attempts, long requested_ms,
                        long base_ms, long cap_ms, uint32_t rnd);
 
+/* Delay before retrying a transient failure (an outage) that spends no
+ * attempt, since_ms into the outage: d = since_ms clamped to [base, cap],
+ * uniform in [d/2, d]. Waiting about as long again as the outage has lasted
+ * doubles the wait each time without a per-job counter. */
+long aq_transient_delay_ms(long since_ms, long base_ms, long cap_ms, uint32_t rnd);
+
 #endif

@@ -1,8 +1,11 @@
 /* dispatch.c — runs one job on a pool thread: the central validation every
- * job passes before its handler (known type, attempts left, input size, input
- * is a JSON object), the handler call, and turning its answer into a row
- * update (status, output JSON, error text, retry delay, follow-up jobs).
- * Also implements the aq_ctx_* calls handlers make (aq_handler.h). */
+ * job passes before its handler (known type, attempts left, lease losses
+ * bounded, input size, input is a JSON object), the handler call, and turning
+ * its answer into a row update (status, output JSON, error text, retry delay,
+ * whether the run spends an attempt, follow-up jobs, session messages). Every
+ * path to 'failed' passes through final_failure(): the type's hook and the
+ * failure notice on the job's reply routes. Also implements the aq_ctx_*
+ * calls handlers make (aq_handler.h), among them the owned (fenced) writes. */
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_db.h"
@@ -24,8 +27,9 @@ struct aq_ctx {
     const aq_config *cfg;
     char *error;
     long retry_ms;
-    aq_buf followups;
-    int nfollowups;
+    int transient;
+    aq_buf followups, says;
+    int nfollowups, nsays;
 };
 
 static __thread PGconn *thread_db;
@@ -33,6 +37,12 @@ static __thread PGconn *thread_db;
 const aq_job *aq_ctx_job(const aq_ctx *ctx) { return &ctx->jr->job; }
 const aq_config *aq_ctx_config(const aq_ctx *ctx) { return ctx->cfg; }
 void aq_ctx_retry_after(aq_ctx *ctx, long ms) { ctx->retry_ms = ms < 0 ? 0 : ms; }
+
+void aq_ctx_retry_transient(aq_ctx *ctx, long requested_ms)
+{
+    ctx->transient = 1;
+    ctx->retry_ms = requested_ms < 0 ? -1 : requested_ms;
+}
 
 long aq_ctx_time_left_ms(const aq_ctx *ctx)
 {
@@ -67,6 +77,76 @@ void aq_dispatch_thread_cleanup(void)
     aq_handlers_thread_cleanup();
 }
 
+static int is_uuid(const char *s)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    for (size_t i = 0; i < sizeof shape - 1; i++)
+        if (!s[i] || (shape[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))) return 0;
+    return s[sizeof shape - 1] == '\0';
+}
+
+int aq_ctx_session_message(aq_ctx *ctx, const char *session_id, const char *channel, const char *text)
+{
+    if (!session_id || !is_uuid(session_id) || !text) return AQ_EINVAL;
+    if (!channel || (strcmp(channel, "web") && strcmp(channel, "telegram") && strcmp(channel, "scheduled")))
+        channel = "web";
+    char *t = aq_strdup(text);
+    aq_utf8_sanitize(t);
+    aq_buf *b = &ctx->says;
+    aq_buf_adds(b, ctx->nsays++ ? "," : "[");
+    aq_buf_addf(b, "{\"parent\":%lld,\"claim\":%d,\"session\":\"%s\",\"channel\":\"%s\",\"content\":",
+                (long long)ctx->jr->job.id, ctx->jr->claim, session_id, channel);
+    aq_buf_add_json_str(b, t);
+    aq_buf_adds(b, "}");
+    free(t);
+    return 0;
+}
+
+int aq_ctx_begin_owned(aq_ctx *ctx)
+{
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) return AQ_EUNAVAIL;
+    PGresult *r = PQexec(db, "BEGIN");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) return AQ_EUNAVAIL;
+    char id[24], claim[16];
+    snprintf(id, sizeof id, "%lld", (long long)ctx->jr->job.id);
+    snprintf(claim, sizeof claim, "%d", ctx->jr->claim);
+    const char *p[] = {id, ctx->jr->worker_id, claim};
+    r = PQexecParams(db, "SELECT 1 FROM jobs WHERE id = $1 AND status = 'running' AND locked_by = $2 AND claims = $3"
+                         " FOR SHARE", 3, NULL, p, NULL, NULL, 0);
+    int rc = PQresultStatus(r) != PGRES_TUPLES_OK ? AQ_EUNAVAIL : PQntuples(r) ? 0 : AQ_ECONFLICT;
+    PQclear(r);
+    if (rc) PQclear(PQexec(db, "ROLLBACK"));
+    if (rc == AQ_ECONFLICT) {
+        aq_ctx_error(ctx, "this run no longer owns the job (timed out, lease lost or cancelled): write refused");
+        aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "write refused: the run no longer owns the job");
+    }
+    return rc;
+}
+
+int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *const *params, PGresult **out)
+{
+    int rc = aq_ctx_begin_owned(ctx);
+    if (rc) return rc;
+    PGconn *db = aq_ctx_db(ctx);
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        aq_ctx_error(ctx, "%s", PQresultErrorMessage(r));
+        if (out) *out = r; else PQclear(r);
+        PQclear(PQexec(db, "ROLLBACK"));
+        return AQ_EDB;
+    }
+    PGresult *c = PQexec(db, "COMMIT");
+    int committed = PQresultStatus(c) == PGRES_COMMAND_OK;
+    PQclear(c);
+    if (!committed) { PQclear(r); return AQ_EDB; }
+    if (out) *out = r; else PQclear(r);
+    return 0;
+}
+
 int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const aq_enqueue_opts *opts)
 {
     if (!job_type || !aq_handler_find(job_type)) return AQ_EINVAL;
@@ -74,7 +154,7 @@ int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const 
     aq_enqueue_opts o = opts ? *opts : (aq_enqueue_opts){0};
     aq_buf *b = &ctx->followups;
     aq_buf_adds(b, ctx->nfollowups++ ? "," : "[");
-    aq_buf_addf(b, "{\"parent\":%lld,\"attempt\":%d,\"type\":", (long long)ctx->jr->job.id, ctx->jr->job.attempts);
+    aq_buf_addf(b, "{\"parent\":%lld,\"claim\":%d,\"type\":", (long long)ctx->jr->job.id, ctx->jr->claim);
     aq_buf_add_json_str(b, job_type);
     if (o.queue) { aq_buf_adds(b, ",\"queue\":"); aq_buf_add_json_str(b, o.queue); }
     if (o.idempotency_key) { aq_buf_adds(b, ",\"key\":"); aq_buf_add_json_str(b, o.idempotency_key); }
@@ -95,11 +175,29 @@ static void fail(aq_jobrun *jr, char *msg)
     jr->error = msg;
 }
 
-/* A retry request: queued with a delay, or failed when attempts are spent. */
-static void retry(aq_jobrun *jr, const aq_config *cfg, char *msg, long requested_ms)
+/* A retry request: queued with a delay, or failed when attempts are spent.
+ * A transient failure within its budget spends no attempt. */
+static void retry(aq_ctx *ctx, char *msg)
 {
-    long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, requested_ms,
-                               cfg->retry_base_ms, cfg->retry_max_ms, randombytes_random());
+    aq_jobrun *jr = ctx->jr;
+    const aq_config *cfg = ctx->cfg;
+    jr->transient = ctx->transient;
+    long cap = cfg->retry_max_ms;
+    if (ctx->transient) {
+        long since = jr->transient_ms < 0 ? 0 : jr->transient_ms;
+        if (since < cfg->transient_retry_seconds * 1000L) {
+            jr->status = "queued";
+            jr->spent = 0;
+            jr->delay_ms = ctx->retry_ms >= 0 ? (ctx->retry_ms < cap ? ctx->retry_ms : cap)
+                         : aq_transient_delay_ms(since, cfg->retry_base_ms, cfg->transient_backoff_max_ms,
+                                                 randombytes_random());
+            jr->error = msg;
+            return;
+        }
+        if (ctx->retry_ms < 0 && cap > cfg->transient_backoff_max_ms) cap = cfg->transient_backoff_max_ms;
+    }
+    long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, ctx->retry_ms, cfg->retry_base_ms, cap,
+                               randombytes_random());
     if (d < 0) {
         jr->status = "failed";
         jr->error = aq_sprintf("%s (gave up after %d attempts)", msg, jr->job.attempts);
@@ -111,71 +209,96 @@ static void retry(aq_jobrun *jr, const aq_config *cfg, char *msg, long requested
     jr->error = msg;
 }
 
+/* Why the dispatcher will not run this job (heap), or NULL. *input gets the
+ * parsed input when it is a JSON object, *routes_ok whether its reply_to is
+ * well-formed. */
+static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *routes_ok)
+{
+    const aq_job *j = &jr->job;
+    *routes_ok = 0;
+    if ((long)jr->input_len <= cfg->max_input_bytes) {
+        cJSON *in = cJSON_ParseWithLength(jr->input, jr->input_len);
+        if (cJSON_IsObject(in)) *input = in; else cJSON_Delete(in);
+    }
+    const char *bad_route = *input ? aq_routes_check(*input) : NULL;
+    *routes_ok = *input && !bad_route;
+    const char *last = jr->last_error ? jr->last_error : "lease expired while running (worker lost)";
+    if (!jr->handler) return aq_sprintf("unknown job type '%s'", j->job_type);
+    if (j->attempts > j->max_attempts) return aq_sprintf("gave up after %d attempts: %s", j->max_attempts, last);
+    if (jr->lost >= 2 * j->max_attempts)
+        return aq_sprintf("gave up: its lease expired %d times, its worker lost each time before the run was"
+                          " recorded (does it crash its worker?); the last: %s", jr->lost, last);
+    if ((long)jr->input_len > cfg->max_input_bytes)
+        return aq_sprintf("input is %zu bytes, over the %ld-byte limit", jr->input_len, cfg->max_input_bytes);
+    if (!*input) return aq_strdup("input is not a JSON object");
+    if (bad_route) return aq_strdup(bad_route);
+    return NULL;
+}
+
+/* Every path to 'failed' ends here: the type's hook, then the failure notice
+ * on the reply routes (both become writes of the failing completion). When
+ * the input cannot say where (not an object, over the cap, a bad reply_to),
+ * the notice goes to the owner (web inbox and linked chats). */
+static void final_failure(aq_ctx *ctx, const cJSON *input, int routes_ok)
+{
+    aq_jobrun *jr = ctx->jr;
+    if (jr->handler && jr->handler->on_fail) jr->handler->on_fail(ctx, input, jr->error);
+    cJSON *owner = routes_ok ? NULL : cJSON_Parse("{\"reply_to\":[{\"to\":\"owner\"}]}");
+    aq_routes_enqueue(ctx, routes_ok ? input : owner, NULL, "failed", jr->error);
+    cJSON_Delete(owner);
+}
+
 void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
 {
     const aq_job *j = &jr->job;
-    if (!jr->handler) {
-        fail(jr, aq_sprintf("unknown job type '%s'", j->job_type));
-        goto out;
-    }
-    if (j->attempts > j->max_attempts) {
-        fail(jr, aq_sprintf("gave up after %d attempts: lease expired while running (worker lost)",
-                            j->max_attempts));
-        goto out;
-    }
-    if ((long)jr->input_len > cfg->max_input_bytes) {
-        fail(jr, aq_sprintf("input is %zu bytes, over the %ld-byte limit", jr->input_len, cfg->max_input_bytes));
-        goto out;
-    }
-    cJSON *input = cJSON_ParseWithLength(jr->input, jr->input_len);
-    if (!cJSON_IsObject(input)) {
-        cJSON_Delete(input);
-        fail(jr, aq_strdup("input is not a JSON object"));
-        goto out;
-    }
-    const char *bad_route = aq_routes_check(input);
-    if (bad_route) {
-        cJSON_Delete(input);
-        fail(jr, aq_strdup(bad_route));
-        goto out;
-    }
-
     aq_ctx ctx = {.jr = jr, .cfg = cfg, .retry_ms = -1};
     aq_buf_init(&ctx.followups);
-    cJSON *output = NULL;
-    aq_job_status st = jr->handler->fn(&ctx, input, &output);
-
-    char *out = output ? cJSON_PrintUnformatted(output) : NULL;
-    char *msg = ctx.error ? ctx.error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");
-    aq_utf8_sanitize(msg);
-    if (st == AQ_JOB_OK && out && !aq_utf8_valid(out, strlen(out))) {
-        free(msg);
-        msg = aq_strdup("handler output is not valid UTF-8");
-        st = AQ_JOB_FAIL;
-    }
-    if (st == AQ_JOB_OK) {
-        jr->status = "succeeded";
-        jr->output = out ? aq_strdup(out) : NULL;
-        free(msg);
-    } else if (st == AQ_JOB_WAIT) {
-        jr->status = "waiting";
-        jr->output = out ? aq_strdup(out) : NULL;
-        free(msg);
-    } else if (st == AQ_JOB_FAIL) {
-        fail(jr, msg);
+    aq_buf_init(&ctx.says);
+    cJSON *input = NULL, *output = NULL;
+    int routes_ok = 0;
+    char *refused = refusal(jr, cfg, &input, &routes_ok);
+    if (refused) {
+        fail(jr, refused);   /* no handler ran: attempts stay */
     } else {
-        retry(jr, cfg, msg, ctx.retry_ms);
+        jr->spent = 1;
+        aq_job_status st = jr->handler->fn(&ctx, input, &output);
+        char *out = output ? cJSON_PrintUnformatted(output) : NULL;
+        char *msg = ctx.error ? ctx.error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");
+        ctx.error = NULL;
+        aq_utf8_sanitize(msg);
+        if (st == AQ_JOB_OK && out && !aq_utf8_valid(out, strlen(out))) {
+            free(msg);
+            msg = aq_strdup("handler output is not valid UTF-8");
+            st = AQ_JOB_FAIL;
+        }
+        if (st == AQ_JOB_OK || st == AQ_JOB_WAIT) {
+            jr->status = st == AQ_JOB_OK ? "succeeded" : "waiting";
+            jr->output = out ? aq_strdup(out) : NULL;
+            free(msg);
+        } else if (st == AQ_JOB_FAIL) {
+            fail(jr, msg);
+        } else {
+            retry(&ctx, msg);
+        }
+        cJSON_free(out);
     }
-    if (jr->status[0] != 'q') aq_routes_enqueue(&ctx, input, output, jr->status, jr->error);
+    if (jr->status[0] == 'f') final_failure(&ctx, input, routes_ok);
+    else if (jr->status[0] != 'q') aq_routes_enqueue(&ctx, input, output, jr->status, jr->error);
+    if (jr->status[0] != 'q') {
+        if (ctx.nfollowups && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
+            aq_buf_adds(&ctx.followups, "]");
+            jr->followups = aq_buf_take(&ctx.followups);
+        }
+        if (ctx.nsays) {
+            aq_buf_adds(&ctx.says, "]");
+            jr->says = aq_buf_take(&ctx.says);
+        }
+    }
     cJSON_Delete(input);
     cJSON_Delete(output);
-    cJSON_free(out);
-    if (ctx.nfollowups && jr->status[0] != 'q' && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
-        aq_buf_adds(&ctx.followups, "]");
-        jr->followups = aq_buf_take(&ctx.followups);
-    }
+    free(ctx.error);
     aq_buf_dispose(&ctx.followups);
-out:
+    aq_buf_dispose(&ctx.says);
     if (jr->status[0] == 'f') aq_log(AQ_LOG_WARN, "dispatch", j->id, "%s failed: %s", j->job_type, jr->error);
 }
 
@@ -186,5 +309,6 @@ void aq_jobrun_destroy(aq_jobrun *jr)
     free(jr->output);
     free(jr->error);
     free(jr->followups);
+    free(jr->says);
     free(jr);
 }

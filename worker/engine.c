@@ -15,10 +15,12 @@
  * no timer in between: a round is sent the moment the previous one returns.
  *
  * A round holds, in order: completions (successes through arrays, the rest
- * through jsonb_to_recordset, all fenced on locked_by and attempts), follow-up
- * inserts of those jobs (fenced on the parent's new status), 'aq_done' for
- * owned jobs, a claim (FOR UPDATE SKIP LOCKED, LIMIT free slots), and when
- * due: lease extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
+ * through jsonb_to_recordset, all fenced on locked_by and claims), follow-up
+ * inserts and session messages of those jobs (fenced on the parent's new
+ * status, and on its row version being this transaction's, so a resent
+ * completion brings no second copy), 'aq_done' for owned jobs, a claim (FOR
+ * UPDATE SKIP LOCKED, LIMIT free slots), attempt marks, and when due: lease
+ * extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *
@@ -27,10 +29,25 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
  *
- * Leases: every lease/3 the round extends all jobs this worker holds (one
- * UPDATE by locked_by, which stays HOT: locked_until is not indexed). A job
- * past its handler's timeout is completed as a retry and its late result
- * ignored. Any worker re-queues rows whose lease has expired. */
+ * Attempts count runs, not claims: the claim counts only the rows that go to
+ * an idle thread at once (row_number() <= idle threads, in the same UPDATE);
+ * a prefetched row's run is counted by its completion (attempts = c.a, an
+ * absolute value), or, if it is still running at the once-a-second tick, by
+ * a batched mark in the next round. A drain of short jobs thus writes
+ * nothing extra. A prefetched job that kills its worker within that second
+ * goes uncounted; the rescue counts its lost leases (jobs.lost) and the
+ * dispatcher fails it at twice max_attempts of them.
+ *
+ * Leases: every lease/3 the round extends the jobs this worker holds (one
+ * UPDATE by id list and locked_by, which stays HOT: locked_until is not
+ * indexed). By id, not by locked_by alone: a claim whose answer was lost
+ * with the connection may have committed rows this worker never saw, and
+ * they must expire. A job past its handler's timeout is completed as a retry
+ * and its late result ignored (its writes are fenced: aq_ctx_begin_owned);
+ * on its last attempt it goes back to the queue with its attempts spent and
+ * the next claim's dispatcher fails it, running the type's final-failure
+ * hook, which the loop must not. Any worker re-queues rows whose lease has
+ * expired. */
 #include "engine.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -55,11 +72,13 @@
 typedef struct completion {
     int64_t id;
     int64_t user_id;         /* owned jobs wake long-polls on 'aq_done' */
-    int attempt;
+    int claim;               /* the fence: jobs.claims of the claim that ran it */
+    int attempts;            /* what jobs.attempts becomes */
     const char *status;
-    char *output, *error, *followups;
+    char *output, *error, *followups, *says;
     long delay_ms;
-    int undo_attempt;        /* handed back without running: do not count the attempt */
+    int transient;           /* SQL_COMPLETE's c.t */
+    int unstarted;           /* handed back before its handler started */
     int isolate, tries;
     struct completion *next;
 } completion;
@@ -80,7 +99,7 @@ typedef struct round {
     completion *done;        /* sent in this round; freed or put back */
     int ndone;
     int nsucceed, ncomplete; /* of those, sent by SQL_SUCCEED / SQL_COMPLETE */
-    int claim_limit;
+    int claim_limit, claim_idle;
     unsigned wake_seq;
     int extend, rescue, prune, setup;
     int failed, conn_lost;
@@ -98,6 +117,9 @@ struct aq_engine {
     uv_timer_t poll_timer, tick_timer, wake_timer, grace_timer;
     int round_inflight;        /* rounds sent and not yet answered, all connections */
     int claiming;              /* slots asked for by claims in flight */
+    int claiming_idle;         /* of those, for idle threads (counted at claim) */
+    aq_buf mark_ids, mark_claims, mark_attempts;   /* runs to count in the next round */
+    int nmarks;
     int want_claim;
     unsigned wake_seq;
     aq_pool *pool;
@@ -119,38 +141,59 @@ static void round_failed(round *r, PGresult *res);
 /* ---- SQL (prepared on every connect) ---- */
 
 static const char SQL_CLAIM[] =
-    "WITH next AS ("
+    "WITH locked AS ("
     " SELECT id FROM jobs"
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
-    " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-    " UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, locked_by = $3,"
-    " locked_until = now() + make_interval(secs => $4::int), started_at = now()"
+    " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
+    " UPDATE jobs j SET status = 'running', attempts = j.attempts + next.counted::int, claims = j.claims + 1,"
+    " locked_by = $3, locked_until = now() + make_interval(secs => $4::int), started_at = now()"
     " FROM next WHERE j.id = next.id"
     " RETURNING j.id, j.job_type, j.queue, j.priority, j.attempts, coalesce(j.max_attempts, 0),"
     " j.input::text, coalesce(j.user_id, 0), j.session_id::text, coalesce(j.parent_id, 0),"
-    " coalesce(j.schedule_id, 0), (extract(epoch FROM j.run_at) * 1000000)::bigint";
+    " coalesce(j.schedule_id, 0), (extract(epoch FROM j.run_at) * 1000000)::bigint,"
+    " j.claims, next.counted::int, j.lost, coalesce((extract(epoch FROM now() - j.transient_since) * 1000)::bigint, -1),"
+    " j.last_error";
 
+/* c.a is the attempts the row keeps (the run counted or not); c.t: 1 this was
+ * a transient failure (start the outage clock if not running), 0 it was not
+ * (stop it), 2 leave it; c.u: handed back before its handler started. */
 static const char SQL_COMPLETE[] =
     "UPDATE jobs j SET status = c.s,"
     " output = CASE WHEN c.s IN ('succeeded', 'waiting') THEN c.o ELSE j.output END,"
     " last_error = coalesce(c.e, j.last_error),"
-    " attempts = j.attempts - c.u,"
+    " attempts = c.a,"
+    " transient_since = CASE c.t WHEN 1 THEN coalesce(j.transient_since, now()) WHEN 2 THEN j.transient_since END,"
     " run_at = CASE WHEN c.s = 'queued' THEN now() + make_interval(secs => c.d / 1000.0) ELSE j.run_at END,"
     " finished_at = CASE WHEN c.s IN ('succeeded', 'failed') THEN now() END,"
     " started_at = CASE WHEN c.u = 1 THEN NULL ELSE j.started_at END,"
     " locked_by = NULL, locked_until = NULL"
-    " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, a int, s text, o jsonb, e text, d bigint, u int)"
-    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.attempts = c.a"
+    " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, k int, a int, s text, o jsonb, e text, d bigint, t int, u int)"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
     " RETURNING j.id";
 
 /* The common case, successes, without JSON parsing on the server: about
  * half the server time per row of SQL_COMPLETE (measured: 4 vs 10 us). */
 static const char SQL_SUCCEED[] =
-    "UPDATE jobs j SET status = 'succeeded', output = c.o, finished_at = now(),"
+    "UPDATE jobs j SET status = 'succeeded', output = c.o, attempts = c.a, transient_since = NULL, finished_at = now(),"
     " locked_by = NULL, locked_until = NULL"
-    " FROM unnest($2::bigint[], $3::int[], $4::jsonb[]) AS c(id, a, o)"
-    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.attempts = c.a"
+    " FROM unnest($2::bigint[], $3::int[], $4::int[], $5::jsonb[]) AS c(id, k, a, o)"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
     " RETURNING j.id";
+
+/* A prefetched job whose handler has started: its run counts from now on
+ * (sent in the next round by the once-a-second tick; most jobs finish
+ * before and their completion carries the count instead). */
+static const char SQL_MARK[] =
+    "UPDATE jobs j SET attempts = m.a"
+    " FROM unnest($2::bigint[], $3::int[], $4::int[]) AS m(id, k, a)"
+    " WHERE j.id = m.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = m.k";
+
+/* Writes that exist only if their parent's completion committed in this same
+ * transaction: the parent's row version is this transaction's (xmin), so a
+ * completion resent after a lost answer (fenced out: its first send
+ * committed) does not insert them twice. */
+#define WRITTEN_HERE "p.xmin = pg_current_xact_id()::xid"
 
 static const char SQL_FOLLOWUP[] =
     "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, session_id,"
@@ -158,17 +201,37 @@ static const char SQL_FOLLOWUP[] =
     " SELECT f.type, coalesce(f.queue, 'default'), coalesce(f.priority, 0), coalesce(f.input, '{}'),"
     " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts,"
     " coalesce(f.user_id, p.user_id), coalesce(f.session_id, p.session_id), p.id, f.key"
-    " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, attempt int, type text, queue text,"
+    " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, claim int, type text, queue text,"
     " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text, user_id bigint, session_id uuid)"
-    " JOIN jobs p ON p.id = f.parent AND p.attempts = f.attempt AND p.status IN ('succeeded', 'failed', 'waiting')"
+    " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
+    " AND " WRITTEN_HERE
     " ON CONFLICT DO NOTHING";
 
-/* SKIP LOCKED: a row locked right now is being completed (by this worker's
- * other connection, typically) and needs no extension; waiting for it could
- * deadlock against that completion. */
+/* Session messages a job leaves with its final completion (the apology of a
+ * failed turn): into a session of the job's own user, created if the turn
+ * never ran far enough to create it. */
+static const char SQL_SAY[] =
+    "WITH f AS (SELECT f.*, p.user_id FROM jsonb_to_recordset($1::jsonb)"
+    " AS f(parent bigint, claim int, session uuid, channel text, content text)"
+    " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
+    " AND p.user_id IS NOT NULL AND " WRITTEN_HERE "),"
+    " s AS (INSERT INTO chat_sessions (id, user_id, channel) SELECT DISTINCT ON (session) session, user_id, channel"
+    " FROM f ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " INSERT INTO chat_message_history (session_id, role, content, job_id)"
+    " SELECT f.session, 'assistant', f.content, f.parent FROM f"
+    " WHERE EXISTS (SELECT 1 FROM s WHERE s.id = f.session)"
+    " OR EXISTS (SELECT 1 FROM chat_sessions cs WHERE cs.id = f.session AND cs.user_id = f.user_id)";
+
+/* Only the jobs this worker holds (by id): a claim whose answer was lost
+ * with the connection committed rows this worker never saw, and extending
+ * everything under its name kept those running forever. SKIP LOCKED: a row
+ * locked right now is being completed (by this worker's other connection,
+ * typically) and needs no extension; waiting for it could deadlock against
+ * that completion. */
 static const char SQL_EXTEND[] =
     "UPDATE jobs SET locked_until = now() + make_interval(secs => $2::int)"
-    " WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND locked_by = $1 FOR UPDATE SKIP LOCKED)";
+    " WHERE id IN (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) AND status = 'running' AND locked_by = $1"
+    " FOR UPDATE SKIP LOCKED)";
 
 static const char SQL_HEARTBEAT[] =
     "INSERT INTO workers (id, host, pid, queues, concurrency, running, jobs_done)"
@@ -180,7 +243,7 @@ static const char SQL_RESCUE[] =
     "WITH expired AS ("
     " SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
     " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-    " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL,"
+    " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL, lost = j.lost + 1,"
     " last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped renewing it',"
     " locked_by = NULL"
     " FROM expired WHERE j.id = expired.id RETURNING j.id";
@@ -228,7 +291,7 @@ static char *registry_json(void)
 
 static const struct { const char *name, *sql; } statements[] = {
     {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_succeed", SQL_SUCCEED},
-    {"aq_followup", SQL_FOLLOWUP},
+    {"aq_followup", SQL_FOLLOWUP}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
     {"aq_prune_side", SQL_PRUNE_SIDE},
@@ -241,6 +304,7 @@ static void completion_free(completion *c)
     free(c->output);
     free(c->error);
     free(c->followups);
+    free(c->says);
     free(c);
 }
 
@@ -274,16 +338,20 @@ static completion *completion_from(const aq_jobrun *jr)
     completion *c = aq_calloc(1, sizeof *c);
     c->id = jr->job.id;
     c->user_id = jr->job.user_id;
-    c->attempt = jr->job.attempts;
+    c->claim = jr->claim;
+    c->attempts = jr->job.attempts;
+    c->transient = 2;
     return c;
 }
 
-/* A job this worker will not finish: back to the queue. */
+/* A job this worker will not finish: back to the queue. Its run counts if
+ * its handler had started. */
 static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *why)
 {
     completion *c = completion_from(jr);
     c->status = "queued";
-    c->undo_attempt = !started;
+    c->unstarted = !started;
+    if (!started) c->attempts--;
     c->error = why ? aq_strdup(why) : NULL;
     push_completion(eng, c);
 }
@@ -306,8 +374,11 @@ static void on_pool_done(void *arg, aq_jobrun *list)
             c->output = jr->output;
             c->error = jr->error;
             c->followups = jr->followups;
+            c->says = jr->says;
             c->delay_ms = jr->delay_ms;
-            jr->output = jr->error = jr->followups = NULL;
+            c->transient = jr->transient;
+            if (!jr->spent) c->attempts--;
+            jr->output = jr->error = jr->followups = jr->says = NULL;
             push_completion(eng, c);
             eng->jobs_done++;
         }
@@ -331,13 +402,14 @@ static aq_jobrun *jobrun_from_row(aq_engine *eng, PGresult *res, int row)
 {
     aq_jobrun *jr = aq_calloc(1, sizeof *jr);
     jr->engine = eng;
+    jr->worker_id = eng->id;
     /* one allocation holds every string column */
-    static const int strcols[] = {1, 2, 6, 8};
+    static const int strcols[] = {1, 2, 6, 8, 16};
     size_t total = 0;
-    for (int i = 0; i < 4; i++) total += (size_t)PQgetlength(res, row, strcols[i]) + 1;
+    for (int i = 0; i < 5; i++) total += (size_t)PQgetlength(res, row, strcols[i]) + 1;
     char *p = jr->strs = aq_malloc(total);
-    const char *s[4];
-    for (int i = 0; i < 4; i++) {
+    const char *s[5];
+    for (int i = 0; i < 5; i++) {
         size_t n = (size_t)PQgetlength(res, row, strcols[i]);
         memcpy(p, PQgetvalue(res, row, strcols[i]), n);
         p[n] = '\0';
@@ -356,6 +428,12 @@ static aq_jobrun *jobrun_from_row(aq_engine *eng, PGresult *res, int row)
     jr->job.parent_id = strtoll(PQgetvalue(res, row, 9), NULL, 10);
     jr->job.schedule_id = strtoll(PQgetvalue(res, row, 10), NULL, 10);
     jr->run_at_us = strtoll(PQgetvalue(res, row, 11), NULL, 10);
+    jr->claim = atoi(PQgetvalue(res, row, 12));
+    jr->counted = jr->marked = atoi(PQgetvalue(res, row, 13));
+    if (!jr->counted) jr->job.attempts++;   /* this run's number all the same */
+    jr->lost = atoi(PQgetvalue(res, row, 14));
+    jr->transient_ms = strtol(PQgetvalue(res, row, 15), NULL, 10);
+    jr->last_error = PQgetisnull(res, row, 16) ? NULL : s[4];
     jr->handler = aq_handler_find(jr->job.job_type);
     int max = atoi(PQgetvalue(res, row, 5));
     jr->job.max_attempts = max > 0 ? max : jr->handler ? jr->handler->max_attempts : 25;
@@ -462,7 +540,7 @@ static void arm_retry_wake(aq_engine *eng, const completion *done)
 {
     long soonest = -1;
     for (const completion *c = done; c; c = c->next)
-        if (c->status[0] == 'q' && !c->undo_attempt && (soonest < 0 || c->delay_ms < soonest))
+        if (c->status[0] == 'q' && !c->unstarted && (soonest < 0 || c->delay_ms < soonest))
             soonest = c->delay_ms;
     if (soonest < 0 || soonest >= eng->cfg->poll_ms || eng->stopping) return;
     uint64_t due = (uint64_t)soonest + 2;
@@ -477,6 +555,7 @@ static void on_round_done(void *arg, PGresult *res)
     eng->round_inflight--;
     r->c->inflight--;
     eng->claiming -= r->claim_limit;
+    eng->claiming_idle -= r->claim_idle;
     if (!res) r->conn_lost = 1;
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
@@ -501,11 +580,11 @@ static void on_round_done(void *arg, PGresult *res)
                     aq_log(AQ_LOG_ERROR, "worker", c->id, "dropping a completion the database refuses");
                     completion_free(c);
                     r->done = NULL;
-                } else if (c->status[0] != 'f' || c->output || c->followups) {
+                } else if (c->status[0] != 'f' || c->output || c->followups || c->says) {
                     char *why = aq_sprintf("could not record the result: %s", r->errmsg);
                     aq_utf8_sanitize(why);
-                    free(c->output); free(c->followups); free(c->error);
-                    c->output = c->followups = NULL;
+                    free(c->output); free(c->followups); free(c->says); free(c->error);
+                    c->output = c->followups = c->says = NULL;
                     c->error = why;
                     c->status = "failed";
                 }
@@ -562,16 +641,26 @@ static void send_done_notify(round *r)
     aq_buf_dispose(&ids);
 }
 
+/* Append a JSON array's elements (text "[...]") to an array being built in b. */
+static void add_json_elems(aq_buf *b, const char *arr)
+{
+    aq_buf_adds(b, b->len ? "," : "[");
+    aq_buf_add(b, arr + 1, strlen(arr) - 2);   /* strip [ ] */
+}
+
 static void send_complete(aq_engine *eng, round *r)
 {
-    aq_buf params, follow, ids, attempts, outputs;
+    aq_buf params, follow, says, ids, claims, attempts, outputs;
     aq_buf_init(&params);
     aq_buf_init(&follow);
+    aq_buf_init(&says);
     aq_buf_init(&ids);
+    aq_buf_init(&claims);
     aq_buf_init(&attempts);
     aq_buf_init(&outputs);
     aq_buf_adds(&params, "[");
     aq_buf_adds(&ids, "{");
+    aq_buf_adds(&claims, "{");
     aq_buf_adds(&attempts, "{");
     aq_buf_adds(&outputs, "{");
     completion **tail = &r->done;
@@ -588,29 +677,29 @@ static void send_complete(aq_engine *eng, round *r)
         r->ndone++;
         if (c->status[0] == 's' && !c->error) {
             aq_buf_addf(&ids, "%s%lld", r->nsucceed ? "," : "", (long long)c->id);
-            aq_buf_addf(&attempts, "%s%d", r->nsucceed ? "," : "", c->attempt);
+            aq_buf_addf(&claims, "%s%d", r->nsucceed ? "," : "", c->claim);
+            aq_buf_addf(&attempts, "%s%d", r->nsucceed ? "," : "", c->attempts);
             add_array_elem(&outputs, c->output);
             r->nsucceed++;
         } else {
-            aq_buf_addf(&params, "%s{\"id\":%lld,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"u\":%d",
-                        r->ncomplete++ ? "," : "", (long long)c->id, c->attempt, c->status, c->delay_ms,
-                        c->undo_attempt);
+            aq_buf_addf(&params, "%s{\"id\":%lld,\"k\":%d,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"t\":%d,\"u\":%d",
+                        r->ncomplete++ ? "," : "", (long long)c->id, c->claim, c->attempts, c->status, c->delay_ms,
+                        c->transient, c->unstarted);
             if (c->output) { aq_buf_adds(&params, ",\"o\":"); aq_buf_adds(&params, c->output); }
             if (c->error) { aq_buf_adds(&params, ",\"e\":"); aq_buf_add_json_str(&params, c->error); }
             aq_buf_adds(&params, "}");
         }
-        if (c->followups && c->status[0] != 'q') {
-            aq_buf_adds(&follow, follow.len ? "," : "[");
-            aq_buf_add(&follow, c->followups + 1, strlen(c->followups) - 2);  /* strip [ ] */
-        }
+        if (c->followups && c->status[0] != 'q') add_json_elems(&follow, c->followups);
+        if (c->says && c->status[0] != 'q') add_json_elems(&says, c->says);
     }
     aq_buf_adds(&params, "]");
     aq_buf_adds(&ids, "}");
+    aq_buf_adds(&claims, "}");
     aq_buf_adds(&attempts, "}");
     aq_buf_adds(&outputs, "}");
     if (r->nsucceed) {
-        const char *p[] = {eng->id, ids.p, attempts.p, outputs.p};
-        aq_pgloop_exec(r->c->pg, "aq_succeed", 4, p, on_succeed, r);
+        const char *p[] = {eng->id, ids.p, claims.p, attempts.p, outputs.p};
+        aq_pgloop_exec(r->c->pg, "aq_succeed", 5, p, on_succeed, r);
     }
     if (r->ncomplete) {
         const char *p[] = {eng->id, params.p};
@@ -622,8 +711,15 @@ static void send_complete(aq_engine *eng, round *r)
         const char *fp[] = {follow.p};
         aq_pgloop_exec(r->c->pg, "aq_followup", 1, fp, on_step, r);
     }
+    if (says.len) {
+        aq_buf_adds(&says, "]");
+        const char *sp[] = {says.p};
+        aq_pgloop_exec(r->c->pg, "aq_say", 1, sp, on_step, r);
+    }
     aq_buf_dispose(&params);
     aq_buf_dispose(&follow);
+    aq_buf_dispose(&says);
+    aq_buf_dispose(&claims);
     aq_buf_dispose(&ids);
     aq_buf_dispose(&attempts);
     aq_buf_dispose(&outputs);
@@ -651,10 +747,30 @@ static void send_setup(conn *c)
     if (aq_pgloop_sync(c->pg, on_round_done, r)) { c->inflight--; c->eng->round_inflight--; free(r); }
 }
 
+static void add_held_id(void *arg, aq_jobrun *jr)
+{
+    aq_buf *b = arg;
+    aq_buf_addf(b, "%s%lld", b->len > 1 ? "," : "", (long long)jr->job.id);
+}
+
+/* The ids of every job this worker holds (claimed and not yet completed), as
+ * a Postgres array literal (heap). */
+static char *held_ids(aq_engine *eng)
+{
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "{");
+    aq_pool_each_held(eng->pool, add_held_id, &b);
+    for (completion *c = eng->done_head; c; c = c->next)
+        aq_buf_addf(&b, "%s%lld", b.len > 1 ? "," : "", (long long)c->id);
+    aq_buf_adds(&b, "}");
+    return aq_buf_take(&b);
+}
+
 /* What the next round would carry; 0 when there is nothing to send. */
 static int round_has_work(aq_engine *eng, uint64_t now, int free_slots)
 {
-    return eng->done_head || (!eng->stopping && eng->want_claim && free_slots > 0) ||
+    return eng->done_head || eng->nmarks || (!eng->stopping && eng->want_claim && free_slots > 0) ||
            (now >= eng->next_extend && !eng->finishing) || (now >= eng->next_rescue && !eng->stopping) ||
            (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0);
 }
@@ -690,20 +806,39 @@ static int pump_conn(aq_engine *eng, conn *c)
     }
     if (!eng->stopping && eng->want_claim && free_slots > 0) {
         r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
+        /* rows that go to an idle thread at once are counted by the claim;
+         * the rest (prefetched) count when they start (see the DESIGN above) */
+        int idle = eng->opts.concurrency - eng->held - eng->claiming_idle;
+        r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;
         eng->claiming += r->claim_limit;
-        char limit[16];
+        eng->claiming_idle += r->claim_idle;
+        char limit[16], counted[16];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
-        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease};
-        aq_pgloop_exec(r->c->pg, "aq_claim", 4, p, on_claim, r);
+        snprintf(counted, sizeof counted, "%d", r->claim_idle);
+        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted};
+        aq_pgloop_exec(r->c->pg, "aq_claim", 5, p, on_claim, r);
+    }
+    if (eng->nmarks) {
+        aq_buf_adds(&eng->mark_ids, "}");
+        aq_buf_adds(&eng->mark_claims, "}");
+        aq_buf_adds(&eng->mark_attempts, "}");
+        const char *p[] = {eng->id, eng->mark_ids.p, eng->mark_claims.p, eng->mark_attempts.p};
+        aq_pgloop_exec(r->c->pg, "aq_mark", 4, p, on_step, r);   /* lost with a failed round: the completion counts it */
+        aq_buf_reset(&eng->mark_ids);
+        aq_buf_reset(&eng->mark_claims);
+        aq_buf_reset(&eng->mark_attempts);
+        eng->nmarks = 0;
     }
     if (now >= eng->next_extend && !eng->finishing) {
         char running[16], done[24];
         snprintf(running, sizeof running, "%d", eng->held - eng->abandoned);
         snprintf(done, sizeof done, "%lld", eng->jobs_done);
-        const char *pe[] = {eng->id, eng->lease};
+        char *held = held_ids(eng);
+        const char *pe[] = {eng->id, eng->lease, held};
         const char *ph[] = {eng->id, eng->host, eng->pidstr, eng->opts.queues, eng->conc, running, done};
-        aq_pgloop_exec(r->c->pg, "aq_extend", 2, pe, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_extend", 3, pe, on_step, r);
+        free(held);
         aq_pgloop_exec(r->c->pg, "aq_heartbeat", 7, ph, on_step, r);
         r->extend = 1;
         eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
@@ -732,6 +867,7 @@ static int pump_conn(aq_engine *eng, conn *c)
         eng->round_inflight--;
         c->inflight--;
         eng->claiming -= r->claim_limit;
+        eng->claiming_idle -= r->claim_idle;
         requeue_completions(eng, r->done, 0);
         free(r);
         return 0;
@@ -788,18 +924,39 @@ static void check_timeout(void *arg, aq_jobrun *jr)
     completion *c = completion_from(jr);
     long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, -1, eng->cfg->retry_base_ms,
                                eng->cfg->retry_max_ms, randombytes_random());
-    c->status = d < 0 ? "failed" : "queued";
+    /* The last attempt is not failed here: the loop cannot run the type's
+     * final-failure hook (it may block). Back to the queue with its attempts
+     * spent, the next claim's dispatcher fails it for good and runs the hook. */
+    c->status = "queued";
     c->delay_ms = d < 0 ? 0 : d;
     c->error = aq_sprintf("timed out after %d s", timeout_s);
     push_completion(eng, c);
     aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s", jr->job.job_type, c->error);
 }
 
-/* Every second: timeouts, and due maintenance (extend, rescue, prune). */
+/* A prefetched job whose handler started since the last tick: count its run. */
+static void mark_started(void *arg, aq_jobrun *jr)
+{
+    aq_engine *eng = arg;
+    if (jr->marked || jr->abandoned) return;
+    jr->marked = 1;
+    const char *sep = eng->nmarks++ ? "," : "{";
+    aq_buf_addf(&eng->mark_ids, "%s%lld", sep, (long long)jr->job.id);
+    aq_buf_addf(&eng->mark_claims, "%s%d", sep, jr->claim);
+    aq_buf_addf(&eng->mark_attempts, "%s%d", sep, jr->job.attempts);
+}
+
+static void on_running(void *arg, aq_jobrun *jr)
+{
+    check_timeout(arg, jr);
+    mark_started(arg, jr);
+}
+
+/* Every second: timeouts, marks, and due maintenance (extend, rescue, prune). */
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    aq_pool_each_running(eng->pool, check_timeout, eng);
+    aq_pool_each_running(eng->pool, on_running, eng);
     pump(eng);
     maybe_finish(eng);
 }
@@ -916,6 +1073,9 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
         c->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
     }
     eng->pool = aq_pool_create(loop, opts->concurrency, cfg, on_pool_done, eng);
+    aq_buf_init(&eng->mark_ids);
+    aq_buf_init(&eng->mark_claims);
+    aq_buf_init(&eng->mark_attempts);
     uv_timer_init(loop, &eng->poll_timer);
     uv_timer_init(loop, &eng->tick_timer);
     uv_timer_init(loop, &eng->wake_timer);

@@ -13,7 +13,13 @@
 
 typedef struct aq_jobrun {
     void *engine;
-    aq_job job;
+    const char *worker_id;           /* the engine's locked_by */
+    aq_job job;                      /* job.attempts: this run's number */
+    int claim;                       /* jobs.claims of this claim: the fence */
+    int counted;                     /* the claim already counted this run */
+    int lost;                        /* jobs.lost: leases expired so far */
+    long transient_ms;               /* since the job's first transient failure in a row; -1 none */
+    const char *last_error;          /* jobs.last_error at claim, or NULL */
     const aq_handler_def *handler;   /* NULL: unknown type */
     const char *input;               /* jobs.input as text */
     size_t input_len;
@@ -26,9 +32,14 @@ typedef struct aq_jobrun {
     char *error;                     /* valid UTF-8 or NULL */
     long delay_ms;                   /* for "queued" */
     char *followups;                 /* JSON array text or NULL */
+    char *says;                      /* session messages (JSON array text) or NULL */
+    int transient;                   /* for "queued"/"failed": 1 transient failure, 0 not, 2 keep the clock */
+    int spent;                       /* the handler ran and the run counts (not for a refusal, a
+                                        hand-back or a transient retry within its budget) */
 
     /* loop-side bookkeeping */
     uint64_t deadline_ms;
+    int marked;                      /* its run is counted in the row, or a mark is on its way */
     int abandoned;                   /* timed out or handed back: ignore the result */
     struct aq_jobrun *prev, *next;
 } aq_jobrun;

@@ -116,6 +116,15 @@ void aq_pool_each_running(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *
     pthread_mutex_unlock(&pool->mu);
 }
 
+void aq_pool_each_held(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
+{
+    pthread_mutex_lock(&pool->mu);
+    for (aq_jobrun *jr = pool->queue_head; jr; jr = jr->next) fn(arg, jr);
+    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
+    for (aq_jobrun *jr = pool->done_head; jr; jr = jr->next) fn(arg, jr);
+    pthread_mutex_unlock(&pool->mu);
+}
+
 void aq_pool_close(aq_pool *pool)
 {
     pthread_mutex_lock(&pool->mu);

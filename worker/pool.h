@@ -23,6 +23,9 @@ void aq_pool_submit(aq_pool *pool, aq_jobrun *list);
 aq_jobrun *aq_pool_take_queued(aq_pool *pool);
 /* Call fn on every running job under the pool lock (fn may set ->abandoned). */
 void aq_pool_each_running(aq_pool *pool, void (*fn)(void *arg, aq_jobrun *jr), void *arg);
+/* Call fn on every job the pool holds (queued, running, or done and not yet
+ * collected) under the pool lock; fn must not change them. Loop thread. */
+void aq_pool_each_held(aq_pool *pool, void (*fn)(void *arg, aq_jobrun *jr), void *arg);
 /* Stop the threads once they finish their current job (does not wait). */
 void aq_pool_close(aq_pool *pool);
 /* After aq_pool_close: wait up to ms for the threads to exit (a handler
