@@ -13,6 +13,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -688,6 +691,195 @@ static void bad_usage_exits_2(void)
     th_cli_free(&r);
 }
 
+/* --help (or -h) anywhere after a command prints that command's usage on
+ * stdout, exits 0 and does nothing else: every command of the table (read
+ * from `agentq --help`), the subcommand forms, and help after real
+ * arguments. Nothing changes: no user is created, no job cancelled, retried
+ * or pruned, and a fresh database gets no schema_migrations table. */
+static void help_never_acts(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status) VALUES ('noop', 'queued')", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at, last_error)"
+            " VALUES ('noop', 'failed', now() - interval '30 days', 'x')", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at)"
+            " VALUES ('noop', 'succeeded', now() - interval '30 days')", NULL);
+    char *dbname = th_str("SELECT current_database()", NULL);
+    char fresh[128], url[700], key[128];
+    snprintf(fresh, sizeof fresh, "%s_fresh", dbname);
+    free(dbname);
+    char *create = NULL;
+    if (asprintf(&create, "CREATE DATABASE %s", fresh) < 0) exit(1);
+    th_exec(create, NULL);
+    free(create);
+    snprintf(url, sizeof url, "DATABASE_URL=%s dbname=%s", th_db_url(), fresh);
+    snprintf(key, sizeof key, "AGENTQ_SECRET_KEY=%s", TH_SECRET_KEY);
+    const char *const env[] = {url, key, NULL};
+    long long users = th_int("SELECT count(*) FROM users", NULL);
+
+    /* the commands, as `agentq --help` lists them ("  NAME  what it does") */
+    th_cli_run top = CLI("--help");
+    CHECK_INT(top.status, 0);
+    char names[32][32];
+    int n = 0;
+    for (const char *line = top.out; line && *line && n < 32; line = strchr(line, '\n')) {
+        if (*line == '\n') line++;
+        if (line[0] == ' ' && line[1] == ' ' && line[2] >= 'a' && line[2] <= 'z') {
+            size_t len = strcspn(line + 2, " \n");
+            if (len < sizeof names[0]) snprintf(names[n++], sizeof names[0], "%.*s", (int)len, line + 2);
+        }
+    }
+    th_cli_free(&top);
+    CHECK(n >= 10);
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < 2; h++) {
+            const char *const args[] = {names[i], h ? "-h" : "--help", NULL};
+            th_cli_run r = th_cli(env, args);
+            char want[64];
+            snprintf(want, sizeof want, "usage: agentq %s", names[i]);
+            CHECK_INT(r.status, 0);
+            CHECK(!strncmp(r.out, want, strlen(want)));
+            CHECK_STR(r.err, "");
+            th_cli_free(&r);
+        }
+    }
+    static const char *const forms[][6] = {
+        {"users", "add", "--help", NULL},        {"users", "add", "alice", "--help", NULL},
+        {"users", "add", "bob", "--operator", "-h", NULL},
+        {"migrate", "--help", NULL},              {"cron", "next", "--help", NULL},
+        {"cron", "next", "* * * * *", "-h", NULL}, {"telegram", "poll", "--help", NULL},
+        {"telegram", "poll", "--once", "--help", NULL}, {"jobs", "cancel", "1", "--help", NULL},
+        {"jobs", "retry", "--failed", "--help", NULL},  {"jobs", "retry", "2", "-h", NULL},
+        {"prune", "--older-than", "1s", "--failed", "--help", NULL},
+        {"schedules", "ls", "--help", NULL},      {"stats", "--json", "--help", NULL},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        const char *const *args = forms[i];
+        th_cli_run r = th_cli(env, args);
+        char want[64];
+        snprintf(want, sizeof want, "usage: agentq %s", args[0]);
+        if (r.status != 0 || strncmp(r.out, want, strlen(want)) || r.err[0])
+            th_fail(__FILE__, __LINE__, "agentq %s %s ...: status %d, stdout \"%s\", stderr \"%s\"",
+                    args[0], args[1], r.status, r.out, r.err);
+        th_cli_free(&r);
+    }
+    /* the same commands with the test's own database acted on nothing either */
+    const char *const own[] = {key, NULL};
+    th_cli_run r = th_cli(own, (const char *const[]){"users", "add", "carol", "--help", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    r = th_cli(own, (const char *const[]){"prune", "--older-than", "1s", "--failed", "-h", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    r = th_cli(own, (const char *const[]){"jobs", "cancel", "1", "--help", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM users", NULL), users);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 3);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 1);
+
+    PGconn *f = NULL;
+    char conn[700];
+    snprintf(conn, sizeof conn, "%s dbname=%s", th_db_url(), fresh);
+    f = PQconnectdb(conn);
+    CHECK(PQstatus(f) == CONNECTION_OK);
+    PGresult *t = PQexec(f, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+    CHECK_STR(PQresultStatus(t) == PGRES_TUPLES_OK ? PQgetvalue(t, 0, 0) : "error", "0");
+    PQclear(t);
+    PQfinish(f);
+
+    /* an unknown option is still bad usage: exit 2, the usage on stderr */
+    static const char *const bad[][4] = {
+        {"migrate", "--bogus", NULL}, {"config", "--bogus", NULL}, {"users", "add", "--bogus", NULL},
+        {"cron", "next", "--bogus", NULL}, {"telegram", "poll", "--bogus", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = th_cli(env, bad[i]);
+        CHECK_INT(r.status, 2);
+        CHECK_STR(r.out, "");
+        CHECK_CONTAINS(r.err, "usage");
+        th_cli_free(&r);
+    }
+    CHECK_INT(th_int("SELECT count(*) FROM users", NULL), users);
+    char *drop = NULL;
+    if (asprintf(&drop, "DROP DATABASE %s WITH (FORCE)", fresh) < 0) exit(1);
+    th_exec(drop, NULL);
+    free(drop);
+}
+
+/* Run bin/NAME with the test's DATABASE_URL and one more "K=V"; its stderr
+ * into *err (heap). The exit status, or -1 if it was still running after
+ * 20 s (then killed). */
+static int run_binary(const char *name, const char *kv, char **err)
+{
+    /* a free port, so that an API that wrongly starts really listens */
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    if (sock < 0 || bind(sock, (struct sockaddr *)&sa, sizeof sa) ||
+        getsockname(sock, (struct sockaddr *)&sa, &salen)) { perror("socket"); exit(1); }
+    char listen_kv[64];
+    snprintf(listen_kv, sizeof listen_kv, "AGENTQ_LISTEN=127.0.0.1:%d", ntohs(sa.sin_port));
+    close(sock);
+    char path[] = "/tmp/aq-cfg-err-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { perror("mkstemp"); exit(1); }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        dup2(fd, 1);
+        setenv("DATABASE_URL", th_db_url(), 1);
+        setenv("AGENTQ_SECRET_KEY", TH_SECRET_KEY, 1);
+        putenv(listen_kv);
+        putenv((char *)kv);
+        const char *bin = th_bin(name);
+        if (!strcmp(name, "agentq")) execl(bin, bin, "stats", (char *)NULL);
+        else execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+    int status = th_stop(pid, 0, 20000);
+    FILE *f = fdopen(fd, "r");
+    rewind(f);
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "");
+    char line[1024];
+    while (fgets(line, sizeof line, f)) aq_buf_adds(&b, line);
+    fclose(f);
+    unlink(path);
+    *err = aq_buf_take(&b);
+    return status;
+}
+
+/* Enumerated configuration values are checked at load: the worker, the API
+ * and the CLI each refuse an unknown LLM_PROVIDER or AGENTQ_LOG_LEVEL with
+ * exit status 2 and one line naming the variable and the allowed values. */
+static void config_unknown_values_refused(void)
+{
+    static const struct { const char *kv, *allowed; } cases[] = {
+        {"LLM_PROVIDER=anthropic", "offline, openai"},
+        {"AGENTQ_LOG_LEVEL=verbose", "debug, info, warn, error"},
+        {"AGENTQ_LOG_LEVEL=INFO", "debug, info, warn, error"},
+    };
+    static const char *const bins[] = {"agentq-worker", "agentq-api", "agentq"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t b = 0; b < sizeof bins / sizeof bins[0]; b++) {
+            char *err = NULL;
+            int st = run_binary(bins[b], cases[c].kv, &err);
+            if (st != 2 || !strstr(err, cases[c].kv) || !strstr(err, cases[c].allowed))
+                th_fail(__FILE__, __LINE__, "%s with %s: status %d, output \"%s\"", bins[b],
+                        cases[c].kv, st, err);
+            free(err);
+        }
+    }
+    /* the allowed values still start (the CLI answers) */
+    char *err = NULL;
+    CHECK_INT(run_binary("agentq", "LLM_PROVIDER=openai", &err), 0);
+    free(err);
+    CHECK_INT(run_binary("agentq", "AGENTQ_LOG_LEVEL=debug", &err), 0);
+    free(err);
+}
+
 const th_test th_cli_tests[] = {
     {"cli_jobs_ls", jobs_ls_filters_and_json, 30, 1},
     {"cli_jobs_show", jobs_show_and_followups, 30, 1},
@@ -699,5 +891,7 @@ const th_test th_cli_tests[] = {
     {"cli_schedules_ls", schedules_ls_shows_rows, 30, 1},
     {"cli_prune", prune_old_finished_jobs, 60, 1},
     {"cli_bad_usage", bad_usage_exits_2, 30, 1},
+    {"cli_help_never_acts", help_never_acts, 60, 1},
+    {"cli_config_unknown_values_refused", config_unknown_values_refused, 90, 1},
     {0},
 };
