@@ -47,6 +47,8 @@ static const var vars[] = {
     STR(telegram_webhook_secret, "TELEGRAM_WEBHOOK_SECRET", "", "secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (set it with setWebhook's secret_token); empty: the webhook refuses every update"),
     NUM(telegram_timeout_ms, "TELEGRAM_TIMEOUT_MS", "30000", 100, 600000, "timeout of one Bot API request"),
     NUM(link_code_minutes, "AGENTQ_LINK_CODE_MINUTES", "15", 1, 10080, "how long a Telegram link code (/start CODE) stays valid"),
+    NUM(schedule_min_interval_s, "AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS", "300", 0, 604800, "the shortest time between two fire times of one schedule: a cron expression that fires more often is refused (API 422, the create_schedule tool an error); 0 = no floor"),
+    NUM(user_daily_turns, "AGENTQ_USER_DAILY_TURNS", "0", 0, 1000000, "scheduled agent turns one user's schedules may start per UTC day; beyond it the slot is skipped and noted (last_error, one notification a day); chat turns do not count; 0 = no budget"),
     NUM(schedule_tick_ms, "AGENTQ_SCHEDULE_TICK_MS", "1000", 50, 3600000, "how often each worker looks for due schedules"),
     NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 1024, "handlers run at once per worker process (or --concurrency)"),
     NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
