@@ -89,6 +89,32 @@ static int exec(PGconn *db, const char *sql, int n, const char *const *p, PGresu
     return ok;
 }
 
+/* Spend one of user's turns for today on the slot `fire`: 1 spent, 0 none
+ * left (the slot is to be skipped: the reason is in why, and the day's first
+ * skip has written the owner's notification), -1 on a database error. */
+static int spend_turn(aq_scheduler *s, const char *user, int64_t fire, char *why, size_t whylen)
+{
+    char budget_s[24];
+    snprintf(budget_s, sizeof budget_s, "%ld", s->cfg->user_daily_turns);
+    const char *p[] = {user, budget_s};
+    PGresult *r = NULL;
+    if (!exec(s->db, SQL_SPEND, 2, p, &r, "spending a daily turn")) return -1;
+    int spent = PQntuples(r) == 1;
+    PQclear(r);
+    if (spent) return 1;
+    char at_s[32], note[300];
+    time_t slot = (time_t)fire;
+    struct tm tm;
+    strftime(at_s, sizeof at_s, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&slot, &tm));
+    snprintf(why, whylen, "daily turn budget spent: %ld scheduled turns a day (AGENTQ_USER_DAILY_TURNS);"
+             " the run at %s was skipped", s->cfg->user_daily_turns, at_s);
+    snprintf(note, sizeof note, "Your schedules have started their %ld agent turns for today (UTC);"
+             " later runs today are skipped until the budget resets at midnight UTC.",
+             s->cfg->user_daily_turns);
+    const char *q[] = {user, note};
+    return exec(s->db, SQL_SKIPPED, 2, q, NULL, "noting a skipped run") ? 0 : -1;
+}
+
 /* One due row: fire (or skip) and move it on. 0, or -1 on a database error
  * (the caller rolls the transaction back). */
 static int fire_one(aq_scheduler *s, PGresult *due, int row)
@@ -107,28 +133,10 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
     snprintf(missed_s, sizeof missed_s, "%ld", missed);
     snprintf(next_s, sizeof next_s, "%lld", (long long)next);
     int inserted = 0, spent = 0;
-    char budget_s[24], why[200] = "";
-    snprintf(budget_s, sizeof budget_s, "%ld", s->cfg->user_daily_turns);
+    char why[200] = "";
     if (fire && s->cfg->user_daily_turns > 0) {
-        const char *p[] = {user, budget_s};
-        PGresult *r = NULL;
-        if (!exec(s->db, SQL_SPEND, 2, p, &r, "spending a daily turn")) return -1;
-        spent = PQntuples(r) == 1;
-        PQclear(r);
+        if ((spent = spend_turn(s, user, fire, why, sizeof why)) < 0) return -1;
         if (!spent) {
-            char at_s[32];
-            time_t slot = (time_t)fire;
-            struct tm tm;
-            strftime(at_s, sizeof at_s, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&slot, &tm));
-            snprintf(why, sizeof why, "daily turn budget spent: %ld scheduled turns a day"
-                     " (AGENTQ_USER_DAILY_TURNS); the run at %s was skipped", s->cfg->user_daily_turns,
-                     at_s);
-            char note[300];
-            snprintf(note, sizeof note, "Your schedules have started their %ld agent turns for today"
-                     " (UTC); later runs today are skipped until the budget resets at midnight UTC.",
-                     s->cfg->user_daily_turns);
-            const char *q[] = {user, note};
-            if (!exec(s->db, SQL_SKIPPED, 2, q, NULL, "noting a skipped run")) return -1;
             aq_info("scheduler", "schedule %s: slot %s skipped, user %s has no turns left today", id,
                     fire_s, user);
             fire = 0;
