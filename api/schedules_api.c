@@ -4,7 +4,8 @@
  *   GET|PATCH|DELETE /v1/schedules/{id}
  * Owner-scoped like jobs (someone else's schedule: 404; an operator sees
  * all). The cron expression and zone are checked here with the workers'
- * own evaluator (aq_schedule.h), which also gives next_run_at; a disabled
+ * own evaluator (aq_schedule.h), which also gives next_run_at and holds the
+ * frequency floor (AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS); a disabled
  * schedule has none. A PATCH that changes when it fires reads the row, then
  * updates it only if cron/timezone/enabled are still what it read (409
  * otherwise), so a concurrent change is never silently overwritten. */
@@ -62,13 +63,16 @@ static int check_fields(api_call *c, fields *f, int create)
 }
 
 /* next_run_at (Unix seconds, text) for cron/zone from now, or NULL when
- * disabled; -1 once a 422 has been sent. */
+ * disabled; -1 once a 422 has been sent (a bad expression or zone, or one
+ * that fires more often than AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS allows). */
 static int next_run(api_call *c, const char *cron, const char *zone, int enabled, const char **out)
 {
     *out = NULL;
     int64_t next;
     char err[256];
-    if (aq_schedule_next(cron, zone, (int64_t)time(NULL), &next, err, sizeof err)) {
+    int64_t now = (int64_t)time(NULL);
+    if (aq_schedule_check_interval(cron, zone, now, c->t->srv->cfg->schedule_min_interval_s, err, sizeof err) ||
+        aq_schedule_next(cron, zone, now, &next, err, sizeof err)) {
         api_reply_error(c, AQ_EINVAL, "%s", err);
         return -1;
     }

@@ -22,9 +22,12 @@
  *   agentq prune --older-than DURATION [--failed]
  *                           delete old finished jobs in batches (stats .. prune: ops_cmd.c)
  *
- * Human tables by default, one JSON document with --json. Exit status 0 done,
+ * `agentq COMMAND ... --help` (or -h) prints that command's usage on stdout
+ * and exits 0 without doing anything else. Human tables by default, one JSON
+ * document with --json. Exit status 0 done,
  * 1 not found / refused / database error, 2 bad usage; errors are one line on
  * stderr starting "agentq: " (cli.h). */
+#include "cli.h"
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_log.h"
@@ -52,8 +55,17 @@ static PGconn *connect_or_say(const aq_config *cfg)
     return db;
 }
 
+/* A command that takes no arguments: 0, or 2 after the usage error. */
+static int no_args(const char *synopsis, int argc, char **argv)
+{
+    if (argc < 2) return 0;
+    fprintf(stderr, "agentq: unexpected argument '%s' (usage: %s)\n", argv[1], synopsis);
+    return 2;
+}
+
 static int cmd_migrate(const aq_config *cfg, int argc, char **argv)
 {
+    if (no_args("agentq migrate", argc, argv)) return 2;
     PGconn *db = connect_or_say(cfg);
     if (!db) return 1;
     char err[1024];
@@ -66,12 +78,16 @@ static int cmd_migrate(const aq_config *cfg, int argc, char **argv)
 
 static int cmd_users(const aq_config *cfg, int argc, char **argv)
 {
-    int operator = argc == 4 && !strcmp(argv[3], "--operator");
-    if (argc < 3 || strcmp(argv[1], "add") || (argc == 4 && !operator) || argc > 4) {
-        fprintf(stderr, "usage: agentq users add NAME [--operator]\n");
-        return 2;
-    }
-    const char *name = argv[2];
+    static const char usage[] = "agentq users add NAME [--operator]";
+    const char *op = NULL, *pos[2];
+    const aq_cli_opt opts[] = {{"--operator", true, &op}, {NULL, false, NULL}};
+    int npos, rc = aq_cli_args(usage, argc - 1, argv + 1, opts, pos, 2, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos < 1 || strcmp(pos[0], "add"))
+        return aq_cli_bad(usage, "users needs a command: add");
+    if (npos < 2) return aq_cli_bad(usage, "users add needs a NAME");
+    int operator = op != NULL;
+    const char *name = pos[1];
     size_t n = strlen(name);
     if (n == 0 || n > 100) { fprintf(stderr, "agentq users add: NAME must be 1 to 100 characters\n"); return 2; }
     unsigned char key[32], hash[AQ_TOKEN_HASH_LEN];
@@ -103,54 +119,93 @@ static int cmd_users(const aq_config *cfg, int argc, char **argv)
 
 static int cmd_config(const aq_config *cfg, int argc, char **argv)
 {
+    if (no_args("agentq config", argc, argv)) return 2;
     printf("| variable | default | meaning |\n|---|---|---|\n");
     aq_config_print_table();
     return 0;
 }
 
-static const struct { const char *name; command_fn fn; const char *help; } commands[] = {
-    {"migrate", cmd_migrate, "apply missing schema migrations"},
-    {"config", cmd_config, "print configuration variables and defaults"},
-    {"users", cmd_users, "users add NAME [--operator]: create a user and print its token"},
-    {"cron", aq_cmd_cron, "cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]: fire times"},
+/* The commands: name, function, synopsis (one or more "agentq ..." lines)
+ * and what it does. `agentq COMMAND ... --help` (or -h, anywhere after the
+ * command) prints the row's synopsis on stdout and exits 0 before anything
+ * runs: main() looks for it before it loads the configuration or calls the
+ * command, so no command can act on it (create a user named "--help", apply
+ * migrations). */
+static const struct {
+    const char *name;
+    command_fn fn;
+    const char *synopsis;
+    const char *help;
+} commands[] = {
+    {"migrate", cmd_migrate, "agentq migrate", "apply missing schema migrations"},
+    {"config", cmd_config, "agentq config", "print configuration variables and defaults"},
+    {"users", cmd_users, "agentq users add NAME [--operator]", "create a user and print its token"},
+    {"cron", aq_cmd_cron, "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]",
+     "the next fire times of a cron expression"},
     {"telegram", aq_cmd_telegram,
-     "telegram poll [--once] [--timeout S]: store Telegram updates by long polling\n"
-     "             telegram link NAME [--json]: a code that links a Telegram chat to user NAME"},
+     "agentq telegram poll [--once] [--timeout S]\n"
+     "agentq telegram link NAME [--json]",
+     "store Telegram updates by long polling; print a code that links a Telegram chat to user NAME"},
     {"jobs", aq_cmd_jobs,
-     "jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]: newest first\n"
-     "             jobs show ID [--json]: every column and the job's follow-ups\n"
-     "             jobs retry ID | jobs retry --failed [--type T]: back to queued\n"
-     "             jobs cancel ID: cancel a queued or waiting job"},
-    {"stats", aq_cmd_stats,
-     "stats [--json]: jobs by type and status, throughput, oldest queued job, workers"},
-    {"workers", aq_cmd_workers, "workers [--json]: the live workers"},
-    {"schedules", aq_cmd_schedules, "schedules ls [--user ID] [--json]: the agent schedules"},
-    {"prune", aq_cmd_prune,
-     "prune --older-than DURATION [--failed]: delete succeeded and cancelled (and with\n"
-     "             --failed, failed) jobs that finished before then; DURATION: 30m, 12h, 7d"},
-    {NULL, NULL, NULL},
+     "agentq jobs ls [--status S] [--type T] [--queue Q] [--user ID] [--limit N] [--json]\n"
+     "agentq jobs show ID [--json]\n"
+     "agentq jobs retry ID | agentq jobs retry --failed [--type T]\n"
+     "agentq jobs cancel ID",
+     "list jobs (newest first), show one, re-queue failed ones, cancel"},
+    {"stats", aq_cmd_stats, "agentq stats [--json]",
+     "jobs by type and status, throughput, oldest queued job, workers"},
+    {"workers", aq_cmd_workers, "agentq workers [--json]", "the live workers"},
+    {"schedules", aq_cmd_schedules, "agentq schedules ls [--user ID] [--json]", "the agent schedules"},
+    {"prune", aq_cmd_prune, "agentq prune --older-than DURATION [--failed]",
+     "delete old finished jobs (DURATION: 30m, 12h, 7d)"},
+    {NULL, NULL, NULL, NULL},
 };
+
+/* Print text with each line after the first indented by indent spaces. */
+static void print_indented(FILE *f, const char *text, int indent)
+{
+    for (const char *p = text; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n') fprintf(f, "%*s", indent, "");
+    }
+    fputc('\n', f);
+}
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: agentq COMMAND [ARGS]\n");
-    for (int i = 0; commands[i].name; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "usage: agentq COMMAND [ARGS]   (agentq COMMAND --help: that command's usage)\n");
+    for (int i = 0; commands[i].name; i++) {
+        fprintf(f, "  %-10s %s\n             ", commands[i].name, commands[i].help);
+        print_indented(f, commands[i].synopsis, 13);
+    }
 }
+
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    int cmd = 0;
+    while (commands[cmd].name && strcmp(argv[1], commands[cmd].name)) cmd++;
+    if (!commands[cmd].name) {
+        fprintf(stderr, "agentq: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (is_help(argv[i])) {
+            fputs("usage: ", stdout);
+            print_indented(stdout, commands[cmd].synopsis, 7);
+            printf("%s\n", commands[cmd].help);
+            return 0;
+        }
     aq_config cfg;
     char err[256];
     if (aq_config_load(&cfg, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }
     aq_log_set_level(cfg.log_level);
     if (sodium_init() < 0) { fprintf(stderr, "agentq: libsodium failed to initialise\n"); return 1; }
-    for (int i = 0; commands[i].name; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(&cfg, argc - 1, argv + 1);
-    fprintf(stderr, "agentq: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return commands[cmd].fn(&cfg, argc - 1, argv + 1);
 }

@@ -1,9 +1,15 @@
-/* aq_config.c — the table of environment variables (see aq_config.h). */
+/* aq_config.c — the table of environment variables (see aq_config.h).
+ *
+ * Three kinds of row: STR (free text), ONE_OF (one of a fixed list of words,
+ * checked at load, so a typo such as LLM_PROVIDER=anthropic stops every
+ * binary at start instead of failing later or being ignored) and NUM (a
+ * whole number within bounds). */
 #include "aq_config.h"
 #include "aq_error.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     const char *env;
@@ -12,18 +18,23 @@ typedef struct {
     const char *def;
     long min, max;
     const char *doc;
+    const char *const *allowed;   /* ONE_OF rows: the accepted values, NULL-terminated */
 } var;
 
-#define STR(f, env, def, doc) {env, 0, offsetof(aq_config, f), def, 0, 0, doc}
-#define NUM(f, env, def, lo, hi, doc) {env, 1, offsetof(aq_config, f), def, lo, hi, doc}
+#define STR(f, env, def, doc) {env, 0, offsetof(aq_config, f), def, 0, 0, doc, NULL}
+#define ONE_OF(f, env, def, allowed, doc) {env, 0, offsetof(aq_config, f), def, 0, 0, doc, allowed}
+#define NUM(f, env, def, lo, hi, doc) {env, 1, offsetof(aq_config, f), def, lo, hi, doc, NULL}
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
+static const char *const LLM_PROVIDERS[] = {"offline", "openai", NULL};
 
 static const var vars[] = {
     STR(database_url, "DATABASE_URL", "", "libpq connection string or URI (empty: libpq defaults; `make run` points it at a project-local cluster)"),
     STR(listen, "AGENTQ_LISTEN", "127.0.0.1:8080", "API listen address"),
     STR(queues, "AGENTQ_QUEUES", "default", "queues a worker claims from, comma-separated (or --queues)"),
-    STR(log_level, "AGENTQ_LOG_LEVEL", "info", "debug, info, warn or error"),
+    ONE_OF(log_level, "AGENTQ_LOG_LEVEL", "info", LOG_LEVELS, "debug, info, warn or error (anything else: the binaries refuse to start)"),
     STR(secret_key, "AGENTQ_SECRET_KEY", "", "32 bytes (64 hex digits or base64) keying token hashes and encrypted secrets; required by the API and `agentq users add` (`make run` makes one)"),
-    STR(llm_provider, "LLM_PROVIDER", "offline", "`offline` (built in, not a model; no key or network) or `openai` (any OpenAI-compatible /chat/completions)"),
+    ONE_OF(llm_provider, "LLM_PROVIDER", "offline", LLM_PROVIDERS, "`offline` (built in, not a model; no key or network) or `openai` (any OpenAI-compatible /chat/completions); anything else: the binaries refuse to start"),
     STR(llm_base_url, "LLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible API (Ollama: http://127.0.0.1:11434/v1)"),
     STR(llm_api_key, "LLM_API_KEY", "", "bearer key for the LLM API (empty: none sent)"),
     STR(llm_model, "LLM_MODEL", "gpt-4o-mini", "model name sent with each request"),
@@ -37,6 +48,8 @@ static const var vars[] = {
     STR(telegram_webhook_secret, "TELEGRAM_WEBHOOK_SECRET", "", "secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (set it with setWebhook's secret_token); empty: the webhook refuses every update"),
     NUM(telegram_timeout_ms, "TELEGRAM_TIMEOUT_MS", "30000", 100, 600000, "timeout of one Bot API request"),
     NUM(link_code_minutes, "AGENTQ_LINK_CODE_MINUTES", "15", 1, 10080, "how long a Telegram link code (/start CODE) stays valid"),
+    NUM(schedule_min_interval_s, "AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS", "300", 0, 604800, "the shortest time between two fire times of one schedule: a cron expression that fires more often is refused (API 422, the create_schedule tool an error); 0 = no floor"),
+    NUM(user_daily_turns, "AGENTQ_USER_DAILY_TURNS", "0", 0, 1000000, "scheduled agent turns one user's schedules may start per UTC day; beyond it the slot is skipped and noted (last_error, one notification a day); chat turns do not count; 0 = no budget"),
     NUM(schedule_tick_ms, "AGENTQ_SCHEDULE_TICK_MS", "1000", 50, 3600000, "how often each worker looks for due schedules"),
     NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 1024, "handlers run at once per worker process (or --concurrency)"),
     NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
@@ -59,6 +72,17 @@ static const var vars[] = {
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
 };
 
+/* 0 when val is one of v->allowed; otherwise the reason, naming them all, in err. */
+static int check_one_of(const var *v, const char *val, char *err, size_t errlen)
+{
+    for (const char *const *a = v->allowed; *a; a++)
+        if (!strcmp(val, *a)) return 0;
+    size_t n = (size_t)snprintf(err, errlen, "%s=%s: unknown value; expected one of:", v->env, val);
+    for (const char *const *a = v->allowed; *a && n < errlen; a++)
+        n += (size_t)snprintf(err + n, errlen - n, "%s %s", a == v->allowed ? "" : ",", *a);
+    return AQ_ECONFIG;
+}
+
 int aq_config_load(aq_config *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -66,7 +90,11 @@ int aq_config_load(aq_config *cfg, char *err, size_t errlen)
         const char *val = getenv(v->env);
         if (!val || !*val) val = v->def;
         char *field = (char *)cfg + v->offset;
-        if (!v->is_num) { *(const char **)field = val; continue; }
+        if (!v->is_num) {
+            if (v->allowed && check_one_of(v, val, err, errlen)) return AQ_ECONFIG;
+            *(const char **)field = val;
+            continue;
+        }
         char *end;
         errno = 0;
         long n = strtol(val, &end, 10);

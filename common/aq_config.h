@@ -47,6 +47,8 @@ typedef struct aq_config {
     long telegram_timeout_ms;
     long link_code_minutes;
     long schedule_tick_ms;
+    long schedule_min_interval_s;
+    long user_daily_turns;
 } aq_config;
 
 /* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes

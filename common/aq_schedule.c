@@ -4,6 +4,7 @@
 #include "aq_cron.h"
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct loaded {
     aq_cron *cron;
@@ -41,6 +42,42 @@ int aq_schedule_next(const char *cron, const char *zone, int64_t after, int64_t 
     if (rc) snprintf(err, errlen, "cron: no fire time in the next 8 years");
     unload(&l);
     return rc ? -1 : 0;
+}
+
+/* t as "2026-11-30T12:00:00Z" into buf */
+static void iso_utc(int64_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t s = (time_t)t;
+    gmtime_r(&s, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int aq_schedule_check_interval(const char *cron, const char *zone, int64_t from, long min_interval,
+                               char *err, size_t errlen)
+{
+    loaded l;
+    if (load(cron, zone, &l, err, errlen)) return -1;
+    int rc = 0;
+    int64_t prev, t, horizon = from + (4 * 365 + 2) * (int64_t)86400;
+    if (aq_cron_next(l.cron, l.tz, from, &prev)) {
+        snprintf(err, errlen, "cron: no fire time in the next 8 years");
+        rc = -1;
+    }
+    for (int i = 1; !rc && min_interval > 0 && i < AQ_SCHEDULE_SCAN_FIRES && prev <= horizon; i++) {
+        if (aq_cron_next(l.cron, l.tz, prev, &t)) break;
+        if (t - prev < min_interval) {
+            char a[32], b[32];
+            iso_utc(prev, a, sizeof a);
+            iso_utc(t, b, sizeof b);
+            snprintf(err, errlen, "cron: fires %lld s apart (%s and %s); schedules may fire at most"
+                     " once every %ld s", (long long)(t - prev), a, b, min_interval);
+            rc = -1;
+        }
+        prev = t;
+    }
+    unload(&l);
+    return rc;
 }
 
 int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int64_t due, int64_t now,

@@ -10,11 +10,25 @@
 #define AQ_SCHEDULE_NAME_MAX 200     /* characters */
 #define AQ_SCHEDULE_PER_USER 100     /* schedules one user may have */
 #define AQ_MISFIRE_GRACE_S 60        /* a slot fired later than this was missed */
+#define AQ_SCHEDULE_MIN_INTERVAL_DEFAULT 300   /* AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS */
 
 /* The first fire time of (cron, zone) strictly after `after` (Unix seconds)
  * in *next. 0, or -1 with a one-line reason in err ("cron: ...",
  * "timezone: ..."): bad expression, unknown zone, or no fire time ahead. */
 int aq_schedule_next(const char *cron, const char *zone, int64_t after, int64_t *next, char *err, size_t errlen);
+
+/* The frequency floor (AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS): 0 when no two
+ * consecutive fire times of (cron, zone) after `from` come closer than
+ * min_interval seconds; -1 with a one-line reason in err ("cron: fires 60 s
+ * apart ..."; or a bad expression or zone, as aq_schedule_next). It looks at
+ * real fire times, so DST shifts, month ends and leap days count: the times
+ * in the next four years and a day, at most the first AQ_SCHEDULE_SCAN_FIRES
+ * of them (about a millisecond; an expression that fires that often has
+ * shown every gap its fields can make long before). min_interval <= 0: no
+ * floor, only the expression and zone are checked. */
+#define AQ_SCHEDULE_SCAN_FIRES 2000
+int aq_schedule_check_interval(const char *cron, const char *zone, int64_t from, long min_interval,
+                               char *err, size_t errlen);
 
 /* What a due schedule does at `now` (Unix seconds) whose next_run_at is
  * `due` (<= now): *fire is the slot to run (0: none), *missed how many slots

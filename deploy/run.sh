@@ -7,62 +7,144 @@
 # first run, mode 600, ignored by git). It applies migrations, creates a first
 # operator "admin" if there is no user yet and prints its token (saved in
 # .agentq.token for later runs), then runs the API on AGENTQ_LISTEN and
-# AGENTQ_WORKERS worker processes (default 1). Ctrl-C (or SIGTERM) stops them
-# gracefully and then the local cluster.
+# AGENTQ_WORKERS worker processes (default 1).
+#
+# AGENTQ_RUN_DIR (default: the project folder) is where .pgdata, .agentq.key
+# and .agentq.token live; AGENTQ_BIN_DIR (default: bin/) where the binaries
+# are. Tests use both to run this script beside, not on, a developer's setup.
+#
+# STOPPING. Whatever stops it leaves nothing behind: no agentq process and,
+# if this script started it, the local cluster stopped.
+#  - Ctrl-C (SIGINT), SIGTERM or SIGHUP: the API and workers get one SIGTERM
+#    and finish gracefully (a worker hands its running jobs back after
+#    AGENTQ_SHUTDOWN_GRACE_SECONDS); then the cluster stops; exit status 0.
+#  - A second Ctrl-C (or SIGTERM/SIGHUP) while that runs: the API and workers
+#    are killed at once (their leases expire; the jobs run again), and the
+#    cluster still stops. From then on further signals are ignored, and so
+#    are they by the cluster's own stop, so it always completes — even when
+#    `make` itself has already died of the second Ctrl-C.
+#  - The API or a worker exiting by itself (a crash): the others are stopped
+#    as above; exit status 1.
+# The API and workers run in their own sessions, so a terminal's Ctrl-C
+# reaches them only through this script, once.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+rundir=${AGENTQ_RUN_DIR:-$top}
+bindir=${AGENTQ_BIN_DIR:-$top/bin}
+mkdir -p "$rundir"
 started_pg=""
+pids=""
+stopping=""
+status=0
+signals=0
+
+# Output never stops the script (a closed terminal after SIGHUP).
+say() { echo "$@" 2>/dev/null || true; }
+
+# 0 while pid $1 runs (a zombie, exited but not yet waited for, does not).
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
+# Sleep $1 seconds, or less when a signal comes (wait returns at once then).
+nap() {
+    sleep "$1" &
+    n_pid=$!
+    wait "$n_pid" 2>/dev/null || true
+    kill "$n_pid" 2>/dev/null || true
+}
+
+# Stop what this script started, then exit with $status. The traps only
+# count signals: a shell runs no trap while another one's action runs, so the
+# waiting is done here, where a signal ends the current `wait` at once.
+finish() {
+    [ -n "$stopping" ] && return 0
+    stopping=1
+    [ -n "$pids" ] && say "run: stopping (Ctrl-C again to stop at once)"
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    killed=""
+    while :; do
+        left=""
+        for p in $pids; do alive "$p" && left="$left $p"; done
+        [ -z "$left" ] && break
+        if [ "$signals" -ge 2 ] && [ -z "$killed" ]; then
+            killed=1
+            say "run: stopping at once"
+            for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
+        fi
+        nap 0.2
+    done
+    wait 2>/dev/null || true
+    # ignored from here on, by pg_ctl too (it inherits ignored signals)
+    trap '' INT TERM HUP
+    if [ -n "$started_pg" ]; then sh deploy/pg.sh stop "$rundir/.pgdata" || true; fi
+    say "run: stopped"
+    exit "$status"
+}
+# an exit through `set -e` (a failed step, a step killed by Ctrl-C) stops
+# what was started, too
+on_exit() {
+    rc=$?
+    [ "$status" -eq 0 ] && status=$rc
+    finish
+}
+trap 'signals=$((signals + 1))' INT TERM HUP
+trap on_exit EXIT
+
 if [ -z "${DATABASE_URL:-}" ]; then
     port=${AGENTQ_PG_PORT:-54329}
-    echo "run: starting the project-local PostgreSQL in .pgdata (port $port)"
-    DATABASE_URL=$(sh deploy/pg.sh start "$top/.pgdata" "$port")
+    say "run: starting the project-local PostgreSQL in $rundir/.pgdata (port $port)"
     started_pg=1
+    DATABASE_URL=$(sh deploy/pg.sh start "$rundir/.pgdata" "$port")
 fi
 if [ -z "${AGENTQ_SECRET_KEY:-}" ]; then
-    if [ ! -s .agentq.key ]; then
-        (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > .agentq.key)
-        echo "run: created a secret key in .agentq.key"
+    if [ ! -s "$rundir/.agentq.key" ]; then
+        (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$rundir/.agentq.key")
+        say "run: created a secret key in $rundir/.agentq.key"
     fi
-    AGENTQ_SECRET_KEY=$(cat .agentq.key)
+    AGENTQ_SECRET_KEY=$(cat "$rundir/.agentq.key")
 fi
 export DATABASE_URL AGENTQ_SECRET_KEY
-bin/agentq migrate
+[ "$signals" -eq 0 ] || finish
+"$bindir/agentq" migrate || { status=1; finish; }
 
-if out=$(bin/agentq users add admin --operator 2>/dev/null); then
+if out=$("$bindir/agentq" users add admin --operator 2>/dev/null); then
     token=$(printf '%s\n' "$out" | tail -n 1)
-    (umask 077; printf '%s\n' "$token" > .agentq.token)
-    echo "run: created operator 'admin'; its token (also saved in .agentq.token):"
-    echo "$token"
-elif [ -s .agentq.token ]; then
-    echo "run: operator 'admin' exists; its token is in .agentq.token"
+    (umask 077; printf '%s\n' "$token" > "$rundir/.agentq.token")
+    say "run: created operator 'admin'; its token (also saved in .agentq.token):"
+    say "$token"
+elif [ -s "$rundir/.agentq.token" ]; then
+    say "run: operator 'admin' exists; its token is in .agentq.token"
 else
-    echo "run: operator 'admin' exists; make another user with: bin/agentq users add NAME [--operator]"
+    say "run: operator 'admin' exists; make another user with: bin/agentq users add NAME [--operator]"
 fi
 
-pids=""
-stop() {
-    trap - INT TERM
-    echo "run: stopping"
-    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    [ -n "$started_pg" ] && sh deploy/pg.sh stop "$top/.pgdata"
-    echo "run: stopped"
-    exit 0
-}
-trap stop INT TERM
-
+[ "$signals" -eq 0 ] || finish
 # own sessions: only this script forwards Ctrl-C, once, to each process
-setsid bin/agentq-api &
+setsid "$bindir/agentq-api" &
 pids="$!"
 n=${AGENTQ_WORKERS:-1}
 i=0
 while [ "$i" -lt "$n" ]; do
-    setsid bin/agentq-worker &
+    setsid "$bindir/agentq-worker" &
     pids="$pids $!"
     i=$((i + 1))
 done
 listen=${AGENTQ_LISTEN:-127.0.0.1:8080}
-echo "run: API on http://$listen and $n worker(s); Ctrl-C stops everything. Try:"
-echo "  curl -s -H \"Authorization: Bearer \$(cat .agentq.token)\" -d '{\"message\":\"hello\"}' http://$listen/v1/chat"
-wait
+say "run: API on http://$listen and $n worker(s); Ctrl-C stops everything. Try:"
+say "  curl -s -H \"Authorization: Bearer \$(cat .agentq.token)\" -d '{\"message\":\"hello\"}' http://$listen/v1/chat"
+
+# Until a signal, or until one of them exits by itself.
+while [ "$signals" -eq 0 ]; do
+    for p in $pids; do
+        if ! alive "$p"; then
+            say "run: process $p exited by itself; stopping the rest"
+            status=1
+            finish
+        fi
+    done
+    nap 1
+done
+finish

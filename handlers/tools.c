@@ -203,6 +203,11 @@ static char *tool_remember(PGconn *db, int64_t user_id, const cJSON *args, char 
                    " RETURNING json_build_object('remembered', instruction)::text", 2, p, "not stored", err);
 }
 
+/* AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS, set once at start (aq_tools_configure) */
+static long min_interval = AQ_SCHEDULE_MIN_INTERVAL_DEFAULT;
+
+void aq_tools_configure(const aq_config *cfg) { min_interval = cfg->schedule_min_interval_s; }
+
 static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args, char **err)
 {
     UID;
@@ -215,7 +220,9 @@ static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args
     if (!zone || !*zone) zone = "UTC";
     int64_t next;
     char why[256], next_s[24], quota[24];
-    if (aq_schedule_next(cron, zone, (int64_t)time(NULL), &next, why, sizeof why)) {
+    int64_t now = (int64_t)time(NULL);
+    if (aq_schedule_check_interval(cron, zone, now, min_interval, why, sizeof why) ||
+        aq_schedule_next(cron, zone, now, &next, why, sizeof why)) {
         *err = aq_strdup(why);
         return NULL;
     }

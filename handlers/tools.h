@@ -5,6 +5,7 @@
  * repeats a tool whose result is stored). */
 #ifndef AQ_TOOLS_H
 #define AQ_TOOLS_H
+#include "aq_config.h"
 #include <cJSON.h>
 #include <libpq-fe.h>
 #include <stdint.h>
@@ -18,6 +19,10 @@ typedef struct aq_tool {
      * for the model (bad arguments, no such task, database refusal). */
     char *(*run)(PGconn *db, int64_t user_id, const cJSON *args, char **err);
 } aq_tool;
+
+/* Take the settings the tools obey (the schedule frequency floor) from cfg.
+ * Call once at start, before any handler runs; until then the defaults hold. */
+void aq_tools_configure(const aq_config *cfg);
 
 extern const aq_tool aq_tools[];      /* ends with a NULL name */
 const aq_tool *aq_tool_find(const char *name);

@@ -7,12 +7,17 @@
 #include "harness.h"
 #include "aq_buf.h"
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -688,6 +693,435 @@ static void bad_usage_exits_2(void)
     th_cli_free(&r);
 }
 
+/* --help (or -h) anywhere after a command prints that command's usage on
+ * stdout, exits 0 and does nothing else: every command of the table (read
+ * from `agentq --help`), the subcommand forms, and help after real
+ * arguments. Nothing changes: no user is created, no job cancelled, retried
+ * or pruned, and a fresh database gets no schema_migrations table. */
+static void help_never_acts(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status) VALUES ('noop', 'queued')", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at, last_error)"
+            " VALUES ('noop', 'failed', now() - interval '30 days', 'x')", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, finished_at)"
+            " VALUES ('noop', 'succeeded', now() - interval '30 days')", NULL);
+    char *dbname = th_str("SELECT current_database()", NULL);
+    char fresh[128], url[700], key[128];
+    snprintf(fresh, sizeof fresh, "%s_fresh", dbname);
+    free(dbname);
+    char *create = NULL;
+    if (asprintf(&create, "CREATE DATABASE %s", fresh) < 0) exit(1);
+    th_exec(create, NULL);
+    free(create);
+    snprintf(url, sizeof url, "DATABASE_URL=%s dbname=%s", th_db_url(), fresh);
+    snprintf(key, sizeof key, "AGENTQ_SECRET_KEY=%s", TH_SECRET_KEY);
+    const char *const env[] = {url, key, NULL};
+    long long users = th_int("SELECT count(*) FROM users", NULL);
+
+    /* the commands, as `agentq --help` lists them ("  NAME  what it does") */
+    th_cli_run top = CLI("--help");
+    CHECK_INT(top.status, 0);
+    char names[32][32];
+    int n = 0;
+    for (const char *line = top.out; line && *line && n < 32; line = strchr(line, '\n')) {
+        if (*line == '\n') line++;
+        if (line[0] == ' ' && line[1] == ' ' && line[2] >= 'a' && line[2] <= 'z') {
+            size_t len = strcspn(line + 2, " \n");
+            if (len < sizeof names[0]) snprintf(names[n++], sizeof names[0], "%.*s", (int)len, line + 2);
+        }
+    }
+    th_cli_free(&top);
+    CHECK(n >= 10);
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < 2; h++) {
+            const char *const args[] = {names[i], h ? "-h" : "--help", NULL};
+            th_cli_run r = th_cli(env, args);
+            char want[64];
+            snprintf(want, sizeof want, "usage: agentq %s", names[i]);
+            CHECK_INT(r.status, 0);
+            CHECK(!strncmp(r.out, want, strlen(want)));
+            CHECK_STR(r.err, "");
+            th_cli_free(&r);
+        }
+    }
+    static const char *const forms[][6] = {
+        {"users", "add", "--help", NULL},        {"users", "add", "alice", "--help", NULL},
+        {"users", "add", "bob", "--operator", "-h", NULL},
+        {"migrate", "--help", NULL},              {"cron", "next", "--help", NULL},
+        {"cron", "next", "* * * * *", "-h", NULL}, {"telegram", "poll", "--help", NULL},
+        {"telegram", "poll", "--once", "--help", NULL}, {"jobs", "cancel", "1", "--help", NULL},
+        {"jobs", "retry", "--failed", "--help", NULL},  {"jobs", "retry", "2", "-h", NULL},
+        {"prune", "--older-than", "1s", "--failed", "--help", NULL},
+        {"schedules", "ls", "--help", NULL},      {"stats", "--json", "--help", NULL},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        const char *const *args = forms[i];
+        th_cli_run r = th_cli(env, args);
+        char want[64];
+        snprintf(want, sizeof want, "usage: agentq %s", args[0]);
+        if (r.status != 0 || strncmp(r.out, want, strlen(want)) || r.err[0])
+            th_fail(__FILE__, __LINE__, "agentq %s %s ...: status %d, stdout \"%s\", stderr \"%s\"",
+                    args[0], args[1], r.status, r.out, r.err);
+        th_cli_free(&r);
+    }
+    /* the same commands with the test's own database acted on nothing either */
+    const char *const own[] = {key, NULL};
+    th_cli_run r = th_cli(own, (const char *const[]){"users", "add", "carol", "--help", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    r = th_cli(own, (const char *const[]){"prune", "--older-than", "1s", "--failed", "-h", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    r = th_cli(own, (const char *const[]){"jobs", "cancel", "1", "--help", NULL});
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM users", NULL), users);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 3);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 1);
+
+    PGconn *f = NULL;
+    char conn[700];
+    snprintf(conn, sizeof conn, "%s dbname=%s", th_db_url(), fresh);
+    f = PQconnectdb(conn);
+    CHECK(PQstatus(f) == CONNECTION_OK);
+    PGresult *t = PQexec(f, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+    CHECK_STR(PQresultStatus(t) == PGRES_TUPLES_OK ? PQgetvalue(t, 0, 0) : "error", "0");
+    PQclear(t);
+    PQfinish(f);
+
+    /* an unknown option is still bad usage: exit 2, the usage on stderr */
+    static const char *const bad[][4] = {
+        {"migrate", "--bogus", NULL}, {"config", "--bogus", NULL}, {"users", "add", "--bogus", NULL},
+        {"cron", "next", "--bogus", NULL}, {"telegram", "poll", "--bogus", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = th_cli(env, bad[i]);
+        CHECK_INT(r.status, 2);
+        CHECK_STR(r.out, "");
+        CHECK_CONTAINS(r.err, "usage");
+        th_cli_free(&r);
+    }
+    CHECK_INT(th_int("SELECT count(*) FROM users", NULL), users);
+    char *drop = NULL;
+    if (asprintf(&drop, "DROP DATABASE %s WITH (FORCE)", fresh) < 0) exit(1);
+    th_exec(drop, NULL);
+    free(drop);
+}
+
+/* Run bin/NAME with the test's DATABASE_URL and one more "K=V"; its stderr
+ * into *err (heap). The exit status, or -1 if it was still running after
+ * 20 s (then killed). */
+static int run_binary(const char *name, const char *kv, char **err)
+{
+    /* a free port, so that an API that wrongly starts really listens */
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    if (sock < 0 || bind(sock, (struct sockaddr *)&sa, sizeof sa) ||
+        getsockname(sock, (struct sockaddr *)&sa, &salen)) { perror("socket"); exit(1); }
+    char listen_kv[64];
+    snprintf(listen_kv, sizeof listen_kv, "AGENTQ_LISTEN=127.0.0.1:%d", ntohs(sa.sin_port));
+    close(sock);
+    char path[] = "/tmp/aq-cfg-err-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { perror("mkstemp"); exit(1); }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        dup2(fd, 1);
+        setenv("DATABASE_URL", th_db_url(), 1);
+        setenv("AGENTQ_SECRET_KEY", TH_SECRET_KEY, 1);
+        putenv(listen_kv);
+        putenv((char *)kv);
+        const char *bin = th_bin(name);
+        if (!strcmp(name, "agentq")) execl(bin, bin, "stats", (char *)NULL);
+        else execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+    int status = th_stop(pid, 0, 20000);
+    FILE *f = fdopen(fd, "r");
+    rewind(f);
+    aq_buf b;
+    aq_buf_init(&b);
+    aq_buf_adds(&b, "");
+    char line[1024];
+    while (fgets(line, sizeof line, f)) aq_buf_adds(&b, line);
+    fclose(f);
+    unlink(path);
+    *err = aq_buf_take(&b);
+    return status;
+}
+
+/* Enumerated configuration values are checked at load: the worker, the API
+ * and the CLI each refuse an unknown LLM_PROVIDER or AGENTQ_LOG_LEVEL with
+ * exit status 2 and one line naming the variable and the allowed values. */
+static void config_unknown_values_refused(void)
+{
+    static const struct { const char *kv, *allowed; } cases[] = {
+        {"LLM_PROVIDER=anthropic", "offline, openai"},
+        {"AGENTQ_LOG_LEVEL=verbose", "debug, info, warn, error"},
+        {"AGENTQ_LOG_LEVEL=INFO", "debug, info, warn, error"},
+    };
+    static const char *const bins[] = {"agentq-worker", "agentq-api", "agentq"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t b = 0; b < sizeof bins / sizeof bins[0]; b++) {
+            char *err = NULL;
+            int st = run_binary(bins[b], cases[c].kv, &err);
+            if (st != 2 || !strstr(err, cases[c].kv) || !strstr(err, cases[c].allowed))
+                th_fail(__FILE__, __LINE__, "%s with %s: status %d, output \"%s\"", bins[b],
+                        cases[c].kv, st, err);
+            free(err);
+        }
+    }
+    /* the allowed values still start (the CLI answers) */
+    char *err = NULL;
+    CHECK_INT(run_binary("agentq", "LLM_PROVIDER=openai", &err), 0);
+    free(err);
+    CHECK_INT(run_binary("agentq", "AGENTQ_LOG_LEVEL=debug", &err), 0);
+    free(err);
+}
+
+/* ---- deploy/run.sh (`make run`): every way of stopping leaves nothing ---- */
+
+/* The processes of one run: those whose environment holds AGENTQ_RUN_DIR=dir
+ * (the script, make, the API, the workers; not the cluster, checked apart).
+ * Their pids into pids (up to max); with comm, only those named so. */
+static int run_procs(const char *dir, const char *comm, pid_t *pids, int max)
+{
+    char want[600];
+    int wlen = snprintf(want, sizeof want, "AGENTQ_RUN_DIR=%s", dir), n = 0;
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0 || pid == getpid()) continue;
+        char path[64], buf[65536], st[512] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t sl = fread(st, 1, sizeof st - 1, f);
+        fclose(f);
+        st[sl] = 0;
+        const char *close_paren = strrchr(st, ')');
+        if (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z') continue;   /* exited */
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0) continue;
+        int match = 0;
+        for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
+            buf[len] = 0;
+            if (!strcmp(buf + i, want) && (int)strlen(buf + i) == wlen) match = 1;
+        }
+        if (!match) continue;
+        if (comm) {
+            snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+            char name[64] = "";
+            f = fopen(path, "r");
+            if (f) {
+                if (!fgets(name, sizeof name, f)) name[0] = 0;
+                fclose(f);
+            }
+            name[strcspn(name, "\n")] = 0;
+            if (strcmp(name, comm)) continue;
+        }
+        if (n < max) pids[n] = pid;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int free_tcp_port(void)
+{
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    if (sock < 0 || bind(sock, (struct sockaddr *)&sa, sizeof sa) ||
+        getsockname(sock, (struct sockaddr *)&sa, &salen)) { perror("socket"); exit(1); }
+    close(sock);
+    return ntohs(sa.sin_port);
+}
+
+/* 1 once the file at path contains text (polled up to 30 s). */
+static int wait_for_text(const char *path, const char *text)
+{
+    for (int i = 0; i < 300; i++) {
+        FILE *f = fopen(path, "r");
+        char line[4096];
+        int found = 0;
+        while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, text) != NULL;
+        if (f) fclose(f);
+        if (found) return 1;
+        th_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* A test_sleep job of ten minutes in the run's database, running. */
+static void busy_job(const char *top, const char *dir, int pg_port)
+{
+    char cmd[900], url[600] = "";
+    snprintf(cmd, sizeof cmd, "sh '%s/deploy/pg.sh' url '%s/.pgdata' %d", top, dir, pg_port);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(url, sizeof url, p)) th_fail(__FILE__, __LINE__, "no conninfo from pg.sh url");
+    if (p) pclose(p);
+    url[strcspn(url, "\n")] = 0;
+    PGconn *db = PQconnectdb(url);
+    PGresult *r = PQexec(db, "INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 600000}')"
+                             " RETURNING id");
+    CHECK_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+    const char *id[] = {PQresultStatus(r) == PGRES_TUPLES_OK ? strdup(PQgetvalue(r, 0, 0)) : strdup("0")};
+    PQclear(r);
+    int running = 0;
+    for (int i = 0; i < 300 && !running; i++) {
+        r = PQexecParams(db, "SELECT count(*) FROM jobs WHERE status = 'running' AND id = $1", 1, NULL, id, NULL,
+                         NULL, 0);
+        running = PQresultStatus(r) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(r, 0, 0), "1");
+        PQclear(r);
+        if (!running) th_sleep_ms(100);
+    }
+    CHECK(running);
+    free((char *)id[0]);
+    PQfinish(db);
+}
+
+typedef enum { STOP_INT, STOP_INT_TWICE, STOP_TERM, STOP_HUP, STOP_CRASH } stop_how;
+
+/* Start the run (through make when via_make, in its own process group as a
+ * terminal's job is), wait for its API, stop it the way `how` says (signals
+ * to the group, as Ctrl-C; or to make / the script alone), then check that
+ * nothing of it is left: no process and the cluster stopped. */
+static void run_and_stop(const char *top, const char *dir, int via_make, stop_how how, int want_status)
+{
+    int pg_port = free_tcp_port(), api_port = free_tcp_port();
+    char log[700], mk[700];
+    static int nrun;
+    snprintf(log, sizeof log, "%s/run-%d.log", dir, ++nrun);
+    snprintf(mk, sizeof mk, "%s/run.mk", dir);
+    FILE *f = fopen(mk, "w");
+    fprintf(f, "run:\n\tsh %s/deploy/run.sh\n", top);
+    fclose(f);
+    extern char th_log[512];
+    FILE *note = fopen(th_log, "a");
+    if (note) {
+        fprintf(note, "run.sh: via %s, stop %d, pg port %d, API port %d, output in %s\n",
+                via_make ? "make" : "sh", (int)how, pg_port, api_port, log);
+        fclose(note);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        char bindir[600];
+        snprintf(bindir, sizeof bindir, "%s", th_bin("agentq"));
+        *strrchr(bindir, '/') = 0;
+        setenv("AGENTQ_RUN_DIR", dir, 1);
+        setenv("AGENTQ_BIN_DIR", bindir, 1);
+        char port[16], listen[64];
+        snprintf(port, sizeof port, "%d", pg_port);
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", api_port);
+        setenv("AGENTQ_PG_PORT", port, 1);
+        setenv("AGENTQ_LISTEN", listen, 1);
+        setenv("AGENTQ_API_THREADS", "1", 1);
+        /* the busy job of a STOP_INT_TWICE run would hold a graceful stop for ten minutes;
+         * later runs claim it again once its lease is over, and hand it back after 5 s */
+        setenv("AGENTQ_SHUTDOWN_GRACE_SECONDS", how == STOP_INT_TWICE ? "600" : "5", 1);
+        setenv("AGENTQ_TEST_HANDLERS", "1", 1);
+        unsetenv("DATABASE_URL");
+        unsetenv("AGENTQ_SECRET_KEY");
+        unsetenv("MAKEFLAGS");
+        unsetenv("MFLAGS");
+        unsetenv("MAKELEVEL");
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (chdir(top)) _exit(127);
+        if (via_make) execlp("make", "make", "-s", "-f", mk, "run", (char *)NULL);
+        else execlp("sh", "sh", "deploy/run.sh", (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", api_port);
+    int up = 0;
+    for (int i = 0; i < 1200 && !up; i++) {   /* 120 s: the first run makes the cluster */
+        th_resp r = th_http("GET", url, NULL, NULL, NULL, NULL);
+        up = r.status == 200;
+        th_resp_free(&r);
+        if (!up) th_sleep_ms(100);
+    }
+    CHECK(up);
+    pid_t ps[16];
+    int n = run_procs(dir, "agentq-worker", ps, 16);
+    CHECK_INT(n, 1);
+    switch (how) {
+    case STOP_INT: kill(-pid, SIGINT); break;
+    case STOP_INT_TWICE:
+        /* a job that keeps the worker's graceful stop busy for a minute */
+        busy_job(top, dir, pg_port);
+        kill(-pid, SIGINT);
+        CHECK(wait_for_text(log, "run: stopping (Ctrl-C again"));
+        kill(-pid, SIGINT);
+        break;
+    case STOP_TERM: kill(pid, SIGTERM); break;
+    case STOP_HUP: kill(pid, SIGHUP); break;
+    case STOP_CRASH:
+        if (run_procs(dir, "agentq-api", ps, 16) == 1) kill(ps[0], SIGKILL);
+        else th_fail(__FILE__, __LINE__, "no agentq-api process found");
+        break;
+    }
+    int st = th_stop(pid, 0, 60000);
+    if (want_status >= 0) CHECK_INT(st, want_status);
+    if (how == STOP_INT_TWICE) CHECK(wait_for_text(log, "run: stopping at once"));
+    /* the script may outlive make (a second Ctrl-C kills make): wait for the rest */
+    char pidfile[700];
+    snprintf(pidfile, sizeof pidfile, "%s/.pgdata/data/postmaster.pid", dir);
+    int left = 1, pg_up = 1;
+    for (int i = 0; i < 300 && (left || pg_up); i++) {
+        left = run_procs(dir, NULL, ps, 16);
+        pg_up = access(pidfile, F_OK) == 0;
+        if (left || pg_up) th_sleep_ms(100);
+    }
+    if (left || pg_up) {
+        th_fail(__FILE__, __LINE__, "after stop %d via %s: %d process(es) left (first %d), cluster %s", (int)how,
+                via_make ? "make" : "sh", left, left ? (int)ps[0] : 0, pg_up ? "running" : "stopped");
+        for (int i = 0; i < left && i < 16; i++) kill(ps[i], SIGKILL);
+        char cmd[800];
+        snprintf(cmd, sizeof cmd, "sh '%s/deploy/pg.sh' stop '%s/.pgdata' >/dev/null 2>&1", top, dir);
+        if (system(cmd)) {}
+    }
+}
+
+static void run_sh_stops_clean(void)
+{
+    char top[512], dir[600];
+    if (!getcwd(top, sizeof top)) exit(1);
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/deploy/run.sh", top);
+    if (access(probe, R_OK)) {
+        th_fail(__FILE__, __LINE__, "run from the project folder (deploy/run.sh not found in %s)", top);
+        return;
+    }
+    const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
+    snprintf(dir, sizeof dir, "%s/run_sh_%d", logdir, (int)getpid());
+    mkdir(dir, 0755);
+    run_and_stop(top, dir, 1, STOP_INT_TWICE, -1);   /* the reported case: make dies, the script goes on */
+    run_and_stop(top, dir, 1, STOP_INT, -1);
+    run_and_stop(top, dir, 1, STOP_TERM, -1);
+    run_and_stop(top, dir, 0, STOP_INT_TWICE, 0);
+    run_and_stop(top, dir, 0, STOP_TERM, 0);
+    run_and_stop(top, dir, 0, STOP_HUP, 0);
+    run_and_stop(top, dir, 0, STOP_CRASH, 1);
+    /* the developer's own state was not touched: everything went to dir */
+    char path[700];
+    snprintf(path, sizeof path, "%s/.agentq.token", dir);
+    CHECK(access(path, F_OK) == 0);
+}
+
 const th_test th_cli_tests[] = {
     {"cli_jobs_ls", jobs_ls_filters_and_json, 30, 1},
     {"cli_jobs_show", jobs_show_and_followups, 30, 1},
@@ -699,5 +1133,8 @@ const th_test th_cli_tests[] = {
     {"cli_schedules_ls", schedules_ls_shows_rows, 30, 1},
     {"cli_prune", prune_old_finished_jobs, 60, 1},
     {"cli_bad_usage", bad_usage_exits_2, 30, 1},
+    {"cli_help_never_acts", help_never_acts, 60, 1},
+    {"cli_config_unknown_values_refused", config_unknown_values_refused, 90, 1},
+    {"cli_run_sh_every_stop_leaves_nothing", run_sh_stops_clean, 600, 0},
     {0},
 };

@@ -5,6 +5,7 @@
  * turn in the schedule's 'scheduled' session, offline provider), a schedule
  * deleted after it fired, and the create_schedule tool through a fake model. */
 #include "harness.h"
+#include "aq_schedule.h"
 #include <cJSON.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -278,7 +279,8 @@ static void deleted_after_firing(void)
 }
 
 /* The agent's create_schedule tool, through a fake model: a good call makes
- * the row (with next_run_at), a bad cron comes back to the model as an error. */
+ * the row (with next_run_at), a bad cron or one that fires more often than
+ * the floor comes back to the model as an error. */
 static void create_schedule_tool(void)
 {
     char url[128];
@@ -288,7 +290,9 @@ static void create_schedule_tool(void)
         "\"{\\\"name\\\":\\\"digest\\\",\\\"cron\\\":\\\"0 8 * * *\\\",\\\"timezone\\\":\\\"America/New_York\\\","
         "\\\"prompt\\\":\\\"summarise my tasks\\\"}\"}},"
         "{\"id\":\"s2\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
-        "\"{\\\"name\\\":\\\"bad\\\",\\\"cron\\\":\\\"0 25 * * *\\\",\\\"prompt\\\":\\\"x\\\"}\"}}]}}]}},"
+        "\"{\\\"name\\\":\\\"bad\\\",\\\"cron\\\":\\\"0 25 * * *\\\",\\\"prompt\\\":\\\"x\\\"}\"}},"
+        "{\"id\":\"s3\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
+        "\"{\\\"name\\\":\\\"often\\\",\\\"cron\\\":\\\"* * * * *\\\",\\\"prompt\\\":\\\"x\\\"}\"}}]}}]}},"
         "{\"body\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Scheduled.\"}}]}}]";
     th_fake(script, url, sizeof url);
     long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('jane', 'jane', '\\x00') RETURNING id", NULL);
@@ -305,9 +309,125 @@ static void create_schedule_tool(void)
                      " AND timezone = 'America/New_York' AND next_run_at > now()"
                      " AND to_char(next_run_at AT TIME ZONE 'America/New_York', 'HH24:MI') = '08:00'", th_num(uid), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1", th_num(uid), NULL), 1);
-    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool' AND content LIKE '%cron:%'",
-                     NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool' AND content LIKE '%cron:%'"
+                     " AND content NOT LIKE '%at most once every%'", NULL), 1);
+    /* more often than AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS (300 by default): an error, no row */
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool'"
+                     " AND content LIKE '%at most once every 300 s%'", NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* The frequency floor over real fire times (aq_schedule_check_interval):
+ * gaps inside a day, across midnight, across a leap day, through a DST
+ * change; 0 = no floor. */
+static void interval_floor_unit(void)
+{
+    static const struct { const char *cron, *zone; long min; int ok; } cases[] = {
+        {"* * * * *", "UTC", 300, 0},
+        {"* * * * *", "UTC", 0, 1},
+        {"*/5 * * * *", "UTC", 300, 1},
+        {"*/5 * * * *", "UTC", 301, 0},
+        {"0 9 * * *", "Europe/Berlin", 300, 1},
+        {"0,1 9 * * MON", "UTC", 300, 0},          /* once a week, but 60 s apart */
+        {"0,58 0,23 * * *", "UTC", 300, 0},        /* 23:58 then 00:00 the next day */
+        {"0,58 0,23 * * MON", "UTC", 300, 1},      /* Monday 23:58 is never followed by 00:00 */
+        {"0,58 0,23 29,1 2,3 *", "UTC", 300, 0},   /* only 29 February 23:58 -> 1 March 00:00 */
+        {"*/30 * * * *", "Europe/Berlin", 1800, 1}, /* through the fall-back hour: real 30 min */
+        {"*/30 * * * *", "Europe/Berlin", 1801, 0},
+        {"@hourly", "UTC", 3600, 1},
+        {"@hourly", "UTC", 3601, 0},
+    };
+    int64_t from = 1790000000;   /* 2026-09-21, before the October DST change */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        int rc = aq_schedule_check_interval(cases[i].cron, cases[i].zone, from, cases[i].min, err, sizeof err);
+        if ((rc == 0) != cases[i].ok)
+            th_fail(__FILE__, __LINE__, "'%s' in %s, floor %ld s: got %s (%s)", cases[i].cron, cases[i].zone,
+                    cases[i].min, rc ? "refused" : "accepted", err);
+        if (rc) CHECK_CONTAINS(err, "cron: fires ");
+    }
+    char err[256];
+    CHECK_INT(aq_schedule_check_interval("61 * * * *", "UTC", from, 300, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "cron:");
+    CHECK_INT(aq_schedule_check_interval("@daily", "Nowhere/Gone", from, 300, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "timezone:");
+}
+
+/* The API refuses a schedule that fires more often than the floor, on
+ * create and on PATCH (422, saying the floor), and accepts it when the
+ * floor is lowered. */
+static void api_refuses_too_frequent(void)
+{
+    char *kim = th_user("kim", 0);
+    pid_t api = th_api(NULL);
+    expect_422(kim, "{\"name\":\"x\",\"cron\":\"* * * * *\",\"prompt\":\"p\"}", "at most once every 300 s");
+    expect_422(kim, "{\"name\":\"x\",\"cron\":\"*/2 * * * *\",\"prompt\":\"p\",\"enabled\":false}",
+               "fires 120 s apart");
+    long long id = create(kim, "{\"name\":\"x\",\"cron\":\"*/5 * * * *\",\"prompt\":\"p\"}", NULL);
+    CHECK(id > 0);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/schedules/%lld", id);
+    th_resp r = th_http("PATCH", path, kim, "{\"cron\":\"*/4 * * * *\"}", NULL, NULL);
+    CHECK_INT(r.status, 422);
+    CHECK_CONTAINS(r.body, "at most once every 300 s");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE cron = '*/5 * * * *'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules", NULL), 1);
+    th_stop(api, SIGTERM, 10000);
+
+    const char *const lower[] = {"AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS=60", NULL};
+    th_api(lower);
+    CHECK(create(kim, "{\"name\":\"y\",\"cron\":\"* * * * *\",\"prompt\":\"p\"}", NULL) > 0);
+    free(kim);
+}
+
+/* AGENTQ_USER_DAILY_TURNS: five schedules of one user due at once, three
+ * workers racing: exactly the budget's two runs start, the rest are skipped
+ * with last_error and one notification; later due slots that day are
+ * skipped too; another user's schedule still fires; a slot that had already
+ * fired gives its turn back. */
+static void daily_budget_skips(void)
+{
+    long long first = due_schedule("lena", YEARLY, "run_once", "now() - interval '1 s'");
+    long long uid = th_int("SELECT user_id FROM agent_schedules WHERE id = $1", th_num(first), NULL);
+    for (int i = 0; i < 4; i++)
+        th_exec("INSERT INTO agent_schedules (user_id, name, cron, prompt, next_run_at)"
+                " VALUES ($1, 'more', '" YEARLY "', 'hi', now() - interval '1 s')", th_num(uid), NULL);
+    long long other = due_schedule("mona", YEARLY, "run_once", "now() - interval '1 s'");
+    const char *const env[] = {"AGENTQ_SCHEDULE_TICK_MS=100", "AGENTQ_POLL_MS=100", "AGENTQ_USER_DAILY_TURNS=2",
+                               NULL};
+    pid_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = th_worker(NULL, env);
+    CHECK(th_wait_int(6, 15000, "SELECT count(*) FROM agent_schedules WHERE next_run_at > now()", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'scheduled_run' AND user_id = $1", th_num(uid),
+                     NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(other), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1"
+                     " AND last_error LIKE 'daily turn budget spent: 2 scheduled turns a day%'", th_num(uid), NULL), 3);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1 AND last_error IS NULL"
+                     " AND last_job_id IS NOT NULL", th_num(uid), NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM notifications WHERE user_id = $1 AND kind = 'info'"
+                     " AND body LIKE '%2 agent turns for today%'", th_num(uid), NULL), 1);
+    CHECK_INT(th_int("SELECT turns * 100 + skipped FROM user_daily_turns WHERE user_id = $1", th_num(uid), NULL),
+              203);
+    /* due again later the same day: skipped, no second notification */
+    th_exec("UPDATE agent_schedules SET next_run_at = now() - interval '1 s' WHERE id = $1", th_num(first), NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()",
+                      th_num(first), NULL));
+    CHECK_INT(th_int("SELECT skipped FROM user_daily_turns WHERE user_id = $1", th_num(uid), NULL), 4);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'scheduled_run' AND user_id = $1", th_num(uid),
+                     NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM notifications WHERE user_id = $1 AND kind = 'info'", th_num(uid), NULL), 1);
+    /* the other user's budget is its own: a turn spent, a slot that had already fired refunded */
+    CHECK_INT(th_int("SELECT turns FROM user_daily_turns WHERE user_id = (SELECT user_id FROM agent_schedules"
+                     " WHERE id = $1)", th_num(other), NULL), 1);
+    th_exec("UPDATE agent_schedules SET next_run_at = last_run_at WHERE id = $1", th_num(other), NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM agent_schedules WHERE id = $1 AND next_run_at > now()",
+                      th_num(other), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE schedule_id = $1", th_num(other), NULL), 1);
+    CHECK_INT(th_int("SELECT turns FROM user_daily_turns WHERE user_id = (SELECT user_id FROM agent_schedules"
+                     " WHERE id = $1)", th_num(other), NULL), 1);
+    for (int i = 0; i < 3; i++) CHECK_INT(th_stop(w[i], SIGTERM, 10000), 0);
 }
 
 const th_test th_schedule_tests[] = {
@@ -317,5 +437,8 @@ const th_test th_schedule_tests[] = {
     {"schedule_broken_row_parked", broken_schedule_is_parked, 60, 1},
     {"schedule_deleted_after_firing", deleted_after_firing, 60, 1},
     {"schedule_create_tool", create_schedule_tool, 60, 1},
+    {"schedule_interval_floor_unit", interval_floor_unit, 30, 0},
+    {"schedule_api_refuses_too_frequent", api_refuses_too_frequent, 60, 1},
+    {"schedule_daily_budget_skips", daily_budget_skips, 90, 1},
     {0},
 };

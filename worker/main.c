@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "jobrun.h"
 #include "scheduler.h"
+#include "tools.h"
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
         return 2;
     }
     aq_handlers_enable_tests(cfg.test_handlers == 1);
+    aq_tools_configure(&cfg);
     if (sodium_init() < 0) {
         fprintf(stderr, "agentq-worker: library initialisation failed\n");
         return 2;

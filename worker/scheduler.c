@@ -14,7 +14,14 @@
  * The idempotency key 'schedule:<id>:<slot>' makes a slot fire once even if
  * two ticks ever saw the same row (a PATCH racing a tick, clock skew): the
  * lock orders them and the key refuses the second insert. "Now" is the
- * database's clock, the same for every worker. */
+ * database's clock, the same for every worker.
+ *
+ * The daily budget (AGENTQ_USER_DAILY_TURNS > 0): before the insert, the
+ * owner's row in user_daily_turns for today (UTC) is incremented if it is
+ * below the budget (one upsert; its row lock orders concurrent workers, so
+ * the budget is exact). None left: the slot is skipped (next_run_at still
+ * moves on), last_error says why and the first skip of the day writes one
+ * 'info' notification. A slot that had already fired gives its turn back. */
 #include "scheduler.h"
 #include "aq_alloc.h"
 #include "aq_db.h"
@@ -24,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DUE_BATCH 100
 
@@ -58,12 +66,53 @@ static const char SQL_ADVANCE[] =
     " last_job_id = coalesce($4::bigint, last_job_id), last_error = $5"
     " WHERE id = $1";
 
+/* $1 user, $2 budget: a row when a turn was left (and is now spent) */
+static const char SQL_SPEND[] =
+    "INSERT INTO user_daily_turns AS u (user_id, day, turns) VALUES ($1, (now() AT TIME ZONE 'UTC')::date, 1)"
+    " ON CONFLICT (user_id, day) DO UPDATE SET turns = u.turns + 1 WHERE u.turns < $2::int RETURNING turns";
+
+static const char SQL_REFUND[] =
+    "UPDATE user_daily_turns SET turns = turns - 1"
+    " WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date AND turns > 0";
+
+/* $1 user, $2 the notification's text: written on the day's first skip only */
+static const char SQL_SKIPPED[] =
+    "WITH s AS (UPDATE user_daily_turns SET skipped = skipped + 1"
+    " WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date RETURNING skipped)"
+    " INSERT INTO notifications (user_id, kind, body) SELECT $1, 'info', $2 FROM s WHERE s.skipped = 1";
+
 static int exec(PGconn *db, const char *sql, int n, const char *const *p, PGresult **keep, const char *what)
 {
     PGresult *r = aq_db_exec(db, sql, n, p);
     int ok = aq_db_ok(r, what);
     if (keep && ok) *keep = r; else PQclear(r);
     return ok;
+}
+
+/* Spend one of user's turns for today on the slot `fire`: 1 spent, 0 none
+ * left (the slot is to be skipped: the reason is in why, and the day's first
+ * skip has written the owner's notification), -1 on a database error. */
+static int spend_turn(aq_scheduler *s, const char *user, int64_t fire, char *why, size_t whylen)
+{
+    char budget_s[24];
+    snprintf(budget_s, sizeof budget_s, "%ld", s->cfg->user_daily_turns);
+    const char *p[] = {user, budget_s};
+    PGresult *r = NULL;
+    if (!exec(s->db, SQL_SPEND, 2, p, &r, "spending a daily turn")) return -1;
+    int spent = PQntuples(r) == 1;
+    PQclear(r);
+    if (spent) return 1;
+    char at_s[32], note[300];
+    time_t slot = (time_t)fire;
+    struct tm tm;
+    strftime(at_s, sizeof at_s, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&slot, &tm));
+    snprintf(why, whylen, "daily turn budget spent: %ld scheduled turns a day (AGENTQ_USER_DAILY_TURNS);"
+             " the run at %s was skipped", s->cfg->user_daily_turns, at_s);
+    snprintf(note, sizeof note, "Your schedules have started their %ld agent turns for today (UTC);"
+             " later runs today are skipped until the budget resets at midnight UTC.",
+             s->cfg->user_daily_turns);
+    const char *q[] = {user, note};
+    return exec(s->db, SQL_SKIPPED, 2, q, NULL, "noting a skipped run") ? 0 : -1;
 }
 
 /* One due row: fire (or skip) and move it on. 0, or -1 on a database error
@@ -83,7 +132,16 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
     snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
     snprintf(missed_s, sizeof missed_s, "%ld", missed);
     snprintf(next_s, sizeof next_s, "%lld", (long long)next);
-    int inserted = 0;
+    int inserted = 0, spent = 0;
+    char why[200] = "";
+    if (fire && s->cfg->user_daily_turns > 0) {
+        if ((spent = spend_turn(s, user, fire, why, sizeof why)) < 0) return -1;
+        if (!spent) {
+            aq_info("scheduler", "schedule %s: slot %s skipped, user %s has no turns left today", id,
+                    fire_s, user);
+            fire = 0;
+        }
+    }
     if (fire) {
         const char *p[] = {id, user, session, fire_s, missed_s};
         PGresult *r = NULL;
@@ -93,11 +151,14 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
             inserted = 1;
         }
         PQclear(r);
+        const char *q[] = {user};
+        if (spent && !inserted && !exec(s->db, SQL_REFUND, 1, q, NULL, "refunding a turn")) return -1;
         aq_info("scheduler", "schedule %s: slot %s %s%s", id, fire_s,
                 inserted ? "fired as job " : "already fired", job_s);
     }
-    if (!fire && missed) aq_info("scheduler", "schedule %s: skipped %ld missed slot(s) (misfire: skip)", id, missed);
-    const char *p[] = {id, bad ? NULL : next_s, fire ? fire_s : NULL, inserted ? job_s : NULL, bad ? err : NULL};
+    if (!fire && missed && !why[0]) aq_info("scheduler", "schedule %s: skipped %ld missed slot(s) (misfire: skip)", id, missed);
+    const char *p[] = {id, bad ? NULL : next_s, fire ? fire_s : NULL, inserted ? job_s : NULL,
+                       bad ? err : why[0] ? why : NULL};
     if (!exec(s->db, SQL_ADVANCE, 5, p, NULL, "advancing a schedule")) return -1;
     return 0;
 }
