@@ -206,6 +206,9 @@ typedef struct api_enqueue_req {
     int priority;
     const char *run_at;            /* ISO 8601 or NULL */
     const char *session_id;        /* uuid or NULL */
+    int claim_session;             /* the client chose session_id: create its chat_sessions row now, or
+                                    * refuse the row if the session is someone else's (a fresh random id
+                                    * the server chose cannot be contested; the worker makes its row) */
     const char *idempotency_key;   /* already scoped to the user, or NULL */
     const char *request_hash;      /* with a key: 64 hex digits naming the request (a replay must match) */
     int check_type;                /* job_type must be in job_types with api_enqueue */

@@ -8,14 +8,24 @@
  * costs one round trip, and under load one commit serves hundreds of
  * requests. A request hears 202 only after its batch has committed.
  *
- * One statement also checks, per row: the user's queued-job quota (counted
- * once per user per batch, and never past the quota, so the check costs at
- * most AGENTQ_USER_QUEUE_QUOTA index entries per user per batch), that a
- * given session is not someone else's, and the idempotency key (ON CONFLICT
- * DO NOTHING; an earlier job with the key is returned instead). Ids are
- * drawn in advance so every request learns its own row's fate. If the
- * database rejects a batch, its requests are retried one per batch, so one
- * bad value fails only its own request. */
+ * One statement also checks, per row:
+ *  - the user's queued-job quota: each user of the batch is counted once,
+ *    never past the quota, after taking that user's advisory lock
+ *    (aq_queued_locked, sql/007), so batches on other threads or processes
+ *    wait for this one to commit and then count its rows: the quota is
+ *    exact, not per batch;
+ *  - the session: a session id the client chose is claimed for the user in
+ *    this statement (its chat_sessions row, ON CONFLICT DO UPDATE, which
+ *    sees a concurrent claim once that commits); a row owned by someone
+ *    else refuses the job. A batch's rows claim in order, first one wins;
+ *  - that the job type (and, for POST /v1/jobs, the queue) is accepted;
+ *  - the idempotency key (ON CONFLICT DO NOTHING; an earlier job with the
+ *    key is returned instead, with whether its request hash matches).
+ * The locks are taken before any row is written (chk reads all of u), and
+ * in user-id order, so two batches never wait for each other in a cycle.
+ * Ids are drawn in advance so every request learns its own row's fate. If
+ * the database rejects a batch, its requests are retried one per batch, so
+ * one bad value fails only its own request. */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -30,9 +40,9 @@ static const char SQL_ENQUEUE[] =
     " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"
     " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"
     " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, key_hash text, quota int,"
-    " check_type boolean, queues text))"
+    " check_type boolean, queues text, claim boolean))"
     " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, key_hash, quota,"
-    " check_type, queues, ord)),"
+    " check_type, queues, claim, ord)),"
     /* each user's queued jobs, counted (up to the quota) under the user's lock: exact across batches */
     " u AS MATERIALIZED (SELECT * FROM aq_queued_locked(ARRAY(SELECT r.user_id FROM r WHERE r.quota IS NOT NULL),"
     "  (SELECT max(r.quota) FROM r)::int)),"
@@ -51,13 +61,13 @@ static const char SQL_ENQUEUE[] =
     " claim AS ("
     " INSERT INTO chat_sessions (id, user_id, channel)"
     " SELECT DISTINCT ON (r.session_id) r.session_id, r.user_id, 'web' FROM r JOIN chk USING (ord)"
-    " WHERE r.session_id IS NOT NULL AND r.user_id IS NOT NULL AND chk.within_quota"
+    " WHERE r.claim AND r.session_id IS NOT NULL AND r.user_id IS NOT NULL AND chk.within_quota"
     " AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id)"
     " ORDER BY r.session_id, r.ord"
     " ON CONFLICT (id) DO UPDATE SET updated_at = chat_sessions.updated_at RETURNING id, user_id),"
     " ok AS MATERIALIZED ("
     " SELECT chk.*, (r.session_id IS NULL OR coalesce((SELECT c.user_id FROM claim c WHERE c.id = r.session_id),"
-    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id)) IS NOT DISTINCT FROM r.user_id) AS session_ok"
+    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id), r.user_id) = r.user_id) AS session_ok"
     " FROM r JOIN chk USING (ord)),"
     " ins AS ("
     " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"
@@ -235,6 +245,7 @@ void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, c
     if (r->queue) { aq_buf_adds(&b, ",\"queue\":"); aq_buf_add_json_str(&b, r->queue); }
     if (r->run_at) { aq_buf_adds(&b, ",\"run_at\":"); aq_buf_add_json_str(&b, r->run_at); }
     if (r->session_id) { aq_buf_adds(&b, ",\"session_id\":"); aq_buf_add_json_str(&b, r->session_id); }
+    if (r->session_id && r->claim_session) aq_buf_adds(&b, ",\"claim\":true");
     if (r->idempotency_key) { aq_buf_adds(&b, ",\"key\":"); aq_buf_add_json_str(&b, r->idempotency_key); }
     if (r->idempotency_key && r->request_hash) aq_buf_addf(&b, ",\"key_hash\":\"%s\"", r->request_hash);
     if (r->check_type) aq_buf_adds(&b, ",\"check_type\":true");

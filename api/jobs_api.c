@@ -86,7 +86,8 @@ void api_chat(api_call *c)
     cJSON_AddStringToObject(input, "channel", "web");
     char *json = api_keep(c, cJSON_PrintUnformatted(input));
     cJSON_Delete(input);
-    api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid};
+    api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid,
+                         .claim_session = sid && !cJSON_IsNull(sid)};
     api_enqueue(c, &r, chat_enqueued);
 }
 
