@@ -54,6 +54,7 @@ struct api_server {
     atomic_int connections;        /* open client connections, all threads */
     atomic_int evicting;           /* of those, idle ones told to close to make room */
     atomic_int waits;              /* parked long-polls, all threads */
+    atomic_int stopping;           /* set before the threads are told to stop: no more hand-overs */
     char *queues;                  /* AGENTQ_API_QUEUES without spaces, or NULL (the workers' queues) */
     /* metrics, summed over threads */
     atomic_ullong requests[R_COUNT][6];           /* by route and status class 1xx..5xx (index 1..5) */
@@ -80,7 +81,12 @@ struct api_thread {
     int accepting;
     uint64_t drain_deadline;
     int stopping;
-    int connections;
+    atomic_int connections;        /* open here, plus those handed over and not yet taken */
+    atomic_int open_to_handoff;    /* accepting, and not stopping: other threads may hand it connections */
+    pthread_mutex_t inbox_mu;      /* connections accepted by another thread for this one */
+    int *inbox;
+    int ninbox, inbox_cap, inbox_closed;
+    uv_async_t inbox_async;
     h2o_linklist_t sockets;        /* open client connections, for shutdown */
     aq_pgloop *pg;
     int db_ready;
@@ -245,6 +251,8 @@ int api_listen(api_server *srv);
 /* The connection a request came on is busy until its request is done. */
 void api_conn_request_started(api_thread *t, h2o_req_t *req);
 int api_thread_start(api_thread *t);
+/* Call once for the server, then api_thread_request_stop for each thread. */
+void api_server_request_stop(api_server *srv);
 void api_thread_request_stop(api_thread *t);
 
 #endif

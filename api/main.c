@@ -121,6 +121,7 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&set, &sig);
     aq_info("api", "stopping (signal %d): no new connections, finishing requests in flight", sig);
+    api_server_request_stop(srv);
     for (int i = 0; i < srv->nthreads; i++) api_thread_request_stop(&srv->threads[i]);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
     aq_info("api", "stopped");

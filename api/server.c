@@ -5,7 +5,10 @@
  * SO_REUSEPORT, so a second agentq-api on the same port fails with "address
  * in use" instead of silently taking part of the traffic. Every thread polls
  * a dup of that one socket and accepts at most ACCEPT_BURST connections per
- * wake-up, so connections spread over the threads that are free to take them.
+ * wake-up; whichever thread accepts hands the connection to the thread with
+ * the fewest (its inbox and uv_async), so connections spread evenly, as
+ * SO_REUSEPORT's hashing spread them, and a thread still waiting for its
+ * database connection gets none.
  *
  * DESIGN (bounds): at start the fd soft limit is raised to the hard limit
  * and AGENTQ_MAX_CONNECTIONS is lowered to fit it. At the cap, a new
@@ -59,7 +62,7 @@ static void on_sock_close(void *data)
     tracked *tr = data;
     api_thread *t = tr->t;
     h2o_linklist_unlink(&tr->link);
-    t->connections--;
+    atomic_fetch_sub(&t->connections, 1);
     atomic_fetch_sub(&t->srv->connections, 1);
     if (tr->evicting) atomic_fetch_sub(&t->srv->evicting, 1);
     tr->sock = NULL;
@@ -108,6 +111,7 @@ static int room(api_thread *t)
     return evict_idle(t);
 }
 
+/* fd is a connection accepted for t (and already counted in t->connections). */
 static void adopt(api_thread *t, int fd)
 {
     uv_tcp_t *conn = aq_malloc(sizeof *conn);
@@ -115,6 +119,8 @@ static void adopt(api_thread *t, int fd)
     if (uv_tcp_open(conn, fd) != 0) {
         close(fd);
         uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        atomic_fetch_sub(&t->connections, 1);
+        atomic_fetch_sub(&t->srv->connections, 1);
         return;
     }
     uv_tcp_nodelay(conn, 1);
@@ -126,12 +132,76 @@ static void adopt(api_thread *t, int fd)
     h2o_linklist_insert(&t->sockets, &tr->link);
     sock->on_close.cb = on_sock_close;
     sock->on_close.data = tr;
-    t->connections++;
-    atomic_fetch_add(&t->srv->connections, 1);
     h2o_accept(&t->accept_ctx, sock);
 }
 
 static void on_accept_timer(uv_timer_t *timer) { resume_accepting(timer->data); }
+
+/* The thread that should take a new connection: the one with the fewest
+ * among those open to hand-overs (t itself on a tie). */
+static api_thread *least_loaded(api_thread *t)
+{
+    api_server *srv = t->srv;
+    api_thread *best = t;
+    int best_n = atomic_load(&t->connections);
+    if (atomic_load(&srv->stopping)) return t;
+    for (int i = 0; i < srv->nthreads; i++) {
+        api_thread *o = &srv->threads[i];
+        if (o == t || !atomic_load(&o->open_to_handoff)) continue;
+        int n = atomic_load(&o->connections);
+        if (n < best_n) { best = o; best_n = n; }
+    }
+    return best;
+}
+
+/* Give fd to thread to (counted there already); 0, or -1 when it has closed its inbox. */
+static int hand_over(api_thread *to, int fd)
+{
+    pthread_mutex_lock(&to->inbox_mu);
+    int ok = !to->inbox_closed;
+    if (ok) {
+        if (to->ninbox == to->inbox_cap) {
+            to->inbox_cap = to->inbox_cap ? to->inbox_cap * 2 : 16;
+            to->inbox = aq_realloc(to->inbox, sizeof *to->inbox * (size_t)to->inbox_cap);
+        }
+        to->inbox[to->ninbox++] = fd;
+        uv_async_send(&to->inbox_async);   /* under the lock: the handle cannot be closed meanwhile */
+    }
+    pthread_mutex_unlock(&to->inbox_mu);
+    return ok ? 0 : -1;
+}
+
+static void on_inbox(uv_async_t *a)
+{
+    api_thread *t = a->data;
+    pthread_mutex_lock(&t->inbox_mu);
+    int n = t->ninbox, *fds = t->inbox;
+    t->inbox = NULL;
+    t->ninbox = t->inbox_cap = 0;
+    pthread_mutex_unlock(&t->inbox_mu);
+    for (int i = 0; i < n; i++) {
+        if (!t->stopping) { adopt(t, fds[i]); continue; }
+        close(fds[i]);   /* handed over as this thread began to stop */
+        atomic_fetch_sub(&t->connections, 1);
+        atomic_fetch_sub(&t->srv->connections, 1);
+    }
+    free(fds);
+}
+
+/* No more hand-overs to t; connections still in its inbox are closed. */
+static void close_inbox(api_thread *t)
+{
+    atomic_store(&t->open_to_handoff, 0);
+    pthread_mutex_lock(&t->inbox_mu);
+    t->inbox_closed = 1;
+    for (int i = 0; i < t->ninbox; i++) {
+        close(t->inbox[i]);
+        atomic_fetch_sub(&t->connections, 1);
+        atomic_fetch_sub(&t->srv->connections, 1);
+    }
+    t->ninbox = 0;
+    pthread_mutex_unlock(&t->inbox_mu);
+}
 
 static void pause_accepting(api_thread *t)
 {
@@ -156,7 +226,13 @@ static void on_listener(uv_poll_t *p, int status, int events)
             }
             return;   /* EAGAIN: another thread took it */
         }
-        adopt(t, fd);
+        atomic_fetch_add(&t->srv->connections, 1);
+        api_thread *to = least_loaded(t);
+        atomic_fetch_add(&to->connections, 1);
+        if (to == t || hand_over(to, fd) != 0) {
+            if (to != t) { atomic_fetch_sub(&to->connections, 1); atomic_fetch_add(&t->connections, 1); }
+            adopt(t, fd);
+        }
     }
 }
 
@@ -217,6 +293,7 @@ static void start_accepting(api_thread *t)
     uv_timer_stop(&t->ready_timer);
     if (uv_poll_start(&t->listener, UV_READABLE, on_listener) != 0)
         aq_error("api", "thread %d: cannot accept on %s", t->index, t->srv->cfg->listen);
+    atomic_store(&t->open_to_handoff, 1);
 }
 
 static void on_ready_timer(uv_timer_t *timer)
@@ -266,6 +343,8 @@ static void finish(api_thread *t)
     uv_close((uv_handle_t *)&t->ready_timer, close_noop);
     uv_close((uv_handle_t *)&t->accept_timer, close_noop);
     uv_close((uv_handle_t *)&t->stop_async, close_noop);
+    close_inbox(t);
+    uv_close((uv_handle_t *)&t->inbox_async, close_noop);
     aq_pgloop_close(t->pg);
     t->pg = NULL;
     uv_stop(&t->loop);
@@ -274,8 +353,9 @@ static void finish(api_thread *t)
 static void on_drain_timer(uv_timer_t *timer)
 {
     api_thread *t = timer->data;
-    if (t->connections == 0 || aq_now_mono_ms() >= t->drain_deadline) {
-        if (t->connections) aq_warn("api", "thread %d: %d connections still open at the deadline", t->index, t->connections);
+    int open = atomic_load(&t->connections);
+    if (open == 0 || aq_now_mono_ms() >= t->drain_deadline) {
+        if (open) aq_warn("api", "thread %d: %d connections still open at the deadline", t->index, open);
         finish(t);
     }
 }
@@ -285,6 +365,7 @@ static void on_stop(uv_async_t *a)
     api_thread *t = a->data;
     if (t->stopping) return;
     t->stopping = 1;
+    atomic_store(&t->open_to_handoff, 0);
     uv_timer_stop(&t->ready_timer);
     uv_timer_stop(&t->accept_timer);
     uv_close((uv_handle_t *)&t->listener, close_listener);
@@ -321,6 +402,9 @@ int api_thread_start(api_thread *t)
     t->listener.data = t;
     uv_timer_init(&t->loop, &t->accept_timer);
     t->accept_timer.data = t;
+    pthread_mutex_init(&t->inbox_mu, NULL);
+    uv_async_init(&t->loop, &t->inbox_async, on_inbox);
+    t->inbox_async.data = t;
     uv_timer_init(&t->loop, &t->ready_timer);
     t->ready_timer.data = t;
     uv_timer_start(&t->ready_timer, on_ready_timer, AQ_READY_WAIT_MS, 0);
@@ -336,6 +420,8 @@ int api_thread_start(api_thread *t)
     aq_pgloop_start(t->pg);
     return pthread_create(&t->tid, NULL, thread_main, t) == 0 ? 0 : -1;
 }
+
+void api_server_request_stop(api_server *srv) { atomic_store(&srv->stopping, 1); }
 
 void api_thread_request_stop(api_thread *t)
 {
