@@ -244,12 +244,18 @@ void api_waiters_on_notify(api_thread *t, const char *payload);
 /* Answer every parked call now (database lost, or shutting down). */
 void api_waiters_wake_all(api_thread *t);
 
-/* ---- server (server.c) ---- */
+/* ---- listening and connections (accept.c) ---- */
 /* Bind and listen on AGENTQ_LISTEN (the port must be free: no SO_REUSEPORT),
  * raise the fd limit and size max_connections: 0, or -1 with errno. */
 int api_listen(api_server *srv);
 /* The connection a request came on is busy until its request is done. */
 void api_conn_request_started(api_thread *t, h2o_req_t *req);
+int api_accept_thread_init(api_thread *t);
+void api_accept_start(api_thread *t);   /* take connections (the database is up, or waited for) */
+void api_accept_stop(api_thread *t);    /* no more; shut the read side of those open */
+void api_accept_close(api_thread *t);   /* the loop is ending: close the handles */
+
+/* ---- server (server.c) ---- */
 int api_thread_start(api_thread *t);
 /* Call once for the server, then api_thread_request_stop for each thread. */
 void api_server_request_stop(api_server *srv);
