@@ -3,7 +3,7 @@
  *
  * Shape of the process: N threads, each with its own libuv loop, h2o context
  * and aq_pgloop database connection (pipeline mode), all accepting from one
- * listening socket the process owns alone (server.c). A
+ * listening socket the process owns alone (accept.c). A
  * request is routed (routes.c), authenticated (auth.c, cached per thread),
  * validated, and answered from one or more pipelined queries on its thread's
  * connection; nothing blocks a loop. Job inserts from concurrent requests are
