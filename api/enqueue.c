@@ -17,7 +17,8 @@
  *  - the session: a session id the client chose is claimed for the user in
  *    this statement (its chat_sessions row, ON CONFLICT DO UPDATE, which
  *    sees a concurrent claim once that commits); a row owned by someone
- *    else refuses the job. A batch's rows claim in order, first one wins;
+ *    else, or (before the row exists) someone else's job naming the
+ *    session, refuses the job. A batch's rows claim in order, first wins;
  *  - that the job type (and, for POST /v1/jobs, the queue) is accepted;
  *  - the idempotency key (ON CONFLICT DO NOTHING; an earlier job with the
  *    key is returned instead, with whether its request hash matches).
@@ -63,11 +64,15 @@ static const char SQL_ENQUEUE[] =
     " SELECT DISTINCT ON (r.session_id) r.session_id, r.user_id, 'web' FROM r JOIN chk USING (ord)"
     " WHERE r.claim AND r.session_id IS NOT NULL AND r.user_id IS NOT NULL AND chk.within_quota"
     " AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id)"
+    " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = r.session_id AND j.user_id IS DISTINCT FROM r.user_id)"
     " ORDER BY r.session_id, r.ord"
     " ON CONFLICT (id) DO UPDATE SET updated_at = chat_sessions.updated_at RETURNING id, user_id),"
     " ok AS MATERIALIZED ("
     " SELECT chk.*, (r.session_id IS NULL OR coalesce((SELECT c.user_id FROM claim c WHERE c.id = r.session_id),"
-    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id), r.user_id) = r.user_id) AS session_ok"
+    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id),"
+    "  CASE WHEN r.claim THEN (SELECT j.user_id FROM jobs j WHERE j.session_id = r.session_id"
+    "   AND j.user_id IS DISTINCT FROM r.user_id LIMIT 1) END,"   /* a session whose first turn has not run */
+    "  r.user_id) IS NOT DISTINCT FROM r.user_id) AS session_ok"
     " FROM r JOIN chk USING (ord)),"
     " ins AS ("
     " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"

@@ -348,6 +348,42 @@ static void session_claim_race(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* A session the server made, whose first turn has not run (no row yet), is
+ * not claimable by another user who learns its id; its owner continues it. */
+static void session_unrun_not_borrowed(void)
+{
+    pid_t api = th_api(NO_RATE);
+    char *a = th_user("alice", 0), *b = th_user("bob", 0);
+    th_resp r = th_post("/v1/chat", a, "{\"message\":\"first\"}");   /* no worker: no row yet */
+    CHECK_STATUS(r, 202);
+    char *sid = body_str(&r, "session_id");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_sessions", NULL), 0);
+    char body[128], path[128];
+    snprintf(body, sizeof body, "{\"message\":\"mine now\",\"session_id\":\"%s\"}", sid ? sid : "");
+    snprintf(path, sizeof path, "/v1/sessions/%s/messages", sid ? sid : "");
+    r = th_post("/v1/chat", b, body);
+    CHECK_ERROR(r, 404, "not_found");
+    th_resp_free(&r);
+    r = th_get(path, b);
+    CHECK_ERROR(r, 404, "not_found");
+    th_resp_free(&r);
+    r = th_get(path, a);   /* the owner, before any row: an empty list */
+    CHECK_STATUS(r, 200);
+    th_resp_free(&r);
+    r = th_post("/v1/chat", a, body);
+    CHECK_STATUS(r, 202);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_sessions s JOIN users u ON u.id = s.user_id"
+                     " WHERE u.name = 'alice' AND s.id = $1", sid ? sid : "", NULL), 1);
+    r = th_post("/v1/chat", b, body);
+    CHECK_ERROR(r, 404, "not_found");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE session_id = $1 AND user_id <> 1", sid ? sid : "", NULL), 0);
+    free(sid); free(a); free(b);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 /* ---- 4. rate limits and quotas hold under concurrency ---- */
 
 /* Users 1 and 4097 (one slot in the old 4,096-slot limiter) both hit the
@@ -680,6 +716,7 @@ const th_test th_api_limits_tests[] = {
     {"api_idle_sockets_capped", idle_sockets_capped, 60, 1},
     {"api_long_polls_capped_per_user", long_polls_capped_per_user, 60, 1},
     {"api_session_claim_race", session_claim_race, 90, 1},
+    {"api_session_unrun_not_borrowed", session_unrun_not_borrowed, 40, 1},
     {"api_rate_limit_colliding_ids", rate_limit_colliding_ids, 40, 1},
     {"api_queue_quota_exact", queue_quota_exact, 60, 1},
     {"api_schedule_limit_exact", schedule_limit_exact, 60, 1},
