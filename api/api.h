@@ -1,8 +1,9 @@
 /* api.h — what the files of agentq-api share: the server, its threads, and the
  * call (one request being answered asynchronously).
  *
- * Shape of the process: N threads, each with its own libuv loop, h2o context,
- * SO_REUSEPORT listener and aq_pgloop database connection (pipeline mode). A
+ * Shape of the process: N threads, each with its own libuv loop, h2o context
+ * and aq_pgloop database connection (pipeline mode), all accepting from one
+ * listening socket the process owns alone (accept.c). A
  * request is routed (routes.c), authenticated (auth.c, cached per thread),
  * validated, and answered from one or more pipelined queries on its thread's
  * connection; nothing blocks a loop. Job inserts from concurrent requests are
@@ -48,12 +49,19 @@ struct api_server {
     int listen_family;
     struct sockaddr_storage listen_addr;
     socklen_t listen_len;
+    int listen_fd;                 /* bound and listening; each thread polls a dup of it */
+    long max_connections;          /* AGENTQ_MAX_CONNECTIONS, lowered to fit the fd limit */
+    atomic_int connections;        /* open client connections, all threads */
+    atomic_int evicting;           /* of those, idle ones told to close to make room */
+    atomic_int waits;              /* parked long-polls, all threads */
+    atomic_int stopping;           /* set before the threads are told to stop: no more hand-overs */
+    char *queues;                  /* AGENTQ_API_QUEUES without spaces, or NULL (the workers' queues) */
     /* metrics, summed over threads */
     atomic_ullong requests[R_COUNT][6];           /* by route and status class 1xx..5xx (index 1..5) */
     atomic_ullong latency[API_LATENCY_BUCKETS + 1];
     atomic_ullong latency_sum_us;
-    /* per-user rate limiting (auth.c) */
-    void *rate;
+    /* per-user request rate and parked long-polls (limits.c) */
+    void *limits;
 };
 
 struct api_thread {
@@ -63,14 +71,22 @@ struct api_thread {
     uv_loop_t loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    uv_tcp_t listener;
+    uv_poll_t listener;            /* on srv->listen_fd's dup */
+    int listen_fd;
+    uv_timer_t accept_timer;       /* retry accepting after a pause (at the cap, or out of fds) */
+    int paused;
     uv_async_t stop_async;
     uv_timer_t drain_timer;
     uv_timer_t ready_timer;   /* start-up: accept anyway after this, database or not */
     int accepting;
     uint64_t drain_deadline;
     int stopping;
-    int connections;
+    atomic_int connections;        /* open here, plus those handed over and not yet taken */
+    atomic_int open_to_handoff;    /* accepting, and not stopping: other threads may hand it connections */
+    pthread_mutex_t inbox_mu;      /* connections accepted by another thread for this one */
+    int *inbox;
+    int ninbox, inbox_cap, inbox_closed;
+    uv_async_t inbox_async;
     h2o_linklist_t sockets;        /* open client connections, for shutdown */
     aq_pgloop *pg;
     int db_ready;
@@ -99,6 +115,7 @@ struct api_call {
     int no_wait;                   /* answer GET-style without reading ?wait= (after a cancel) */
     long wait_s;                   /* ?wait= */
     uv_timer_t *wait_timer;
+    int wait_counted;              /* holds one of the user's parked-wait slots (limits.c) */
 };
 
 /* ---- calls (http.c) ---- */
@@ -139,11 +156,25 @@ int api_is_uuid(const char *s, size_t n);
 /* A decimal integer in [lo, hi], digits only (no sign unless lo < 0, no
  * spaces, no '+'): 0, or -1 when s is anything else. */
 int api_parse_int(const char *s, long long lo, long long hi, long long *out);
-/* Parse the body as a JSON object into c->body; answers 400/413 and returns -1 otherwise. */
+/* Parse the body as a JSON object into c->body; answers 400/413/422 and returns -1 otherwise:
+ * raw control characters in strings (or anywhere but JSON whitespace) are 400,
+ * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
 int api_parse_body(api_call *c);
+/* Before routing: 1 once the request has been answered 400 bad_request (conflicting
+ * Content-Length, or both Content-Length and Transfer-Encoding; the
+ * connection closes) or 431 headers_too_large (over API_MAX_HEADER_BYTES). */
+#define API_MAX_HEADER_BYTES 32768
+int api_request_refused(api_thread *t, h2o_req_t *req, int route);
+
+/* ---- per-user limits shared by the threads (limits.c) ---- */
+void api_limits_init(api_server *srv);
+/* 1 when user_id may make another request now (token bucket). */
+int api_rate_allow(api_server *srv, int64_t user_id);
+/* 1 (and the slot is taken) when user_id may park one more long-poll. */
+int api_wait_acquire(api_server *srv, int64_t user_id);
+void api_wait_release(api_server *srv, int64_t user_id);
 
 /* ---- auth (auth.c) ---- */
-void api_auth_init(api_server *srv);
 void api_auth_thread_init(api_thread *t);
 /* Authenticate, rate-limit, then run c->next (or answer 401/429/503). */
 void api_authenticate(api_call *c);
@@ -181,7 +212,11 @@ typedef struct api_enqueue_req {
     int priority;
     const char *run_at;            /* ISO 8601 or NULL */
     const char *session_id;        /* uuid or NULL */
+    int claim_session;             /* the client chose session_id: create its chat_sessions row now, or
+                                    * refuse the row if the session is someone else's (a fresh random id
+                                    * the server chose cannot be contested; the worker makes its row) */
     const char *idempotency_key;   /* already scoped to the user, or NULL */
+    const char *request_hash;      /* with a key: 64 hex digits naming the request (a replay must match) */
     int check_type;                /* job_type must be in job_types with api_enqueue */
 } api_enqueue_req;
 typedef struct api_enqueue_result {
@@ -190,6 +225,8 @@ typedef struct api_enqueue_result {
     int over_quota;
     int session_foreign;           /* session_id belongs to someone else */
     int type_refused;              /* check_type and the type is not allowed */
+    int queue_refused;             /* check_type and the queue is not served (AGENTQ_API_QUEUES) */
+    int key_mismatch;              /* duplicate, but the key's first request was a different one */
     int failed;                    /* database error or connection lost */
     int bad_value;                 /* failed: the database rejected a value (SQLSTATE class 22) */
     const char *message;           /* failed: why (valid during the callback) */
@@ -207,8 +244,21 @@ void api_waiters_on_notify(api_thread *t, const char *payload);
 /* Answer every parked call now (database lost, or shutting down). */
 void api_waiters_wake_all(api_thread *t);
 
+/* ---- listening and connections (accept.c) ---- */
+/* Bind and listen on AGENTQ_LISTEN (the port must be free: no SO_REUSEPORT),
+ * raise the fd limit and size max_connections: 0, or -1 with errno. */
+int api_listen(api_server *srv);
+/* The connection a request came on is busy until its request is done. */
+void api_conn_request_started(api_thread *t, h2o_req_t *req);
+int api_accept_thread_init(api_thread *t);
+void api_accept_start(api_thread *t);   /* take connections (the database is up, or waited for) */
+void api_accept_stop(api_thread *t);    /* no more; shut the read side of those open */
+void api_accept_close(api_thread *t);   /* the loop is ending: close the handles */
+
 /* ---- server (server.c) ---- */
 int api_thread_start(api_thread *t);
+/* Call once for the server, then api_thread_request_stop for each thread. */
+void api_server_request_stop(api_server *srv);
 void api_thread_request_stop(api_thread *t);
 
 #endif

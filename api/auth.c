@@ -5,20 +5,17 @@
  * tokens costs one query each per TTL); the presented secret's keyed hash is
  * compared with the stored one in constant time (aq_token.h). Revoking a
  * user therefore takes effect within AUTH_TTL_MS.
- * The rate limit is a token bucket per user shared by all threads
- * (AGENTQ_USER_RATE per second, burst twice that). */
+ * Then the user's request rate is checked (limits.c). */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
 #include "aq_time.h"
 #include "aq_token.h"
-#include <pthread.h>
 #include <stdlib.h>
 #include <strings.h>
 
 #define AUTH_SLOTS 1024
 #define AUTH_TTL_MS 10000
-#define RATE_SLOTS 4096
 
 typedef struct {
     char id[AQ_TOKEN_ID_LEN + 1];
@@ -27,24 +24,6 @@ typedef struct {
     unsigned char hash[AQ_TOKEN_HASH_LEN];
     uint64_t expires;
 } auth_entry;
-
-typedef struct {
-    int64_t user_id;
-    double tokens;
-    uint64_t last_ms;
-} bucket;
-
-typedef struct {
-    pthread_mutex_t mu;
-    bucket slots[RATE_SLOTS];
-} rate_table;
-
-void api_auth_init(api_server *srv)
-{
-    rate_table *rt = aq_calloc(1, sizeof *rt);
-    pthread_mutex_init(&rt->mu, NULL);
-    srv->rate = rt;
-}
 
 void api_auth_thread_init(api_thread *t)
 {
@@ -58,29 +37,6 @@ static unsigned slot_of(const char *id)
     return h % AUTH_SLOTS;
 }
 
-/* 1 when the user may make another request now. */
-static int rate_allow(api_server *srv, int64_t user_id)
-{
-    rate_table *rt = srv->rate;
-    double rate = (double)srv->cfg->user_rate_per_s, burst = rate * 2;
-    uint64_t now = aq_now_mono_ms();
-    unsigned i = (unsigned)((uint64_t)user_id * 2654435761u) % RATE_SLOTS;
-    pthread_mutex_lock(&rt->mu);
-    bucket *b = &rt->slots[i];
-    if (b->user_id != user_id) {   /* new user, or evict a colliding one */
-        b->user_id = user_id;
-        b->tokens = burst;
-        b->last_ms = now;
-    }
-    b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
-    if (b->tokens > burst) b->tokens = burst;
-    b->last_ms = now;
-    int ok = b->tokens >= 1.0;
-    if (ok) b->tokens -= 1.0;
-    pthread_mutex_unlock(&rt->mu);
-    return ok;
-}
-
 static void admit(api_call *c, const auth_entry *e)
 {
     if (!e->found || !aq_token_hash_equal(e->hash, c->tok_hash)) {
@@ -89,7 +45,7 @@ static void admit(api_call *c, const auth_entry *e)
     }
     c->user_id = e->user_id;
     c->operator = e->operator;
-    if (!rate_allow(c->t->srv, c->user_id)) {
+    if (!api_rate_allow(c->t->srv, c->user_id)) {
         api_reply_error(c, AQ_ERATE, "more than %ld requests per second; slow down",
                         c->t->srv->cfg->user_rate_per_s);
         return;

@@ -8,14 +8,25 @@
  * costs one round trip, and under load one commit serves hundreds of
  * requests. A request hears 202 only after its batch has committed.
  *
- * One statement also checks, per row: the user's queued-job quota (counted
- * once per user per batch, and never past the quota, so the check costs at
- * most AGENTQ_USER_QUEUE_QUOTA index entries per user per batch), that a
- * given session is not someone else's, and the idempotency key (ON CONFLICT
- * DO NOTHING; an earlier job with the key is returned instead). Ids are
- * drawn in advance so every request learns its own row's fate. If the
- * database rejects a batch, its requests are retried one per batch, so one
- * bad value fails only its own request. */
+ * One statement also checks, per row:
+ *  - the user's queued-job quota: each user of the batch is counted once,
+ *    never past the quota, after taking that user's advisory lock
+ *    (aq_queued_locked, sql/007), so batches on other threads or processes
+ *    wait for this one to commit and then count its rows: the quota is
+ *    exact, not per batch;
+ *  - the session: a session id the client chose is claimed for the user in
+ *    this statement (its chat_sessions row, ON CONFLICT DO UPDATE, which
+ *    sees a concurrent claim once that commits); a row owned by someone
+ *    else, or (before the row exists) someone else's job naming the
+ *    session, refuses the job. A batch's rows claim in order, first wins;
+ *  - that the job type (and, for POST /v1/jobs, the queue) is accepted;
+ *  - the idempotency key (ON CONFLICT DO NOTHING; an earlier job with the
+ *    key is returned instead, with whether its request hash matches).
+ * The locks are taken before any row is written (chk reads all of u), and
+ * in user-id order, so two batches never wait for each other in a cycle.
+ * Ids are drawn in advance so every request learns its own row's fate. If
+ * the database rejects a batch, its requests are retried one per batch, so
+ * one bad value fails only its own request. */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -29,34 +40,55 @@ static const char SQL_ENQUEUE[] =
     "WITH r AS MATERIALIZED ("
     " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"
     " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"
-    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, quota int, check_type boolean))"
-    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, quota, check_type,"
-    " ord)),"
-    " u AS MATERIALIZED ("   /* each user's queued jobs, counted once per batch, and only up to the quota */
-    " SELECT DISTINCT ON (r.user_id) r.user_id, r.quota, (SELECT count(*) FROM (SELECT 1 FROM jobs q"
-    "  WHERE q.user_id = r.user_id AND q.status = 'queued' LIMIT r.quota) x) AS queued"
-    " FROM r WHERE r.quota IS NOT NULL),"
+    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, key_hash text, quota int,"
+    " check_type boolean, queues text, claim boolean))"
+    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, key_hash, quota,"
+    " check_type, queues, claim, ord)),"
+    /* each user's queued jobs, counted (up to the quota) under the user's lock: exact across batches */
+    " u AS MATERIALIZED (SELECT * FROM aq_queued_locked(ARRAY(SELECT r.user_id FROM r WHERE r.quota IS NOT NULL),"
+    "  (SELECT max(r.quota) FROM r)::int)),"
     " chk AS MATERIALIZED ("
     " SELECT r.ord,"
     " (r.quota IS NULL OR (SELECT u.queued FROM u WHERE u.user_id = r.user_id)"
     "  + row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) <= r.quota) AS within_quota,"
-    " (r.session_id IS NULL OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id"
-    "  AND s.user_id <> r.user_id) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = r.session_id"
-    "  AND j.user_id <> r.user_id))) AS session_ok,"
     " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"
-    "  AND t.api_enqueue)) AS type_ok"
-    " FROM r),"
+    "  AND t.api_enqueue)) AS type_ok,"
+    " (r.check_type IS NOT TRUE OR CASE WHEN r.queues IS NOT NULL"
+    "  THEN coalesce(r.queue, 'default') = ANY (string_to_array(r.queues, ','))"
+    "  ELSE EXISTS (SELECT 1 FROM workers w WHERE coalesce(r.queue, 'default') = ANY (w.queues)) END) AS queue_ok"
+    " FROM r, (SELECT count(*) FROM u) AS locked),"   /* the locks come before any row is written */
+    /* a new session is claimed by the first row naming it, in this statement: a concurrent claim of
+     * the same id waits for this commit and then returns this owner (DO UPDATE sees past the snapshot) */
+    " claim AS ("
+    " INSERT INTO chat_sessions (id, user_id, channel)"
+    " SELECT DISTINCT ON (r.session_id) r.session_id, r.user_id, 'web' FROM r JOIN chk USING (ord)"
+    " WHERE r.claim AND r.session_id IS NOT NULL AND r.user_id IS NOT NULL AND chk.within_quota"
+    " AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id)"
+    " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = r.session_id AND j.user_id IS DISTINCT FROM r.user_id)"
+    " ORDER BY r.session_id, r.ord"
+    " ON CONFLICT (id) DO UPDATE SET updated_at = chat_sessions.updated_at RETURNING id, user_id),"
+    " ok AS MATERIALIZED ("
+    " SELECT chk.*, (r.session_id IS NULL OR coalesce((SELECT c.user_id FROM claim c WHERE c.id = r.session_id),"
+    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id),"
+    "  CASE WHEN r.claim THEN (SELECT j.user_id FROM jobs j WHERE j.session_id = r.session_id"
+    "   AND j.user_id IS DISTINCT FROM r.user_id LIMIT 1) END,"   /* a session whose first turn has not run */
+    "  r.user_id) IS NOT DISTINCT FROM r.user_id) AS session_ok"
+    " FROM r JOIN chk USING (ord)),"
     " ins AS ("
-    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key)"
+    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"
+    " idempotency_hash)"
     " OVERRIDING SYSTEM VALUE"
     " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"
-    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key"
-    " FROM r JOIN chk USING (ord) WHERE chk.within_quota AND chk.session_ok AND chk.type_ok ORDER BY r.ord"
+    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex')"
+    " FROM r JOIN ok USING (ord) WHERE ok.within_quota AND ok.session_ok AND ok.type_ok AND ok.queue_ok"
+    " ORDER BY r.ord"
     " ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, chk.within_quota, chk.session_ok,"
-    " (SELECT e.id FROM jobs e WHERE ins.id IS NULL AND r.key IS NOT NULL AND e.idempotency_key = r.key),"
-    " chk.type_ok"
-    " FROM r JOIN chk USING (ord) LEFT JOIN ins ON ins.id = r.new_id ORDER BY r.ord";
+    " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, ok.within_quota, ok.session_ok, e.id, ok.type_ok,"
+    " ok.queue_ok, e.idempotency_hash IS NOT NULL AND e.idempotency_hash IS DISTINCT FROM decode(r.key_hash, 'hex')"
+    " FROM r JOIN ok USING (ord) LEFT JOIN ins ON ins.id = r.new_id"
+    " LEFT JOIN LATERAL (SELECT e.id, e.idempotency_hash FROM jobs e WHERE ins.id IS NULL AND r.key IS NOT NULL"
+    "  AND e.idempotency_key = r.key) e ON true"
+    " ORDER BY r.ord";
 
 typedef struct pend {
     api_call *c;
@@ -129,8 +161,13 @@ static void on_rows(void *arg, PGresult *res)
         r.over_quota = PQgetvalue(res, i, 2)[0] != 't';
         r.session_foreign = PQgetvalue(res, i, 3)[0] != 't';
         r.type_refused = PQgetvalue(res, i, 5)[0] != 't';
+        r.queue_refused = PQgetvalue(res, i, 6)[0] != 't';
         if (!PQgetisnull(res, i, 1)) r.job_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        else if (!PQgetisnull(res, i, 4)) { r.job_id = strtoll(PQgetvalue(res, i, 4), NULL, 10); r.duplicate = 1; }
+        else if (!PQgetisnull(res, i, 4)) {
+            r.job_id = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+            r.duplicate = 1;
+            r.key_mismatch = PQgetvalue(res, i, 7)[0] == 't';
+        }
         answer(p, &r);
         p = next;
     }
@@ -213,8 +250,11 @@ void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, c
     if (r->queue) { aq_buf_adds(&b, ",\"queue\":"); aq_buf_add_json_str(&b, r->queue); }
     if (r->run_at) { aq_buf_adds(&b, ",\"run_at\":"); aq_buf_add_json_str(&b, r->run_at); }
     if (r->session_id) { aq_buf_adds(&b, ",\"session_id\":"); aq_buf_add_json_str(&b, r->session_id); }
+    if (r->session_id && r->claim_session) aq_buf_adds(&b, ",\"claim\":true");
     if (r->idempotency_key) { aq_buf_adds(&b, ",\"key\":"); aq_buf_add_json_str(&b, r->idempotency_key); }
+    if (r->idempotency_key && r->request_hash) aq_buf_addf(&b, ",\"key_hash\":\"%s\"", r->request_hash);
     if (r->check_type) aq_buf_adds(&b, ",\"check_type\":true");
+    if (r->check_type && t->srv->queues) { aq_buf_adds(&b, ",\"queues\":"); aq_buf_add_json_str(&b, t->srv->queues); }
     aq_buf_adds(&b, "}");
     pend *p = aq_calloc(1, sizeof *p);
     p->c = c;

@@ -53,6 +53,7 @@ static void free_timer(uv_handle_t *h) { free(h); }
 void api_call_free(api_call *c)
 {
     if (c->guard) c->guard->call = NULL;
+    if (c->wait_counted) api_wait_release(c->t->srv, c->user_id);
     for (int i = 0; i < c->nkept; i++) free(c->kept[i]);
     free(c->kept);
     cJSON_Delete(c->body);
@@ -99,6 +100,7 @@ static const char *reason(int status)
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return status < 500 ? "Error" : "Internal Server Error";
     }
@@ -208,6 +210,34 @@ const char *api_header_str(h2o_req_t *req, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
+/* Walk JSON text as the grammar sees it: the offset of the first raw
+ * control character (in a string, or outside one where JSON allows only
+ * space, tab, CR and LF) or SIZE_MAX; *nul_at: the first \u0000 escape
+ * (SIZE_MAX if none). "\\u0000" is an escaped backslash, then text. */
+static size_t scan_json(const char *s, size_t n, size_t *nul_at)
+{
+    int in_str = 0;
+    *nul_at = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (in_str) {
+            if (ch == '"') {
+                in_str = 0;
+            } else if (ch == '\\') {
+                if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4) && *nul_at == SIZE_MAX) *nul_at = i;
+                i++;   /* the escaped character is never a quote or a backslash of its own */
+            } else if (ch < 0x20) {
+                return i;
+            }
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
 int api_parse_body(api_call *c)
 {
     h2o_req_t *req = c->req;
@@ -220,12 +250,14 @@ int api_parse_body(api_call *c)
                         c->t->srv->cfg->max_body_bytes);
         return -1;
     }
-    /* cJSON strings end at NUL, so "\u0000" would silently cut a value short */
-    for (size_t i = 0; i + 6 <= req->entity.len; i++)
-        if (req->entity.base[i] == '\\' && !strncasecmp(req->entity.base + i + 1, "u0000", 5)) {
-            api_reply_error(c, AQ_EINVAL, "strings must not contain NUL (\\u0000)");
-            return -1;
-        }
+    /* cJSON takes raw control bytes (NUL included) inside strings, and its
+     * strings end at NUL: both would cut a value short, so they are refused */
+    size_t nul_at, bad_at = scan_json(req->entity.base, req->entity.len, &nul_at);
+    if (bad_at != SIZE_MAX) {
+        api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
+                        " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
+        return -1;
+    }
     const char *end = NULL;
     c->body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
     while (c->body && end < req->entity.base + req->entity.len && (*end == ' ' || *end == '\t' ||
@@ -238,6 +270,84 @@ int api_parse_body(api_call *c)
     if (!cJSON_IsObject(c->body)) {
         api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
         return -1;
+    }
+    if (nul_at != SIZE_MAX) {
+        api_reply_error(c, AQ_EINVAL, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+        return -1;
+    }
+    return 0;
+}
+
+/* The HTTP/1 request head as received (it starts the connection's input
+ * buffer while the request is being handled), or an empty vector. */
+static h2o_iovec_t raw_head(h2o_req_t *req)
+{
+    h2o_iovec_t none = {NULL, 0};
+    if (req->version >= 0x200 || !req->conn->callbacks->get_socket) return none;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (!sock || !sock->input || sock->input->size < req->input.method.len ||
+        memcmp(sock->input->bytes, req->input.method.base, req->input.method.len))
+        return none;
+    const char *p = sock->input->bytes;
+    size_t n = sock->input->size;
+    for (size_t i = 0; i + 3 < n; i++)
+        if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n') return h2o_iovec_init(p, i + 4);
+    return none;
+}
+
+/* Header lines of head named name (lower case): how many, and whether their values differ. */
+static int count_header(h2o_iovec_t head, const char *name, int *differ)
+{
+    size_t nlen = strlen(name);
+    const char *first = NULL;
+    size_t first_len = 0;
+    int n = 0;
+    *differ = 0;
+    const char *p = memchr(head.base, '\n', head.len), *end = head.base + head.len;
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        if ((size_t)(eol - p) > nlen && p[nlen] == ':' && !strncasecmp(p, name, nlen)) {
+            const char *v = p + nlen + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            if (n++ == 0) {
+                first = v;
+                first_len = (size_t)(ve - v);
+            } else if ((size_t)(ve - v) != first_len || memcmp(v, first, first_len)) {
+                *differ = 1;
+            }
+        }
+        p = eol;
+    }
+    return n;
+}
+
+int api_request_refused(api_thread *t, h2o_req_t *req, int route)
+{
+    h2o_iovec_t head = raw_head(req);
+    size_t size = head.len;
+    if (!head.base) {   /* HTTP/2: the decoded headers */
+        size = req->input.path.len;
+        for (size_t i = 0; i < req->headers.size; i++)
+            size += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    }
+    if (size > API_MAX_HEADER_BYTES) {
+        req->http1_is_persistent = 0;
+        api_reply_error(api_call_new(t, req, route), AQ_EHEADERS, "the request's headers are %zu bytes; the limit is %d",
+                        size, API_MAX_HEADER_BYTES);
+        return 1;
+    }
+    if (!head.base) return 0;
+    /* h2o frames the body by the first Content-Length (or by Transfer-Encoding):
+     * a request that another reader could frame differently is refused */
+    int cl_differ, te_differ;
+    int cl = count_header(head, "content-length", &cl_differ), te = count_header(head, "transfer-encoding", &te_differ);
+    if (cl_differ || (cl && te)) {
+        req->http1_is_persistent = 0;   /* what follows on this connection cannot be trusted */
+        api_reply_error(api_call_new(t, req, route), AQ_EREQUEST, cl_differ
+                        ? "conflicting Content-Length headers" : "both Content-Length and Transfer-Encoding");
+        return 1;
     }
     return 0;
 }

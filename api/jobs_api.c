@@ -51,12 +51,13 @@ static void answer_enqueue_failure(api_call *c, const api_enqueue_result *r)
 static void chat_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
-    if (r->session_foreign) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
-    if (r->over_quota) {
+    if (r->over_quota) {   /* (a row over the quota claims no session) */
         api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
                         c->t->srv->cfg->user_queue_quota);
         return;
     }
+    /* someone else's session, or a new id someone else claimed first (even at the same moment) */
+    if (r->session_foreign) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
     char body[256];
     int n = snprintf(body, sizeof body, "{\"job_id\":%lld,\"session_id\":\"%s\",\"status_url\":\"/v1/jobs/%lld\"}",
                      (long long)r->job_id, c->uuid, (long long)r->job_id);
@@ -85,7 +86,8 @@ void api_chat(api_call *c)
     cJSON_AddStringToObject(input, "channel", "web");
     char *json = api_keep(c, cJSON_PrintUnformatted(input));
     cJSON_Delete(input);
-    api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid};
+    api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid,
+                         .claim_session = sid && !cJSON_IsNull(sid)};
     api_enqueue(c, &r, chat_enqueued);
 }
 
@@ -94,9 +96,20 @@ void api_chat(api_call *c)
 static void job_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
+    if (r->duplicate && r->key_mismatch) {
+        api_reply_error(c, AQ_EIDEMPOTENT, "this idempotency key was used for job %lld with a different request;"
+                        " use a new key for a new request", (long long)r->job_id);
+        return;
+    }
     if (!r->duplicate) {   /* a replay answers with the original job whatever else holds now */
         if (r->type_refused) {
             api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts (a worker publishes its types when it connects)");
+            return;
+        }
+        if (r->queue_refused) {
+            api_reply_error(c, AQ_EINVAL, "queue: no worker serves this queue (%s)",
+                            c->t->srv->queues ? "AGENTQ_API_QUEUES lists the accepted ones"
+                                              : "accepted: the queues of the workers connected now");
             return;
         }
         if (r->over_quota) {
@@ -144,6 +157,26 @@ static int iso8601(const char *s)
         return p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' && p[3] == ':' && p[4] >= '0' &&
                p[4] <= '9' && p[5] >= '0' && p[5] <= '9' && p[6] == '\0';
     return 0;
+}
+
+/* What an idempotency key stands for: BLAKE2b-256 of the request's fields
+ * (an absent queue is "default"; input as re-serialised, so whitespace does
+ * not count but member order does), as 64 hex digits kept by the call. */
+static const char *request_hash(api_call *c, const char *type, const char *queue, int priority, const char *run_at,
+                                const char *input_json)
+{
+    char prio[16];
+    snprintf(prio, sizeof prio, "%d", priority);
+    const char *parts[] = {type, queue ? queue : "default", prio, run_at ? run_at : "", input_json};
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        crypto_generichash_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);   /* with its NUL */
+    unsigned char h[32];
+    crypto_generichash_final(&st, h, sizeof h);
+    char *hex = aq_malloc(65);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+    return api_keep(c, hex);
 }
 
 void api_jobs_create(api_call *c)
@@ -203,13 +236,16 @@ void api_jobs_create(api_call *c)
         api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
         return;
     }
+    const char *q = cJSON_IsString(queue) ? queue->valuestring : NULL;
+    const char *when = cJSON_IsString(run_at) ? run_at->valuestring : NULL;
     api_enqueue_req r = {
         .job_type = type->valuestring,
         .input_json = input_json,
-        .queue = cJSON_IsString(queue) ? queue->valuestring : NULL,
+        .queue = q,
         .priority = priority,
-        .run_at = cJSON_IsString(run_at) ? run_at->valuestring : NULL,
+        .run_at = when,
         .idempotency_key = k ? api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)klen, k)) : NULL,
+        .request_hash = k ? request_hash(c, type->valuestring, q, priority, when, input_json) : NULL,
         .check_type = 1,
     };
     api_enqueue(c, &r, job_enqueued);
@@ -226,8 +262,12 @@ static void got_job(api_call *c, PGresult *res)
     if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
     const char *status = PQgetvalue(res, 0, 1);
     if (c->wait_s > 0 && (!strcmp(status, "queued") || !strcmp(status, "running"))) {
-        api_wait_for_job(c);
-        return;
+        /* a user may park AGENTQ_USER_MAX_WAITS at once; beyond, the answer is the job as it is now */
+        if (api_wait_acquire(c->t->srv, c->user_id)) {
+            c->wait_counted = 1;
+            api_wait_for_job(c);
+            return;
+        }
     }
     api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }

@@ -2,12 +2,13 @@
  * with one thread per CPU (AGENTQ_API_THREADS), and on SIGTERM/SIGINT stops
  * accepting, lets requests in flight finish, and exits 0.
  * Exit status: 0 after a graceful stop; 2 on bad configuration; 1 if it
- * cannot listen. */
+ * cannot listen (the address is in use, by another agentq-api too). */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_log.h"
 #include "aq_token.h"
 #include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_thread *t = H2O_STRUCT_FROM_MEMBER(api_thread, ctx, req->conn->ctx);
+    api_conn_request_started(t, req);
     return api_route(t, req);
 }
 
@@ -86,7 +88,13 @@ int main(int argc, char **argv)
     h2o_hostconf_t *host = h2o_config_register_host(&srv->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_create_handler(path, sizeof(h2o_handler_t))->on_req = on_req;
-    api_auth_init(srv);
+    api_limits_init(srv);
+    if (cfg.api_queues[0]) {   /* "a, b" → "a,b" */
+        srv->queues = aq_calloc(1, strlen(cfg.api_queues) + 1);
+        char *q = srv->queues;
+        for (const char *p = cfg.api_queues; *p; p++)
+            if (*p != ' ' && *p != '\t') *q++ = *p;
+    }
 
     long n = cfg.api_threads > 0 ? cfg.api_threads : sysconf(_SC_NPROCESSORS_ONLN);
     srv->nthreads = n > 0 ? (int)n : 1;
@@ -97,15 +105,23 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);   /* threads inherit the mask; main waits */
+    if (api_listen(srv)) {
+        aq_error("api", "cannot listen on %s: %s", cfg.listen, strerror(errno));
+        fprintf(stderr, "agentq-api: cannot listen on %s: %s\n", cfg.listen, strerror(errno));
+        return 1;
+    }
     for (int i = 0; i < srv->nthreads; i++) {
         srv->threads[i].srv = srv;
         srv->threads[i].index = i;
         if (api_thread_start(&srv->threads[i])) return 1;
     }
-    aq_info("api", "listening on %s with %d threads", cfg.listen, srv->nthreads);
+    close(srv->listen_fd);   /* each thread polls its own dup */
+    aq_info("api", "listening on %s with %d threads (at most %ld connections)", cfg.listen, srv->nthreads,
+            srv->max_connections);
     int sig;
     sigwait(&set, &sig);
     aq_info("api", "stopping (signal %d): no new connections, finishing requests in flight", sig);
+    api_server_request_stop(srv);
     for (int i = 0; i < srv->nthreads; i++) api_thread_request_stop(&srv->threads[i]);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
     aq_info("api", "stopped");

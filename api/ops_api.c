@@ -2,7 +2,7 @@
  * connection answers), GET /metrics (Prometheus text, operators only): queue
  * depth by type and status, oldest runnable job's age, jobs finished in the
  * last minute by type and status, live workers' job counters, and this
- * process's request counts and latency. Every count reads only unfinished
+ * process's request counts, latency, open connections and parked long-polls. Every count reads only unfinished
  * rows or a one-minute slice of finished ones (partial indexes), never the
  * whole table. */
 #include "api.h"
@@ -93,6 +93,13 @@ static void got_metrics(api_call *c, PGresult *res)
     }
     aq_buf_addf(&b, "agentq_http_request_duration_seconds_sum %.6f\nagentq_http_request_duration_seconds_count %llu\n",
                 (double)atomic_load(&srv->latency_sum_us) / 1e6, cum);
+    aq_buf_addf(&b, "# HELP agentq_http_connections Open client connections of this API process.\n"
+                    "# TYPE agentq_http_connections gauge\nagentq_http_connections %d\n"
+                    "# HELP agentq_http_connections_max The cap on them (AGENTQ_MAX_CONNECTIONS, fitted to the fd limit).\n"
+                    "# TYPE agentq_http_connections_max gauge\nagentq_http_connections_max %ld\n"
+                    "# HELP agentq_http_waits_parked ?wait= long-polls parked in this API process.\n"
+                    "# TYPE agentq_http_waits_parked gauge\nagentq_http_waits_parked %d\n",
+                atomic_load(&srv->connections), srv->max_connections, atomic_load(&srv->waits));
     api_reply_text(c, 200, "text/plain; version=0.0.4", b.p, b.len);
     aq_buf_dispose(&b);
 }

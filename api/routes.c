@@ -1,6 +1,9 @@
 /* routes.c — the route table: method and path to endpoint, 404 for unknown
- * paths, 405 (with Allow) for a known path with the wrong method. Path ids
- * must be plain positive integers and session ids UUIDs, else 404. */
+ * paths, 405 (with Allow) for a known path with the wrong method. HEAD is
+ * answered wherever GET is, like GET without the body (RFC 9110 §9.3.2).
+ * Path ids must be plain positive integers and session ids UUIDs, else 404.
+ * A request whose framing or size is refused (api_request_refused) is
+ * answered before routing. */
 #include "api.h"
 #include "aq_error.h"
 #include <stdlib.h>
@@ -81,14 +84,21 @@ int api_route(api_thread *t, h2o_req_t *req)
     char allow[64] = "";
     int64_t id = 0;
     char uuid[37] = "";
+    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     for (const route *r = routes; r->method; r++) {
         if (!match(r->pattern, path, len, &id, uuid)) continue;
-        if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) { found = r; break; }
-        if (strlen(allow) + strlen(r->method) + 3 < sizeof allow) {
+        if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method)) ||
+            (head && !strcmp(r->method, "GET"))) {
+            found = r;
+            break;
+        }
+        const char *m = strcmp(r->method, "GET") ? r->method : "GET, HEAD";
+        if (strlen(allow) + strlen(m) + 3 < sizeof allow) {
             if (allow[0]) strcat(allow, ", ");
-            strcat(allow, r->method);
+            strcat(allow, m);
         }
     }
+    if (api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
     if (!found) {
         api_call *c = api_call_new(t, req, R_NOT_FOUND);
         if (allow[0]) {

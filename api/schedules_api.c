@@ -115,7 +115,7 @@ void api_schedules_create(api_call *c)
     api_query(c,
               "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, enabled, misfire, next_run_at)"
               " SELECT $1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint)"
-              " WHERE (SELECT count(*) FROM agent_schedules WHERE user_id = $1) < $9::int"
+              " WHERE aq_schedule_slot_free($1::bigint, $9::int)   /* under the user's lock: exact however many race */"
               " RETURNING " SCHEDULE_JSON "::text",
               9, p, created);
 }

@@ -1,7 +1,8 @@
-/* server.c — one API thread: its libuv loop, h2o context, SO_REUSEPORT
- * listener, database connection (LISTEN aq_done), and graceful stop.
+/* server.c — one API thread: its libuv loop, h2o context, database
+ * connection (LISTEN aq_done), start and graceful stop. Its connections are
+ * accepted and bounded in accept.c.
  *
- * DESIGN (stop): on request the thread closes its listener, asks h2o to wind
+ * DESIGN (stop): on request the thread stops accepting, asks h2o to wind
  * down (GOAWAY on HTTP/2, no more keep-alive on HTTP/1), and shuts the read
  * side of every open connection: idle keep-alive connections then read EOF
  * and close at once, while a request being answered is not reading and
@@ -10,55 +11,11 @@
  *
  * DESIGN (start): a thread accepts connections only once its database
  * connection is up (or after AQ_READY_WAIT_MS, so that /healthz and clear
- * 503s still answer while the database is down). Until then connections
- * wait in the kernel's backlog, and SO_REUSEPORT never hands a request to
- * a thread that would refuse it only because it is still connecting. */
+ * 503s still answer while the database is down). Until then the other
+ * threads take the connections, or they wait in the kernel's backlog. */
 #include "api.h"
-#include "aq_alloc.h"
 #include "aq_log.h"
 #include "aq_time.h"
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-typedef struct tracked {
-    h2o_linklist_t link;
-    api_thread *t;
-    h2o_socket_t *sock;
-} tracked;
-
-static void on_sock_close(void *data)
-{
-    tracked *tr = data;
-    h2o_linklist_unlink(&tr->link);
-    tr->t->connections--;
-    free(tr);
-}
-
-static void on_accept(uv_stream_t *listener, int status)
-{
-    api_thread *t = listener->data;
-    if (status != 0 || t->stopping) return;
-    uv_tcp_t *conn = aq_malloc(sizeof *conn);
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
-    tracked *tr = aq_calloc(1, sizeof *tr);
-    tr->t = t;
-    tr->sock = sock;
-    h2o_linklist_insert(&t->sockets, &tr->link);
-    sock->on_close.cb = on_sock_close;
-    sock->on_close.data = tr;
-    t->connections++;
-    h2o_accept(&t->accept_ctx, sock);
-}
 
 #define AQ_READY_WAIT_MS 5000
 
@@ -67,8 +24,7 @@ static void start_accepting(api_thread *t)
     if (t->accepting || t->stopping) return;
     t->accepting = 1;
     uv_timer_stop(&t->ready_timer);
-    if (uv_listen((uv_stream_t *)&t->listener, 1024, on_accept) != 0)
-        aq_error("api", "thread %d: cannot accept on %s", t->index, t->srv->cfg->listen);
+    api_accept_start(t);
 }
 
 static void on_ready_timer(uv_timer_t *timer)
@@ -103,22 +59,6 @@ static void on_pg_notify(void *arg, const PGnotify *n)
     api_waiters_on_notify(arg, n->extra);
 }
 
-static int listen_socket(api_server *srv)
-{
-    int fd = socket(srv->listen_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-    if (bind(fd, (struct sockaddr *)&srv->listen_addr, srv->listen_len) != 0 || listen(fd, 1024) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
 static void close_noop(uv_handle_t *h) { (void)h; }
 
 static void finish(api_thread *t)
@@ -127,6 +67,7 @@ static void finish(api_thread *t)
     uv_close((uv_handle_t *)&t->drain_timer, close_noop);
     uv_close((uv_handle_t *)&t->ready_timer, close_noop);
     uv_close((uv_handle_t *)&t->stop_async, close_noop);
+    api_accept_close(t);
     aq_pgloop_close(t->pg);
     t->pg = NULL;
     uv_stop(&t->loop);
@@ -135,8 +76,9 @@ static void finish(api_thread *t)
 static void on_drain_timer(uv_timer_t *timer)
 {
     api_thread *t = timer->data;
-    if (t->connections == 0 || aq_now_mono_ms() >= t->drain_deadline) {
-        if (t->connections) aq_warn("api", "thread %d: %d connections still open at the deadline", t->index, t->connections);
+    int open = atomic_load(&t->connections);
+    if (open == 0 || aq_now_mono_ms() >= t->drain_deadline) {
+        if (open) aq_warn("api", "thread %d: %d connections still open at the deadline", t->index, open);
         finish(t);
     }
 }
@@ -147,13 +89,9 @@ static void on_stop(uv_async_t *a)
     if (t->stopping) return;
     t->stopping = 1;
     uv_timer_stop(&t->ready_timer);
-    uv_close((uv_handle_t *)&t->listener, close_noop);
     h2o_context_request_shutdown(&t->ctx);
     api_waiters_wake_all(t);   /* parked long-polls answer now, with the job as it is */
-    for (h2o_linklist_t *l = t->sockets.next; l != &t->sockets; l = l->next) {
-        tracked *tr = H2O_STRUCT_FROM_MEMBER(tracked, link, l);
-        shutdown(h2o_socket_get_fd(tr->sock), SHUT_RD);
-    }
+    api_accept_stop(t);
     t->drain_deadline = aq_now_mono_ms() + 10000;
     uv_timer_start(&t->drain_timer, on_drain_timer, 0, 5);
 }
@@ -172,15 +110,7 @@ int api_thread_start(api_thread *t)
     h2o_context_init(&t->ctx, &t->loop, &srv->h2o);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = srv->h2o.hosts;
-    h2o_linklist_init_anchor(&t->sockets);
-    int fd = listen_socket(srv);
-    if (fd < 0) {
-        aq_error("api", "cannot listen on %s: %s", srv->cfg->listen, strerror(errno));
-        return -1;
-    }
-    uv_tcp_init(&t->loop, &t->listener);
-    uv_tcp_open(&t->listener, fd);
-    t->listener.data = t;
+    if (api_accept_thread_init(t)) return -1;
     uv_timer_init(&t->loop, &t->ready_timer);
     t->ready_timer.data = t;
     uv_timer_start(&t->ready_timer, on_ready_timer, AQ_READY_WAIT_MS, 0);
@@ -196,6 +126,8 @@ int api_thread_start(api_thread *t)
     aq_pgloop_start(t->pg);
     return pthread_create(&t->tid, NULL, thread_main, t) == 0 ? 0 : -1;
 }
+
+void api_server_request_stop(api_server *srv) { atomic_store(&srv->stopping, 1); }
 
 void api_thread_request_stop(api_thread *t)
 {

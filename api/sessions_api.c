@@ -1,7 +1,11 @@
 /* sessions_api.c — GET /v1/sessions/{id}/messages?after=&limit=: a session's
- * messages, oldest first, paginated by message id. The session is the
- * caller's if its chat_sessions row is theirs, or (before its first turn has
- * run) if one of their jobs names it; otherwise 404. */
+ * messages, oldest first, paginated by message id. A session with a
+ * chat_sessions row is its owner's alone: the API creates the row of a
+ * client-chosen id in the statement that queues its first turn (enqueue.c),
+ * so a user who lost a race for an id never gets a job or a view into it.
+ * A session without a row yet (an id the server chose, whose first turn has
+ * not run) is the caller's if one of their jobs names it. Otherwise 404; an
+ * operator reads any. */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
@@ -33,7 +37,8 @@ void api_session_messages(api_call *c)
     api_query(c,
               "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
               " AND ($2::bigint IS NULL OR s.user_id = $2))"
-              " OR EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2))"
+              " OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1)"
+              " AND EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2)))"
               " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
               " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
               " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"

@@ -20,6 +20,7 @@ typedef struct aq_config {
     const char *telegram_bot_token;
     const char *telegram_api_base;
     const char *telegram_webhook_secret;
+    const char *api_queues;     /* comma-separated; "" = the connected workers' queues */
     long concurrency;
     long prefetch;
     long db_connections;
@@ -39,6 +40,8 @@ typedef struct aq_config {
     long user_queue_quota;
     long user_rate_per_s;
     long wait_max_seconds;
+    long max_connections;
+    long user_max_waits;
     long llm_timeout_ms;
     long context_messages;
     long agent_max_steps;

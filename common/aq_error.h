@@ -21,7 +21,10 @@
     X(EINTERNAL, "internal",          "internal error",                        500)  \
     X(EUNAVAIL,  "unavailable",       "database unreachable",                  503)  \
     X(ECONFIG,   "bad_config",        "invalid configuration",                 500)  \
-    X(EIO,       "io_error",          "input/output error",                    500)
+    X(EIO,       "io_error",          "input/output error",                    500)  \
+    X(EIDEMPOTENT, "idempotency_mismatch", "idempotency key used with another request", 422) \
+    X(EHEADERS,  "headers_too_large", "request headers too large",             431)  \
+    X(EREQUEST,  "bad_request",       "malformed request",                     400)
 
 typedef enum aq_err {
     AQ_OK = 0,

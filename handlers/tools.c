@@ -231,7 +231,7 @@ static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args
     const char *p[] = {uid, name, cron, zone, prompt, next_s, quota};
     return run(db, "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, next_run_at)"
                    " SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint)"
-                   " WHERE (SELECT count(*) FROM agent_schedules WHERE user_id = $1) < $7::int"
+                   " WHERE aq_schedule_slot_free($1::bigint, $7::int)   /* exact under races (sql/007) */"
                    " RETURNING json_build_object('schedule_id', id, 'name', name, 'cron', cron, 'timezone', timezone,"
                    " 'next_run_at', next_run_at)::text", 7, p,
                "not created: the user has as many schedules as allowed; delete one first", err);

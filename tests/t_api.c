@@ -147,12 +147,15 @@ static char *wait_job(const char *tok, long long id, int timeout_ms)
     return st;
 }
 
-/* What a worker publishes on start: noop may be enqueued through the API
- * (for tests of POST /v1/jobs that run no worker). */
+/* What a worker publishes on start: noop may be enqueued through the API,
+ * and a connected worker serves the queues default and mail.v2_x-y (for
+ * tests of POST /v1/jobs that run no worker). */
 static void allow_noop(void)
 {
     th_exec("INSERT INTO job_types (name, api_enqueue, max_attempts, timeout_s) VALUES ('noop', true, 25, 60)"
             " ON CONFLICT (name) DO UPDATE SET api_enqueue = true", NULL);
+    th_exec("INSERT INTO workers (id, host, pid, queues, concurrency) VALUES ('test:1:x', 'test', 1,"
+            " '{default,mail.v2_x-y}', 1) ON CONFLICT (id) DO NOTHING", NULL);
 }
 
 /* The server still answers, and its process lives. */
@@ -616,11 +619,11 @@ static void bad_paths_and_methods(void)
     const struct { const char *method, *path, *allow; } wrong[] = {
         {"DELETE", "/v1/chat", "POST"},
         {"GET", "/v1/chat", "POST"},
-        {"PUT", "/v1/jobs", "GET, POST"},
-        {"DELETE", "/v1/jobs/1", "GET"},
+        {"PUT", "/v1/jobs", "GET, HEAD, POST"},
+        {"DELETE", "/v1/jobs/1", "GET, HEAD"},
         {"GET", "/v1/jobs/1/cancel", "POST"},
-        {"POST", "/healthz", "GET"},
-        {"PATCH", "/v1/sessions/00000000-0000-4000-8000-000000000000/messages", "GET"},
+        {"POST", "/healthz", "GET, HEAD"},
+        {"PATCH", "/v1/sessions/00000000-0000-4000-8000-000000000000/messages", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
         r = th_http(wrong[i].method, wrong[i].path, a, NULL, NULL, "allow");
@@ -800,12 +803,32 @@ static void idempotency_key(void)
     CHECK_INT(jint(&r2, "job_id"), j1);
     CHECK_STR(r2.header, "true");
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 1);
-    /* the same key in the body is the same key */
-    th_resp r3 = th_http("POST", "/v1/jobs", a, "{\"type\":\"noop\",\"idempotency_key\":\"order-17\"}", NULL,
-                         "idempotent-replayed");
+    /* the same key in the body is the same key (whitespace aside, the same request) */
+    th_resp r3 = th_http("POST", "/v1/jobs", a, "{\"type\":\"noop\", \"input\": {\"n\": 1},"
+                         " \"idempotency_key\":\"order-17\"}", NULL, "idempotent-replayed");
     CHECK_STATUS(r3, 202);
     CHECK_INT(jint(&r3, "job_id"), j1);
     CHECK_STR(r3.header, "true");
+    /* the same key with another request is refused, whatever differs, and stores nothing */
+    const char *const other[] = {
+        "{\"type\":\"noop\",\"input\":{\"n\":2}}", "{\"type\":\"noop\"}",
+        "{\"type\":\"noop\",\"input\":{\"n\":1},\"priority\":1}",
+        "{\"type\":\"noop\",\"input\":{\"n\":1},\"queue\":\"mail.v2_x-y\"}",
+        "{\"type\":\"noop\",\"input\":{\"n\":1},\"run_at\":\"2030-01-01T10:00:00Z\"}", NULL,
+    };
+    for (int i = 0; other[i]; i++) {
+        th_resp rm = th_http("POST", "/v1/jobs", a, other[i], k1, "idempotent-replayed");
+        if (rm.status != 422) th_fail(__FILE__, __LINE__, "case %d: %s", i, other[i]);
+        CHECK_ERROR(rm, 422, "idempotency_mismatch");
+        CHECK(rm.header == NULL);
+        th_resp_free(&rm);
+    }
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 1);
+    /* and the key still replays its own request */
+    th_resp rr = th_http("POST", "/v1/jobs", a, body, k1, "idempotent-replayed");
+    CHECK_STATUS(rr, 202);
+    CHECK_INT(jint(&rr, "job_id"), j1);
+    th_resp_free(&rr);
     /* another user's key space is their own */
     th_resp r4 = th_http("POST", "/v1/jobs", b, body, k1, "idempotent-replayed");
     CHECK_STATUS(r4, 202);
