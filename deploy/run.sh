@@ -43,9 +43,14 @@ signals=0
 say() { echo "$@" 2>/dev/null || true; }
 
 # 0 while pid $1 runs (a zombie, exited but not yet waited for, does not).
+# Read from /proc with the shell's own `read`: no child process, so nothing
+# a signal to the process group could kill or hold up.
 alive() {
     kill -0 "$1" 2>/dev/null || return 1
-    [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+    st=""
+    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
+    case "${st##*) }" in Z*|X*) return 1 ;; esac
+    return 0
 }
 
 # Sleep $1 seconds, or less when a signal comes (wait returns at once then).
