@@ -76,11 +76,11 @@ static void refill(const api_server *srv, entry *e, uint64_t now)
     if (e->shared) refill_bucket(srv, &e->shared_tokens, &e->shared_ms, now);
 }
 
-/* The shared level is worth obeying: flushes are answered (see STALE_MS). */
+/* The shared level is worth obeying: flushes are answered (API_RATE_STALE_MS). */
 static int shared_fresh(const api_server *srv, const table *tb, uint64_t now)
 {
     long stale = srv->cfg->rate_sync_ms * 10 > API_RATE_STALE_MS ? srv->cfg->rate_sync_ms * 10 : API_RATE_STALE_MS;
-    return srv->cfg->rate_sync_ms > 0 && tb->synced_ms && now - tb->synced_ms <= (uint64_t)stale;
+    return srv->cfg->rate_sync_ms > 0 && tb->synced_ms && tb->synced_ms + (uint64_t)stale >= now;
 }
 
 /* Drop entries that say nothing a fresh one would not; grow if still crowded. */
