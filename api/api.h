@@ -93,6 +93,7 @@ struct api_thread {
     void *auth_cache;              /* auth.c */
     void *enqueue;                 /* enqueue.c */
     void *waiters;                 /* waiters.c */
+    void *rate_sync;               /* rate_sync.c (thread 0 only) */
 };
 
 struct api_call {
@@ -168,8 +169,25 @@ int api_request_refused(api_thread *t, h2o_req_t *req, int route);
 
 /* ---- per-user limits shared by the threads (limits.c) ---- */
 void api_limits_init(api_server *srv);
-/* 1 when user_id may make another request now (token bucket). */
+/* 1 when user_id may make another request now: the local token bucket and,
+ * while flushes are answered, the shared one as last learned (any thread). */
 int api_rate_allow(api_server *srv, int64_t user_id);
+/* Take the users asked for since the last call and the requests admitted for
+ * each (0 when all were refused); both arrays are the caller's (free), NULL
+ * when none. Any thread. */
+size_t api_rate_collect(api_server *srv, int64_t **users, long **counts);
+/* The shared buckets' levels the database answered for users (n may be 0:
+ * the flush had nothing to send); marks the shared levels fresh. */
+void api_rate_learn(api_server *srv, size_t n, const int64_t *users, const double *levels);
+/* Shared levels older than this (or 10 flush intervals, if longer) are not
+ * obeyed: the database is not answering and the local bucket alone counts. */
+#define API_RATE_STALE_MS 1000
+
+/* ---- sharing the rate between processes (rate_sync.c) ---- */
+/* Start flushing every AGENTQ_RATE_SYNC_MS on t's loop and connection (one
+ * thread per process does); no-op when it is 0. */
+void api_rate_sync_start(api_thread *t);
+void api_rate_sync_close(api_thread *t);
 /* 1 (and the slot is taken) when user_id may park one more long-poll. */
 int api_wait_acquire(api_server *srv, int64_t user_id);
 void api_wait_release(api_server *srv, int64_t user_id);

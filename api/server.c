@@ -68,6 +68,7 @@ static void finish(api_thread *t)
     uv_close((uv_handle_t *)&t->ready_timer, close_noop);
     uv_close((uv_handle_t *)&t->stop_async, close_noop);
     api_accept_close(t);
+    api_rate_sync_close(t);
     aq_pgloop_close(t->pg);
     t->pg = NULL;
     uv_stop(&t->loop);
@@ -123,6 +124,7 @@ int api_thread_start(api_thread *t)
     api_auth_thread_init(t);
     api_enqueue_thread_init(t);
     api_waiters_thread_init(t);
+    if (t->index == 0) api_rate_sync_start(t);
     aq_pgloop_start(t->pg);
     return pthread_create(&t->tid, NULL, thread_main, t) == 0 ? 0 : -1;
 }

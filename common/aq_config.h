@@ -39,6 +39,7 @@ typedef struct aq_config {
     long max_message_chars;
     long user_queue_quota;
     long user_rate_per_s;
+    long rate_sync_ms;
     long wait_max_seconds;
     long max_connections;
     long user_max_waits;

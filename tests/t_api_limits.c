@@ -411,6 +411,163 @@ static void rate_limit_colliding_ids(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* ---- the request rate across API processes ---- */
+
+typedef struct {
+    pthread_t tid;
+    const char *const *bases;
+    int nbases, first;
+    const char *token;
+    int count;
+    int ok, limited, other;
+} hammer;
+
+/* count GETs of /v1/jobs, 20 ms apart (each on a new connection: paced so
+ * that the run's closed sockets stay few), alternating between the servers;
+ * counts 200s, 429s and anything else. */
+static void *hammer_main(void *arg)
+{
+    hammer *h = arg;
+    for (int i = h->first; i < h->first + h->count; i++) {
+        if (i > h->first) th_sleep_ms(20);
+        char url[160];
+        snprintf(url, sizeof url, "%s/v1/jobs?limit=1", h->bases[i % h->nbases]);
+        th_resp r = th_get(url, h->token);
+        if (r.status == 200) h->ok++;
+        else if (r.status == 429) h->limited++;
+        else h->other++;
+        th_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* threads x count requests (hammer_main); returns the 200s, *limited the
+ * 429s, *secs the time taken (start of the first to end of the last). */
+static int hammer_servers(const char *const *bases, int nbases, const char *tok, int threads, int count,
+                          int *limited, double *secs)
+{
+    hammer h[16];
+    uint64_t t0 = aq_now_mono_ms();
+    for (int i = 0; i < threads; i++) {
+        h[i] = (hammer){.bases = bases, .nbases = nbases, .first = i, .token = tok, .count = count};
+        pthread_create(&h[i].tid, NULL, hammer_main, &h[i]);
+    }
+    int ok = 0, other = 0;
+    *limited = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(h[i].tid, NULL);
+        ok += h[i].ok;
+        *limited += h[i].limited;
+        other += h[i].other;
+    }
+    *secs = (double)(aq_now_mono_ms() - t0) / 1000.0;
+    CHECK_INT(other, 0);
+    return ok;
+}
+
+/* AGENTQ_USER_RATE=20 (burst 40) with two API processes (the default 100 ms
+ * flush): one user sending 1,200 requests to both at 400 a second (some 3 s)
+ * is admitted at most what one
+ * process allows (burst + rate x T) plus the stated overshoot for two
+ * processes, (2 - 1) x (burst + rate x (flush interval + round trip)) --
+ * taken generously as 1 s -- where before they admitted twice what one
+ * process allows. A second user is not affected. */
+static void rate_shared_across_processes(void)
+{
+    const char *const env[] = {"AGENTQ_USER_RATE=20", NULL};
+    pid_t api1 = th_api(env);
+    int port1 = th_api_port();
+    pid_t api2 = th_api(env);
+    char base1[64], base2[64];
+    snprintf(base1, sizeof base1, "http://127.0.0.1:%d", port1);
+    snprintf(base2, sizeof base2, "http://127.0.0.1:%d", th_api_port());
+    const char *const bases[] = {base1, base2};
+    char *a = th_user("alice", 0);
+    char *b = th_user("bob", 0);
+    double rate = 20, burst = 40, secs = 0;
+    int limited = 0;
+    int ok = hammer_servers(bases, 2, a, 8, 150, &limited, &secs);
+    double single = burst + rate * secs, bound = single + (burst + rate * 1.0);
+    printf("    alice: %d admitted, %d refused in %.2f s (one process allows %.0f, bound %.0f)\n",
+           ok, limited, secs, single, bound);
+    if (ok > bound)
+        th_fail(__FILE__, __LINE__, "admitted %d > %.0f (one process allows %.0f in %.2f s)", ok, bound, single, secs);
+    if (ok < burst)
+        th_fail(__FILE__, __LINE__, "admitted %d < the burst %.0f", ok, burst);
+    CHECK(limited > 0);
+    /* alice is now refused by both processes; bob's burst is all his own */
+    for (int i = 0; i < 20; i++) {
+        char url[160];
+        snprintf(url, sizeof url, "%s/v1/jobs?limit=1", bases[i % 2]);
+        th_resp r = th_get(url, b);
+        CHECK_STATUS(r, 200);
+        th_resp_free(&r);
+    }
+    CHECK(th_int("SELECT count(*) FROM api_rate_buckets WHERE user_id = (SELECT id FROM users WHERE name = 'alice')",
+                 NULL) == 1);
+    free(a); free(b);
+    CHECK_INT(th_stop(api2, SIGTERM, 15000), 0);
+    CHECK_INT(th_stop(api1, SIGTERM, 15000), 0);
+}
+
+/* The shared bucket in SQL: a take spends from a full bucket (a missing row),
+ * goes into debt, refills with time up to the burst; prune deletes only
+ * buckets that are full again. */
+static void rate_bucket_sql(void)
+{
+    const char *take = "SELECT round(tokens)::bigint FROM aq_rate_take('{7}', $1::bigint[], 10, 20)";
+    CHECK_INT(th_int(take, "{3}", NULL), 17);
+    CHECK_INT(th_int(take, "{30}", NULL), -13);
+    CHECK_INT(th_int("SELECT aq_rate_prune(10, 20)", NULL), 0);
+    th_exec("UPDATE api_rate_buckets SET updated_at = updated_at - interval '2 seconds'", NULL);
+    CHECK_INT(th_int(take, "{0}", NULL), 7);   /* -13 + 2 s x 10 */
+    th_exec("UPDATE api_rate_buckets SET updated_at = updated_at - interval '60 seconds'", NULL);
+    CHECK_INT(th_int(take, "{1}", NULL), 19);   /* refilled to the burst, never beyond */
+    CHECK_INT(th_int("SELECT aq_rate_prune(10, 20)", NULL), 0);
+    th_exec("UPDATE api_rate_buckets SET updated_at = updated_at - interval '1 second'", NULL);
+    CHECK_INT(th_int("SELECT aq_rate_prune(10, 20)", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM api_rate_buckets", NULL), 0);
+}
+
+/* With the database down, each process still admits a user up to its local
+ * limit (burst + rate x T): neither everyone refused nor anyone unbounded. */
+static void rate_local_when_database_down(void)
+{
+    const char *const env[] = {"AGENTQ_USER_RATE=10", "AGENTQ_API_THREADS=1", NULL};
+    pid_t api = th_api(env);
+    char *a = th_user("alice", 0);
+    th_resp r = th_get("/v1/jobs", a);   /* the token is now cached (10 s): no query to authenticate */
+    CHECK_STATUS(r, 200);
+    th_resp_free(&r);
+    CHECK_INT(th_run_env_cmd("AQ_TEST_PG_STOP"), 0);
+    uint64_t end = aq_now_mono_ms() + 10000;
+    long st = 0;
+    while (aq_now_mono_ms() < end && st != 503) {
+        r = th_get("/readyz", NULL);
+        st = r.status;
+        th_resp_free(&r);
+        if (st != 503) th_sleep_ms(20);
+    }
+    CHECK_INT(st, 503);
+    th_sleep_ms(1200);   /* the shared level is stale by now; the local bucket is full again */
+    uint64_t t0 = aq_now_mono_ms();
+    int admitted = 0, refused = 0;
+    for (int i = 0; i < 60; i++) {   /* admitted ones find no database: 503 */
+        r = th_get("/v1/jobs", a);
+        if (r.status == 429) refused++;
+        else if (r.status == 503) admitted++;
+        else CHECK_STATUS(r, 503);
+        th_resp_free(&r);
+    }
+    double secs = (double)(aq_now_mono_ms() - t0) / 1000.0;
+    printf("    alice: %d admitted, %d refused in %.2f s with the database down\n", admitted, refused, secs);
+    if (admitted < 20 || admitted > 20 + 10 * secs + 1)
+        th_fail(__FILE__, __LINE__, "admitted %d, want the local limit: 20 + 10 x %.2f s", admitted, secs);
+    CHECK_INT(th_run_env_cmd("AQ_TEST_PG_START"), 0);
+    free(a);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 /* n concurrent POSTs of body to path, spread over the given servers' URLs;
  * returns how many got want. */
 static int concurrent_posts(int n, const char *const *bases, int nbases, const char *path, const char *tok,
@@ -718,6 +875,9 @@ const th_test th_api_limits_tests[] = {
     {"api_session_claim_race", session_claim_race, 90, 1},
     {"api_session_unrun_not_borrowed", session_unrun_not_borrowed, 40, 1},
     {"api_rate_limit_colliding_ids", rate_limit_colliding_ids, 40, 1},
+    {"api_rate_shared_across_processes", rate_shared_across_processes, 60, 1},
+    {"api_rate_bucket_sql", rate_bucket_sql, 30, 1},
+    {"api_rate_local_when_database_down", rate_local_when_database_down, 60, 1},
     {"api_queue_quota_exact", queue_quota_exact, 60, 1},
     {"api_schedule_limit_exact", schedule_limit_exact, 60, 1},
     {"api_json_control_bytes", json_control_bytes, 40, 1},
