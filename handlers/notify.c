@@ -20,6 +20,7 @@
  * Writes and sends happen only while the run owns the job. */
 #include "aq_alloc.h"
 #include "aq_error.h"
+#include "aq_db.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -63,10 +64,9 @@ static aq_job_status to_web(aq_ctx *ctx, PGconn *db, const cJSON *input, const c
         return AQ_JOB_RETRY;
     }
     if (rc) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        aq_ctx_error(ctx, "storing the notification: %s", PQresultErrorMessage(r));
-        int bad = state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2));   /* bad value: no retry helps */
-        PQclear(r);
+        const char *state = aq_db_error_state();
+        aq_ctx_error(ctx, "storing the notification: %s", aq_db_error_message());
+        int bad = !strncmp(state, "22", 2) || !strncmp(state, "23", 2);   /* bad value: no retry helps */
         return bad ? AQ_JOB_FAIL : AQ_JOB_RETRY;
     }
     *out = cJSON_CreateObject();

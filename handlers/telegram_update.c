@@ -30,6 +30,8 @@
 #include "aq_alloc.h"
 #include "aq_log.h"
 #include "aq_error.h"
+#include "aq_db.h"
+#include "aq_jobs.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -63,7 +65,7 @@ static void say(aq_ctx *ctx, long long chat, long long update_id, int n, const c
     cJSON_AddStringToObject(in, "text", text);
     char key[64];
     snprintf(key, sizeof key, "telegram-say:%lld:%d", update_id, n);
-    aq_enqueue_opts o = {.idempotency_key = key, .priority = -5, .user_id = user_id};
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_TELEGRAM, .user_id = user_id};
     aq_ctx_enqueue(ctx, "notify", in, &o);
     cJSON_Delete(in);
 }
@@ -164,8 +166,7 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         " (SELECT user_id FROM again)))",
         3, p, &r);
     if (rc) {
-        if (rc != AQ_ECONFLICT) aq_ctx_error(ctx, "linking: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
-        PQclear(r);
+        if (rc == AQ_EUNAVAIL) aq_ctx_error(ctx, "linking: database unreachable");
         return AQ_JOB_RETRY;
     }
     const char *result;
