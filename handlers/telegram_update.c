@@ -81,11 +81,11 @@ typedef struct link {
 static int linked(PGconn *db, const char *chat, link *l)
 {
     const char *p[] = {chat};
-    PGresult *r = PQexecParams(db, "UPDATE channels SET active = true, inactive_reason = NULL, updated_at = now()"
-                                   " WHERE kind = 'telegram' AND address = $1"
-                                   " RETURNING user_id, session_id::text, linked_by",
-                               1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
+    PGresult *r;
+    if (aq_db_query(db, "telegram update: the chat's link", "UPDATE channels SET active = true,"
+                    " inactive_reason = NULL, updated_at = now() WHERE kind = 'telegram' AND address = $1"
+                    " RETURNING user_id, session_id::text, linked_by", 1, p, &r))
+        return -1;
     memset(l, 0, sizeof *l);
     if (PQntuples(r) == 1) {
         l->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -317,11 +317,10 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
     snprintf(aid, sizeof aid, "%lld", action);
     snprintf(uid, sizeof uid, "%lld", (long long)l.user_id);
     const char *p[] = {aid, uid};
-    PGresult *r = PQexecParams(db, "SELECT status, expires_at <= now() FROM pending_actions WHERE id = $1 AND user_id = $2",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "reading the action: %s", PQerrorMessage(db));
-        PQclear(r);
+    PGresult *r;
+    if (aq_db_query(db, "telegram update: reading the action",
+                    "SELECT status, expires_at <= now() FROM pending_actions WHERE id = $1 AND user_id = $2", 2, p, &r)) {
+        aq_ctx_error(ctx, "reading the action: %s", aq_db_error_message());
         return AQ_JOB_RETRY;
     }
     const char *answer, *result;
