@@ -22,7 +22,8 @@
 #define AQ_CHANNEL_DONE "aq_done"        /* NOTIFY: owned jobs that ended; payload "id,id,..." */
 #define AQ_TELEGRAM_KEY_FMT "telegram:%lld"   /* idempotency key of a Telegram update's job */
 #define AQ_SCHEDULE_KEY_FMT "schedule:%lld:%lld"   /* a schedule's slot: schedule id, slot (Unix s) */
-#define AQ_PRIORITY_TELEGRAM (-5)        /* Telegram updates run ahead of ordinary work (0) */
+#define AQ_PRIORITY_NOTIFY (-5)          /* notices to people (notify jobs) run ahead of ordinary work (0) */
+#define AQ_PRIORITY_TELEGRAM (-5)        /* Telegram updates too: a person is waiting for the answer */
 
 /* ---- the status ---- */
 

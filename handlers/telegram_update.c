@@ -65,7 +65,7 @@ static void say(aq_ctx *ctx, long long chat, long long update_id, int n, const c
     cJSON_AddStringToObject(in, "text", text);
     char key[64];
     snprintf(key, sizeof key, "telegram-say:%lld:%d", update_id, n);
-    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_TELEGRAM, .user_id = user_id};
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_NOTIFY, .user_id = user_id};
     aq_ctx_enqueue(ctx, "notify", in, &o);
     cJSON_Delete(in);
 }

@@ -3,6 +3,7 @@
  * reaches the web inbox and arrives in Telegram as a few messages. */
 #include "routes.h"
 #include "aq_db.h"
+#include "aq_jobs.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_log.h"
@@ -191,7 +192,7 @@ static void queue_notify(aq_ctx *ctx, const char *to, long long chat, const char
     /* the kind too: `agentq jobs retry` restarts attempts, and the reply after a
      * retry must not collide with the failure notice of the same attempt number */
     else snprintf(key, sizeof key, "notify:%lld:%d:%s:%s%lld", (long long)job->id, job->attempts, kind, to, chat);
-    aq_enqueue_opts o = {.idempotency_key = key, .priority = -5};
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_NOTIFY};
     if (aq_ctx_enqueue(ctx, "notify", in, &o))
         aq_log(AQ_LOG_WARN, "routes", job->id, "cannot queue a notify job (is the notify type registered?)");
     cJSON_Delete(in);
