@@ -114,6 +114,7 @@ struct api_call {
     char **kept;                   /* owned strings, freed with the call (api_keep) */
     int nkept;
     int no_wait;                   /* answer GET-style without reading ?wait= (after a cancel) */
+    int cancelling;                /* a cancel marked a running job: the job's answer is 202 */
     long wait_s;                   /* ?wait= */
     uv_timer_t *wait_timer;
     int wait_counted;              /* holds one of the user's parked-wait slots (limits.c) */

@@ -14,6 +14,7 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_error.h"
+#include "aq_jobs.h"
 #include "aq_link_code.h"
 #include "aq_log.h"
 #include "aq_tg_update.h"
@@ -83,8 +84,8 @@ void api_telegram_webhook(api_call *c)
     api_enqueue_req r = {
         .job_type = "telegram_update",
         .input_json = api_keep(c, cJSON_PrintUnformatted(u)),
-        .priority = -5,
-        .idempotency_key = api_keep(c, aq_sprintf("telegram:%lld", update_id)),
+        .priority = AQ_PRIORITY_TELEGRAM,
+        .idempotency_key = api_keep(c, aq_sprintf(AQ_TELEGRAM_KEY_FMT, update_id)),
     };
     cJSON_Delete(u);
     api_enqueue(c, &r, update_stored);

@@ -30,65 +30,14 @@
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
+#include "aq_jobs.h"
 #include "aq_log.h"
 #include "aq_time.h"
 #include <stdlib.h>
 
 #define MAX_BATCH 500
 
-static const char SQL_ENQUEUE[] =
-    "WITH r AS MATERIALIZED ("
-    " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"
-    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"
-    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, key_hash text, quota int,"
-    " check_type boolean, queues text, claim boolean))"
-    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, key_hash, quota,"
-    " check_type, queues, claim, ord)),"
-    /* each user's queued jobs, counted (up to the quota) under the user's lock: exact across batches */
-    " u AS MATERIALIZED (SELECT * FROM aq_queued_locked(ARRAY(SELECT r.user_id FROM r WHERE r.quota IS NOT NULL),"
-    "  (SELECT max(r.quota) FROM r)::int)),"
-    " chk AS MATERIALIZED ("
-    " SELECT r.ord,"
-    " (r.quota IS NULL OR (SELECT u.queued FROM u WHERE u.user_id = r.user_id)"
-    "  + row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) <= r.quota) AS within_quota,"
-    " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"
-    "  AND t.api_enqueue)) AS type_ok,"
-    " (r.check_type IS NOT TRUE OR CASE WHEN r.queues IS NOT NULL"
-    "  THEN coalesce(r.queue, 'default') = ANY (string_to_array(r.queues, ','))"
-    "  ELSE EXISTS (SELECT 1 FROM workers w WHERE coalesce(r.queue, 'default') = ANY (w.queues)) END) AS queue_ok"
-    " FROM r, (SELECT count(*) FROM u) AS locked),"   /* the locks come before any row is written */
-    /* a new session is claimed by the first row naming it, in this statement: a concurrent claim of
-     * the same id waits for this commit and then returns this owner (DO UPDATE sees past the snapshot) */
-    " claim AS ("
-    " INSERT INTO chat_sessions (id, user_id, channel)"
-    " SELECT DISTINCT ON (r.session_id) r.session_id, r.user_id, 'web' FROM r JOIN chk USING (ord)"
-    " WHERE r.claim AND r.session_id IS NOT NULL AND r.user_id IS NOT NULL AND chk.within_quota"
-    " AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = r.session_id)"
-    " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = r.session_id AND j.user_id IS DISTINCT FROM r.user_id)"
-    " ORDER BY r.session_id, r.ord"
-    " ON CONFLICT (id) DO UPDATE SET updated_at = chat_sessions.updated_at RETURNING id, user_id),"
-    " ok AS MATERIALIZED ("
-    " SELECT chk.*, (r.session_id IS NULL OR coalesce((SELECT c.user_id FROM claim c WHERE c.id = r.session_id),"
-    "  (SELECT s.user_id FROM chat_sessions s WHERE s.id = r.session_id),"
-    "  CASE WHEN r.claim THEN (SELECT j.user_id FROM jobs j WHERE j.session_id = r.session_id"
-    "   AND j.user_id IS DISTINCT FROM r.user_id LIMIT 1) END,"   /* a session whose first turn has not run */
-    "  r.user_id) IS NOT DISTINCT FROM r.user_id) AS session_ok"
-    " FROM r JOIN chk USING (ord)),"
-    " ins AS ("
-    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"
-    " idempotency_hash)"
-    " OVERRIDING SYSTEM VALUE"
-    " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"
-    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex')"
-    " FROM r JOIN ok USING (ord) WHERE ok.within_quota AND ok.session_ok AND ok.type_ok AND ok.queue_ok"
-    " ORDER BY r.ord"
-    " ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, ok.within_quota, ok.session_ok, e.id, ok.type_ok,"
-    " ok.queue_ok, e.idempotency_hash IS NOT NULL AND e.idempotency_hash IS DISTINCT FROM decode(r.key_hash, 'hex')"
-    " FROM r JOIN ok USING (ord) LEFT JOIN ins ON ins.id = r.new_id"
-    " LEFT JOIN LATERAL (SELECT e.id, e.idempotency_hash FROM jobs e WHERE ins.id IS NULL AND r.key IS NOT NULL"
-    "  AND e.idempotency_key = r.key) e ON true"
-    " ORDER BY r.ord";
+/* The statement: aq_jobs_sql_enqueue_batch (common/aq_jobs.c, the one home of job inserts). */
 
 typedef struct pend {
     api_call *c;
@@ -213,7 +162,7 @@ static void flush(api_thread *t)
     const char *params[] = {json.p};
     s->inflight = 1;
     b->sent_ms = aq_now_mono_ms();
-    if (aq_pgloop_query(t->pg, SQL_ENQUEUE, 1, params, on_rows, b) == 0) {
+    if (aq_pgloop_query(t->pg, aq_jobs_sql_enqueue_batch, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
             free(b);

@@ -8,6 +8,7 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_error.h"
+#include "aq_jobs.h"
 #include "aq_json.h"
 #include <sodium.h>
 #include <stdio.h>
@@ -17,9 +18,8 @@
     "json_build_object('id', id, 'type', job_type, 'status', status, 'queue', queue, 'priority', priority," \
     " 'input', input, 'output', output, 'error', last_error, 'attempts', attempts," \
     " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id, 'run_at', run_at," \
-    " 'created_at', created_at, 'started_at', started_at, 'finished_at', finished_at)"
-
-static const char *const STATUSES[] = {"queued", "running", "waiting", "succeeded", "failed", "cancelled", NULL};
+    " 'created_at', created_at, 'started_at', started_at, 'finished_at', finished_at," \
+    " 'cancel_requested_at', cancel_requested_at)"
 
 static void uuid_v4(char out[37])
 {
@@ -269,7 +269,7 @@ static void got_job(api_call *c, PGresult *res)
             return;
         }
     }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    api_reply(c, c->cancelling ? 202 : 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
 void api_job_get(api_call *c)
@@ -297,10 +297,9 @@ void api_jobs_list(api_call *c)
     const char *type = api_query_param(c, "type");
     const char *limit = api_query_param(c, "limit");
     const char *before = api_query_param(c, "before");
+    aq_job_state st;
     if (status) {
-        int ok = 0;
-        for (int i = 0; STATUSES[i]; i++) ok |= !strcmp(status, STATUSES[i]);
-        if (!ok) {
+        if (aq_job_state_parse(status, &st)) {
             api_reply_error(c, AQ_EINVAL, "status: one of queued, running, waiting, succeeded, failed, cancelled");
             return;
         }
@@ -327,16 +326,27 @@ void api_jobs_list(api_call *c)
 
 /* ---- POST /v1/jobs/{id}/cancel ---- */
 
+/* The same function and outcomes as `agentq jobs cancel` (aq_jobs_sql_cancel:
+ * the SQL function aq_job_cancel, sql/012). */
 static void cancelled(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return;
     }
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
-    if (PQgetvalue(res, 0, 1)[0] != '1') {
-        api_reply_error(c, AQ_ECONFLICT, "the job has already %s", PQgetvalue(res, 0, 0));
+    const char *was;
+    switch (aq_jobs_cancel_result(res, &was)) {
+    case AQ_CANCEL_NOT_FOUND:
+        api_reply_error(c, AQ_ENOTFOUND, "no such job");
         return;
+    case AQ_CANCEL_FINISHED:
+        api_reply_error(c, AQ_ECONFLICT, "the job has already %s", was);
+        return;
+    case AQ_CANCEL_REQUESTED:
+        c->cancelling = 1;   /* running: it ends cancelled; answered 202 with the job as it is now */
+        break;
+    case AQ_CANCEL_DONE:
+        break;
     }
     c->wait_s = 0;
     c->no_wait = 1;
@@ -346,13 +356,5 @@ static void cancelled(api_call *c, PGresult *res)
 void api_job_cancel(api_call *c)
 {
     const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), api_owner_param(c)};
-    api_query(c,
-              "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
-              " FOR UPDATE),"
-              " u AS (UPDATE jobs SET status = 'cancelled', finished_at = now(), locked_by = NULL,"
-              " locked_until = NULL FROM j WHERE jobs.id = j.id AND j.status IN ('queued', 'running', 'waiting')"
-              " RETURNING jobs.id),"
-              " n AS (SELECT pg_notify('aq_done', id::text) FROM u)"
-              " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j",
-              2, p, cancelled);
+    api_query(c, aq_jobs_sql_cancel, 2, p, cancelled);
 }

@@ -12,17 +12,14 @@
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
+#include "aq_cron.h"
 #include "aq_schedule.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SCHEDULE_JSON \
-    "json_build_object('id', id, 'user_id', user_id, 'name', name, 'cron', cron, 'timezone', timezone," \
-    " 'prompt', prompt, 'enabled', enabled, 'misfire', misfire, 'session_id', session_id," \
-    " 'next_run_at', next_run_at, 'last_run_at', last_run_at, 'last_job_id', last_job_id," \
-    " 'last_error', last_error, 'created_at', created_at, 'updated_at', updated_at)"
+#define SCHEDULE_JSON AQ_SCHEDULE_JSON
 
 static const char *const FIELDS[] = {"name", "cron", "timezone", "prompt", "enabled", "misfire", NULL};
 
@@ -44,8 +41,8 @@ static int check_fields(api_call *c, fields *f, int create)
         }
     }
     if (api_text_field(c, "name", AQ_SCHEDULE_NAME_MAX, create, &f->name) ||
-        api_text_field(c, "cron", 256, create, &f->cron) ||
-        api_text_field(c, "timezone", 64, 0, &f->zone) ||
+        api_text_field(c, "cron", AQ_SCHEDULE_CRON_MAX, create, &f->cron) ||
+        api_text_field(c, "timezone", AQ_TZ_NAME_MAX, 0, &f->zone) ||
         api_text_field(c, "prompt", c->t->srv->cfg->max_message_chars, create, &f->prompt) ||
         api_text_field(c, "misfire", 16, 0, &f->misfire))
         return -1;
@@ -107,17 +104,20 @@ void api_schedules_create(api_call *c)
     if (!f.zone) f.zone = "UTC";
     if (!f.misfire) f.misfire = "run_once";
     if (f.enabled < 0) f.enabled = 1;
-    const char *next;
-    if (next_run(c, f.cron, f.zone, f.enabled, &next)) return;
+    /* the same rule and statement as the agent's create_schedule tool (aq_schedule.h) */
+    const aq_config *cfg = c->t->srv->cfg;
+    int64_t next;
+    char err[256];
+    if (aq_schedule_check_new(f.name, f.cron, f.zone, f.prompt, cfg->max_message_chars, cfg->schedule_min_interval_s,
+                              (int64_t)time(NULL), &next, err, sizeof err)) {
+        api_reply_error(c, AQ_EINVAL, "%s", err);
+        return;
+    }
     const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), f.name, f.cron, f.zone, f.prompt,
-                       f.enabled ? "true" : "false", f.misfire, next,
+                       f.enabled ? "true" : "false", f.misfire,
+                       f.enabled ? api_keep(c, aq_sprintf("%lld", (long long)next)) : NULL,
                        api_keep(c, aq_sprintf("%d", AQ_SCHEDULE_PER_USER))};
-    api_query(c,
-              "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, enabled, misfire, next_run_at)"
-              " SELECT $1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint)"
-              " WHERE aq_schedule_slot_free($1::bigint, $9::int)   /* under the user's lock: exact however many race */"
-              " RETURNING " SCHEDULE_JSON "::text",
-              9, p, created);
+    api_query(c, aq_schedule_sql_create, 9, p, created);
 }
 
 /* ---- GET /v1/schedules, GET /v1/schedules/{id} ---- */

@@ -14,6 +14,7 @@
  * 503s still answer while the database is down). Until then the other
  * threads take the connections, or they wait in the kernel's backlog. */
 #include "api.h"
+#include "aq_jobs.h"
 #include "aq_log.h"
 #include "aq_time.h"
 
@@ -47,7 +48,7 @@ static void on_pg_state(void *arg, int connected)
      * short; a compile costs tens of ms), and listens for finished jobs */
     aq_pgloop_query(t->pg, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "SET jit = off", 0, NULL, NULL, NULL);
-    aq_pgloop_query(t->pg, "LISTEN aq_done", 0, NULL, NULL, NULL);
+    aq_pgloop_query(t->pg, "LISTEN " AQ_CHANNEL_DONE, 0, NULL, NULL, NULL);
     aq_pgloop_sync(t->pg, NULL, NULL);
     t->db_ready = 1;
     start_accepting(t);

@@ -9,6 +9,7 @@
 #ifndef AQ_CLI_H
 #define AQ_CLI_H
 #include "aq_config.h"
+#include "aq_db.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,10 +49,10 @@ bool aq_cli_parse_duration(const char *s, long long *seconds);
 /* Connect to cfg->database_url with the session in UTC. NULL after printing
  * "agentq: cannot connect ...". The caller PQfinish()es the connection. */
 PGconn *aq_cli_connect(const aq_config *cfg);
-/* Run sql with n text parameters. Returns the result (the caller PQclear()s
- * it), or NULL after printing "agentq: WHAT: <the server's error>". */
-PGresult *aq_cli_query(PGconn *db, const char *what, const char *sql, int n,
-                       const char *const *params);
+/* Make a failed aq_db_query (common/aq_db.h, the CLI's one way to run a
+ * statement) print "agentq: WHAT: <the server's error>" for the user instead
+ * of a JSON log line. main() calls it first. */
+void aq_cli_report_db_errors(void);
 /* The first value of res (a JSON document built by the query) and a newline,
  * on stdout. */
 void aq_cli_print_json(const PGresult *res);

@@ -119,9 +119,10 @@ PGconn *aq_cli_connect(const aq_config *cfg)
         aq_cli_fail("cannot connect to the database: %s", err);
         return NULL;
     }
-    PGresult *r = aq_cli_query(db, "setting up the session",
-                               "SELECT set_config('TimeZone', 'UTC', false),"
-                               " set_config('application_name', 'agentq', false)", 0, NULL);
+    PGresult *r;
+    aq_db_query(db, "setting up the session",
+                "SELECT set_config('TimeZone', 'UTC', false), set_config('application_name', 'agentq', false)",
+                0, NULL, &r);
     if (!r) {
         PQfinish(db);
         return NULL;
@@ -130,22 +131,14 @@ PGconn *aq_cli_connect(const aq_config *cfg)
     return db;
 }
 
-PGresult *aq_cli_query(PGconn *db, const char *what, const char *sql, int n,
-                       const char *const *params)
+/* How the CLI reports a failed aq_db_query: "agentq: WHAT: <the server's error>". */
+static void report_db_error(const char *what, const char *msg, const char *state)
 {
-    PGresult *r = aq_db_exec(db, sql, n, params);
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    if (!msg || !*msg) msg = PQerrorMessage(db);
-    if (!msg || !*msg) msg = PQresStatus(st);
-    size_t len = strcspn(msg, "\n");
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    aq_cli_fail("%s: %.*s%s", what, (int)len, msg,   /* 42P01: undefined_table */
+    aq_cli_fail("%s: %s%s", what, msg,   /* 42P01: undefined_table */
                 state && !strcmp(state, "42P01") ? " (has `agentq migrate` run?)" : "");
-    PQclear(r);
-    return NULL;
 }
+
+void aq_cli_report_db_errors(void) { aq_db_on_error(report_db_error); }
 
 void aq_cli_print_json(const PGresult *res)
 {

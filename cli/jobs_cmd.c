@@ -9,14 +9,14 @@
  *                              attempts 0; last_error stays until it runs again
  *   jobs retry --failed [--type T]
  *                              every failed job (of type T), in batches
- *   jobs cancel ID             a queued or waiting job to 'cancelled'
+ *   jobs cancel ID             a queued or waiting job to 'cancelled' now; a
+ *                              running one is marked and ends 'cancelled'
  *
- * A running job is not cancelled: its worker holds it and would finish it
- * anyway; it completes or times out (its lease) on its own. Retried jobs
- * wake idle workers (pg_notify 'aq_jobs', in the retry's transaction: the
- * table's trigger fires on INSERT only); a cancelled job with an owner wakes
- * the API's long-polls waiting on it ('aq_done', payload the id), as the
- * API's own cancel does.
+ * Retry and cancel are the life cycle module's (common/aq_jobs.c): cancel is
+ * the same function, with the same outcomes, as POST /v1/jobs/{id}/cancel.
+ * Retried jobs wake idle workers (pg_notify 'aq_jobs', in the retry's
+ * transaction: the table's trigger fires on INSERT only); a cancelled job
+ * wakes the API's long-polls waiting on it ('aq_done', payload the id).
  *
  * Cost: ls pages the primary key backwards (jobs_user for --user); a
  * --type or --queue that matches few rows reads far back, there being no
@@ -24,6 +24,7 @@
  * or, when they are a small share of it, a sequential scan per batch. */
 #include "cli.h"
 #include "aq_alloc.h"
+#include "aq_jobs.h"
 #include "aq_json.h"
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +35,14 @@
 #define USAGE_RETRY "agentq jobs retry ID | agentq jobs retry --failed [--type T]"
 #define USAGE_CANCEL "agentq jobs cancel ID"
 #define USAGE "agentq jobs ls|show|retry|cancel ...; agentq jobs --help for each"
-#define RETRY_BATCH 10000
 #define SHOW_FOLLOWUPS "1000"
-#define STR(x) STR_(x)
-#define STR_(x) #x
 
 int aq_cmd_jobs(const aq_config *cfg, int argc, char **argv);
 
 static bool valid_status(const char *s)
 {
-    static const char *const all[] = {"queued", "running", "waiting",
-                                      "succeeded", "failed", "cancelled"};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (!strcmp(s, all[i])) return true;
-    return false;
+    aq_job_state st;
+    return aq_job_state_parse(s, &st) == 0;
 }
 
 /* A text filter from the command line must be UTF-8 (Postgres refuses
@@ -108,7 +103,8 @@ static int jobs_ls(const aq_config *cfg, int argc, char **argv)
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
     const char *p[] = {status, type, queue, user, limit_s};
-    PGresult *r = aq_cli_query(db, "listing jobs", json ? SQL_LS_JSON : SQL_LS, 5, p);
+    PGresult *r;
+    aq_db_query(db, "listing jobs", json ? SQL_LS_JSON : SQL_LS, 5, p, &r);
     PQfinish(db);
     if (!r) return 1;
     static const aq_cli_col cols[] = {
@@ -166,7 +162,8 @@ static int jobs_show(const aq_config *cfg, int argc, char **argv)
     if (!db) return 1;
     const char *p[] = {id_s};
     PGresult *f = NULL;
-    PGresult *r = aq_cli_query(db, "reading the job", json ? SQL_SHOW_JSON : SQL_SHOW, 1, p);
+    PGresult *r;
+    aq_db_query(db, "reading the job", json ? SQL_SHOW_JSON : SQL_SHOW, 1, p, &r);
     rc = 1;
     if (!r) goto done;
     if (PQntuples(r) == 0) {
@@ -178,7 +175,7 @@ static int jobs_show(const aq_config *cfg, int argc, char **argv)
         rc = 0;
         goto done;
     }
-    f = aq_cli_query(db, "reading its follow-ups", SQL_FOLLOWUPS, 1, p);
+    aq_db_query(db, "reading its follow-ups", SQL_FOLLOWUPS, 1, p, &f);
     if (!f) goto done;
     for (int c = 0; c < SHOW_SCALARS; c++)
         printf("%-16s %s\n", SHOW_LABELS[c], PQgetisnull(r, 0, c) ? "-" : PQgetvalue(r, 0, c));
@@ -209,50 +206,24 @@ done:
 
 /* ---- jobs retry ---- */
 
-#define RETRY_SET \
-    " SET status = 'queued', run_at = now(), attempts = 0, lost = 0, transient_since = NULL, locked_by = NULL," \
-    " locked_until = NULL, started_at = NULL, finished_at = NULL"
-
-/* The row is locked first, so the status seen is the one the update acts on. */
-static const char SQL_RETRY_ONE[] =
-    "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
-    " u AS (UPDATE jobs" RETRY_SET " FROM j WHERE jobs.id = j.id"
-    " AND j.status IN ('failed', 'cancelled') RETURNING jobs.id),"
-    " n AS (SELECT pg_notify('aq_jobs', '') FROM u)"
-    " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j";
-
-/* Only jobs that had failed when the command started ($2): one that fails
- * again while the batches run is not picked up a second time. The batch's
- * ids as an array, so the update probes the primary key for each. */
-static const char SQL_RETRY_FAILED[] =
-    "WITH u AS (UPDATE jobs" RETRY_SET " WHERE status = 'failed' AND id = ANY(ARRAY("
-    "SELECT id FROM jobs WHERE status = 'failed' AND finished_at <= $2::timestamptz"
-    " AND ($1::text IS NULL OR job_type = $1) ORDER BY finished_at"
-    " LIMIT " STR(RETRY_BATCH) " FOR UPDATE)) RETURNING id),"
-    " n AS (SELECT pg_notify('aq_jobs', '') WHERE EXISTS (SELECT 1 FROM u))"
-    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)";
-
 static int retry_failed(PGconn *db, const char *type)
 {
-    PGresult *r = aq_cli_query(db, "reading the clock", "SELECT now()::text", 0, NULL);
+    PGresult *r;
+    aq_db_query(db, "reading the clock", "SELECT now()::text", 0, NULL, &r);
     if (!r) return 1;
     char *start = aq_strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
     long long total = 0, n;
     int rc = 0;
     do {
-        const char *p[] = {type, start};
-        r = aq_cli_query(db, "retrying failed jobs", SQL_RETRY_FAILED, 2, p);
-        if (!r) {
+        if (aq_jobs_retry_failed(db, type, start, &n)) {
             if (total) fprintf(stderr, "agentq: %lld job(s) were queued again before that\n",
                                total);
             rc = 1;
             break;
         }
-        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         total += n;
-        PQclear(r);
-    } while (n == RETRY_BATCH);
+    } while (n == AQ_JOBS_RETRY_BATCH);
     free(start);
     if (!rc) printf("%lld failed job(s) queued again\n", total);
     return rc;
@@ -278,30 +249,20 @@ static int jobs_retry(const aq_config *cfg, int argc, char **argv)
         PQfinish(db);
         return rc;
     }
-    const char *p[] = {id_s};
-    PGresult *r = aq_cli_query(db, "retrying the job", SQL_RETRY_ONE, 1, p);
+    int requeued;
+    char was[16];
+    rc = aq_jobs_retry(db, strtoll(id_s, NULL, 10), &requeued, was);
     PQfinish(db);
-    if (!r) return 1;
-    const char *was = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
-    if (PQntuples(r) == 0) rc = aq_cli_fail("no job %s", id_s);
-    else if (!strcmp(PQgetvalue(r, 0, 1), "1"))
-        printf("job %s queued again (it was %s)\n", id_s, was);
-    else rc = aq_cli_fail("job %s has status %s; only failed or cancelled jobs can be retried",
-                          id_s, was);
-    PQclear(r);
-    return rc;
+    if (rc) return 1;
+    if (!was[0]) return aq_cli_fail("no job %s", id_s);
+    if (requeued) printf("job %s queued again (it was %s)\n", id_s, was);
+    else return aq_cli_fail("job %s has status %s; only failed or cancelled jobs can be retried", id_s, was);
+    return 0;
 }
 
 /* ---- jobs cancel ---- */
 
-static const char SQL_CANCEL[] =
-    "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
-    " u AS (UPDATE jobs SET status = 'cancelled', finished_at = now(), locked_by = NULL,"
-    " locked_until = NULL FROM j WHERE jobs.id = j.id AND j.status IN ('queued', 'waiting')"
-    " RETURNING jobs.id, jobs.user_id),"
-    " n AS (SELECT pg_notify('aq_done', id::text) FROM u WHERE user_id IS NOT NULL)"
-    " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j";
-
+/* The same function and outcomes as POST /v1/jobs/{id}/cancel (aq_jobs_cancel). */
 static int jobs_cancel(const aq_config *cfg, int argc, char **argv)
 {
     const char *id_s = NULL;
@@ -311,20 +272,24 @@ static int jobs_cancel(const aq_config *cfg, int argc, char **argv)
     if ((rc = need_id(USAGE_CANCEL, "jobs cancel", npos, id_s))) return rc;
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
-    const char *p[] = {id_s};
-    PGresult *r = aq_cli_query(db, "cancelling the job", SQL_CANCEL, 1, p);
+    aq_cancel_outcome out;
+    char was[16];
+    rc = aq_jobs_cancel(db, strtoll(id_s, NULL, 10), 0, &out, was);
     PQfinish(db);
-    if (!r) return 1;
-    const char *was = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
-    if (PQntuples(r) == 0) rc = aq_cli_fail("no job %s", id_s);
-    else if (!strcmp(PQgetvalue(r, 0, 1), "1")) printf("job %s cancelled (it was %s)\n", id_s, was);
-    else if (!strcmp(was, "running"))
-        rc = aq_cli_fail("job %s is running and was not cancelled: its worker holds it, and it"
-                         " will finish or time out on its own", id_s);
-    else rc = aq_cli_fail("job %s has already finished (%s); only queued or waiting jobs can be"
-                          " cancelled", id_s, was);
-    PQclear(r);
-    return rc;
+    if (rc) return 1;
+    switch (out) {
+    case AQ_CANCEL_NOT_FOUND:
+        return aq_cli_fail("no job %s", id_s);
+    case AQ_CANCEL_FINISHED:
+        return aq_cli_fail("job %s has already finished (%s)", id_s, was);
+    case AQ_CANCEL_REQUESTED:
+        printf("job %s is running: cancel recorded; it runs no further tool and ends cancelled\n", id_s);
+        return 0;
+    case AQ_CANCEL_DONE:
+        printf("job %s cancelled (it was %s)\n", id_s, was);
+        return 0;
+    }
+    return 1;
 }
 
 int aq_cmd_jobs(const aq_config *cfg, int argc, char **argv)

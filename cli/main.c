@@ -99,17 +99,15 @@ static int cmd_users(const aq_config *cfg, int argc, char **argv)
     aq_token_new(key, token, id, hash);
     sodium_bin2hex(hexhash + 2, sizeof hexhash - 2, hash, sizeof hash);
     const char *p[] = {name, operator ? "operator" : "user", id, hexhash};
-    PGresult *r = aq_db_exec(db, "INSERT INTO users (name, role, token_id, token_hash)"
-                                 " VALUES ($1, $2, $3, $4::bytea) RETURNING id", 4, p);
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PGresult *r;
+    int ok = !aq_db_query(db, "adding the user", "INSERT INTO users (name, role, token_id, token_hash)"
+                          " VALUES ($1, $2, $3, $4::bytea) RETURNING id", 4, p, &r);
     if (ok) {
         printf("created %s %s (id %s); its token, shown only now:\n", operator ? "operator" : "user", name,
                PQgetvalue(r, 0, 0));
         printf("%s\n", token);
-    } else {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        fprintf(stderr, "agentq users add: %s\n", state && !strcmp(state, "23505")
-                ? "a user with that name already exists" : PQresultErrorMessage(r));
+    } else if (!strcmp(aq_db_error_state(), "23505")) {
+        fprintf(stderr, "agentq users add: a user with that name already exists\n");
     }
     PQclear(r);
     PQfinish(db);
@@ -206,6 +204,7 @@ int main(int argc, char **argv)
     char err[256];
     if (aq_config_load(&cfg, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }
     aq_log_set_level(cfg.log_level);
+    aq_cli_report_db_errors();
     if (sodium_init() < 0) { fprintf(stderr, "agentq: libsodium failed to initialise\n"); return 1; }
     return commands[cmd].fn(&cfg, argc - 1, argv + 1);
 }

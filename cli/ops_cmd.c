@@ -68,7 +68,8 @@ int aq_cmd_workers(const aq_config *cfg, int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
-    PGresult *r = aq_cli_query(db, "listing workers", json ? WORKERS_JSON : SQL_WORKERS, 0, NULL);
+    PGresult *r;
+    aq_db_query(db, "listing workers", json ? WORKERS_JSON : SQL_WORKERS, 0, NULL, &r);
     PQfinish(db);
     if (!r) return 1;
     if (json) aq_cli_print_json(r);
@@ -132,7 +133,8 @@ static int print_stats(PGconn *db)
         {"WAITING", AQ_CLI_NUM, 0},    {"SUCCEEDED", AQ_CLI_NUM, 0}, {"FAILED", AQ_CLI_NUM, 0},
         {"CANCELLED", AQ_CLI_NUM, 0},
     };
-    PGresult *r = aq_cli_query(db, "counting jobs", COUNTS_SQL, 0, NULL);
+    PGresult *r;
+    aq_db_query(db, "counting jobs", COUNTS_SQL, 0, NULL, &r);
     if (!r) return 1;
     printf("jobs by type (queued, running, waiting: now;"
            " succeeded, failed, cancelled: the last hour)\n");
@@ -140,7 +142,7 @@ static int print_stats(PGconn *db)
     else aq_cli_table(r, cols, (int)(sizeof cols / sizeof cols[0]));
     PQclear(r);
 
-    if (!(r = aq_cli_query(db, "measuring throughput", SQL_SUMMARY, 0, NULL))) return 1;
+    if (aq_db_query(db, "measuring throughput", SQL_SUMMARY, 0, NULL, &r)) return 1;
     printf("\nfinished: %s in the last minute, %s in the last hour\n", PQgetvalue(r, 0, 0),
            PQgetvalue(r, 0, 1));
     if (PQgetisnull(r, 0, 2)) {
@@ -153,7 +155,7 @@ static int print_stats(PGconn *db)
     }
     PQclear(r);
 
-    if (!(r = aq_cli_query(db, "listing workers", SQL_WORKERS, 0, NULL))) return 1;
+    if (aq_db_query(db, "listing workers", SQL_WORKERS, 0, NULL, &r)) return 1;
     printf("\nworkers: %d\n", PQntuples(r));
     if (PQntuples(r)) aq_cli_table(r, WORKER_COLS, NWORKER_COLS);
     PQclear(r);
@@ -168,7 +170,8 @@ int aq_cmd_stats(const aq_config *cfg, int argc, char **argv)
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
     if (json) {
-        PGresult *r = aq_cli_query(db, "gathering statistics", SQL_STATS_JSON, 0, NULL);
+        PGresult *r;
+        aq_db_query(db, "gathering statistics", SQL_STATS_JSON, 0, NULL, &r);
         rc = r ? 0 : 1;
         if (r) aq_cli_print_json(r);
         PQclear(r);
@@ -221,8 +224,8 @@ int aq_cmd_schedules(const aq_config *cfg, int argc, char **argv)
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
     const char *p[] = {user};
-    PGresult *r =
-        aq_cli_query(db, "listing schedules", json ? SQL_SCHEDULES_JSON : SQL_SCHEDULES, 1, p);
+    PGresult *r;
+    aq_db_query(db, "listing schedules", json ? SQL_SCHEDULES_JSON : SQL_SCHEDULES, 1, p, &r);
     PQfinish(db);
     if (!r) return 1;
     static const aq_cli_col cols[] = {
@@ -265,9 +268,10 @@ int aq_cmd_prune(const aq_config *cfg, int argc, char **argv)
     char secs_s[32];
     snprintf(secs_s, sizeof secs_s, "%lld", secs);
     const char *p[] = {secs_s};
-    PGresult *r = aq_cli_query(db, "computing the cut-off",
-                               "SELECT (now() - make_interval(secs => $1::float8))::text,"
-                               " " AQ_CLI_TS("now() - make_interval(secs => $1::float8)"), 1, p);
+    PGresult *r;
+    aq_db_query(db, "computing the cut-off",
+                "SELECT (now() - make_interval(secs => $1::float8))::text,"
+                " " AQ_CLI_TS("now() - make_interval(secs => $1::float8)"), 1, p, &r);
     if (!r) {
         PQfinish(db);
         return 1;
@@ -277,7 +281,8 @@ int aq_cmd_prune(const aq_config *cfg, int argc, char **argv)
     const char *cut[] = {PQgetvalue(r, 0, 0)};
     long long total = 0, n;
     do {
-        PGresult *d = aq_cli_query(db, "pruning", sql, 1, cut);
+        PGresult *d;
+        aq_db_query(db, "pruning", sql, 1, cut, &d);
         if (!d) {
             if (total) fprintf(stderr, "agentq: %lld job(s) were pruned before the error\n", total);
             rc = 1;

@@ -23,6 +23,7 @@
 #include "aq_config.h"
 #include "aq_db.h"
 #include "aq_http.h"
+#include "aq_jobs.h"
 #include "aq_link_code.h"
 #include "aq_tg_update.h"
 #include "aq_time.h"
@@ -52,21 +53,15 @@ static void bot_id(const char *token, char *out, size_t len)
 static long long load_offset(PGconn *db, const char *bot)
 {
     const char *p[] = {bot};
-    PGresult *r = aq_db_exec(db, "SELECT next_offset FROM telegram_poll_offsets WHERE bot_id = $1"
-                                 " AND updated_at > now() - interval '6 days'", 1, p);
+    PGresult *r;
     long long off = -1;
-    if (aq_db_ok(r, "reading the poll offset")) off = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    if (!aq_db_query(db, "reading the poll offset", "SELECT next_offset FROM telegram_poll_offsets WHERE bot_id = $1"
+                     " AND updated_at > now() - interval '6 days'", 1, p, &r))
+        off = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
     return off;
 }
 
-static int run(PGconn *db, const char *what, const char *sql, int n, const char *const *p)
-{
-    PGresult *r = aq_db_exec(db, sql, n, p);
-    int ok = aq_db_ok(r, what);
-    PQclear(r);
-    return ok ? 0 : -1;
-}
 
 /* Store the updates and the next offset in one transaction. 0, or -1 on a
  * database error (nothing stored; the same offset is asked again). */
@@ -74,7 +69,7 @@ static int store(PGconn *db, const char *bot, const cJSON *updates, int *stored,
 {
     int n_stored = 0, n_dropped = 0;
     long long next = -1;
-    if (run(db, "storing updates", "BEGIN", 0, NULL)) return -1;
+    if (aq_db_query(db, "storing updates", "BEGIN", 0, NULL, NULL)) return -1;
     const cJSON *u;
     cJSON_ArrayForEach(u, updates) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(u, "update_id");
@@ -93,31 +88,30 @@ static int store(PGconn *db, const char *bot, const cJSON *updates, int *stored,
         }
         cJSON_Delete(ok);
         char key[48];
-        snprintf(key, sizeof key, "telegram:%lld", update_id);
-        const char *p[] = {json, key};
-        PGresult *r = aq_db_exec(db, "INSERT INTO jobs (job_type, input, priority, idempotency_key)"
-                                     " VALUES ('telegram_update', $1::jsonb, -5, $2)"
-                                     " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING", 2, p);
+        snprintf(key, sizeof key, AQ_TELEGRAM_KEY_FMT, update_id);
+        aq_job_new j = {.job_type = "telegram_update", .input = json, .priority = AQ_PRIORITY_TELEGRAM,
+                        .idempotency_key = key};
+        int64_t job = 0;
+        int rc = aq_jobs_enqueue(db, "storing an update", &j, &job);
         cJSON_free(json);
-        int good = aq_db_ok(r, "storing an update");
-        if (good) n_stored += atoi(PQcmdTuples(r));
-        PQclear(r);
-        if (!good) goto fail;
+        if (rc) goto fail;
+        n_stored += job != 0;
     }
     if (next >= 0) {   /* not GREATEST: after a quiet week Telegram may number updates lower */
         char off[32];
         snprintf(off, sizeof off, "%lld", next);
         const char *p[] = {bot, off};
-        if (run(db, "saving the poll offset", "INSERT INTO telegram_poll_offsets (bot_id, next_offset) VALUES ($1, $2)"
-                " ON CONFLICT (bot_id) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()", 2, p))
+        if (aq_db_query(db, "saving the poll offset", "INSERT INTO telegram_poll_offsets (bot_id, next_offset) VALUES ($1, $2)"
+                " ON CONFLICT (bot_id) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()", 2, p,
+                        NULL))
             goto fail;
     }
-    if (run(db, "storing updates", "COMMIT", 0, NULL)) goto fail;
+    if (aq_db_query(db, "storing updates", "COMMIT", 0, NULL, NULL)) goto fail;
     *stored += n_stored;
     *dropped += n_dropped;
     return 0;
 fail:
-    PQclear(PQexec(db, "ROLLBACK"));
+    aq_db_query(db, "storing updates: rollback", "ROLLBACK", 0, NULL, NULL);
     return -1;
 }
 
@@ -195,8 +189,9 @@ static int link_cmd(const aq_config *cfg, int argc, char **argv)
     rc = 1;
     PGresult *code_r = NULL;
     const char *np[] = {name};
-    PGresult *user_r = aq_cli_query(db, "finding the user", "SELECT id, disabled_at IS NOT NULL FROM users"
-                                    " WHERE name = $1", 1, np);
+    PGresult *user_r;
+    aq_db_query(db, "finding the user", "SELECT id, disabled_at IS NOT NULL FROM users WHERE name = $1", 1, np,
+                &user_r);
     if (!user_r) goto done;
     if (PQntuples(user_r) == 0) { aq_cli_fail("no user named '%s'", name); goto done; }
     if (PQgetvalue(user_r, 0, 1)[0] == 't') { aq_cli_fail("user '%s' is disabled", name); goto done; }
@@ -204,7 +199,7 @@ static int link_cmd(const aq_config *cfg, int argc, char **argv)
     aq_link_code_new(code);
     snprintf(minutes, sizeof minutes, "%ld", cfg->link_code_minutes);
     const char *p[] = {code, PQgetvalue(user_r, 0, 0), minutes};
-    code_r = aq_cli_query(db, "making the link code", aq_link_code_insert_sql, 3, p);
+    aq_db_query(db, "making the link code", aq_link_code_insert_sql, 3, p, &code_r);
     if (!code_r) goto done;
     if (json) {
         aq_cli_print_json(code_r);

@@ -365,8 +365,11 @@ void aq_cron_free(aq_cron *c)
 GTimeZone *aq_tz_open(const char *name, char *err, size_t errlen)
 {
     if (!name || !*name) { say(err, errlen, "empty time zone name"); return NULL; }
-    size_t n = strnlen(name, 129);
-    if (n > 128) { say(err, errlen, "time zone name is longer than 128 characters"); return NULL; }
+    size_t n = strnlen(name, AQ_TZ_NAME_MAX + 1);
+    if (n > AQ_TZ_NAME_MAX) {
+        say(err, errlen, "time zone name is longer than %d characters", AQ_TZ_NAME_MAX);
+        return NULL;
+    }
     bool printable = true, ok = name[0] != '/' && name[n - 1] != '/';
     for (size_t i = 0; i < n; i++) {
         char ch = name[i];

@@ -55,6 +55,8 @@ typedef struct aq_cron aq_cron;     /* opaque; immutable after parse, so threads
 aq_cron *aq_cron_parse(const char *expr, char *err, size_t errlen);
 void aq_cron_free(aq_cron *c);
 
+#define AQ_TZ_NAME_MAX 128   /* longest time zone name accepted (schedules check it the same) */
+
 /* Open an IANA zone ("Europe/Berlin", "UTC") from the system tz database
  * ($TZDIR or /usr/share/zoneinfo). Only names made of letters, digits and
  * `_+-/` that name a TZif file there are accepted: no paths, no `..`, no

@@ -1,5 +1,6 @@
 /* aq_db.c — blocking libpq helpers (see aq_db.h). */
 #include "aq_db.h"
+#include "aq_error.h"
 #include "aq_log.h"
 #include <stdio.h>
 #include <string.h>
@@ -30,16 +31,37 @@ PGconn *aq_db_connect(const char *conninfo, char *err, size_t errlen)
     return db;
 }
 
-PGresult *aq_db_exec(PGconn *db, const char *sql, int n, const char *const *params)
+static void log_error(const char *name, const char *msg, const char *sqlstate)
 {
-    return PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+    aq_warn("db", "%s: %s%s%s%s", name, msg, sqlstate ? " (" : "", sqlstate ? sqlstate : "", sqlstate ? ")" : "");
 }
 
-int aq_db_ok(PGresult *res, const char *what)
+static aq_db_error_fn report = log_error;
+static __thread char last_msg[512], last_state[6];
+
+const char *aq_db_error_message(void) { return last_msg; }
+const char *aq_db_error_state(void) { return last_state; }
+
+void aq_db_on_error(aq_db_error_fn fn) { report = fn ? fn : log_error; }
+
+int aq_db_query(PGconn *db, const char *name, const char *sql, int n, const char *const *params,
+                PGresult **out)
 {
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 1;
-    const char *msg = PQresultErrorMessage(res);
-    aq_error("db", "%s: %s", what, msg && *msg ? msg : PQresStatus(st));
-    return 0;
+    if (out) *out = NULL;
+    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out) *out = r; else PQclear(r);
+        return 0;
+    }
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (!msg || !*msg) msg = PQerrorMessage(db);
+    if (!msg || !*msg) msg = PQresStatus(st);
+    snprintf(last_msg, sizeof last_msg, "%.*s", (int)strcspn(msg, "\n"), msg);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(last_state, sizeof last_state, "%s", state ? state : "");
+    report(name, last_msg, state);
+    int rc = PQstatus(db) == CONNECTION_OK ? AQ_EDB : AQ_EUNAVAIL;
+    PQclear(r);
+    return rc;
 }

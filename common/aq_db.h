@@ -9,11 +9,24 @@
 /* Connect with conninfo; notices go to the JSON log. Returns NULL and writes
  * the reason into err on failure. */
 PGconn *aq_db_connect(const char *conninfo, char *err, size_t errlen);
-/* Run sql with n text parameters (NULL entries are SQL NULL). Always returns a
- * result the caller PQclear()s; check it with aq_db_ok(). */
-PGresult *aq_db_exec(PGconn *db, const char *sql, int n, const char *const *params);
-/* True when res is COMMAND_OK or TUPLES_OK; otherwise logs "what: error". */
-int aq_db_ok(PGresult *res, const char *what);
+/* The one way to run a blocking statement: sql with n text parameters (NULL
+ * entries are SQL NULL) on db. Returns 0 (COMMAND_OK or TUPLES_OK; with out,
+ * *out is the result and the caller PQclear()s it), AQ_EUNAVAIL (the
+ * connection is gone) or AQ_EDB (the statement failed). On failure *out is
+ * NULL, the failure is reported as "name: message" (see aq_db_on_error), and
+ * aq_db_error_message()/aq_db_error_state() hold it until this thread's next
+ * failure. Any thread, each with its own connection; never a loop thread. */
+int aq_db_query(PGconn *db, const char *name, const char *sql, int n, const char *const *params,
+                PGresult **out);
+/* Who hears of a failed aq_db_query: by default a warn line in the JSON log
+ * (module "db"); the CLI prints it for its user instead. msg is the
+ * database's first line, sqlstate may be NULL. Set before threads start. */
+/* The first line of this thread's last aq_db_query failure ("" if none). */
+const char *aq_db_error_message(void);
+/* Its SQLSTATE ("" if none or the connection was lost). */
+const char *aq_db_error_state(void);
+typedef void (*aq_db_error_fn)(const char *name, const char *msg, const char *sqlstate);
+void aq_db_on_error(aq_db_error_fn fn);
 /* Route libpq notices (e.g. "terminating connection") into the JSON log. */
 void aq_db_route_notices(PGconn *db);
 

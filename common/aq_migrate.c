@@ -13,9 +13,16 @@
 
 #define AQ_MIGRATE_LOCK "7244917031"  /* arbitrary, fixed */
 
+/* A migration file (n = 0: several statements, the simple protocol) or one
+ * parameterised statement (aq_db_query). */
 static int step(PGconn *db, const char *sql, int n, const char *const *p, char *err, size_t errlen)
 {
-    PGresult *r = n ? aq_db_exec(db, sql, n, p) : PQexec(db, sql);
+    if (n) {
+        int rc = aq_db_query(db, "migrate", sql, n, p, NULL);
+        if (rc) snprintf(err, errlen, "%s", aq_db_error_message());
+        return rc ? AQ_EDB : 0;
+    }
+    PGresult *r = PQexec(db, sql);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
@@ -35,11 +42,13 @@ int aq_migrate(PGconn *db, char *err, size_t errlen)
         goto fail;
     for (const aq_migration *m = aq_migrations; m->name; m++) {
         const char *p[] = {m->name};
-        PGresult *r = aq_db_exec(db, "SELECT 1 FROM schema_migrations WHERE name = $1", 1, p);
-        int st = PQresultStatus(r), have = PQntuples(r) > 0;
-        if (st != PGRES_TUPLES_OK) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PGresult *r;
+        if (aq_db_query(db, "migrate", "SELECT 1 FROM schema_migrations WHERE name = $1", 1, p, &r)) {
+            snprintf(err, errlen, "%s", aq_db_error_message());
+            goto fail;
+        }
+        int have = PQntuples(r) > 0;
         PQclear(r);
-        if (st != PGRES_TUPLES_OK) goto fail;
         if (have) continue;
         char why[900] = "";
         if (step(db, m->sql, 0, NULL, why, sizeof why)) {

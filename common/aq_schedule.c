@@ -113,3 +113,45 @@ int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int
     unload(&l);
     return rc ? -1 : 0;
 }
+
+/* ---- creating a schedule ---- */
+
+const char aq_schedule_sql_create[] =
+    "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, enabled, misfire, next_run_at)"
+    " SELECT $1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint)"
+    " WHERE aq_schedule_slot_free($1::bigint, $9::int)"
+    " RETURNING " AQ_SCHEDULE_JSON "::text";
+
+/* 0 when s (valid UTF-8) is non-blank and at most max characters. */
+static int text_ok(const char *field, const char *s, long max, char *err, size_t errlen)
+{
+    const char *t = s ? s : "";
+    while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
+    if (!*t) {
+        snprintf(err, errlen, "%s: required, must not be empty", field);
+        return -1;
+    }
+    long chars = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xC0) != 0x80;
+    if (chars > max) {
+        snprintf(err, errlen, "%s: %ld characters; the limit is %ld", field, chars, max);
+        return -1;
+    }
+    return 0;
+}
+
+int aq_schedule_check_new(const char *name, const char *cron, const char *zone, const char *prompt, long prompt_max,
+                          long min_interval, int64_t now, int64_t *next, char *err, size_t errlen)
+{
+    if (text_ok("name", name, AQ_SCHEDULE_NAME_MAX, err, errlen) ||
+        text_ok("cron", cron, AQ_SCHEDULE_CRON_MAX, err, errlen) ||
+        text_ok("timezone", zone, AQ_TZ_NAME_MAX, err, errlen) ||
+        text_ok("prompt", prompt, prompt_max, err, errlen))
+        return -1;
+    if (aq_schedule_check_interval(cron, zone, now, min_interval, err, errlen) ||
+        aq_schedule_next(cron, zone, now, next, err, errlen))
+        return -1;
+    return 0;
+}
+
+_Static_assert(AQ_SCHEDULE_CRON_MAX == AQ_CRON_MAX_LEN, "a schedule's cron limit is the evaluator's");

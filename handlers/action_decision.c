@@ -12,6 +12,8 @@
  *
  * input: {"action_id": N, "decision": "approved"|"rejected"|"expired"} */
 #include "aq_error.h"
+#include "aq_db.h"
+#include "aq_jobs.h"
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,19 +35,10 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
     snprintf(aid, sizeof aid, "%lld", (long long)id->valuedouble);
     const char *p[] = {aid, d->valuestring};
     PGresult *r = NULL;
-    int rc = aq_ctx_exec_owned(ctx,
-        "WITH a AS (UPDATE pending_actions SET status = CASE WHEN expires_at > now() THEN $2 ELSE 'expired' END,"
-        " decided_at = now() WHERE id = $1 AND status = 'pending' RETURNING job_id, status),"
-        " j AS (UPDATE jobs SET status = 'queued', run_at = now(), attempts = greatest(jobs.attempts - 1, 0),"
-        " locked_by = NULL, locked_until = NULL FROM a WHERE jobs.id = a.job_id AND jobs.status = 'waiting'"
-        " RETURNING jobs.id),"
-        " n AS (SELECT pg_notify('aq_jobs', '') FROM j)"
-        " SELECT (SELECT status FROM a), (SELECT id FROM j), (SELECT count(*) FROM n)",
+    int rc = aq_ctx_exec_owned(ctx, aq_jobs_sql_resume_decided,
         2, p, &r);   /* only while this run owns the job: a late run decides nothing */
     if (rc) {
-        if (rc != AQ_ECONFLICT)
-            aq_ctx_error(ctx, "deciding action %s: %s", aid, r ? PQresultErrorMessage(r) : "database unreachable");
-        PQclear(r);
+        if (rc == AQ_EUNAVAIL) aq_ctx_error(ctx, "deciding action %s: database unreachable", aid);
         return AQ_JOB_RETRY;
     }
     *output = cJSON_CreateObject();

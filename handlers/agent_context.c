@@ -13,6 +13,7 @@
  * window is left out. Stored calls are sent in OpenAI's plain shape,
  * whatever else the row holds. */
 #include "agent_context.h"
+#include "aq_db.h"
 #include "aq_buf.h"
 #include <stdio.h>
 #include <string.h>
@@ -97,8 +98,8 @@ cJSON *aq_agent_context(PGconn *db, const char *session, const char *user_id, co
     char n[24];
     snprintf(n, sizeof n, "%ld", window);
     const char *p[] = {session, n, user_id, job_id};
-    PGresult *r = PQexecParams(db,
-        "SELECT (SELECT string_agg('- ' || instruction, E'\\n' ORDER BY id) FROM user_instructions"
+    PGresult *r;
+    if (aq_db_query(db, "agent context", "SELECT (SELECT string_agg('- ' || instruction, E'\\n' ORDER BY id) FROM user_instructions"
         " WHERE user_id = $3), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI, FMDay'),"
         " coalesce((SELECT json_agg(m ORDER BY m.id) FROM ("
         "  (SELECT id, role, content, tool_calls, tool_call_id FROM chat_message_history WHERE session_id = $1"
@@ -106,8 +107,8 @@ cJSON *aq_agent_context(PGconn *db, const char *session, const char *user_id, co
         "  UNION"
         "  (SELECT id, role, content, tool_calls, tool_call_id FROM chat_message_history WHERE session_id = $1"
         "   AND job_id = $4::bigint AND role = 'user' ORDER BY id LIMIT 1)) m), '[]')::text",
-        4, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return NULL; }
+        4, p, &r))
+        return NULL;
     aq_buf sys;
     aq_buf_init(&sys);
     aq_buf_adds(&sys, SYSTEM_PROMPT);

@@ -30,6 +30,8 @@
 #include "aq_buf.h"
 #include "agent_context.h"
 #include "aq_json.h"
+#include "aq_db.h"
+#include "aq_error.h"
 #include "handlers.h"
 #include "llm.h"
 #include "tools.h"
@@ -55,14 +57,6 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, PGresult **keep)
-{
-    PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (keep && ok) *keep = r; else PQclear(r);
-    return ok;
-}
-
 #define INSERT_MESSAGE "INSERT INTO chat_message_history (session_id, role, content, tool_calls, tool_call_id, job_id)" \
     " VALUES ($1, $2, $3, $4::jsonb, $5, $6)"
 
@@ -70,7 +64,7 @@ static int exec_ok(PGconn *db, const char *sql, int n, const char *const *p, PGr
 static int insert_message(turn *t, const char *role, const char *content, const char *tool_calls, const char *call_id)
 {
     const char *p[] = {t->session, role, content, tool_calls, call_id, t->jid};
-    return exec_ok(t->db, INSERT_MESSAGE, 6, p, NULL);
+    return !aq_db_query(t->db, "agent turn: storing a message", INSERT_MESSAGE, 6, p, NULL);
 }
 
 /* On its own, only while this run owns the job (a late run writes nothing). */
@@ -120,10 +114,10 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
     if (given_result) {
         result = aq_strdup(given_result);
     } else {
-        exec_ok(t->db, "SAVEPOINT tool", 0, NULL, NULL);
+        aq_db_query(t->db, "agent turn: savepoint", "SAVEPOINT tool", 0, NULL, NULL);
         result = tool->run(t->db, t->job->user_id, args, &err);
         if (!result) {
-            exec_ok(t->db, "ROLLBACK TO SAVEPOINT tool", 0, NULL, NULL);
+            aq_db_query(t->db, "agent turn: undoing a failed tool", "ROLLBACK TO SAVEPOINT tool", 0, NULL, NULL);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "error", err ? err : "failed");
             result = cJSON_PrintUnformatted(e);
@@ -131,8 +125,9 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
         }
     }
     aq_utf8_sanitize(result);
-    int ok = insert_message(t, "tool", result, NULL, call_id) && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
-    if (!ok) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
+    int ok = insert_message(t, "tool", result, NULL, call_id) &&
+             !aq_db_query(t->db, "agent turn: commit", "COMMIT", 0, NULL, NULL);
+    if (!ok) aq_db_query(t->db, "agent turn: rollback", "ROLLBACK", 0, NULL, NULL);
     if (ok) note_made(t, name, args_text, result);
     free(result);
     free(err);
@@ -186,8 +181,9 @@ static int decision(turn *t, const char *id, char **shown, char **given)
 {
     const char *q[] = {t->jid, id};
     PGresult *pa = NULL;
-    if (!exec_ok(t->db, "SELECT status, arguments::text FROM pending_actions WHERE job_id = $1 AND tool_call_id = $2",
-                 2, q, &pa))
+    if (aq_db_query(t->db, "agent turn: reading an approval",
+                    "SELECT status, arguments::text FROM pending_actions WHERE job_id = $1 AND tool_call_id = $2",
+                    2, q, &pa))
         return DECISION_DB_FAILED;
     const char *status = PQntuples(pa) ? PQgetvalue(pa, 0, 0) : "pending";
     int d = UNDECIDED;
@@ -224,13 +220,10 @@ static int ask_approval(turn *t, const char *id, const char *name, const char *a
                                " RETURNING json_build_object('id', id, 'tool', tool, 'arguments', arguments,"
                                " 'expires_at', expires_at)::text", 7, ins, &pa);
     if (rc) {
-        const char *state = pa ? PQresultErrorField(pa, PG_DIAG_SQLSTATE) : NULL;
-        const char *why = PQresultErrorField(pa, PG_DIAG_MESSAGE_PRIMARY);
-        int data = state && !strncmp(state, "22", 2);   /* class 22: data exception */
+        int data = rc == AQ_EDB && !strncmp(aq_db_error_state(), "22", 2);   /* class 22: data exception */
         if (data)
             *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
-                                why ? why : "refused");
-        PQclear(pa);
+                                aq_db_error_message());
         return data ? STEP_REFUSED : STEP_ERROR;
     }
     cJSON *o = output(t, "");
@@ -273,7 +266,8 @@ static int finish_pending(turn *t, cJSON **wait_out)
 {
     PGresult *r = NULL;
     const char *p[] = {t->session, t->jid};
-    if (!exec_ok(t->db, "SELECT m.id, m.tool_calls::text, coalesce((SELECT json_agg(h.tool_call_id)"
+    if (aq_db_query(t->db, "agent turn: finding unanswered calls",
+                    "SELECT m.id, m.tool_calls::text, coalesce((SELECT json_agg(h.tool_call_id)"
                         " FROM chat_message_history h WHERE h.session_id = $1 AND h.role = 'tool' AND h.id > m.id),"
                         " '[]')::text FROM chat_message_history m WHERE m.session_id = $1 AND m.job_id = $2"
                         " AND m.role = 'assistant' ORDER BY m.id DESC LIMIT 1", 2, p, &r))
@@ -369,8 +363,8 @@ static int take_calls(turn *t, const aq_llm_reply *reply)
         else cJSON_AddItemToArray(refused, cJSON_CreateNull());
         free(why);
     }
-    ok = ok && exec_ok(t->db, "COMMIT", 0, NULL, NULL);
-    if (!ok && open) exec_ok(t->db, "ROLLBACK", 0, NULL, NULL);
+    ok = ok && !aq_db_query(t->db, "agent turn: commit", "COMMIT", 0, NULL, NULL);
+    if (!ok && open) aq_db_query(t->db, "agent turn: rollback", "ROLLBACK", 0, NULL, NULL);
     i = 0;
     cJSON_ArrayForEach(c, reply->tool_calls) {
         const cJSON *why = cJSON_GetArrayItem(refused, i++);
@@ -401,7 +395,8 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
     /* the session (kept by its owner) and this turn's user message, once */
     const char *p[] = {t.session, t.uid, channel, message, t.jid};
     PGresult *r = NULL;
-    if (!exec_ok(t.db, "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
+    if (aq_db_query(t.db, "agent turn: storing the user message",
+                    "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
                        " ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE chat_sessions.user_id = $2"
                        " RETURNING user_id),"
                        " m AS (INSERT INTO chat_message_history (session_id, role, content, job_id)"
@@ -420,6 +415,8 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
     cJSON *tools = aq_tools_schema();
     aq_job_status st = AQ_JOB_OK;
     for (;;) {
+        /* a cancel stops the turn between steps (and the owned writes refuse after it on their own) */
+        if (aq_ctx_cancelled(ctx)) break;
         cJSON *wait = NULL;
         int step = finish_pending(&t, &wait);
         if (step == STEP_WAIT) { *out = wait; st = AQ_JOB_WAIT; break; }
@@ -442,6 +439,10 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
                         &reply);
         cJSON_Delete(msgs);
         t.model_calls++;
+        if (aq_ctx_cancelled(ctx)) {   /* cancelled while the model thought: its answer is dropped */
+            aq_llm_reply_dispose(&reply);
+            break;
+        }
         if (reply.error) {
             /* a final failure's apology is the registry hook's (handlers/apology.c) */
             aq_ctx_error(ctx, "%s", reply.error);

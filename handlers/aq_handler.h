@@ -19,7 +19,7 @@
  * repeat would be visible. A run that timed out or lost its lease keeps
  * running on its thread until it returns: writes others can see go through
  * aq_ctx_begin_owned()/aq_ctx_exec_owned(), which refuse once the run no
- * longer owns the job.
+ * longer owns the job or the job was cancelled (aq_ctx_cancelled).
  *
  * A type may also have a final-failure hook (registry column on_fail): it
  * runs on a pool thread on every path to 'failed' — the handler's permanent
@@ -94,14 +94,23 @@ void aq_ctx_retry_transient(aq_ctx *ctx, long requested_ms);
  * SHARE, if this run still owns the job (running, this worker, this claim):
  * a completion, timeout or rescue then waits for it, and after them the run
  * is refused. Returns 0 (a transaction is open: COMMIT or ROLLBACK it),
- * AQ_ECONFLICT (no longer the owner; nothing open; the ctx error says so) or
- * AQ_EUNAVAIL (database unreachable or failing; nothing open). */
+ * AQ_ECONFLICT (no longer the owner, or the job was cancelled; nothing open;
+ * the ctx error says so) or AQ_EUNAVAIL (database unreachable or failing;
+ * nothing open). */
 int aq_ctx_begin_owned(aq_ctx *ctx);
 /* One statement in its own owned transaction (see aq_ctx_begin_owned):
  * 0 (committed), AQ_ECONFLICT, AQ_EUNAVAIL, or AQ_EDB (the statement failed
- * and was rolled back; the ctx error holds its message). With out, *out gets
- * the statement's result on 0 and on AQ_EDB (the caller PQclears it). */
+ * and was rolled back; the ctx error holds its message, aq_db_error_state()
+ * its SQLSTATE). With out, *out gets the statement's result on 0 (the caller
+ * PQclears it), NULL otherwise. */
 int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *const *params, PGresult **out);
+/* True once the job has been cancelled (POST /v1/jobs/{id}/cancel, `agentq
+ * jobs cancel`) while this run was going: stop, run no further step, and
+ * return (any status: the job ends 'cancelled', leaving no reply, follow-up or
+ * session message). The agent loop checks it before each model call; the
+ * owned writes refuse after a cancel on their own, so no tool runs after it
+ * is recorded. One query, unless already seen. */
+bool aq_ctx_cancelled(aq_ctx *ctx);
 /* Leave an assistant message in session_id (a UUID of the job's own user;
  * created with channel if missing), written in the same transaction as this
  * job's final completion and only if it commits: for final-failure hooks'

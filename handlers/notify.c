@@ -20,6 +20,7 @@
  * Writes and sends happen only while the run owns the job. */
 #include "aq_alloc.h"
 #include "aq_error.h"
+#include "aq_db.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -63,10 +64,9 @@ static aq_job_status to_web(aq_ctx *ctx, PGconn *db, const cJSON *input, const c
         return AQ_JOB_RETRY;
     }
     if (rc) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        aq_ctx_error(ctx, "storing the notification: %s", PQresultErrorMessage(r));
-        int bad = state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2));   /* bad value: no retry helps */
-        PQclear(r);
+        const char *state = aq_db_error_state();
+        aq_ctx_error(ctx, "storing the notification: %s", aq_db_error_message());
+        int bad = !strncmp(state, "22", 2) || !strncmp(state, "23", 2);   /* bad value: no retry helps */
         return bad ? AQ_JOB_FAIL : AQ_JOB_RETRY;
     }
     *out = cJSON_CreateObject();
@@ -97,9 +97,10 @@ static cJSON *approval_buttons(long long action)
 static int sent_chunks(PGconn *db, const char *jid, unsigned char *sent, cJSON *ids)
 {
     const char *p[] = {jid};
-    PGresult *r = PQexecParams(db, "SELECT chunk, message_id FROM telegram_sent WHERE job_id = $1 ORDER BY chunk",
-                               1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
+    PGresult *r;
+    if (aq_db_query(db, "notify: reading sent chunks",
+                    "SELECT chunk, message_id FROM telegram_sent WHERE job_id = $1 ORDER BY chunk", 1, p, &r))
+        return -1;
     for (int i = 0; i < PQntuples(r); i++) {
         int c = atoi(PQgetvalue(r, i, 0));
         if (c >= 0 && c < MAX_CHUNKS) sent[c] = 1;
@@ -120,7 +121,7 @@ static void deactivate(aq_ctx *ctx, const char *chat, const char *why)
 static int still_owner(aq_ctx *ctx, PGconn *db)
 {
     if (aq_ctx_begin_owned(ctx)) return 0;
-    PQclear(PQexec(db, "COMMIT"));
+    aq_db_query(db, "notify: ownership check", "COMMIT", 0, NULL, NULL);
     return 1;
 }
 
@@ -137,11 +138,10 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
 
     /* a chat whose bot was blocked stays quiet until it writes again */
     const char *cp[] = {chat_s};
-    PGresult *r = PQexecParams(db, "SELECT active FROM channels WHERE kind = 'telegram' AND address = $1", 1, NULL,
-                               cp, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "reading the channel: %s", PQerrorMessage(db));
-        PQclear(r);
+    PGresult *r;
+    if (aq_db_query(db, "notify: reading the channel",
+                    "SELECT active FROM channels WHERE kind = 'telegram' AND address = $1", 1, cp, &r)) {
+        aq_ctx_error(ctx, "reading the channel: %s", aq_db_error_message());
         return AQ_JOB_RETRY;
     }
     int inactive = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f';
@@ -155,7 +155,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     unsigned char sent[MAX_CHUNKS] = {0};
     cJSON *ids = cJSON_CreateArray();
     if (sent_chunks(db, jid, sent, ids)) {
-        aq_ctx_error(ctx, "reading sent chunks: %s", PQerrorMessage(db));
+        aq_ctx_error(ctx, "reading sent chunks: %s", aq_db_error_message());
         cJSON_Delete(ids);
         return AQ_JOB_RETRY;
     }
@@ -179,13 +179,11 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
             snprintf(ci, sizeof ci, "%d", i);
             snprintf(mi, sizeof mi, "%lld", (long long)mid_v);
             const char *p[] = {jid, ci, has_mid ? mi : NULL};
-            PGresult *ins = PQexecParams(db, "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
-                                             " ON CONFLICT DO NOTHING", 3, NULL, p, NULL, NULL, 0);
-            int stored = PQresultStatus(ins) == PGRES_COMMAND_OK;
-            PQclear(ins);
+            int stored = !aq_db_query(db, "notify: recording a chunk", "INSERT INTO telegram_sent (job_id, chunk,"
+                                      " message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, p, NULL);
             aq_tg_result_dispose(&res);
             if (!stored) {   /* sent but not recorded: the retry may repeat this one chunk */
-                aq_ctx_error(ctx, "recording chunk %d: %s", i, PQerrorMessage(db));
+                aq_ctx_error(ctx, "recording chunk %d: %s", i, aq_db_error_message());
                 st = AQ_JOB_RETRY;
                 break;
             }

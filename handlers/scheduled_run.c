@@ -7,6 +7,7 @@
  * input: {"schedule_id": N, "slot": timestamp, "missed": N}. A schedule
  * deleted or disabled after it fired runs nothing and says so in output. */
 #include "aq_alloc.h"
+#include "aq_db.h"
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +26,10 @@ aq_job_status aq_handle_scheduled_run(aq_ctx *ctx, const cJSON *input, cJSON **o
     snprintf(id, sizeof id, "%lld", (long long)sid->valuedouble);
     snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
     const char *p[] = {id, uid};
-    PGresult *r = PQexecParams(db, "SELECT prompt, session_id::text, enabled, name FROM agent_schedules"
-                                   " WHERE id = $1 AND user_id = $2", 2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "loading schedule %s: %s", id, PQerrorMessage(db));
-        PQclear(r);
+    PGresult *r;
+    if (aq_db_query(db, "scheduled run: loading the schedule", "SELECT prompt, session_id::text, enabled, name"
+                    " FROM agent_schedules WHERE id = $1 AND user_id = $2", 2, p, &r)) {
+        aq_ctx_error(ctx, "loading schedule %s: %s", id, aq_db_error_message());
         return AQ_JOB_RETRY;
     }
     if (PQntuples(r) == 0 || PQgetvalue(r, 0, 2)[0] != 't') {

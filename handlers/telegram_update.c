@@ -30,6 +30,8 @@
 #include "aq_alloc.h"
 #include "aq_log.h"
 #include "aq_error.h"
+#include "aq_db.h"
+#include "aq_jobs.h"
 #include "handlers.h"
 #include "telegram_api.h"
 #include "telegram_chat.h"
@@ -63,7 +65,7 @@ static void say(aq_ctx *ctx, long long chat, long long update_id, int n, const c
     cJSON_AddStringToObject(in, "text", text);
     char key[64];
     snprintf(key, sizeof key, "telegram-say:%lld:%d", update_id, n);
-    aq_enqueue_opts o = {.idempotency_key = key, .priority = -5, .user_id = user_id};
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_NOTIFY, .user_id = user_id};
     aq_ctx_enqueue(ctx, "notify", in, &o);
     cJSON_Delete(in);
 }
@@ -79,11 +81,11 @@ typedef struct link {
 static int linked(PGconn *db, const char *chat, link *l)
 {
     const char *p[] = {chat};
-    PGresult *r = PQexecParams(db, "UPDATE channels SET active = true, inactive_reason = NULL, updated_at = now()"
-                                   " WHERE kind = 'telegram' AND address = $1"
-                                   " RETURNING user_id, session_id::text, linked_by",
-                               1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) { PQclear(r); return -1; }
+    PGresult *r;
+    if (aq_db_query(db, "telegram update: the chat's link", "UPDATE channels SET active = true,"
+                    " inactive_reason = NULL, updated_at = now() WHERE kind = 'telegram' AND address = $1"
+                    " RETURNING user_id, session_id::text, linked_by", 1, p, &r))
+        return -1;
     memset(l, 0, sizeof *l);
     if (PQntuples(r) == 1) {
         l->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -164,8 +166,7 @@ static aq_job_status start_command(aq_ctx *ctx, PGconn *db, long long chat, cons
         " (SELECT user_id FROM again)))",
         3, p, &r);
     if (rc) {
-        if (rc != AQ_ECONFLICT) aq_ctx_error(ctx, "linking: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
-        PQclear(r);
+        if (rc == AQ_EUNAVAIL) aq_ctx_error(ctx, "linking: database unreachable");
         return AQ_JOB_RETRY;
     }
     const char *result;
@@ -316,11 +317,10 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
     snprintf(aid, sizeof aid, "%lld", action);
     snprintf(uid, sizeof uid, "%lld", (long long)l.user_id);
     const char *p[] = {aid, uid};
-    PGresult *r = PQexecParams(db, "SELECT status, expires_at <= now() FROM pending_actions WHERE id = $1 AND user_id = $2",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "reading the action: %s", PQerrorMessage(db));
-        PQclear(r);
+    PGresult *r;
+    if (aq_db_query(db, "telegram update: reading the action",
+                    "SELECT status, expires_at <= now() FROM pending_actions WHERE id = $1 AND user_id = $2", 2, p, &r)) {
+        aq_ctx_error(ctx, "reading the action: %s", aq_db_error_message());
         return AQ_JOB_RETRY;
     }
     const char *answer, *result;

@@ -16,6 +16,7 @@
  *                  or with an output holding bad UTF-8
  */
 #include "aq_time.h"
+#include "aq_db.h"
 #include "handlers.h"
 #include <signal.h>
 #include <stdio.h>
@@ -66,17 +67,16 @@ aq_job_status aq_handle_test_record(aq_ctx *ctx, const cJSON *input, cJSON **out
     snprintf(id, sizeof id, "%lld", (long long)aq_ctx_job(ctx)->id);
     snprintf(attempt, sizeof attempt, "%d", aq_ctx_job(ctx)->attempts);
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    PGresult *r = PQexec(db, "SELECT clock_timestamp()");
+    PGresult *r;
     char started[64];
-    snprintf(started, sizeof started, "%s", PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "now");
+    int have = !aq_db_query(db, "test record: the clock", "SELECT clock_timestamp()", 0, NULL, &r);
+    snprintf(started, sizeof started, "%s", have ? PQgetvalue(r, 0, 0) : "now");
     PQclear(r);
     aq_sleep_ms(num(input, "sleep_ms", 0));
     const char *p[] = {id, attempt, pid, started};
-    r = PQexecParams(db, "INSERT INTO test_executions (job_id, attempt, worker_pid, started_at, finished_at)"
-                         " VALUES ($1, $2, $3, $4, clock_timestamp())", 4, NULL, p, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) aq_ctx_error(ctx, "record: %s", PQresultErrorMessage(r));
-    PQclear(r);
+    int ok = !aq_db_query(db, "test record", "INSERT INTO test_executions (job_id, attempt, worker_pid, started_at,"
+                          " finished_at) VALUES ($1, $2, $3, $4, clock_timestamp())", 4, p, NULL);
+    if (!ok) aq_ctx_error(ctx, "record: %s", aq_db_error_message());
     return ok ? AQ_JOB_OK : AQ_JOB_RETRY;
 }
 

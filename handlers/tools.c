@@ -2,6 +2,8 @@
  * checked here, before any SQL; every statement uses parameters. */
 #include "tools.h"
 #include "aq_alloc.h"
+#include "aq_cron.h"
+#include "aq_db.h"
 #include "aq_schedule.h"
 #include <time.h>
 #include <stdio.h>
@@ -103,14 +105,14 @@ static const char *opt_int(const cJSON *args, const char *key, char buf[24], cha
     return buf;
 }
 
-/* Run sql; the first column of the first row is the result (JSON text). */
-static char *run(PGconn *db, const char *sql, int n, const char *const *p, const char *none, char **err)
+/* The tool's answer: the first column of the first row of sql (JSON text),
+ * run with aq_db_query; none is the error when there is no row. */
+static char *answer(PGconn *db, const char *sql, int n, const char *const *p, const char *none, char **err)
 {
-    PGresult *r = PQexecParams(db, sql, n, NULL, p, NULL, NULL, 0);
+    PGresult *r;
     char *out = NULL;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        *err = aq_sprintf("the database refused it: %s", m ? m : "error");
+    if (aq_db_query(db, "a tool's statement", sql, n, p, &r)) {
+        *err = aq_sprintf("the database refused it: %s", aq_db_error_message());
     } else if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
         *err = aq_strdup(none);
     } else {
@@ -134,7 +136,7 @@ static char *tool_list_tasks(PGconn *db, int64_t user_id, const cJSON *args, cha
         return NULL;
     }
     const char *p[] = {uid, status && strcmp(status, "all") ? status : NULL};
-    return run(db, "SELECT coalesce(json_agg(" TASK_JSON " ORDER BY id), '[]')::text FROM tasks"
+    return answer(db, "SELECT coalesce(json_agg(" TASK_JSON " ORDER BY id), '[]')::text FROM tasks"
                    " WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)", 2, p, "[]", err);
 }
 
@@ -147,7 +149,7 @@ static char *tool_add_task(PGconn *db, int64_t user_id, const cJSON *args, char 
     if (!*err && (!title || !*title)) *err = aq_strdup("title: required, a non-empty string");
     if (*err) return NULL;
     const char *p[] = {uid, title, notes, prio, due};
-    return run(db, "INSERT INTO tasks (user_id, title, notes, priority, due_at, is_ai_suggested)"
+    return answer(db, "INSERT INTO tasks (user_id, title, notes, priority, due_at, is_ai_suggested)"
                    " VALUES ($1, $2, $3, coalesce($4::smallint, 0), $5::timestamptz, false)"
                    " RETURNING " TASK_JSON "::text", 5, p, "not added", err);
 }
@@ -162,7 +164,7 @@ static char *tool_update_task(PGconn *db, int64_t user_id, const cJSON *args, ch
     if (!*err && !id) *err = aq_strdup("id: required");
     if (*err) return NULL;
     const char *p[] = {uid, id, title, notes, prio, due};
-    return run(db, "UPDATE tasks SET title = coalesce($3, title), notes = coalesce($4, notes),"
+    return answer(db, "UPDATE tasks SET title = coalesce($3, title), notes = coalesce($4, notes),"
                    " priority = coalesce($5::smallint, priority), due_at = coalesce($6::timestamptz, due_at),"
                    " updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING " TASK_JSON "::text",
                6, p, "no such task", err);
@@ -176,7 +178,7 @@ static char *tool_complete_task(PGconn *db, int64_t user_id, const cJSON *args, 
     if (!*err && !id) *err = aq_strdup("id: required");
     if (*err) return NULL;
     const char *p[] = {uid, id};
-    return run(db, "UPDATE tasks SET status = 'done', updated_at = now() WHERE user_id = $1 AND id = $2"
+    return answer(db, "UPDATE tasks SET status = 'done', updated_at = now() WHERE user_id = $1 AND id = $2"
                    " RETURNING " TASK_JSON "::text", 2, p, "no such task", err);
 }
 
@@ -188,7 +190,7 @@ static char *tool_delete_task(PGconn *db, int64_t user_id, const cJSON *args, ch
     if (!*err && !id) *err = aq_strdup("id: required");
     if (*err) return NULL;
     const char *p[] = {uid, id};
-    return run(db, "DELETE FROM tasks WHERE user_id = $1 AND id = $2"
+    return answer(db, "DELETE FROM tasks WHERE user_id = $1 AND id = $2"
                    " RETURNING json_build_object('deleted', id, 'title', title)::text", 2, p, "no such task", err);
 }
 
@@ -199,40 +201,42 @@ static char *tool_remember(PGconn *db, int64_t user_id, const cJSON *args, char 
     if (!*err && (!text || !*text)) *err = aq_strdup("instruction: required, a non-empty string");
     if (*err) return NULL;
     const char *p[] = {uid, text};
-    return run(db, "INSERT INTO user_instructions (user_id, instruction) VALUES ($1, $2)"
+    return answer(db, "INSERT INTO user_instructions (user_id, instruction) VALUES ($1, $2)"
                    " RETURNING json_build_object('remembered', instruction)::text", 2, p, "not stored", err);
 }
 
 /* AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS, set once at start (aq_tools_configure) */
 static long min_interval = AQ_SCHEDULE_MIN_INTERVAL_DEFAULT;
+/* AGENTQ_MAX_MESSAGE_CHARS: a schedule's prompt, as in the API */
+static long prompt_max = 8000;
 
-void aq_tools_configure(const aq_config *cfg) { min_interval = cfg->schedule_min_interval_s; }
+void aq_tools_configure(const aq_config *cfg)
+{
+    min_interval = cfg->schedule_min_interval_s;
+    prompt_max = cfg->max_message_chars;
+}
 
+/* The same rule and statement as POST /v1/schedules (aq_schedule.h); the
+ * string caps here only bound the copy, the limits are aq_schedule_check_new's. */
 static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args, char **err)
 {
     UID;
-    const char *name = opt_str(args, "name", AQ_SCHEDULE_NAME_MAX, err), *cron = opt_str(args, "cron", 256, err);
-    const char *zone = opt_str(args, "timezone", 64, err), *prompt = opt_str(args, "prompt", 8000, err);
-    if (!*err && (!name || !*name)) *err = aq_strdup("name: required, a non-empty string");
-    if (!*err && (!cron || !*cron)) *err = aq_strdup("cron: required, e.g. \"0 9 * * MON-FRI\"");
-    if (!*err && (!prompt || !*prompt)) *err = aq_strdup("prompt: required, a non-empty string");
+    const char *name = opt_str(args, "name", 4 * AQ_SCHEDULE_NAME_MAX, err);
+    const char *cron = opt_str(args, "cron", 4 * AQ_SCHEDULE_CRON_MAX, err);
+    const char *zone = opt_str(args, "timezone", 4 * AQ_TZ_NAME_MAX, err);
+    const char *prompt = opt_str(args, "prompt", 4 * (size_t)prompt_max, err);
     if (*err) return NULL;
     if (!zone || !*zone) zone = "UTC";
     int64_t next;
     char why[256], next_s[24], quota[24];
-    int64_t now = (int64_t)time(NULL);
-    if (aq_schedule_check_interval(cron, zone, now, min_interval, why, sizeof why) ||
-        aq_schedule_next(cron, zone, now, &next, why, sizeof why)) {
+    if (aq_schedule_check_new(name, cron, zone, prompt, prompt_max, min_interval, (int64_t)time(NULL), &next, why,
+                              sizeof why)) {
         *err = aq_strdup(why);
         return NULL;
     }
     snprintf(next_s, sizeof next_s, "%lld", (long long)next);
     snprintf(quota, sizeof quota, "%d", AQ_SCHEDULE_PER_USER);
-    const char *p[] = {uid, name, cron, zone, prompt, next_s, quota};
-    return run(db, "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, next_run_at)"
-                   " SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint)"
-                   " WHERE aq_schedule_slot_free($1::bigint, $7::int)   /* exact under races (sql/007) */"
-                   " RETURNING json_build_object('schedule_id', id, 'name', name, 'cron', cron, 'timezone', timezone,"
-                   " 'next_run_at', next_run_at)::text", 7, p,
-               "not created: the user has as many schedules as allowed; delete one first", err);
+    const char *p[] = {uid, name, cron, zone, prompt, "true", "run_once", next_s, quota};
+    return answer(db, aq_schedule_sql_create, 9, p,
+                  "not created: the user has as many schedules as allowed; delete one first", err);
 }

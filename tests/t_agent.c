@@ -934,8 +934,61 @@ static void llm_parse_unit(void)
     free(s);
 }
 
+/* Issue 12: a turn cancelled while its model call is in flight (the fake
+ * delays the reply, which asks for add_task) runs no tool afterwards, makes no
+ * further model call, stores nothing more, and ends cancelled; the same
+ * through the API (202) and through `agentq jobs cancel`. */
+static void cancel_mid_model_call(int via_api)
+{
+    char *s1 = call_step("c1", "add_task", "{\"title\":\"should never exist\"}");
+    char script[2000];
+    snprintf(script, sizeof script, "[{\"delay_ms\":3000,%s,%s]", s1 + 1, final_step("done"));
+    free(s1);
+    th_fake(script, fake_url, sizeof fake_url);
+    char *tok = th_user(via_api ? "nia" : "ola", 0);
+    long long uid = th_int("SELECT id FROM users WHERE name = $1", via_api ? "nia" : "ola", NULL);
+    pid_t api = via_api ? th_api(NULL) : 0;
+    pid_t w = worker_on_fake(NULL);
+    long long id = turn(uid, "add a task", 5);
+    CHECK(th_fake_wait(1, 15000));   /* the model call is in flight */
+    CHECK(wait_status(id, "running", 5000));
+    if (via_api) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", id);
+        th_resp r = th_post(path, tok, NULL);
+        CHECK_INT(r.status, 202);
+        CHECK_CONTAINS(r.body, "\"running\"");
+        th_resp_free(&r);
+    } else {
+        th_cli_run r = th_cli(NULL, (const char *const[]){"jobs", "cancel", th_num(id), NULL});
+        CHECK_INT(r.status, 0);
+        CHECK_CONTAINS(r.out, "cancel recorded");
+        th_cli_free(&r);
+    }
+    CHECK(wait_status(id, "cancelled", 20000));
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE user_id = $1", th_num(uid), NULL), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE job_id = $1 AND role <> 'user'",
+                     th_num(id), NULL), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND output IS NULL AND finished_at IS NOT NULL",
+                     th_num(id), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE parent_id = $1", th_num(id), NULL), 0);   /* no reply sent */
+    th_sleep_ms(500);
+    cJSON *reqs = th_fake_requests();
+    CHECK_INT(cJSON_GetArraySize(reqs), 1);   /* no model call after the cancel */
+    cJSON_Delete(reqs);
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE user_id = $1", th_num(uid), NULL), 0);
+    free(tok);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+    if (api) CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
+static void cancel_mid_model_call_api(void) { cancel_mid_model_call(1); }
+static void cancel_mid_model_call_cli(void) { cancel_mid_model_call(0); }
+
 const th_test th_agent_tests[] = {
     {"agent_two_tool_calls", two_tool_calls_then_reply, 60, 1},
+    {"agent_cancel_mid_model_call_api", cancel_mid_model_call_api, 60, 1},
+    {"agent_cancel_mid_model_call_cli", cancel_mid_model_call_cli, 60, 1},
     {"agent_context_window", context_is_last_n_plus_system, 60, 1},
     {"agent_approval", approval_approve_and_reject, 90, 1},
     {"agent_approval_expires", approval_expires, 60, 1},

@@ -864,6 +864,96 @@ static void idempotency_key(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* Cancel means one thing (issue 12): the API and `agentq jobs cancel` call the
+ * same function and give the same result for a queued, a waiting, a running
+ * and a finished job. A running job is marked (202 / exit 0), stays running
+ * under its worker, and ends cancelled whatever its run reports. */
+static long long job_in(long long uid, const char *status)
+{
+    return th_int("INSERT INTO jobs (job_type, user_id, status, run_at, attempts, locked_by, locked_until, started_at,"
+                  " finished_at) VALUES ('noop', $1, $2, now() + interval '1 hour', 1,"
+                  " CASE WHEN $2 = 'running' THEN 'w9' END, CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END,"
+                  " CASE WHEN $2 IN ('running', 'succeeded') THEN now() END,"
+                  " CASE WHEN $2 = 'succeeded' THEN now() END) RETURNING id", th_num(uid), status, NULL);
+}
+
+static char *row_after(long long id)
+{
+    return th_str("SELECT status || ',' || (cancel_requested_at IS NOT NULL) || ',' || (finished_at IS NOT NULL)"
+                  " || ',' || coalesce(locked_by, '-') FROM jobs WHERE id = $1", th_num(id), NULL);
+}
+
+static void cancel_same_via_api_and_cli(void)
+{
+    pid_t api = th_api(NULL);
+    char *a = th_user("ann", 0);
+    long long uid = th_int("SELECT id FROM users WHERE name = 'ann'", NULL);
+    static const struct { const char *status; long http; int cli_rc; const char *cli_says, *after; } cases[] = {
+        {"queued", 200, 0, "cancelled (it was queued)", "cancelled,true,true,-"},
+        {"waiting", 200, 0, "cancelled (it was waiting)", "cancelled,true,true,-"},
+        {"running", 202, 0, "cancel recorded", "running,true,false,w9"},
+        {"succeeded", 409, 1, "has already finished (succeeded)", "succeeded,false,true,-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long long by_api = job_in(uid, cases[i].status), by_cli = job_in(uid, cases[i].status);
+        th_resp r = th_post(job_path(by_api, "/cancel"), a, NULL);
+        if (r.status != cases[i].http) th_fail(__FILE__, __LINE__, "%s: HTTP %ld", cases[i].status, r.status);
+        th_resp_free(&r);
+        char id[32];
+        snprintf(id, sizeof id, "%lld", by_cli);
+        th_cli_run c = th_cli(NULL, (const char *const[]){"jobs", "cancel", id, NULL});
+        CHECK_INT(c.status, cases[i].cli_rc);
+        CHECK_CONTAINS(cases[i].cli_rc ? c.err : c.out, cases[i].cli_says);
+        th_cli_free(&c);
+        char *x = row_after(by_api), *y = row_after(by_cli);
+        CHECK_STR(x, cases[i].after);
+        CHECK_STR(y, cases[i].after);
+        free(x);
+        free(y);
+        if (!strcmp(cases[i].status, "running")) {
+            /* the API answers with the job as it is: running, the cancel recorded */
+            r = th_post(job_path(by_api, "/cancel"), a, NULL);   /* again: the same answer */
+            CHECK_STATUS(r, 202);
+            char *st = jtext(&r, "status");
+            CHECK_STR(st, "running");
+            free(st);
+            CHECK(!jnull(&r, "cancel_requested_at"));
+            th_resp_free(&r);
+            /* whatever ends the run, it ends cancelled: a late success, a retry, a lease rescue */
+            th_exec("UPDATE jobs SET status = 'succeeded', output = '{\"late\": true}' WHERE id = $1",
+                    th_num(by_api), NULL);
+            th_exec("UPDATE jobs SET status = 'queued' WHERE id = $1", th_num(by_cli), NULL);
+            CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id IN ($1, $2) AND status = 'cancelled'"
+                             " AND output IS NULL AND finished_at IS NOT NULL AND locked_by IS NULL",
+                             th_num(by_api), th_num(by_cli), NULL), 2);
+        }
+    }
+    /* no such job: 404 and exit 1 */
+    th_resp r = th_post(job_path(987654, "/cancel"), a, NULL);
+    CHECK_ERROR(r, 404, "not_found");
+    th_resp_free(&r);
+    th_cli_run c = th_cli(NULL, (const char *const[]){"jobs", "cancel", "987654", NULL});
+    CHECK_INT(c.status, 1);
+    CHECK_CONTAINS(c.err, "no job 987654");
+    th_cli_free(&c);
+    /* a retried cancelled job runs normally again: the mark is gone */
+    long long again = job_in(uid, "running");
+    r = th_post(job_path(again, "/cancel"), a, NULL);
+    CHECK_STATUS(r, 202);
+    th_resp_free(&r);
+    th_exec("UPDATE jobs SET status = 'failed' WHERE id = $1", th_num(again), NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", again);
+    c = th_cli(NULL, (const char *const[]){"jobs", "retry", id, NULL});
+    CHECK_INT(c.status, 0);
+    th_cli_free(&c);
+    th_exec("UPDATE jobs SET status = 'running' WHERE id = $1", th_num(again), NULL);
+    th_exec("UPDATE jobs SET status = 'succeeded' WHERE id = $1", th_num(again), NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(again), NULL), 1);
+    free(a);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 /* ---- 5. cancel ---- */
 
 static void cancel_job(void)
@@ -1313,6 +1403,7 @@ const th_test th_api_tests[] = {
     {"api_bad_wait_values", bad_wait_values, 40, 1},
     {"api_idempotency_key", idempotency_key, 40, 1},
     {"api_cancel", cancel_job, 40, 1},
+    {"api_cancel_same_via_api_and_cli", cancel_same_via_api_and_cli, 60, 1},
     {"api_rate_limit", rate_limit, 40, 1},
     {"api_queue_quota", queue_quota, 40, 1},
     {"api_database_stopped", database_stopped, 120, 1},

@@ -381,6 +381,59 @@ static void api_refuses_too_frequent(void)
     free(kim);
 }
 
+/* Issue 12: one rule for creating a schedule. With AGENTQ_MAX_MESSAGE_CHARS=40
+ * a 41-character prompt is refused by the API and by the create_schedule tool
+ * alike, and a 100-character time zone name (over the old 64 of the API,
+ * within the evaluator's 128) gets the same answer from both: the zone is
+ * checked by the evaluator, not cut at a different length. */
+static void create_same_rule_api_and_tool(void)
+{
+    const char *const env[] = {"AGENTQ_MAX_MESSAGE_CHARS=40", NULL};
+    char *lou = th_user("lou", 0);
+    pid_t api = th_api(env);
+    char long_prompt[42], zone[101];
+    memset(long_prompt, 'p', 41);
+    long_prompt[41] = '\0';
+    memset(zone, 'Z', 100);
+    zone[100] = '\0';
+    char body[400];
+    snprintf(body, sizeof body, "{\"name\":\"a\",\"cron\":\"0 8 * * *\",\"prompt\":\"%s\"}", long_prompt);
+    expect_422(lou, body, "prompt: 41 characters; the limit is 40");
+    snprintf(body, sizeof body, "{\"name\":\"b\",\"cron\":\"0 8 * * *\",\"timezone\":\"%s\",\"prompt\":\"p\"}",
+             zone);
+    expect_422(lou, body, "timezone: unknown time zone");
+    th_stop(api, SIGTERM, 10000);
+
+    char url[128], script[3000];
+    snprintf(script, sizeof script,
+        "[{\"body\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"s1\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
+        "\"{\\\"name\\\":\\\"a\\\",\\\"cron\\\":\\\"0 8 * * *\\\",\\\"prompt\\\":\\\"%s\\\"}\"}},"
+        "{\"id\":\"s2\",\"type\":\"function\",\"function\":{\"name\":\"create_schedule\",\"arguments\":"
+        "\"{\\\"name\\\":\\\"b\\\",\\\"cron\\\":\\\"0 8 * * *\\\",\\\"timezone\\\":\\\"%s\\\","
+        "\\\"prompt\\\":\\\"p\\\"}\"}}]}}]}},"
+        "{\"body\":{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"No.\"}}]}}]",
+        long_prompt, zone);
+    th_fake(script, url, sizeof url);
+    long long uid = th_int("SELECT id FROM users WHERE name = 'lou'", NULL);
+    static char base[200];
+    snprintf(base, sizeof base, "LLM_BASE_URL=%s/v1", url);
+    const char *const wenv[] = {"LLM_PROVIDER=openai", base, "AGENTQ_POLL_MS=100", "AGENTQ_MAX_MESSAGE_CHARS=40", NULL};
+    pid_t w = th_worker(NULL, wenv);
+    long long job = th_int("INSERT INTO jobs (job_type, input, user_id, session_id) VALUES ('agent_turn',"
+                           " '{\"message\":\"schedule it\",\"session_id\":"
+                           "\"7a1b2c3d-0000-4000-8000-0000000000bb\"}', $1, '7a1b2c3d-0000-4000-8000-0000000000bb')"
+                           " RETURNING id", th_num(uid), NULL);
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(job), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool'"
+                     " AND content LIKE '%prompt: 41 characters; the limit is 40%'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'tool'"
+                     " AND content LIKE '%timezone: unknown time zone%'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE user_id = $1", th_num(uid), NULL), 0);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+    free(lou);
+}
+
 /* AGENTQ_USER_DAILY_TURNS: five schedules of one user due at once, three
  * workers racing: exactly the budget's two runs start, the rest are skipped
  * with last_error and one notification; later due slots that day are
@@ -437,6 +490,7 @@ const th_test th_schedule_tests[] = {
     {"schedule_broken_row_parked", broken_schedule_is_parked, 60, 1},
     {"schedule_deleted_after_firing", deleted_after_firing, 60, 1},
     {"schedule_create_tool", create_schedule_tool, 60, 1},
+    {"schedule_create_same_rule_api_and_tool", create_same_rule_api_and_tool, 60, 1},
     {"schedule_interval_floor_unit", interval_floor_unit, 30, 0},
     {"schedule_api_refuses_too_frequent", api_refuses_too_frequent, 60, 1},
     {"schedule_daily_budget_skips", daily_budget_skips, 90, 1},

@@ -30,6 +30,7 @@ struct aq_ctx {
     int transient;
     aq_buf followups, says;
     int nfollowups, nsays;
+    int cancelled;     /* a cancel was recorded while it ran (seen by the handler or the fence) */
 };
 
 static __thread PGconn *thread_db;
@@ -102,25 +103,36 @@ int aq_ctx_session_message(aq_ctx *ctx, const char *session_id, const char *chan
     return 0;
 }
 
+/* The fence of every owned write: the job's row FOR SHARE while this run
+ * still owns it and no cancel is recorded. A cancel (aq_job_cancel, FOR
+ * UPDATE) waits for an owned transaction in progress, and every one after it
+ * is refused: no tool runs after the cancel is recorded. */
+static const char SQL_OWNED[] =
+    "SELECT cancel_requested_at IS NOT NULL FROM jobs"
+    " WHERE id = $1 AND status = 'running' AND locked_by = $2 AND claims = $3 FOR SHARE";
+
 int aq_ctx_begin_owned(aq_ctx *ctx)
 {
     PGconn *db = aq_ctx_db(ctx);
     if (!db) return AQ_EUNAVAIL;
-    PGresult *r = PQexec(db, "BEGIN");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) return AQ_EUNAVAIL;
+    if (aq_db_query(db, "owned write: begin", "BEGIN", 0, NULL, NULL)) return AQ_EUNAVAIL;
     char id[24], claim[16];
     snprintf(id, sizeof id, "%lld", (long long)ctx->jr->job.id);
     snprintf(claim, sizeof claim, "%d", ctx->jr->claim);
     const char *p[] = {id, ctx->jr->worker_id, claim};
-    r = PQexecParams(db, "SELECT 1 FROM jobs WHERE id = $1 AND status = 'running' AND locked_by = $2 AND claims = $3"
-                         " FOR SHARE", 3, NULL, p, NULL, NULL, 0);
-    int rc = PQresultStatus(r) != PGRES_TUPLES_OK ? AQ_EUNAVAIL : PQntuples(r) ? 0 : AQ_ECONFLICT;
+    PGresult *r;
+    int rc = aq_db_query(db, "owned write: the job's lock", SQL_OWNED, 3, p, &r) ? AQ_EUNAVAIL : 0;
+    if (!rc && (!PQntuples(r) || PQgetvalue(r, 0, 0)[0] == 't')) {
+        rc = AQ_ECONFLICT;
+        if (PQntuples(r)) ctx->cancelled = 1;
+    }
     PQclear(r);
-    if (rc) PQclear(PQexec(db, "ROLLBACK"));
-    if (rc == AQ_ECONFLICT) {
-        aq_ctx_error(ctx, "this run no longer owns the job (timed out, lease lost or cancelled): write refused");
+    if (rc) aq_db_query(db, "owned write: rollback", "ROLLBACK", 0, NULL, NULL);
+    if (rc == AQ_ECONFLICT && ctx->cancelled) {
+        aq_ctx_error(ctx, "the job was cancelled: write refused");
+        aq_log(AQ_LOG_INFO, "dispatch", ctx->jr->job.id, "write refused: the job was cancelled");
+    } else if (rc == AQ_ECONFLICT) {
+        aq_ctx_error(ctx, "this run no longer owns the job (timed out or lease lost): write refused");
         aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "write refused: the run no longer owns the job");
     }
     return rc;
@@ -128,23 +140,41 @@ int aq_ctx_begin_owned(aq_ctx *ctx)
 
 int aq_ctx_exec_owned(aq_ctx *ctx, const char *sql, int nparams, const char *const *params, PGresult **out)
 {
+    if (out) *out = NULL;
     int rc = aq_ctx_begin_owned(ctx);
     if (rc) return rc;
     PGconn *db = aq_ctx_db(ctx);
-    PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        aq_ctx_error(ctx, "%s", PQresultErrorMessage(r));
-        if (out) *out = r; else PQclear(r);
-        PQclear(PQexec(db, "ROLLBACK"));
+    PGresult *r;
+    rc = aq_db_query(db, "owned write", sql, nparams, params, &r);
+    if (rc) {
+        aq_ctx_error(ctx, "%s", aq_db_error_message());
+        aq_db_query(db, "owned write: rollback", "ROLLBACK", 0, NULL, NULL);
+        return rc == AQ_EUNAVAIL ? AQ_EUNAVAIL : AQ_EDB;
+    }
+    if (aq_db_query(db, "owned write: commit", "COMMIT", 0, NULL, NULL)) {
+        PQclear(r);
         return AQ_EDB;
     }
-    PGresult *c = PQexec(db, "COMMIT");
-    int committed = PQresultStatus(c) == PGRES_COMMAND_OK;
-    PQclear(c);
-    if (!committed) { PQclear(r); return AQ_EDB; }
     if (out) *out = r; else PQclear(r);
     return 0;
+}
+
+bool aq_ctx_cancelled(aq_ctx *ctx)
+{
+    if (ctx->cancelled) return true;
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) return false;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)ctx->jr->job.id);
+    const char *p[] = {id};
+    PGresult *r;
+    if (aq_db_query(db, "checking for a cancel", "SELECT 1 FROM jobs WHERE id = $1 AND cancel_requested_at IS NOT NULL",
+                    1, p, &r))
+        return false;
+    ctx->cancelled = PQntuples(r) > 0;
+    PQclear(r);
+    if (ctx->cancelled) aq_log(AQ_LOG_INFO, "dispatch", ctx->jr->job.id, "the job was cancelled; its run stops");
+    return ctx->cancelled;
 }
 
 int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const aq_enqueue_opts *opts)
@@ -171,7 +201,7 @@ int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const 
 
 static void fail(aq_jobrun *jr, char *msg)
 {
-    jr->status = "failed";
+    jr->status = AQ_STATE_FAILED;
     jr->error = msg;
 }
 
@@ -186,7 +216,7 @@ static void retry(aq_ctx *ctx, char *msg)
     if (ctx->transient) {
         long since = jr->transient_ms < 0 ? 0 : jr->transient_ms;
         if (since < cfg->transient_retry_seconds * 1000L) {
-            jr->status = "queued";
+            jr->status = AQ_STATE_QUEUED;
             jr->spent = 0;
             jr->delay_ms = ctx->retry_ms >= 0 ? (ctx->retry_ms < cap ? ctx->retry_ms : cap)
                          : aq_transient_delay_ms(since, cfg->retry_base_ms, cfg->transient_backoff_max_ms,
@@ -199,12 +229,12 @@ static void retry(aq_ctx *ctx, char *msg)
     long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, ctx->retry_ms, cfg->retry_base_ms, cap,
                                randombytes_random());
     if (d < 0) {
-        jr->status = "failed";
+        jr->status = AQ_STATE_FAILED;
         jr->error = aq_sprintf("%s (gave up after %d attempts)", msg, jr->job.attempts);
         free(msg);
         return;
     }
-    jr->status = "queued";
+    jr->status = AQ_STATE_QUEUED;
     jr->delay_ms = d;
     jr->error = msg;
 }
@@ -272,7 +302,7 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
             st = AQ_JOB_FAIL;
         }
         if (st == AQ_JOB_OK || st == AQ_JOB_WAIT) {
-            jr->status = st == AQ_JOB_OK ? "succeeded" : "waiting";
+            jr->status = st == AQ_JOB_OK ? AQ_STATE_SUCCEEDED : AQ_STATE_WAITING;
             jr->output = out ? aq_strdup(out) : NULL;
             free(msg);
         } else if (st == AQ_JOB_FAIL) {
@@ -282,9 +312,18 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
         }
         cJSON_free(out);
     }
-    if (jr->status[0] == 'f') final_failure(&ctx, input, routes_ok);
-    else if (jr->status[0] != 'q') aq_routes_enqueue(&ctx, input, output, jr->status, jr->error);
-    if (jr->status[0] != 'q') {
+    if (ctx.cancelled) {
+        /* the run saw the cancel: it ends cancelled and leaves nothing (no reply, no follow-up) */
+        free(jr->output);
+        free(jr->error);
+        jr->output = NULL;
+        jr->error = aq_strdup("cancelled while running");
+        jr->status = AQ_STATE_CANCELLED;
+    }
+    if (jr->status == AQ_STATE_FAILED) final_failure(&ctx, input, routes_ok);
+    else if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED)
+        aq_routes_enqueue(&ctx, input, output, aq_job_state_name(jr->status), jr->error);
+    if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED) {
         if (ctx.nfollowups && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
             aq_buf_adds(&ctx.followups, "]");
             jr->followups = aq_buf_take(&ctx.followups);
@@ -299,7 +338,7 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
     free(ctx.error);
     aq_buf_dispose(&ctx.followups);
     aq_buf_dispose(&ctx.says);
-    if (jr->status[0] == 'f') aq_log(AQ_LOG_WARN, "dispatch", j->id, "%s failed: %s", j->job_type, jr->error);
+    if (jr->status == AQ_STATE_FAILED) aq_log(AQ_LOG_WARN, "dispatch", j->id, "%s failed: %s", j->job_type, jr->error);
 }
 
 void aq_jobrun_destroy(aq_jobrun *jr)

@@ -51,6 +51,7 @@
 #include "engine.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
+#include "aq_jobs.h"
 #include "aq_json.h"
 #include "aq_log.h"
 #include "aq_pgloop.h"
@@ -74,7 +75,7 @@ typedef struct completion {
     int64_t user_id;         /* owned jobs wake long-polls on 'aq_done' */
     int claim;               /* the fence: jobs.claims of the claim that ran it */
     int attempts;            /* what jobs.attempts becomes */
-    const char *status;
+    aq_job_state status;
     char *output, *error, *followups, *says;
     long delay_ms;
     int transient;           /* SQL_COMPLETE's c.t */
@@ -195,17 +196,7 @@ static const char SQL_MARK[] =
  * committed) does not insert them twice. */
 #define WRITTEN_HERE "p.xmin = pg_current_xact_id()::xid"
 
-static const char SQL_FOLLOWUP[] =
-    "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, session_id,"
-    " parent_id, idempotency_key)"
-    " SELECT f.type, coalesce(f.queue, 'default'), coalesce(f.priority, 0), coalesce(f.input, '{}'),"
-    " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts,"
-    " coalesce(f.user_id, p.user_id), coalesce(f.session_id, p.session_id), p.id, f.key"
-    " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, claim int, type text, queue text,"
-    " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text, user_id bigint, session_id uuid)"
-    " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
-    " AND " WRITTEN_HERE
-    " ON CONFLICT DO NOTHING";
+/* Follow-up inserts: aq_jobs_sql_followups (common/aq_jobs.c), fenced the same way. */
 
 /* Session messages a job leaves with its final completion (the apology of a
  * failed turn): into a session of the job's own user, created if the turn
@@ -291,7 +282,7 @@ static char *registry_json(void)
 
 static const struct { const char *name, *sql; } statements[] = {
     {"aq_claim", SQL_CLAIM},       {"aq_complete", SQL_COMPLETE}, {"aq_succeed", SQL_SUCCEED},
-    {"aq_followup", SQL_FOLLOWUP}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
+    {"aq_followup", aq_jobs_sql_followups}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
     {"aq_prune_side", SQL_PRUNE_SIDE},
@@ -349,7 +340,7 @@ static completion *completion_from(const aq_jobrun *jr)
 static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *why)
 {
     completion *c = completion_from(jr);
-    c->status = "queued";
+    c->status = AQ_STATE_QUEUED;
     c->unstarted = !started;
     if (!started) c->attempts--;
     c->error = why ? aq_strdup(why) : NULL;
@@ -540,7 +531,7 @@ static void arm_retry_wake(aq_engine *eng, const completion *done)
 {
     long soonest = -1;
     for (const completion *c = done; c; c = c->next)
-        if (c->status[0] == 'q' && !c->unstarted && (soonest < 0 || c->delay_ms < soonest))
+        if (c->status == AQ_STATE_QUEUED && !c->unstarted && (soonest < 0 || c->delay_ms < soonest))
             soonest = c->delay_ms;
     if (soonest < 0 || soonest >= eng->cfg->poll_ms || eng->stopping) return;
     uint64_t due = (uint64_t)soonest + 2;
@@ -580,13 +571,13 @@ static void on_round_done(void *arg, PGresult *res)
                     aq_log(AQ_LOG_ERROR, "worker", c->id, "dropping a completion the database refuses");
                     completion_free(c);
                     r->done = NULL;
-                } else if (c->status[0] != 'f' || c->output || c->followups || c->says) {
+                } else if (c->status != AQ_STATE_FAILED || c->output || c->followups || c->says) {
                     char *why = aq_sprintf("could not record the result: %s", r->errmsg);
                     aq_utf8_sanitize(why);
                     free(c->output); free(c->followups); free(c->says); free(c->error);
                     c->output = c->followups = c->says = NULL;
                     c->error = why;
-                    c->status = "failed";
+                    c->status = AQ_STATE_FAILED;
                 }
             }
         }
@@ -631,10 +622,10 @@ static void send_done_notify(round *r)
     aq_buf ids;
     aq_buf_init(&ids);
     for (completion *c = r->done; c; c = c->next) {
-        if (c->user_id && c->status[0] != 'q') aq_buf_addf(&ids, "%s%lld", ids.len ? "," : "", (long long)c->id);
+        if (c->user_id && c->status != AQ_STATE_QUEUED) aq_buf_addf(&ids, "%s%lld", ids.len ? "," : "", (long long)c->id);
         if (ids.len > 7900 || (!c->next && ids.len)) {
             const char *p[] = {ids.p};
-            aq_pgloop_query(r->c->pg, "SELECT pg_notify('aq_done', $1)", 1, p, on_step, r);
+            aq_pgloop_query(r->c->pg, "SELECT pg_notify('" AQ_CHANNEL_DONE "', $1)", 1, p, on_step, r);
             aq_buf_reset(&ids);
         }
     }
@@ -675,7 +666,7 @@ static void send_complete(aq_engine *eng, round *r)
         *tail = c;
         tail = &c->next;
         r->ndone++;
-        if (c->status[0] == 's' && !c->error) {
+        if (c->status == AQ_STATE_SUCCEEDED && !c->error) {
             aq_buf_addf(&ids, "%s%lld", r->nsucceed ? "," : "", (long long)c->id);
             aq_buf_addf(&claims, "%s%d", r->nsucceed ? "," : "", c->claim);
             aq_buf_addf(&attempts, "%s%d", r->nsucceed ? "," : "", c->attempts);
@@ -683,14 +674,15 @@ static void send_complete(aq_engine *eng, round *r)
             r->nsucceed++;
         } else {
             aq_buf_addf(&params, "%s{\"id\":%lld,\"k\":%d,\"a\":%d,\"s\":\"%s\",\"d\":%ld,\"t\":%d,\"u\":%d",
-                        r->ncomplete++ ? "," : "", (long long)c->id, c->claim, c->attempts, c->status, c->delay_ms,
+                        r->ncomplete++ ? "," : "", (long long)c->id, c->claim, c->attempts,
+                        aq_job_state_name(c->status), c->delay_ms,
                         c->transient, c->unstarted);
             if (c->output) { aq_buf_adds(&params, ",\"o\":"); aq_buf_adds(&params, c->output); }
             if (c->error) { aq_buf_adds(&params, ",\"e\":"); aq_buf_add_json_str(&params, c->error); }
             aq_buf_adds(&params, "}");
         }
-        if (c->followups && c->status[0] != 'q') add_json_elems(&follow, c->followups);
-        if (c->says && c->status[0] != 'q') add_json_elems(&says, c->says);
+        if (c->followups && c->status != AQ_STATE_QUEUED) add_json_elems(&follow, c->followups);
+        if (c->says && c->status != AQ_STATE_QUEUED) add_json_elems(&says, c->says);
     }
     aq_buf_adds(&params, "]");
     aq_buf_adds(&ids, "}");
@@ -736,7 +728,7 @@ static void send_setup(conn *c)
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
     if (c->index == 0) {
-        aq_pgloop_query(c->pg, "LISTEN aq_jobs", 0, NULL, on_step, r);
+        aq_pgloop_query(c->pg, "LISTEN " AQ_CHANNEL_JOBS, 0, NULL, on_step, r);
         char *types = registry_json();
         const char *p[] = {types};
         aq_pgloop_query(c->pg, SQL_PUBLISH_TYPES, 1, p, on_step, r);
@@ -927,7 +919,7 @@ static void check_timeout(void *arg, aq_jobrun *jr)
     /* The last attempt is not failed here: the loop cannot run the type's
      * final-failure hook (it may block). Back to the queue with its attempts
      * spent, the next claim's dispatcher fails it for good and runs the hook. */
-    c->status = "queued";
+    c->status = AQ_STATE_QUEUED;
     c->delay_ms = d < 0 ? 0 : d;
     c->error = aq_sprintf("timed out after %d s", timeout_s);
     push_completion(eng, c);

@@ -10,6 +10,7 @@
 #include <uv.h>
 #include "aq_config.h"
 #include "aq_handler.h"
+#include "aq_jobs.h"
 
 typedef struct aq_jobrun {
     void *engine;
@@ -27,7 +28,7 @@ typedef struct aq_jobrun {
     char *strs;                      /* owns every string above */
 
     /* results, written by the pool thread */
-    const char *status;              /* "succeeded", "failed" or "queued" */
+    aq_job_state status;             /* succeeded, failed, waiting, queued or cancelled */
     char *output;                    /* JSON text or NULL */
     char *error;                     /* valid UTF-8 or NULL */
     long delay_ms;                   /* for "queued" */

@@ -2,6 +2,8 @@
  * TEXT_MAX bytes (cut with a note naming the job), so a runaway reply still
  * reaches the web inbox and arrives in Telegram as a few messages. */
 #include "routes.h"
+#include "aq_db.h"
+#include "aq_jobs.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_log.h"
@@ -56,12 +58,11 @@ static void add_owner(aq_ctx *ctx, dest *d)
     char uid[24];
     snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
     const char *p[] = {uid};
-    PGresult *r = PQexecParams(db, "SELECT address FROM channels WHERE user_id = $1 AND kind = 'telegram' AND active"
-                                   " ORDER BY id LIMIT 16", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-        for (int i = 0; i < PQntuples(r); i++) add_chat(d, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-    else
-        aq_log(AQ_LOG_WARN, "routes", job->id, "cannot read the owner's channels: %s", PQerrorMessage(db));
+    PGresult *r;
+    if (aq_db_query(db, "routes: the owner's chats", "SELECT address FROM channels WHERE user_id = $1"
+                    " AND kind = 'telegram' AND active ORDER BY id LIMIT 16", 1, p, &r))
+        return;   /* logged; the web inbox still gets it */
+    for (int i = 0; i < PQntuples(r); i++) add_chat(d, strtoll(PQgetvalue(r, i, 0), NULL, 10));
     PQclear(r);
 }
 
@@ -85,10 +86,10 @@ static void add_owned(aq_ctx *ctx, const dest *named, dest *d)
     char uid[24];
     snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
     const char *p[] = {uid, list.p};
-    PGresult *r = PQexecParams(db, "SELECT address FROM channels WHERE user_id = $1 AND kind = 'telegram'"
-                                   " AND address = ANY($2::text[])", 2, NULL, p, NULL, NULL, 0);
+    PGresult *r;
     int kept = 0;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+    if (!aq_db_query(db, "routes: the named chats", "SELECT address FROM channels WHERE user_id = $1"
+                     " AND kind = 'telegram' AND address = ANY($2::text[])", 2, p, &r))
         for (kept = 0; kept < PQntuples(r); kept++) add_chat(d, strtoll(PQgetvalue(r, kept, 0), NULL, 10));
     if (kept < named->nchats)
         aq_log(AQ_LOG_WARN, "routes", job->id, "%d named chat(s) are not linked to the job's owner: not sent",
@@ -191,7 +192,7 @@ static void queue_notify(aq_ctx *ctx, const char *to, long long chat, const char
     /* the kind too: `agentq jobs retry` restarts attempts, and the reply after a
      * retry must not collide with the failure notice of the same attempt number */
     else snprintf(key, sizeof key, "notify:%lld:%d:%s:%s%lld", (long long)job->id, job->attempts, kind, to, chat);
-    aq_enqueue_opts o = {.idempotency_key = key, .priority = -5};
+    aq_enqueue_opts o = {.idempotency_key = key, .priority = AQ_PRIORITY_NOTIFY};
     if (aq_ctx_enqueue(ctx, "notify", in, &o))
         aq_log(AQ_LOG_WARN, "routes", job->id, "cannot queue a notify job (is the notify type registered?)");
     cJSON_Delete(in);

@@ -25,6 +25,7 @@
 #include "scheduler.h"
 #include "aq_alloc.h"
 #include "aq_db.h"
+#include "aq_jobs.h"
 #include "aq_log.h"
 #include "aq_schedule.h"
 #include <sodium.h>
@@ -52,14 +53,6 @@ static const char SQL_DUE[] =
     " FROM agent_schedules WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= now()"
     " ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
-static const char SQL_FIRE[] =
-    "INSERT INTO jobs (job_type, user_id, session_id, schedule_id, input, idempotency_key)"
-    " VALUES ('scheduled_run', $2, $3::uuid, $1,"
-    " jsonb_build_object('schedule_id', $1::bigint, 'slot', to_timestamp($4::bigint), 'missed', $5::int,"
-    " 'reply_to', '[{\"to\": \"owner\"}]'::jsonb),"
-    " 'schedule:' || $1 || ':' || $4)"
-    " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
-
 static const char SQL_ADVANCE[] =
     "UPDATE agent_schedules SET next_run_at = to_timestamp($2::bigint),"
     " last_run_at = CASE WHEN $3::bigint IS NULL THEN last_run_at ELSE to_timestamp($3::bigint) END,"
@@ -81,14 +74,6 @@ static const char SQL_SKIPPED[] =
     " WHERE user_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date RETURNING skipped)"
     " INSERT INTO notifications (user_id, kind, body) SELECT $1, 'info', $2 FROM s WHERE s.skipped = 1";
 
-static int exec(PGconn *db, const char *sql, int n, const char *const *p, PGresult **keep, const char *what)
-{
-    PGresult *r = aq_db_exec(db, sql, n, p);
-    int ok = aq_db_ok(r, what);
-    if (keep && ok) *keep = r; else PQclear(r);
-    return ok;
-}
-
 /* Spend one of user's turns for today on the slot `fire`: 1 spent, 0 none
  * left (the slot is to be skipped: the reason is in why, and the day's first
  * skip has written the owner's notification), -1 on a database error. */
@@ -98,7 +83,7 @@ static int spend_turn(aq_scheduler *s, const char *user, int64_t fire, char *why
     snprintf(budget_s, sizeof budget_s, "%ld", s->cfg->user_daily_turns);
     const char *p[] = {user, budget_s};
     PGresult *r = NULL;
-    if (!exec(s->db, SQL_SPEND, 2, p, &r, "spending a daily turn")) return -1;
+    if (aq_db_query(s->db, "spending a daily turn", SQL_SPEND, 2, p, &r)) return -1;
     int spent = PQntuples(r) == 1;
     PQclear(r);
     if (spent) return 1;
@@ -112,7 +97,7 @@ static int spend_turn(aq_scheduler *s, const char *user, int64_t fire, char *why
              " later runs today are skipped until the budget resets at midnight UTC.",
              s->cfg->user_daily_turns);
     const char *q[] = {user, note};
-    return exec(s->db, SQL_SKIPPED, 2, q, NULL, "noting a skipped run") ? 0 : -1;
+    return aq_db_query(s->db, "noting a skipped run", SQL_SKIPPED, 2, q, NULL) ? -1 : 0;
 }
 
 /* One due row: fire (or skip) and move it on. 0, or -1 on a database error
@@ -128,9 +113,8 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
     char err[256] = "";
     int bad = aq_schedule_due(cron, zone, misfire, at, now, &fire, &missed, &next, err, sizeof err);
     if (bad) aq_warn("scheduler", "schedule %s stops firing: %s", id, err);
-    char fire_s[24], missed_s[24], next_s[24], job_s[24] = "";
+    char fire_s[24], next_s[24], job_s[24] = "";
     snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
-    snprintf(missed_s, sizeof missed_s, "%ld", missed);
     snprintf(next_s, sizeof next_s, "%lld", (long long)next);
     int inserted = 0, spent = 0;
     char why[200] = "";
@@ -143,23 +127,31 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
         }
     }
     if (fire) {
-        const char *p[] = {id, user, session, fire_s, missed_s};
-        PGresult *r = NULL;
-        if (!exec(s->db, SQL_FIRE, 5, p, &r, "firing a schedule")) return -1;
-        if (PQntuples(r) == 1) {
-            snprintf(job_s, sizeof job_s, "%s", PQgetvalue(r, 0, 0));
+        char input[256], key[64], slot[32];
+        time_t t = (time_t)fire;
+        struct tm tm;
+        strftime(slot, sizeof slot, "%Y-%m-%dT%H:%M:%S+00:00", gmtime_r(&t, &tm));
+        snprintf(input, sizeof input, "{\"schedule_id\": %s, \"slot\": \"%s\", \"missed\": %ld,"
+                 " \"reply_to\": [{\"to\": \"owner\"}]}", id, slot, missed);
+        snprintf(key, sizeof key, AQ_SCHEDULE_KEY_FMT, (long long)strtoll(id, NULL, 10), (long long)fire);
+        aq_job_new j = {.job_type = "scheduled_run", .input = input, .idempotency_key = key,
+                        .user_id = strtoll(user, NULL, 10), .schedule_id = strtoll(id, NULL, 10),
+                        .session_id = PQgetisnull(due, row, 6) ? NULL : session};
+        int64_t job = 0;
+        if (aq_jobs_enqueue(s->db, "firing a schedule", &j, &job)) return -1;
+        if (job) {
+            snprintf(job_s, sizeof job_s, "%lld", (long long)job);
             inserted = 1;
         }
-        PQclear(r);
         const char *q[] = {user};
-        if (spent && !inserted && !exec(s->db, SQL_REFUND, 1, q, NULL, "refunding a turn")) return -1;
+        if (spent && !inserted && aq_db_query(s->db, "refunding a turn", SQL_REFUND, 1, q, NULL)) return -1;
         aq_info("scheduler", "schedule %s: slot %s %s%s", id, fire_s,
                 inserted ? "fired as job " : "already fired", job_s);
     }
     if (!fire && missed && !why[0]) aq_info("scheduler", "schedule %s: skipped %ld missed slot(s) (misfire: skip)", id, missed);
     const char *p[] = {id, bad ? NULL : next_s, fire ? fire_s : NULL, inserted ? job_s : NULL,
                        bad ? err : why[0] ? why : NULL};
-    if (!exec(s->db, SQL_ADVANCE, 5, p, NULL, "advancing a schedule")) return -1;
+    if (aq_db_query(s->db, "advancing a schedule", SQL_ADVANCE, 5, p, NULL)) return -1;
     return 0;
 }
 
@@ -180,25 +172,25 @@ static void tick(uv_work_t *w)
         }
         s->db_warned = 0;
         /* the job input's 'slot' is rendered in the session's zone: UTC, as everywhere else */
-        PQclear(aq_db_exec(s->db, "SET TimeZone = 'UTC'", 0, NULL));
+        aq_db_query(s->db, "scheduler: setting the time zone", "SET TimeZone = 'UTC'", 0, NULL, NULL);
     }
     PGresult *due = NULL;
-    if (!exec(s->db, "BEGIN", 0, NULL, NULL, "scheduler begin")) return;
+    if (aq_db_query(s->db, "scheduler begin", "BEGIN", 0, NULL, NULL)) return;
     char batch[16];
     snprintf(batch, sizeof batch, "%d", DUE_BATCH);
     const char *bp[] = {batch};
-    if (!exec(s->db, SQL_DUE, 1, bp, &due, "finding due schedules")) goto rollback;
+    if (aq_db_query(s->db, "finding due schedules", SQL_DUE, 1, bp, &due)) goto rollback;
     int n = PQntuples(due);
     for (int i = 0; i < n; i++) {
         if (fire_one(s, due, i) < 0) goto rollback;
     }
     s->more = n == DUE_BATCH;
     PQclear(due);
-    exec(s->db, "COMMIT", 0, NULL, NULL, "scheduler commit");
+    aq_db_query(s->db, "scheduler commit", "COMMIT", 0, NULL, NULL);
     return;
 rollback:
     PQclear(due);
-    PQclear(aq_db_exec(s->db, "ROLLBACK", 0, NULL));
+    aq_db_query(s->db, "scheduler rollback", "ROLLBACK", 0, NULL, NULL);
 }
 
 static void on_timer(uv_timer_t *t);
