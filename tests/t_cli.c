@@ -1018,6 +1018,16 @@ static void run_and_stop(const char *top, const char *dir, int via_make, stop_ho
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        /* as a terminal's job: a suite started in the background (an async
+         * list in a non-interactive shell) inherits SIGINT ignored, and a
+         * shell cannot trap a signal ignored on entry */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         char bindir[600];
         snprintf(bindir, sizeof bindir, "%s", th_bin("agentq"));
         *strrchr(bindir, '/') = 0;
