@@ -8,6 +8,7 @@
 #include "aq_handler.h"
 #include "handlers.h"
 #include "aq_http.h"
+#include "tools.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,8 @@ const aq_handler_def aq_handler_table[] = {
 static bool tests_enabled;
 
 void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
+
+void aq_handlers_configure(const aq_config *cfg) { aq_tools_configure(cfg); }
 
 void aq_handlers_thread_cleanup(void) { aq_http_thread_cleanup(); }
 

@@ -1,4 +1,4 @@
-/* t_telegram_api.c — the Telegram Bot API client (handlers/telegram_api.c)
+/* t_telegram_api.c — the Telegram Bot API client (common/aq_tg_api.c)
  * against bin/agentq-fake through the real libcurl code (aq_http), and the
  * message splitter as pure unit cases. The client cases check the request
  * Telegram would see (path /botTOKEN/METHOD, JSON body), the result handed
@@ -14,7 +14,7 @@
 #include "aq_config.h"
 #include "aq_error.h"
 #include "aq_http.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>

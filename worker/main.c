@@ -11,7 +11,6 @@
 #include "engine.h"
 #include "jobrun.h"
 #include "scheduler.h"
-#include "tools.h"
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -118,7 +117,7 @@ int main(int argc, char **argv)
         return 2;
     }
     aq_handlers_enable_tests(cfg.test_handlers == 1);
-    aq_tools_configure(&cfg);
+    aq_handlers_configure(&cfg);
     if (sodium_init() < 0) {
         fprintf(stderr, "agentq-worker: library initialisation failed\n");
         return 2;

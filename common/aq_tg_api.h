@@ -1,4 +1,4 @@
-/* telegram_api.h — Telegram's Bot API over libcurl (aq_http), and the
+/* aq_tg_api.h — Telegram's Bot API over libcurl (aq_http), and the
  * splitter that cuts long replies to Telegram's message limit. Calls block
  * (handler threads only); the splitter is pure and callable anywhere.
  *

@@ -1,5 +1,7 @@
 /* aq_handler.h — the handler contract: what a job type's C function receives
- * and returns, and the registry that lists them all (handlers/registry.c).
+ * and returns, and the registry that lists them all (handlers/registry.c). It lives in
+ * handlers/include/ because it is the one part of handlers/ the worker may
+ * include (the build gives worker/ only that folder of handlers/).
  *
  *     aq_job_status fn(aq_ctx *ctx, const cJSON *input, cJSON **output);
  *
@@ -127,6 +129,9 @@ long aq_ctx_time_left_ms(const aq_ctx *ctx);
 extern const aq_handler_def aq_handler_table[];
 /* Look a type up; test-only types are found only when enabled. NULL if unknown. */
 const aq_handler_def *aq_handler_find(const char *name);
+/* Hand the handlers the settings they obey (e.g. the agent's tools' schedule
+ * limits). Call once at start, before any handler runs. */
+void aq_handlers_configure(const aq_config *cfg);
 /* Enable the test-only types (before threads start). */
 void aq_handlers_enable_tests(bool on);
 /* Release what handlers keep per thread (HTTP handles); a pool thread calls
