@@ -117,6 +117,7 @@ struct api_call {
     int cancelling;                /* a cancel marked a running job: the job's answer is 202 */
     long wait_s;                   /* ?wait= */
     uv_timer_t *wait_timer;
+    void (*wait_done)(api_call *c); /* answers a parked call once woken (waiters.c) */
     int wait_counted;              /* holds one of the user's parked-wait slots (limits.c) */
 };
 
@@ -257,8 +258,9 @@ void api_enqueue_on_ready(api_thread *t);
 
 /* ---- long-poll (waiters.c) ---- */
 void api_waiters_thread_init(api_thread *t);
-/* Park c until job c->id finishes or c->wait_s passes, then run api_job_get(c) again. */
-void api_wait_for_job(api_call *c);
+/* Park c until job c->id finishes or c->wait_s passes, then call done(c) on
+ * the loop thread (the GET answers again), or free c if its request is gone. */
+void api_wait_for_job(api_call *c, void (*done)(api_call *c));
 void api_waiters_on_notify(api_thread *t, const char *payload);
 /* Answer every parked call now (database lost, or shutting down). */
 void api_waiters_wake_all(api_thread *t);

@@ -265,7 +265,7 @@ static void got_job(api_call *c, PGresult *res)
         /* a user may park AGENTQ_USER_MAX_WAITS at once; beyond, the answer is the job as it is now */
         if (api_wait_acquire(c->t->srv, c->user_id)) {
             c->wait_counted = 1;
-            api_wait_for_job(c);
+            api_wait_for_job(c, api_job_get);
             return;
         }
     }

@@ -8,6 +8,7 @@
 #include "aq_handler.h"
 #include "handlers.h"
 #include "aq_http.h"
+#include "routes.h"
 #include "tools.h"
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,9 @@ const aq_handler_def aq_handler_table[] = {
     {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL},
     {NULL, NULL, 0, 0, false, false, NULL},
 };
+
+/* what follows every job's end: its reply routes */
+const aq_completion_hook aq_handler_completion = {aq_routes_check, aq_routes_enqueue};
 
 static bool tests_enabled;
 
