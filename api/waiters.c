@@ -20,7 +20,7 @@ typedef struct {
     waiter *buckets[BUCKETS];
 } table;
 
-void api_waiters_thread_init(api_thread *t) { t->waiters = aq_calloc(1, sizeof(table)); }
+void aq_api_waiters_thread_init(api_thread *t) { t->waiters = aq_calloc(1, sizeof(table)); }
 
 static waiter **bucket(api_thread *t, int64_t id) { return &((table *)t->waiters)->buckets[(uint64_t)id % BUCKETS]; }
 
@@ -36,13 +36,13 @@ static void wake(api_call *c)
     }
     uv_timer_stop(c->wait_timer);
     c->wait_s = 0;
-    if (!c->req) api_call_free(c);
+    if (!c->req) aq_api_call_free(c);
     else c->wait_done(c);
 }
 
 static void on_timeout(uv_timer_t *timer) { wake(timer->data); }
 
-void api_wait_for_job(api_call *c, void (*done)(api_call *c))
+void aq_api_wait_for_job(api_call *c, void (*done)(api_call *c))
 {
     waiter *w = aq_calloc(1, sizeof *w);
     w->c = c;
@@ -58,7 +58,7 @@ void api_wait_for_job(api_call *c, void (*done)(api_call *c))
     uv_timer_start(c->wait_timer, on_timeout, (uint64_t)c->wait_s * 1000u, 0);
 }
 
-void api_waiters_on_notify(api_thread *t, const char *payload)
+void aq_api_waiters_on_notify(api_thread *t, const char *payload)
 {
     const char *p = payload;
     while (*p) {
@@ -73,7 +73,7 @@ void api_waiters_on_notify(api_thread *t, const char *payload)
     }
 }
 
-void api_waiters_wake_all(api_thread *t)
+void aq_api_waiters_wake_all(api_thread *t)
 {
     table *tb = t->waiters;
     for (int i = 0; i < BUCKETS; i++)
