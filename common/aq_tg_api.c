@@ -217,7 +217,7 @@ static size_t find_cut(const unsigned char *s, size_t n, size_t pos, size_t lo, 
 
 int aq_tg_split(const char *text, size_t limit, size_t *starts, size_t *lens, int max_chunks)
 {
-    if (limit < 2) return -1;
+    if (limit < 2) return AQ_EINVAL;
     const unsigned char *s = (const unsigned char *)text;
     size_t n = strlen(text), pos = 0;
     while (pos < n && is_ws(s[pos])) pos++;
@@ -239,7 +239,7 @@ int aq_tg_split(const char *text, size_t limit, size_t *starts, size_t *lens, in
         if (cut < n)
             while (e > pos && is_ws(s[e - 1])) e--;
         if (e > pos) {
-            if (count == max_chunks) return -1;
+            if (count == max_chunks) return AQ_ETOOBIG;
             starts[count] = pos;
             lens[count] = e - pos;
             count++;

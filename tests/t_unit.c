@@ -6,7 +6,10 @@
 #include "aq_error.h"
 #include "aq_handler.h"
 #include "aq_json.h"
-#include "../worker/backoff.h"
+#include "aq_pgloop.h"
+#include "aq_schedule.h"
+#include "aq_tg_api.h"
+#include "backoff.h"
 #include "harness.h"
 #include <stdlib.h>
 
@@ -134,7 +137,30 @@ static void transient_delay_follows_the_outage(void)
     CHECK_INT(aq_transient_delay_ms(3600000, 100, 120000, 60000), 120000);
 }
 
+/* common/ answers errors with negative AQ_E* codes, never a bare -1 (STYLE.md) */
+static void common_errors_are_aq_codes(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aq_pgloop *pg = aq_pgloop_create(&loop, "host=/nonexistent", NULL);   /* not started */
+    CHECK_INT(aq_pgloop_query(pg, "SELECT 1", 0, NULL, NULL, NULL), AQ_EUNAVAIL);
+    CHECK_INT(aq_pgloop_prepare(pg, "s", "SELECT 1", NULL, NULL), AQ_EUNAVAIL);
+    CHECK_INT(aq_pgloop_exec(pg, "s", 0, NULL, NULL, NULL), AQ_EUNAVAIL);
+    CHECK_INT(aq_pgloop_sync(pg, NULL, NULL), AQ_EUNAVAIL);
+    aq_pgloop_close(pg);
+    uv_run(&loop, UV_RUN_DEFAULT);   /* lets the close free pg */
+    uv_loop_close(&loop);
+
+    char err[256];
+    int64_t next;
+    CHECK_INT(aq_schedule_next("61 * * * *", "UTC", 0, &next, err, sizeof err), AQ_EINVAL);
+    CHECK_INT(aq_schedule_check_new("", "* * * * *", "UTC", "p", 100, 0, 0, &next, err, sizeof err), AQ_EINVAL);
+    size_t st[1], ln[1];
+    CHECK_INT(aq_tg_split("a b", 1, st, ln, 1), AQ_EINVAL);
+}
+
 const th_test th_unit_tests[] = {
+    {"unit_common_errors_are_aq_codes", common_errors_are_aq_codes, 10, 0},
     {"unit_backoff", backoff_grows_caps_and_jitters, 10, 0},
     {"unit_transient_delay", transient_delay_follows_the_outage, 10, 0},
     {"unit_retry_decision", retry_decision, 10, 0},
