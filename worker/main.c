@@ -138,6 +138,11 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     aq_scheduler_free(scheduler);
     aq_engine_join(engine, 3000);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    /* run the close callbacks still pending (the engine's connections free themselves there) */
+    for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT); i++) {}
+    aq_engine_destroy(engine);
     free(qlit);
 
     return 0;
