@@ -17,19 +17,20 @@ void aq_api_actions_list(api_call *c)
     if (!status) status = "pending";
     if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "rejected") &&
         strcmp(status, "expired") && strcmp(status, "all")) {
-        aq_api_reply_error(c, AQ_EINVAL, "status: one of pending, approved, rejected, expired, all");
+        aq_api_reply_error(c, AQ_EINVAL,
+                           "status: one of pending, approved, rejected, expired, all");
         return;
     }
     const char *p[] = {aq_api_owner_param(c),
                        strcmp(status, "all") ? status : NULL};
     aq_api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(json_build_object('id', id, 'tool', tool,"
-              " 'arguments', arguments, 'status', status, 'job_id', job_id, 'session_id', session_id,"
-              " 'created_at', created_at, 'expires_at', expires_at, 'decided_at', decided_at) ORDER BY id DESC),"
-              " '[]'::json), 'next', NULL)::text FROM (SELECT * FROM pending_actions"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
-              " ORDER BY id DESC LIMIT 200) a",
-              2, p, aq_api_reply_200);
+                 "SELECT json_build_object('items', coalesce(json_agg(json_build_object('id', id, 'tool', tool,"
+                 " 'arguments', arguments, 'status', status, 'job_id', job_id, 'session_id', session_id,"
+                 " 'created_at', created_at, 'expires_at', expires_at, 'decided_at', decided_at) ORDER BY id DESC),"
+                 " '[]'::json), 'next', NULL)::text FROM (SELECT * FROM pending_actions"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
+                 " ORDER BY id DESC LIMIT 200) a",
+                 2, p, aq_api_reply_200);
 }
 
 static void decision_enqueued(api_call *c, const api_enqueue_result *r)

@@ -141,7 +141,7 @@ const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
 /* One pipelined query as its own transaction; cb gets NULL if the connection
  * dropped. Answers 503 itself (and returns -1) when the database is down. */
 int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
-              void (*cb)(api_call *c, PGresult *res));
+                 void (*cb)(api_call *c, PGresult *res));
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
  * for an operator; queries filter with ($n::bigint IS NULL OR user_id = $n). */
 const char *aq_api_owner_param(api_call *c);
@@ -272,7 +272,8 @@ int aq_api_listen(api_server *srv);
 /* The connection a request came on is busy until its request is done. */
 void aq_api_conn_request_started(api_thread *t, h2o_req_t *req);
 int aq_api_accept_thread_init(api_thread *t);
-void aq_api_accept_start(api_thread *t);   /* take connections (the database is up, or waited for) */
+/* take connections (the database is up, or waited for) */
+void aq_api_accept_start(api_thread *t);
 void aq_api_accept_stop(api_thread *t);    /* no more; shut the read side of those open */
 void aq_api_accept_close(api_thread *t);   /* the loop is ending: close the handles */
 

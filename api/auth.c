@@ -47,7 +47,7 @@ static void admit(api_call *c, const auth_entry *e)
     c->operator = e->operator;
     if (!aq_api_rate_allow(c->t->srv, c->user_id)) {
         aq_api_reply_error(c, AQ_ERATE, "more than %ld requests per second; slow down",
-                        c->t->srv->cfg->user_rate_per_s);
+                           c->t->srv->cfg->user_rate_per_s);
         return;
     }
     c->next(c);

@@ -106,7 +106,8 @@ static const char *reason(int status)
     }
 }
 
-void aq_api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len)
+void aq_api_reply_text(api_call *c, int status, const char *content_type, const char *body,
+                       size_t len)
 {
     count(c, status);
     h2o_req_t *req = c->req;
@@ -247,7 +248,7 @@ int aq_api_parse_body(api_call *c)
     }
     if ((long)req->entity.len > c->t->srv->cfg->max_body_bytes) {
         aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", req->entity.len,
-                        c->t->srv->cfg->max_body_bytes);
+                           c->t->srv->cfg->max_body_bytes);
         return -1;
     }
     /* cJSON takes raw control bytes (NUL included) inside strings, and its
@@ -255,7 +256,7 @@ int aq_api_parse_body(api_call *c)
     size_t nul_at, bad_at = scan_json(req->entity.base, req->entity.len, &nul_at);
     if (bad_at != SIZE_MAX) {
         aq_api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
-                        " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
+                           " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
         return -1;
     }
     const char *end = NULL;
@@ -335,7 +336,7 @@ int aq_api_request_refused(api_thread *t, h2o_req_t *req, int route)
     if (size > API_MAX_HEADER_BYTES) {
         req->http1_is_persistent = 0;
         aq_api_reply_error(aq_api_call_new(t, req, route), AQ_EHEADERS, "the request's headers are %zu bytes; the limit is %d",
-                        size, API_MAX_HEADER_BYTES);
+                           size, API_MAX_HEADER_BYTES);
         return 1;
     }
     if (!head.base) return 0;
@@ -346,7 +347,7 @@ int aq_api_request_refused(api_thread *t, h2o_req_t *req, int route)
     if (cl_differ || (cl && te)) {
         req->http1_is_persistent = 0;   /* what follows on this connection cannot be trusted */
         aq_api_reply_error(aq_api_call_new(t, req, route), AQ_EREQUEST, cl_differ
-                        ? "conflicting Content-Length headers" : "both Content-Length and Transfer-Encoding");
+                           ? "conflicting Content-Length headers" : "both Content-Length and Transfer-Encoding");
         return 1;
     }
     return 0;
@@ -436,7 +437,7 @@ static void on_result(void *arg, PGresult *res)
 static void on_sync(void *arg, PGresult *res) { free(arg); }
 
 int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
-              void (*cb)(api_call *, PGresult *))
+                 void (*cb)(api_call *, PGresult *))
 {
     api_thread *t = c->t;
     if (!t->db_ready) {

@@ -52,8 +52,9 @@ static void chat_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
     if (r->over_quota) {   /* (a row over the quota claims no session) */
-        aq_api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
-                        c->t->srv->cfg->user_queue_quota);
+        aq_api_reply_error(c, AQ_EQUOTA,
+                           "you already have %ld queued jobs; wait for some to finish",
+                           c->t->srv->cfg->user_queue_quota);
         return;
     }
     /* someone else's session, or a new id someone else claimed first (even at the same moment) */
@@ -98,7 +99,7 @@ static void job_enqueued(api_call *c, const api_enqueue_result *r)
     if (r->failed) { answer_enqueue_failure(c, r); return; }
     if (r->duplicate && r->key_mismatch) {
         aq_api_reply_error(c, AQ_EIDEMPOTENT, "this idempotency key was used for job %lld with a different request;"
-                        " use a new key for a new request", (long long)r->job_id);
+                           " use a new key for a new request", (long long)r->job_id);
         return;
     }
     if (!r->duplicate) {   /* a replay answers with the original job whatever else holds now */
@@ -108,13 +109,14 @@ static void job_enqueued(api_call *c, const api_enqueue_result *r)
         }
         if (r->queue_refused) {
             aq_api_reply_error(c, AQ_EINVAL, "queue: no worker serves this queue (%s)",
-                            c->t->srv->queues ? "AGENTQ_API_QUEUES lists the accepted ones"
+                               c->t->srv->queues ? "AGENTQ_API_QUEUES lists the accepted ones"
                                               : "accepted: the queues of the workers connected now");
             return;
         }
         if (r->over_quota) {
-            aq_api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
-                            c->t->srv->cfg->user_queue_quota);
+            aq_api_reply_error(c, AQ_EQUOTA,
+                               "you already have %ld queued jobs; wait for some to finish",
+                               c->t->srv->cfg->user_queue_quota);
             return;
         }
     }
@@ -269,7 +271,8 @@ static void got_job(api_call *c, PGresult *res)
             return;
         }
     }
-    aq_api_reply(c, c->cancelling ? 202 : 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    aq_api_reply(c, c->cancelling ? 202 : 200, PQgetvalue(res, 0, 0),
+                 (size_t)PQgetlength(res, 0, 0));
 }
 
 void aq_api_job_get(api_call *c)
@@ -286,7 +289,7 @@ void aq_api_job_get(api_call *c)
     }
     const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)), aq_api_owner_param(c)};
     aq_api_query(c, "SELECT " JOB_JSON "::text, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
-              2, p, got_job);
+                 2, p, got_job);
 }
 
 /* ---- GET /v1/jobs ---- */
@@ -315,13 +318,13 @@ void aq_api_jobs_list(api_call *c)
     snprintf(lims, sizeof lims, "%lld", lim);
     const char *p[] = {aq_api_owner_param(c), status, type, before, lims};
     aq_api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
-              " FROM (SELECT id, " JOB_JSON " AS doc FROM jobs"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
-              " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
-              " ORDER BY id DESC LIMIT $5) j",
-              5, p, aq_api_reply_200);
+                 "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
+                 " FROM (SELECT id, " JOB_JSON " AS doc FROM jobs"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
+                 " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
+                 " ORDER BY id DESC LIMIT $5) j",
+                 5, p, aq_api_reply_200);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel ---- */

@@ -33,12 +33,12 @@ void aq_api_notifications_list(api_call *c)
     const char *p[] = {aq_api_owner_param(c), only_unread ? "true" : "false", before,
                        aq_api_keep(c, aq_sprintf("%lld", lim))};
     aq_api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(n.doc ORDER BY n.id DESC), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $4 THEN min(n.id) END)::text"
-              " FROM (SELECT id, " NOTIFICATION_JSON " AS doc FROM notifications"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND (NOT $2::boolean OR read_at IS NULL)"
-              " AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4) n",
-              4, p, got_json);
+                 "SELECT json_build_object('items', coalesce(json_agg(n.doc ORDER BY n.id DESC), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $4 THEN min(n.id) END)::text"
+                 " FROM (SELECT id, " NOTIFICATION_JSON " AS doc FROM notifications"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND (NOT $2::boolean OR read_at IS NULL)"
+                 " AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4) n",
+                 4, p, got_json);
 }
 
 void aq_api_notification_read(api_call *c)

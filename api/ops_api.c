@@ -108,14 +108,14 @@ void aq_api_metrics(api_call *c)
 {
     if (!c->operator) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such endpoint"); return; }
     aq_api_query(c,
-              "SELECT 'depth', job_type, status, count(*)::text FROM jobs"
-              " WHERE status IN ('queued', 'running', 'waiting') GROUP BY job_type, status"
-              " UNION ALL SELECT 'oldest', '', '', coalesce(extract(epoch FROM now() - min(run_at)), 0)::text"
-              " FROM jobs WHERE status = 'queued' AND run_at <= now()"
-              " UNION ALL SELECT 'finished', job_type, status, count(*)::text FROM jobs"
-              " WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at > now() - interval '1 minute'"
-              " GROUP BY job_type, status"
-              " UNION ALL SELECT 'worker', id, '', jobs_done::text FROM workers"
-              " WHERE last_heartbeat > now() - interval '5 minutes'",
-              0, NULL, got_metrics);
+                 "SELECT 'depth', job_type, status, count(*)::text FROM jobs"
+                 " WHERE status IN ('queued', 'running', 'waiting') GROUP BY job_type, status"
+                 " UNION ALL SELECT 'oldest', '', '', coalesce(extract(epoch FROM now() - min(run_at)), 0)::text"
+                 " FROM jobs WHERE status = 'queued' AND run_at <= now()"
+                 " UNION ALL SELECT 'finished', job_type, status, count(*)::text FROM jobs"
+                 " WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at > now() - interval '1 minute'"
+                 " GROUP BY job_type, status"
+                 " UNION ALL SELECT 'worker', id, '', jobs_done::text FROM workers"
+                 " WHERE last_heartbeat > now() - interval '5 minutes'",
+                 0, NULL, got_metrics);
 }

@@ -36,7 +36,7 @@ static int check_fields(api_call *c, fields *f, int create)
         for (int i = 0; FIELDS[i]; i++) known |= !strcmp(it->string, FIELDS[i]);
         if (!known) {
             aq_api_reply_error(c, AQ_EINVAL, "%s: unknown field (expected name, cron, timezone, prompt, enabled, misfire)",
-                            it->string);
+                               it->string);
             return -1;
         }
     }
@@ -122,7 +122,10 @@ void aq_api_schedules_create(api_call *c)
 
 /* ---- GET /v1/schedules, GET /v1/schedules/{id} ---- */
 
-static void got_one(api_call *c, PGresult *res) { aq_api_reply_row(c, res, 200, "no such schedule"); }
+static void got_one(api_call *c, PGresult *res)
+{
+    aq_api_reply_row(c, res, 200, "no such schedule");
+}
 
 static const char *id_param(api_call *c) { return aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)); }
 
@@ -144,12 +147,12 @@ void aq_api_schedules_list(api_call *c)
     }
     const char *p[] = {aq_api_owner_param(c), before, aq_api_keep(c, aq_sprintf("%lld", lim))};
     aq_api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(s.doc ORDER BY s.id DESC), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $3 THEN min(s.id) END)::text"
-              " FROM (SELECT id, " SCHEDULE_JSON " AS doc FROM agent_schedules"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id < $2)"
-              " ORDER BY id DESC LIMIT $3) s",
-              3, p, got_one);
+                 "SELECT json_build_object('items', coalesce(json_agg(s.doc ORDER BY s.id DESC), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $3 THEN min(s.id) END)::text"
+                 " FROM (SELECT id, " SCHEDULE_JSON " AS doc FROM agent_schedules"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id < $2)"
+                 " ORDER BY id DESC LIMIT $3) s",
+                 3, p, got_one);
 }
 
 /* ---- PATCH /v1/schedules/{id} ---- */

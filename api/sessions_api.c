@@ -35,14 +35,14 @@ void aq_api_session_messages(api_call *c)
     const char *owner = aq_api_owner_param(c);
     const char *p[] = {c->uuid, owner, aq_api_keep(c, aq_sprintf("%lld", aft)), aq_api_keep(c, aq_sprintf("%lld", lim))};
     aq_api_query(c,
-              "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
-              " AND ($2::bigint IS NULL OR s.user_id = $2))"
-              " OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1)"
-              " AND EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2)))"
-              " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
-              " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"
-              " FROM chat_message_history WHERE session_id = $1 AND id > $3::bigint ORDER BY id LIMIT $4) m)"
-              " END",
-              4, p, got_messages);
+                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
+                 " AND ($2::bigint IS NULL OR s.user_id = $2))"
+                 " OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1)"
+                 " AND EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2)))"
+                 " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
+                 " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"
+                 " FROM chat_message_history WHERE session_id = $1 AND id > $3::bigint ORDER BY id LIMIT $4) m)"
+                 " END",
+                 4, p, got_messages);
 }
