@@ -15,7 +15,7 @@ OPT := -O0
 endif
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -pthread \
-           -D_GNU_SOURCE -MMD -MP -Icommon -Ihandlers -Ibuild
+           -D_GNU_SOURCE -MMD -MP
 LDFLAGS ?=
 # sanitized binaries live apart from bin/, so the two variants never relink each other
 ifeq ($(SANITIZE),1)
@@ -38,6 +38,20 @@ PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS) 2>/dev/null)
 API_LIBS    := $(shell $(PKG_CONFIG) --libs $(API_PKGS) 2>/dev/null)
 CFLAGS      += $(PKG_CFLAGS)
+
+# Each folder sees only what it may include (tests/check_includes.sh, run by
+# `make test`, checks the quoted includes too): api/ and cli/ see common/;
+# handlers/ sees common/ and its own contract folder; worker/ sees common/ and,
+# of handlers/, only the handler contract and registry (handlers/include/).
+# A folder's own headers are found next to the file. Tests see everything.
+INC_common   := -Icommon
+INC_api      := -Icommon
+INC_cli      := -Icommon
+INC_handlers := -Icommon -Ihandlers/include
+INC_worker   := -Icommon -Ihandlers/include
+INC_tests    := -Icommon -Ihandlers -Ihandlers/include -Iworker
+INC_build    := -Icommon
+incs = $(INC_$(firstword $(subst /, ,$(1))))
 
 COMMON_SRC  := $(wildcard common/*.c)
 HANDLER_SRC := $(wildcard handlers/*.c)
@@ -64,7 +78,7 @@ VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
 BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
-.PHONY: all deps test run bench fuzz install clean check-deps
+.PHONY: all deps test run bench install clean
 all: $(BINS)
 
 $(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
@@ -77,9 +91,8 @@ $(BINDIR)/agentq-api: $(API_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(API_LIBS) $(PKG_LIBS) -lm -pthread
 
-# the CLI's `telegram poll` uses the Bot API client, and nothing else of handlers/
-CLI_HANDLER_OBJ := $(call obj,handlers/telegram_api.c handlers/aq_http.c)
-$(BINDIR)/agentq: $(CLI_OBJ) $(CLI_HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+# the CLI links no handler object: its Bot API client lives in common/
+$(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
@@ -109,16 +122,16 @@ build/migrations.c: $(MIGRATIONS) sql/embed.sh
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC     $<"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(call incs,$<) -c -o $@ $<
 
 $(BUILD)/api/%.o: api/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC     $<"
-	$(Q)$(CC) $(CFLAGS) -DH2O_USE_LIBUV=1 -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(call incs,$<) -DH2O_USE_LIBUV=1 -c -o $@ $<
 
 $(BUILD)/build/migrations.o: build/migrations.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(call incs,$<) -c -o $@ $<
 
 # Installs what is missing (apt-get; as root or through sudo); a no-op when all is present.
 deps:

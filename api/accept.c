@@ -70,7 +70,7 @@ static void on_request_done(void *p)
     else tr->idle_since = aq_now_mono_ms();
 }
 
-void api_conn_request_started(api_thread *t, h2o_req_t *req)
+void aq_api_conn_request_started(api_thread *t, h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (!sock || sock->on_close.cb != on_sock_close) return;
@@ -259,7 +259,7 @@ static void fit_fd_limit(api_server *srv)
     }
 }
 
-int api_listen(api_server *srv)
+int aq_api_listen(api_server *srv)
 {
     fit_fd_limit(srv);
     int fd = socket(srv->listen_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -276,14 +276,14 @@ int api_listen(api_server *srv)
     return 0;
 }
 
-void api_accept_start(api_thread *t)
+void aq_api_accept_start(api_thread *t)
 {
     if (uv_poll_start(&t->listener, UV_READABLE, on_listener) != 0)
         aq_error("api", "thread %d: cannot accept on %s", t->index, t->srv->cfg->listen);
     atomic_store(&t->open_to_handoff, 1);
 }
 
-int api_accept_thread_init(api_thread *t)
+int aq_api_accept_thread_init(api_thread *t)
 {
     h2o_linklist_init_anchor(&t->sockets);
     pthread_mutex_init(&t->inbox_mu, NULL);
@@ -306,7 +306,7 @@ static void close_listener(uv_handle_t *h)
     close(t->listen_fd);
 }
 
-void api_accept_stop(api_thread *t)
+void aq_api_accept_stop(api_thread *t)
 {
     atomic_store(&t->open_to_handoff, 0);
     uv_timer_stop(&t->accept_timer);
@@ -319,7 +319,7 @@ void api_accept_stop(api_thread *t)
 
 static void close_noop(uv_handle_t *h) { (void)h; }
 
-void api_accept_close(api_thread *t)
+void aq_api_accept_close(api_thread *t)
 {
     uv_close((uv_handle_t *)&t->accept_timer, close_noop);
     close_inbox(t);

@@ -35,10 +35,10 @@ enum {
     R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_TELEGRAM_WEBHOOK, R_TELEGRAM_LINK, R_CHANNELS_LIST, R_NOTIFICATIONS_LIST,
     R_NOTIFICATION_READ, R_NOT_FOUND, R_COUNT
 };
-extern const char *const api_route_names[R_COUNT];
+extern const char *const aq_api_route_names[R_COUNT];
 
 #define API_LATENCY_BUCKETS 12
-extern const double api_latency_bounds[API_LATENCY_BUCKETS];   /* seconds */
+extern const double aq_api_latency_bounds[API_LATENCY_BUCKETS];   /* seconds */
 
 struct api_server {
     const aq_config *cfg;
@@ -111,75 +111,76 @@ struct api_call {
     unsigned char tok_hash[32];
     cJSON *body;
     void (*next)(api_call *);      /* what runs once authenticated */
-    char **kept;                   /* owned strings, freed with the call (api_keep) */
+    char **kept;                   /* owned strings, freed with the call (aq_api_keep) */
     int nkept;
     int no_wait;                   /* answer GET-style without reading ?wait= (after a cancel) */
     int cancelling;                /* a cancel marked a running job: the job's answer is 202 */
     long wait_s;                   /* ?wait= */
     uv_timer_t *wait_timer;
+    void (*wait_done)(api_call *c); /* answers a parked call once woken (waiters.c) */
     int wait_counted;              /* holds one of the user's parked-wait slots (limits.c) */
 };
 
 /* ---- calls (http.c) ---- */
-api_call *api_call_new(api_thread *t, h2o_req_t *req, int route);
+api_call *aq_api_call_new(api_thread *t, h2o_req_t *req, int route);
 /* Send a response and free the call. status 2xx..5xx; body is JSON text. */
-void api_reply(api_call *c, int status, const char *json, size_t len);
-void api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len);
+void aq_api_reply(api_call *c, int status, const char *json, size_t len);
+void aq_api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len);
 /* {"error":{"code","message"}} with the code's HTTP status; fmt may be NULL. */
-void api_reply_error(api_call *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void aq_api_reply_error(api_call *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Free without answering (the client is gone). */
-void api_call_free(api_call *c);
+void aq_api_call_free(api_call *c);
 /* Keep s until the call ends; returns s. */
-char *api_keep(api_call *c, char *s);
+char *aq_api_keep(api_call *c, char *s);
 /* Value of query parameter name (first occurrence; %xx and '+' decoded);
  * heap string kept by the call, or NULL when absent. */
-const char *api_query_param(api_call *c, const char *name);
+const char *aq_api_query_param(api_call *c, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */
-const char *api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
-const char *api_header_str(h2o_req_t *req, const char *name, size_t *len);
+const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
+const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
 /* One pipelined query as its own transaction; cb gets NULL if the connection
  * dropped. Answers 503 itself (and returns -1) when the database is down. */
-int api_query(api_call *c, const char *sql, int n, const char *const *params,
-              void (*cb)(api_call *c, PGresult *res));
+int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
+                 void (*cb)(api_call *c, PGresult *res));
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
  * for an operator; queries filter with ($n::bigint IS NULL OR user_id = $n). */
-const char *api_owner_param(api_call *c);
+const char *aq_api_owner_param(api_call *c);
 /* Answer a query whose first row's first column is the JSON to send: status
  * with it, 404 with `missing` when there is no row, 503 when the query
- * failed. api_reply_200 is the callback for a query that always has a row. */
-void api_reply_row(api_call *c, PGresult *res, int status, const char *missing);
-void api_reply_200(api_call *c, PGresult *res);
+ * failed. aq_api_reply_200 is the callback for a query that always has a row. */
+void aq_api_reply_row(api_call *c, PGresult *res, int status, const char *missing);
+void aq_api_reply_200(api_call *c, PGresult *res);
 /* The string field key of the parsed body: UTF-8, not blank, at most
  * max_chars characters. 0 with *out (NULL when absent and not required), or
  * -1 once a 422 naming the field has been sent. */
-int api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out);
+int aq_api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out);
 /* True when s[0..n) is a UUID in 8-4-4-4-12 hex form (any case). */
-int api_is_uuid(const char *s, size_t n);
+int aq_api_is_uuid(const char *s, size_t n);
 /* A decimal integer in [lo, hi], digits only (no sign unless lo < 0, no
  * spaces, no '+'): 0, or -1 when s is anything else. */
-int api_parse_int(const char *s, long long lo, long long hi, long long *out);
+int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parse the body as a JSON object into c->body; answers 400/413/422 and returns -1 otherwise:
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
  * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
-int api_parse_body(api_call *c);
+int aq_api_parse_body(api_call *c);
 /* Before routing: 1 once the request has been answered 400 bad_request (conflicting
  * Content-Length, or both Content-Length and Transfer-Encoding; the
  * connection closes) or 431 headers_too_large (over API_MAX_HEADER_BYTES). */
 #define API_MAX_HEADER_BYTES 32768
-int api_request_refused(api_thread *t, h2o_req_t *req, int route);
+int aq_api_request_refused(api_thread *t, h2o_req_t *req, int route);
 
 /* ---- per-user limits shared by the threads (limits.c) ---- */
-void api_limits_init(api_server *srv);
+void aq_api_limits_init(api_server *srv);
 /* 1 when user_id may make another request now: the local token bucket and,
  * while flushes are answered, the shared one as last learned (any thread). */
-int api_rate_allow(api_server *srv, int64_t user_id);
+int aq_api_rate_allow(api_server *srv, int64_t user_id);
 /* Take the users asked for since the last call and the requests admitted for
  * each (0 when all were refused); both arrays are the caller's (free), NULL
  * when none. Any thread. */
-size_t api_rate_collect(api_server *srv, int64_t **users, long **counts);
+size_t aq_api_rate_collect(api_server *srv, int64_t **users, long **counts);
 /* The shared buckets' levels the database answered for users (n may be 0:
  * the flush had nothing to send); marks the shared levels fresh. */
-void api_rate_learn(api_server *srv, size_t n, const int64_t *users, const double *levels);
+void aq_api_rate_learn(api_server *srv, size_t n, const int64_t *users, const double *levels);
 /* Shared levels older than this (or 10 flush intervals, if longer) are not
  * obeyed: the database is not answering and the local bucket alone counts. */
 #define API_RATE_STALE_MS 1000
@@ -187,41 +188,41 @@ void api_rate_learn(api_server *srv, size_t n, const int64_t *users, const doubl
 /* ---- sharing the rate between processes (rate_sync.c) ---- */
 /* Start flushing every AGENTQ_RATE_SYNC_MS on t's loop and connection (one
  * thread per process does); no-op when it is 0. */
-void api_rate_sync_start(api_thread *t);
-void api_rate_sync_close(api_thread *t);
+void aq_api_rate_sync_start(api_thread *t);
+void aq_api_rate_sync_close(api_thread *t);
 /* 1 (and the slot is taken) when user_id may park one more long-poll. */
-int api_wait_acquire(api_server *srv, int64_t user_id);
-void api_wait_release(api_server *srv, int64_t user_id);
+int aq_api_wait_acquire(api_server *srv, int64_t user_id);
+void aq_api_wait_release(api_server *srv, int64_t user_id);
 
 /* ---- auth (auth.c) ---- */
-void api_auth_thread_init(api_thread *t);
+void aq_api_auth_thread_init(api_thread *t);
 /* Authenticate, rate-limit, then run c->next (or answer 401/429/503). */
-void api_authenticate(api_call *c);
+void aq_api_authenticate(api_call *c);
 
 /* ---- routes ---- */
-int api_route(api_thread *t, h2o_req_t *req);
-void api_healthz(api_call *c);
-void api_readyz(api_call *c);
-void api_metrics(api_call *c);
-void api_chat(api_call *c);
-void api_jobs_create(api_call *c);
-void api_job_get(api_call *c);
-void api_jobs_list(api_call *c);
-void api_job_cancel(api_call *c);
-void api_session_messages(api_call *c);
-void api_actions_list(api_call *c);
-void api_action_approve(api_call *c);
-void api_action_reject(api_call *c);
-void api_schedules_list(api_call *c);
-void api_schedules_create(api_call *c);
-void api_schedule_get(api_call *c);
-void api_schedule_patch(api_call *c);
-void api_schedule_delete(api_call *c);
-void api_telegram_webhook(api_call *c);
-void api_telegram_link(api_call *c);
-void api_channels_list(api_call *c);
-void api_notifications_list(api_call *c);
-void api_notification_read(api_call *c);
+int aq_api_route(api_thread *t, h2o_req_t *req);
+void aq_api_healthz(api_call *c);
+void aq_api_readyz(api_call *c);
+void aq_api_metrics(api_call *c);
+void aq_api_chat(api_call *c);
+void aq_api_jobs_create(api_call *c);
+void aq_api_job_get(api_call *c);
+void aq_api_jobs_list(api_call *c);
+void aq_api_job_cancel(api_call *c);
+void aq_api_session_messages(api_call *c);
+void aq_api_actions_list(api_call *c);
+void aq_api_action_approve(api_call *c);
+void aq_api_action_reject(api_call *c);
+void aq_api_schedules_list(api_call *c);
+void aq_api_schedules_create(api_call *c);
+void aq_api_schedule_get(api_call *c);
+void aq_api_schedule_patch(api_call *c);
+void aq_api_schedule_delete(api_call *c);
+void aq_api_telegram_webhook(api_call *c);
+void aq_api_telegram_link(api_call *c);
+void aq_api_channels_list(api_call *c);
+void aq_api_notifications_list(api_call *c);
+void aq_api_notification_read(api_call *c);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {
@@ -250,34 +251,36 @@ typedef struct api_enqueue_result {
     int bad_value;                 /* failed: the database rejected a value (SQLSTATE class 22) */
     const char *message;           /* failed: why (valid during the callback) */
 } api_enqueue_result;
-void api_enqueue_thread_init(api_thread *t);
+void aq_api_enqueue_thread_init(api_thread *t);
 /* Queue r (copied) for the next batch; cb runs once it is committed or failed. */
-void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *c, const api_enqueue_result *res));
-void api_enqueue_on_ready(api_thread *t);
+void aq_api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *c, const api_enqueue_result *res));
+void aq_api_enqueue_on_ready(api_thread *t);
 
 /* ---- long-poll (waiters.c) ---- */
-void api_waiters_thread_init(api_thread *t);
-/* Park c until job c->id finishes or c->wait_s passes, then run api_job_get(c) again. */
-void api_wait_for_job(api_call *c);
-void api_waiters_on_notify(api_thread *t, const char *payload);
+void aq_api_waiters_thread_init(api_thread *t);
+/* Park c until job c->id finishes or c->wait_s passes, then call done(c) on
+ * the loop thread (the GET answers again), or free c if its request is gone. */
+void aq_api_wait_for_job(api_call *c, void (*done)(api_call *c));
+void aq_api_waiters_on_notify(api_thread *t, const char *payload);
 /* Answer every parked call now (database lost, or shutting down). */
-void api_waiters_wake_all(api_thread *t);
+void aq_api_waiters_wake_all(api_thread *t);
 
 /* ---- listening and connections (accept.c) ---- */
 /* Bind and listen on AGENTQ_LISTEN (the port must be free: no SO_REUSEPORT),
  * raise the fd limit and size max_connections: 0, or -1 with errno. */
-int api_listen(api_server *srv);
+int aq_api_listen(api_server *srv);
 /* The connection a request came on is busy until its request is done. */
-void api_conn_request_started(api_thread *t, h2o_req_t *req);
-int api_accept_thread_init(api_thread *t);
-void api_accept_start(api_thread *t);   /* take connections (the database is up, or waited for) */
-void api_accept_stop(api_thread *t);    /* no more; shut the read side of those open */
-void api_accept_close(api_thread *t);   /* the loop is ending: close the handles */
+void aq_api_conn_request_started(api_thread *t, h2o_req_t *req);
+int aq_api_accept_thread_init(api_thread *t);
+/* take connections (the database is up, or waited for) */
+void aq_api_accept_start(api_thread *t);
+void aq_api_accept_stop(api_thread *t);    /* no more; shut the read side of those open */
+void aq_api_accept_close(api_thread *t);   /* the loop is ending: close the handles */
 
 /* ---- server (server.c) ---- */
-int api_thread_start(api_thread *t);
-/* Call once for the server, then api_thread_request_stop for each thread. */
-void api_server_request_stop(api_server *srv);
-void api_thread_request_stop(api_thread *t);
+int aq_api_thread_start(api_thread *t);
+/* Call once for the server, then aq_api_thread_request_stop for each thread. */
+void aq_api_server_request_stop(api_server *srv);
+void aq_api_thread_request_stop(api_thread *t);
 
 #endif

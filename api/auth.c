@@ -25,7 +25,7 @@ typedef struct {
     uint64_t expires;
 } auth_entry;
 
-void api_auth_thread_init(api_thread *t)
+void aq_api_auth_thread_init(api_thread *t)
 {
     t->auth_cache = aq_calloc(AUTH_SLOTS, sizeof(auth_entry));
 }
@@ -40,14 +40,14 @@ static unsigned slot_of(const char *id)
 static void admit(api_call *c, const auth_entry *e)
 {
     if (!e->found || !aq_token_hash_equal(e->hash, c->tok_hash)) {
-        api_reply_error(c, AQ_EAUTH, "invalid token");
+        aq_api_reply_error(c, AQ_EAUTH, "invalid token");
         return;
     }
     c->user_id = e->user_id;
     c->operator = e->operator;
-    if (!api_rate_allow(c->t->srv, c->user_id)) {
-        api_reply_error(c, AQ_ERATE, "more than %ld requests per second; slow down",
-                        c->t->srv->cfg->user_rate_per_s);
+    if (!aq_api_rate_allow(c->t->srv, c->user_id)) {
+        aq_api_reply_error(c, AQ_ERATE, "more than %ld requests per second; slow down",
+                           c->t->srv->cfg->user_rate_per_s);
         return;
     }
     c->next(c);
@@ -56,7 +56,7 @@ static void admit(api_call *c, const auth_entry *e)
 static void on_user(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "cannot check the token: the database is unreachable");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "cannot check the token: the database is unreachable");
         return;
     }
     auth_entry *e = &((auth_entry *)c->t->auth_cache)[slot_of(c->tok_id)];
@@ -77,19 +77,19 @@ static void on_user(api_call *c, PGresult *res)
     admit(c, e);
 }
 
-void api_authenticate(api_call *c)
+void aq_api_authenticate(api_call *c)
 {
     size_t len = 0;
-    const char *h = api_header(c->req, H2O_TOKEN_AUTHORIZATION, &len);
-    if (!h) { api_reply_error(c, AQ_EAUTH, "missing Authorization: Bearer <token>"); return; }
+    const char *h = aq_api_header(c->req, H2O_TOKEN_AUTHORIZATION, &len);
+    if (!h) { aq_api_reply_error(c, AQ_EAUTH, "missing Authorization: Bearer <token>"); return; }
     if (len < 7 || strncasecmp(h, "Bearer ", 7) != 0) {
-        api_reply_error(c, AQ_EAUTH, "the Authorization header must be: Bearer <token>");
+        aq_api_reply_error(c, AQ_EAUTH, "the Authorization header must be: Bearer <token>");
         return;
     }
     h += 7, len -= 7;
     while (len && *h == ' ') h++, len--;
     if (aq_token_parse(c->t->srv->key, h, len, c->tok_id, c->tok_hash)) {
-        api_reply_error(c, AQ_EAUTH, "invalid token");
+        aq_api_reply_error(c, AQ_EAUTH, "invalid token");
         return;
     }
     auth_entry *e = &((auth_entry *)c->t->auth_cache)[slot_of(c->tok_id)];
@@ -98,5 +98,5 @@ void api_authenticate(api_call *c)
         return;
     }
     const char *p[] = {c->tok_id};
-    api_query(c, "SELECT id, role, token_hash FROM users WHERE token_id = $1 AND disabled_at IS NULL", 1, p, on_user);
+    aq_api_query(c, "SELECT id, role, token_hash FROM users WHERE token_id = $1 AND disabled_at IS NULL", 1, p, on_user);
 }

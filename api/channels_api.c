@@ -28,7 +28,7 @@ static int secret_ok(api_call *c)
 {
     const char *want = c->t->srv->cfg->telegram_webhook_secret;
     size_t len = 0;
-    const char *got = api_header_str(c->req, "x-telegram-bot-api-secret-token", &len);
+    const char *got = aq_api_header_str(c->req, "x-telegram-bot-api-secret-token", &len);
     if (!*want || !got) return 0;
     /* hash both sides so the comparison takes the same time whatever the lengths */
     unsigned char a[32], b[32];
@@ -39,12 +39,12 @@ static int secret_ok(api_call *c)
 
 static void update_stored(api_call *c, const api_enqueue_result *r)
 {
-    if (r->failed) { api_reply_error(c, AQ_EUNAVAIL, "the update could not be stored; Telegram will resend it"); return; }
+    if (r->failed) { aq_api_reply_error(c, AQ_EUNAVAIL, "the update could not be stored; Telegram will resend it"); return; }
     /* no id and no failure: the same update is being stored by a concurrent request */
     char body[128];
     int n = snprintf(body, sizeof body, "{\"ok\":true,\"job_id\":%lld,\"duplicate\":%s}", (long long)r->job_id,
                      r->duplicate || !r->job_id ? "true" : "false");
-    api_reply(c, 200, body, (size_t)n);
+    aq_api_reply(c, 200, body, (size_t)n);
 }
 
 /* 200 for an update that is not stored: Telegram stops resending it. */
@@ -56,18 +56,18 @@ static void update_dropped(api_call *c, long long update_id, const char *why)
     aq_buf_adds(&b, "{\"ok\":true,\"job_id\":null,\"duplicate\":false,\"dropped\":");
     aq_buf_add_json_str(&b, why);
     aq_buf_adds(&b, "}");
-    api_reply(c, 200, b.p, b.len);
+    aq_api_reply(c, 200, b.p, b.len);
     aq_buf_dispose(&b);
 }
 
-void api_telegram_webhook(api_call *c)
+void aq_api_telegram_webhook(api_call *c)
 {
     if (!secret_ok(c)) {
         /* RFC 9110 wants a challenge on every 401: this one names the header to send */
         if (c->req)
             h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                            H2O_STRLIT("X-Telegram-Bot-Api-Secret-Token realm=\"agentq-telegram-webhook\""));
-        api_reply_error(c, AQ_EAUTH, c->t->srv->cfg->telegram_webhook_secret[0]
+        aq_api_reply_error(c, AQ_EAUTH, c->t->srv->cfg->telegram_webhook_secret[0]
                                          ? "missing or wrong X-Telegram-Bot-Api-Secret-Token"
                                          : "the webhook is off: TELEGRAM_WEBHOOK_SECRET is not set");
         return;
@@ -83,35 +83,35 @@ void api_telegram_webhook(api_call *c)
     if (!u) { update_dropped(c, update_id, why); return; }
     api_enqueue_req r = {
         .job_type = "telegram_update",
-        .input_json = api_keep(c, cJSON_PrintUnformatted(u)),
+        .input_json = aq_api_keep(c, cJSON_PrintUnformatted(u)),
         .priority = AQ_PRIORITY_TELEGRAM,
-        .idempotency_key = api_keep(c, aq_sprintf(AQ_TELEGRAM_KEY_FMT, update_id)),
+        .idempotency_key = aq_api_keep(c, aq_sprintf(AQ_TELEGRAM_KEY_FMT, update_id)),
     };
     cJSON_Delete(u);
-    api_enqueue(c, &r, update_stored);
+    aq_api_enqueue(c, &r, update_stored);
 }
 
 /* ---- POST /v1/channels/telegram/link ---- */
 
-static void link_made(api_call *c, PGresult *res) { api_reply_row(c, res, 201, "no code made"); }
+static void link_made(api_call *c, PGresult *res) { aq_api_reply_row(c, res, 201, "no code made"); }
 
-void api_telegram_link(api_call *c)
+void aq_api_telegram_link(api_call *c)
 {
     char code[AQ_LINK_CODE_LEN + 1];
     aq_link_code_new(code);
-    const char *p[] = {api_keep(c, aq_strdup(code)), api_keep(c, aq_sprintf("%lld", (long long)c->user_id)),
-                       api_keep(c, aq_sprintf("%ld", c->t->srv->cfg->link_code_minutes))};
-    api_query(c, aq_link_code_insert_sql, 3, p, link_made);
+    const char *p[] = {aq_api_keep(c, aq_strdup(code)), aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)),
+                       aq_api_keep(c, aq_sprintf("%ld", c->t->srv->cfg->link_code_minutes))};
+    aq_api_query(c, aq_link_code_insert_sql, 3, p, link_made);
 }
 
 /* ---- GET /v1/channels ---- */
 
-void api_channels_list(api_call *c)
+void aq_api_channels_list(api_call *c)
 {
-    const char *p[] = {api_owner_param(c)};
-    api_query(c, "SELECT json_build_object('items', coalesce(json_agg(json_build_object('id', id, 'user_id', user_id,"
+    const char *p[] = {aq_api_owner_param(c)};
+    aq_api_query(c, "SELECT json_build_object('items', coalesce(json_agg(json_build_object('id', id, 'user_id', user_id,"
                  " 'kind', kind, 'chat_id', address::bigint, 'active', active, 'inactive_reason', inactive_reason,"
                  " 'session_id', session_id, 'created_at', created_at) ORDER BY id DESC), '[]'::json), 'next', NULL)::text"
                  " FROM (SELECT * FROM channels WHERE ($1::bigint IS NULL OR user_id = $1) ORDER BY id DESC LIMIT 200) ch",
-              1, p, api_reply_200);
+              1, p, aq_api_reply_200);
 }

@@ -64,7 +64,7 @@ typedef struct {
 
 static void flush(api_thread *t);
 
-void api_enqueue_thread_init(api_thread *t) { t->enqueue = aq_calloc(1, sizeof(state)); }
+void aq_api_enqueue_thread_init(api_thread *t) { t->enqueue = aq_calloc(1, sizeof(state)); }
 
 static void answer(pend *p, const api_enqueue_result *r)
 {
@@ -177,7 +177,7 @@ static void flush(api_thread *t)
     aq_buf_dispose(&json);
 }
 
-void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, const api_enqueue_result *))
+void aq_api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, const api_enqueue_result *))
 {
     api_thread *t = c->t;
     if (!t->db_ready) {
@@ -215,4 +215,4 @@ void api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *, c
     flush(t);
 }
 
-void api_enqueue_on_ready(api_thread *t) { flush(t); }
+void aq_api_enqueue_on_ready(api_thread *t) { flush(t); }

@@ -2,7 +2,7 @@
  * frees the request first (client gone), JSON and error replies (one shape,
  * from the error table), query parameters, headers, body parsing, and one
  * pipelined query bound to the call. Every call ends in exactly one
- * api_reply* or api_call_free. Loop thread of the call's api_thread only. */
+ * aq_api_reply* or aq_api_call_free. Loop thread of the call's api_thread only. */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <strings.h>
 
-const char *const api_route_names[R_COUNT] = {
+const char *const aq_api_route_names[R_COUNT] = {
     "healthz", "readyz", "metrics", "chat", "jobs_list", "jobs_create", "job_get", "job_cancel",
     "session_messages", "actions_list", "action_decide", "schedules_list", "schedules_create", "schedule_get",
     "schedule_patch", "schedule_delete", "telegram_webhook", "telegram_link", "channels_list", "notifications_list",
     "notification_read", "not_found",
 };
-const double api_latency_bounds[API_LATENCY_BUCKETS] = {
+const double aq_api_latency_bounds[API_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
 };
 
@@ -36,7 +36,7 @@ static void guard_dispose(void *p)
     }
 }
 
-api_call *api_call_new(api_thread *t, h2o_req_t *req, int route)
+api_call *aq_api_call_new(api_thread *t, h2o_req_t *req, int route)
 {
     api_call *c = aq_calloc(1, sizeof *c);
     c->t = t;
@@ -50,10 +50,10 @@ api_call *api_call_new(api_thread *t, h2o_req_t *req, int route)
 
 static void free_timer(uv_handle_t *h) { free(h); }
 
-void api_call_free(api_call *c)
+void aq_api_call_free(api_call *c)
 {
     if (c->guard) c->guard->call = NULL;
-    if (c->wait_counted) api_wait_release(c->t->srv, c->user_id);
+    if (c->wait_counted) aq_api_wait_release(c->t->srv, c->user_id);
     for (int i = 0; i < c->nkept; i++) free(c->kept[i]);
     free(c->kept);
     cJSON_Delete(c->body);
@@ -64,7 +64,7 @@ void api_call_free(api_call *c)
     free(c);
 }
 
-char *api_keep(api_call *c, char *s)
+char *aq_api_keep(api_call *c, char *s)
 {
     c->kept = aq_realloc(c->kept, sizeof *c->kept * (size_t)(c->nkept + 1));
     c->kept[c->nkept++] = s;
@@ -81,7 +81,7 @@ static void count(api_call *c, int status)
     uint64_t us = (uint64_t)aq_now_wall_us() - c->start_us;
     double s = (double)us / 1e6;
     int b = 0;
-    while (b < API_LATENCY_BUCKETS && s > api_latency_bounds[b]) b++;
+    while (b < API_LATENCY_BUCKETS && s > aq_api_latency_bounds[b]) b++;
     atomic_fetch_add(&srv->latency[b], 1);
     atomic_fetch_add(&srv->latency_sum_us, us);
 }
@@ -106,7 +106,8 @@ static const char *reason(int status)
     }
 }
 
-void api_reply_text(api_call *c, int status, const char *content_type, const char *body, size_t len)
+void aq_api_reply_text(api_call *c, int status, const char *content_type, const char *body,
+                       size_t len)
 {
     count(c, status);
     h2o_req_t *req = c->req;
@@ -123,15 +124,15 @@ void api_reply_text(api_call *c, int status, const char *content_type, const cha
         req->res.content_length = len;
         h2o_send_inline(req, body, len);
     }
-    api_call_free(c);
+    aq_api_call_free(c);
 }
 
-void api_reply(api_call *c, int status, const char *json, size_t len)
+void aq_api_reply(api_call *c, int status, const char *json, size_t len)
 {
-    api_reply_text(c, status, "application/json", json, len);
+    aq_api_reply_text(c, status, "application/json", json, len);
 }
 
-void api_reply_error(api_call *c, int err, const char *fmt, ...)
+void aq_api_reply_error(api_call *c, int err, const char *fmt, ...)
 {
     char msg[512];
     if (fmt) {
@@ -151,7 +152,7 @@ void api_reply_error(api_call *c, int err, const char *fmt, ...)
     aq_buf_adds(&b, "}}");
     if (err == AQ_ERATE && c->req)
         h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-    api_reply(c, aq_error_status(err), b.p, b.len);
+    aq_api_reply(c, aq_error_status(err), b.p, b.len);
     aq_buf_dispose(&b);
 }
 
@@ -163,7 +164,7 @@ static int hexval(char ch)
     return -1;
 }
 
-const char *api_query_param(api_call *c, const char *name)
+const char *aq_api_query_param(api_call *c, const char *name)
 {
     h2o_req_t *req = c->req;
     if (!req || req->query_at == SIZE_MAX) return NULL;
@@ -187,14 +188,14 @@ const char *api_query_param(api_call *c, const char *name)
                 }
             }
             out[n] = '\0';
-            return api_keep(c, out);
+            return aq_api_keep(c, out);
         }
         p = amp + 1;
     }
     return NULL;
 }
 
-const char *api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
+const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
 {
     ssize_t i = h2o_find_header(&req->headers, token, -1);
     if (i < 0) return NULL;
@@ -202,7 +203,7 @@ const char *api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
-const char *api_header_str(h2o_req_t *req, const char *name, size_t *len)
+const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
     if (i < 0) return NULL;
@@ -238,24 +239,24 @@ static size_t scan_json(const char *s, size_t n, size_t *nul_at)
     return SIZE_MAX;
 }
 
-int api_parse_body(api_call *c)
+int aq_api_parse_body(api_call *c)
 {
     h2o_req_t *req = c->req;
     if (!req->entity.base || req->entity.len == 0) {
-        api_reply_error(c, AQ_EJSON, "a JSON object body is required");
+        aq_api_reply_error(c, AQ_EJSON, "a JSON object body is required");
         return -1;
     }
     if ((long)req->entity.len > c->t->srv->cfg->max_body_bytes) {
-        api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", req->entity.len,
-                        c->t->srv->cfg->max_body_bytes);
+        aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", req->entity.len,
+                           c->t->srv->cfg->max_body_bytes);
         return -1;
     }
     /* cJSON takes raw control bytes (NUL included) inside strings, and its
      * strings end at NUL: both would cut a value short, so they are refused */
     size_t nul_at, bad_at = scan_json(req->entity.base, req->entity.len, &nul_at);
     if (bad_at != SIZE_MAX) {
-        api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
-                        " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
+        aq_api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
+                           " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
         return -1;
     }
     const char *end = NULL;
@@ -268,11 +269,11 @@ int api_parse_body(api_call *c)
         c->body = NULL;
     }
     if (!cJSON_IsObject(c->body)) {
-        api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
+        aq_api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
         return -1;
     }
     if (nul_at != SIZE_MAX) {
-        api_reply_error(c, AQ_EINVAL, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+        aq_api_reply_error(c, AQ_EINVAL, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
         return -1;
     }
     return 0;
@@ -323,7 +324,7 @@ static int count_header(h2o_iovec_t head, const char *name, int *differ)
     return n;
 }
 
-int api_request_refused(api_thread *t, h2o_req_t *req, int route)
+int aq_api_request_refused(api_thread *t, h2o_req_t *req, int route)
 {
     h2o_iovec_t head = raw_head(req);
     size_t size = head.len;
@@ -334,8 +335,8 @@ int api_request_refused(api_thread *t, h2o_req_t *req, int route)
     }
     if (size > API_MAX_HEADER_BYTES) {
         req->http1_is_persistent = 0;
-        api_reply_error(api_call_new(t, req, route), AQ_EHEADERS, "the request's headers are %zu bytes; the limit is %d",
-                        size, API_MAX_HEADER_BYTES);
+        aq_api_reply_error(aq_api_call_new(t, req, route), AQ_EHEADERS, "the request's headers are %zu bytes; the limit is %d",
+                           size, API_MAX_HEADER_BYTES);
         return 1;
     }
     if (!head.base) return 0;
@@ -345,56 +346,56 @@ int api_request_refused(api_thread *t, h2o_req_t *req, int route)
     int cl = count_header(head, "content-length", &cl_differ), te = count_header(head, "transfer-encoding", &te_differ);
     if (cl_differ || (cl && te)) {
         req->http1_is_persistent = 0;   /* what follows on this connection cannot be trusted */
-        api_reply_error(api_call_new(t, req, route), AQ_EREQUEST, cl_differ
-                        ? "conflicting Content-Length headers" : "both Content-Length and Transfer-Encoding");
+        aq_api_reply_error(aq_api_call_new(t, req, route), AQ_EREQUEST, cl_differ
+                           ? "conflicting Content-Length headers" : "both Content-Length and Transfer-Encoding");
         return 1;
     }
     return 0;
 }
 
-int api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out)
+int aq_api_text_field(api_call *c, const char *key, long max_chars, int required, const char **out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->body, key);
     *out = NULL;
     if (!v || (!required && cJSON_IsNull(v))) {
         if (!required) return 0;
-        api_reply_error(c, AQ_EINVAL, "%s: required", key);
+        aq_api_reply_error(c, AQ_EINVAL, "%s: required", key);
         return -1;
     }
-    if (!cJSON_IsString(v)) { api_reply_error(c, AQ_EINVAL, "%s: must be a string", key); return -1; }
+    if (!cJSON_IsString(v)) { aq_api_reply_error(c, AQ_EINVAL, "%s: must be a string", key); return -1; }
     const char *s = v->valuestring;
-    if (!aq_utf8_valid(s, strlen(s))) { api_reply_error(c, AQ_EINVAL, "%s: must be valid UTF-8", key); return -1; }
+    if (!aq_utf8_valid(s, strlen(s))) { aq_api_reply_error(c, AQ_EINVAL, "%s: must be valid UTF-8", key); return -1; }
     const char *t = s;
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
-    if (!*t) { api_reply_error(c, AQ_EINVAL, "%s: must not be empty", key); return -1; }
+    if (!*t) { aq_api_reply_error(c, AQ_EINVAL, "%s: must not be empty", key); return -1; }
     size_t chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xC0) != 0x80;
     if ((long)chars > max_chars) {
-        api_reply_error(c, AQ_EINVAL, "%s: %zu characters; the limit is %ld", key, chars, max_chars);
+        aq_api_reply_error(c, AQ_EINVAL, "%s: %zu characters; the limit is %ld", key, chars, max_chars);
         return -1;
     }
     *out = s;
     return 0;
 }
 
-void api_reply_row(api_call *c, PGresult *res, int status, const char *missing)
+void aq_api_reply_row(api_call *c, PGresult *res, int status, const char *missing)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return;
     }
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "%s", missing); return; }
-    api_reply(c, status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    if (PQntuples(res) == 0) { aq_api_reply_error(c, AQ_ENOTFOUND, "%s", missing); return; }
+    aq_api_reply(c, status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-void api_reply_200(api_call *c, PGresult *res) { api_reply_row(c, res, 200, "not found"); }
+void aq_api_reply_200(api_call *c, PGresult *res) { aq_api_reply_row(c, res, 200, "not found"); }
 
-const char *api_owner_param(api_call *c)
+const char *aq_api_owner_param(api_call *c)
 {
-    return c->operator ? NULL : api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
+    return c->operator ? NULL : aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id));
 }
 
-int api_is_uuid(const char *s, size_t n)
+int aq_api_is_uuid(const char *s, size_t n)
 {
     if (n != 36) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -405,7 +406,7 @@ int api_is_uuid(const char *s, size_t n)
     return 1;
 }
 
-int api_parse_int(const char *s, long long lo, long long hi, long long *out)
+int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
     if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && lo < 0)) || strlen(s) > 19) return -1;
     char *end;
@@ -435,12 +436,12 @@ static void on_result(void *arg, PGresult *res)
 
 static void on_sync(void *arg, PGresult *res) { free(arg); }
 
-int api_query(api_call *c, const char *sql, int n, const char *const *params,
-              void (*cb)(api_call *, PGresult *))
+int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
+                 void (*cb)(api_call *, PGresult *))
 {
     api_thread *t = c->t;
     if (!t->db_ready) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return -1;
     }
     qctx *q = aq_calloc(1, sizeof *q);
@@ -448,7 +449,7 @@ int api_query(api_call *c, const char *sql, int n, const char *const *params,
     q->cb = cb;
     if (aq_pgloop_query(t->pg, sql, n, params, on_result, q)) {
         free(q);
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return -1;
     }
     if (aq_pgloop_sync(t->pg, on_sync, q)) free(q);   /* on_result already ran with NULL */

@@ -37,13 +37,13 @@ static void uuid_v4(char out[37])
 static void answer_enqueue_failure(api_call *c, const api_enqueue_result *r)
 {
     if (!r->bad_value) {
-        api_reply_error(c, AQ_EUNAVAIL, "the job could not be stored; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the job could not be stored; try again shortly");
         return;
     }
     const char *m = r->message ? r->message : "";
     if (!strncmp(m, "ERROR:  ", 8)) m += 8;
     int len = (int)strcspn(m, "\n");
-    api_reply_error(c, AQ_EINVAL, "a value was refused: %.*s", len > 200 ? 200 : len, m);
+    aq_api_reply_error(c, AQ_EINVAL, "a value was refused: %.*s", len > 200 ? 200 : len, m);
 }
 
 /* ---- POST /v1/chat ---- */
@@ -52,27 +52,28 @@ static void chat_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
     if (r->over_quota) {   /* (a row over the quota claims no session) */
-        api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
-                        c->t->srv->cfg->user_queue_quota);
+        aq_api_reply_error(c, AQ_EQUOTA,
+                           "you already have %ld queued jobs; wait for some to finish",
+                           c->t->srv->cfg->user_queue_quota);
         return;
     }
     /* someone else's session, or a new id someone else claimed first (even at the same moment) */
-    if (r->session_foreign) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
+    if (r->session_foreign) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
     char body[256];
     int n = snprintf(body, sizeof body, "{\"job_id\":%lld,\"session_id\":\"%s\",\"status_url\":\"/v1/jobs/%lld\"}",
                      (long long)r->job_id, c->uuid, (long long)r->job_id);
-    api_reply(c, 202, body, (size_t)n);
+    aq_api_reply(c, 202, body, (size_t)n);
 }
 
-void api_chat(api_call *c)
+void aq_api_chat(api_call *c)
 {
-    if (api_parse_body(c)) return;
+    if (aq_api_parse_body(c)) return;
     const cJSON *sid = cJSON_GetObjectItemCaseSensitive(c->body, "session_id");
     const char *text;
-    if (api_text_field(c, "message", c->t->srv->cfg->max_message_chars, 1, &text)) return;
+    if (aq_api_text_field(c, "message", c->t->srv->cfg->max_message_chars, 1, &text)) return;
     if (sid && !cJSON_IsNull(sid)) {
-        if (!cJSON_IsString(sid) || !api_is_uuid(sid->valuestring, strlen(sid->valuestring))) {
-            api_reply_error(c, AQ_EINVAL, "session_id: must be a UUID");
+        if (!cJSON_IsString(sid) || !aq_api_is_uuid(sid->valuestring, strlen(sid->valuestring))) {
+            aq_api_reply_error(c, AQ_EINVAL, "session_id: must be a UUID");
             return;
         }
         snprintf(c->uuid, sizeof c->uuid, "%s", sid->valuestring);
@@ -84,11 +85,11 @@ void api_chat(api_call *c)
     cJSON_AddStringToObject(input, "message", text);
     cJSON_AddStringToObject(input, "session_id", c->uuid);
     cJSON_AddStringToObject(input, "channel", "web");
-    char *json = api_keep(c, cJSON_PrintUnformatted(input));
+    char *json = aq_api_keep(c, cJSON_PrintUnformatted(input));
     cJSON_Delete(input);
     api_enqueue_req r = {.job_type = "agent_turn", .input_json = json, .session_id = c->uuid,
                          .claim_session = sid && !cJSON_IsNull(sid)};
-    api_enqueue(c, &r, chat_enqueued);
+    aq_api_enqueue(c, &r, chat_enqueued);
 }
 
 /* ---- POST /v1/jobs ---- */
@@ -97,29 +98,30 @@ static void job_enqueued(api_call *c, const api_enqueue_result *r)
 {
     if (r->failed) { answer_enqueue_failure(c, r); return; }
     if (r->duplicate && r->key_mismatch) {
-        api_reply_error(c, AQ_EIDEMPOTENT, "this idempotency key was used for job %lld with a different request;"
-                        " use a new key for a new request", (long long)r->job_id);
+        aq_api_reply_error(c, AQ_EIDEMPOTENT, "this idempotency key was used for job %lld with a different request;"
+                           " use a new key for a new request", (long long)r->job_id);
         return;
     }
     if (!r->duplicate) {   /* a replay answers with the original job whatever else holds now */
         if (r->type_refused) {
-            api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts (a worker publishes its types when it connects)");
+            aq_api_reply_error(c, AQ_EINVAL, "type: not a job type the API accepts (a worker publishes its types when it connects)");
             return;
         }
         if (r->queue_refused) {
-            api_reply_error(c, AQ_EINVAL, "queue: no worker serves this queue (%s)",
-                            c->t->srv->queues ? "AGENTQ_API_QUEUES lists the accepted ones"
+            aq_api_reply_error(c, AQ_EINVAL, "queue: no worker serves this queue (%s)",
+                               c->t->srv->queues ? "AGENTQ_API_QUEUES lists the accepted ones"
                                               : "accepted: the queues of the workers connected now");
             return;
         }
         if (r->over_quota) {
-            api_reply_error(c, AQ_EQUOTA, "you already have %ld queued jobs; wait for some to finish",
-                            c->t->srv->cfg->user_queue_quota);
+            aq_api_reply_error(c, AQ_EQUOTA,
+                               "you already have %ld queued jobs; wait for some to finish",
+                               c->t->srv->cfg->user_queue_quota);
             return;
         }
     }
     if (!r->job_id) {
-        api_reply_error(c, AQ_ECONFLICT, "a request with this idempotency key is still being stored; retry");
+        aq_api_reply_error(c, AQ_ECONFLICT, "a request with this idempotency key is still being stored; retry");
         return;
     }
     if (r->duplicate && c->req)
@@ -128,7 +130,7 @@ static void job_enqueued(api_call *c, const api_enqueue_result *r)
     char body[160];
     int n = snprintf(body, sizeof body, "{\"job_id\":%lld,\"status_url\":\"/v1/jobs/%lld\"%s}", (long long)r->job_id,
                      (long long)r->job_id, r->duplicate ? ",\"duplicate\":true" : "");
-    api_reply(c, 202, body, (size_t)n);
+    aq_api_reply(c, 202, body, (size_t)n);
 }
 
 static int valid_name(const char *s, size_t max)
@@ -176,12 +178,12 @@ static const char *request_hash(api_call *c, const char *type, const char *queue
     crypto_generichash_final(&st, h, sizeof h);
     char *hex = aq_malloc(65);
     sodium_bin2hex(hex, 65, h, sizeof h);
-    return api_keep(c, hex);
+    return aq_api_keep(c, hex);
 }
 
-void api_jobs_create(api_call *c)
+void aq_api_jobs_create(api_call *c)
 {
-    if (api_parse_body(c)) return;
+    if (aq_api_parse_body(c)) return;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(c->body, "type");
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(c->body, "input");
     const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(c->body, "run_at");
@@ -189,38 +191,38 @@ void api_jobs_create(api_call *c)
     const cJSON *queue = cJSON_GetObjectItemCaseSensitive(c->body, "queue");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(c->body, "idempotency_key");
     if (!cJSON_IsString(type) || !valid_name(type->valuestring, 100)) {
-        api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
+        aq_api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
         return;
     }
-    if (input && !cJSON_IsObject(input)) { api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
+    if (input && !cJSON_IsObject(input)) { aq_api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
     if (run_at && !cJSON_IsNull(run_at) && (!cJSON_IsString(run_at) || !iso8601(run_at->valuestring))) {
-        api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
+        aq_api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
         return;
     }
     int priority = 0;
     if (prio && !cJSON_IsNull(prio)) {
         if (!cJSON_IsNumber(prio) || prio->valuedouble < -32768 || prio->valuedouble > 32767 ||
             prio->valuedouble != (double)(int)prio->valuedouble) {
-            api_reply_error(c, AQ_EINVAL, "priority: must be an integer from -32768 to 32767");
+            aq_api_reply_error(c, AQ_EINVAL, "priority: must be an integer from -32768 to 32767");
             return;
         }
         priority = (int)prio->valuedouble;
     }
     if (queue && !cJSON_IsNull(queue) && (!cJSON_IsString(queue) || !valid_name(queue->valuestring, 64))) {
-        api_reply_error(c, AQ_EINVAL, "queue: a queue name ([A-Za-z0-9_.-], at most 64)");
+        aq_api_reply_error(c, AQ_EINVAL, "queue: a queue name ([A-Za-z0-9_.-], at most 64)");
         return;
     }
     /* the key: body field or Idempotency-Key header (both: they must agree) */
     size_t hlen = 0;
-    const char *hkey = api_header_str(c->req, "idempotency-key", &hlen);
+    const char *hkey = aq_api_header_str(c->req, "idempotency-key", &hlen);
     const char *k = NULL;
     size_t klen = 0;
     if (key && !cJSON_IsNull(key)) {
-        if (!cJSON_IsString(key)) { api_reply_error(c, AQ_EINVAL, "idempotency_key: must be a string"); return; }
+        if (!cJSON_IsString(key)) { aq_api_reply_error(c, AQ_EINVAL, "idempotency_key: must be a string"); return; }
         k = key->valuestring;
         klen = strlen(k);
         if (hkey && (hlen != klen || memcmp(hkey, k, klen))) {
-            api_reply_error(c, AQ_EINVAL, "idempotency_key: differs from the Idempotency-Key header");
+            aq_api_reply_error(c, AQ_EINVAL, "idempotency_key: differs from the Idempotency-Key header");
             return;
         }
     } else if (hkey) {
@@ -228,12 +230,12 @@ void api_jobs_create(api_call *c)
         klen = hlen;
     }
     if (k && (klen == 0 || klen > 255 || !aq_utf8_valid(k, klen))) {
-        api_reply_error(c, AQ_EINVAL, "idempotency key: 1 to 255 bytes of UTF-8");
+        aq_api_reply_error(c, AQ_EINVAL, "idempotency key: 1 to 255 bytes of UTF-8");
         return;
     }
-    char *input_json = api_keep(c, input ? cJSON_PrintUnformatted(input) : aq_strdup("{}"));
+    char *input_json = aq_api_keep(c, input ? cJSON_PrintUnformatted(input) : aq_strdup("{}"));
     if (!aq_utf8_valid(input_json, strlen(input_json))) {
-        api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
+        aq_api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
         return;
     }
     const char *q = cJSON_IsString(queue) ? queue->valuestring : NULL;
@@ -244,11 +246,11 @@ void api_jobs_create(api_call *c)
         .queue = q,
         .priority = priority,
         .run_at = when,
-        .idempotency_key = k ? api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)klen, k)) : NULL,
+        .idempotency_key = k ? aq_api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)klen, k)) : NULL,
         .request_hash = k ? request_hash(c, type->valuestring, q, priority, when, input_json) : NULL,
         .check_type = 1,
     };
-    api_enqueue(c, &r, job_enqueued);
+    aq_api_enqueue(c, &r, job_enqueued);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */
@@ -256,72 +258,73 @@ void api_jobs_create(api_call *c)
 static void got_job(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return;
     }
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
+    if (PQntuples(res) == 0) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such job"); return; }
     const char *status = PQgetvalue(res, 0, 1);
     if (c->wait_s > 0 && (!strcmp(status, "queued") || !strcmp(status, "running"))) {
         /* a user may park AGENTQ_USER_MAX_WAITS at once; beyond, the answer is the job as it is now */
-        if (api_wait_acquire(c->t->srv, c->user_id)) {
+        if (aq_api_wait_acquire(c->t->srv, c->user_id)) {
             c->wait_counted = 1;
-            api_wait_for_job(c);
+            aq_api_wait_for_job(c, aq_api_job_get);
             return;
         }
     }
-    api_reply(c, c->cancelling ? 202 : 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    aq_api_reply(c, c->cancelling ? 202 : 200, PQgetvalue(res, 0, 0),
+                 (size_t)PQgetlength(res, 0, 0));
 }
 
-void api_job_get(api_call *c)
+void aq_api_job_get(api_call *c)
 {
     if (!c->wait_timer && !c->no_wait) {   /* first pass, not a wake-up or a cancel's answer */
-        const char *w = api_query_param(c, "wait");
+        const char *w = aq_api_query_param(c, "wait");
         long long v = 0;
-        if (w && api_parse_int(w, 0, 3600, &v)) {
-            api_reply_error(c, AQ_EINVAL, "wait: seconds, an integer from 0 to 3600");
+        if (w && aq_api_parse_int(w, 0, 3600, &v)) {
+            aq_api_reply_error(c, AQ_EINVAL, "wait: seconds, an integer from 0 to 3600");
             return;
         }
         long max = c->t->srv->cfg->wait_max_seconds;
         c->wait_s = v > max ? max : (long)v;
     }
-    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), api_owner_param(c)};
-    api_query(c, "SELECT " JOB_JSON "::text, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
-              2, p, got_job);
+    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)), aq_api_owner_param(c)};
+    aq_api_query(c, "SELECT " JOB_JSON "::text, status FROM jobs WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
+                 2, p, got_job);
 }
 
 /* ---- GET /v1/jobs ---- */
 
-void api_jobs_list(api_call *c)
+void aq_api_jobs_list(api_call *c)
 {
-    const char *status = api_query_param(c, "status");
-    const char *type = api_query_param(c, "type");
-    const char *limit = api_query_param(c, "limit");
-    const char *before = api_query_param(c, "before");
+    const char *status = aq_api_query_param(c, "status");
+    const char *type = aq_api_query_param(c, "type");
+    const char *limit = aq_api_query_param(c, "limit");
+    const char *before = aq_api_query_param(c, "before");
     aq_job_state st;
     if (status) {
         if (aq_job_state_parse(status, &st)) {
-            api_reply_error(c, AQ_EINVAL, "status: one of queued, running, waiting, succeeded, failed, cancelled");
+            aq_api_reply_error(c, AQ_EINVAL, "status: one of queued, running, waiting, succeeded, failed, cancelled");
             return;
         }
     }
-    if (type && !valid_name(type, 100)) { api_reply_error(c, AQ_EINVAL, "type: a job type name"); return; }
+    if (type && !valid_name(type, 100)) { aq_api_reply_error(c, AQ_EINVAL, "type: a job type name"); return; }
     long long lim = 50, bef = 0;
-    if (limit && api_parse_int(limit, 1, 200, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
-    if (before && api_parse_int(before, 1, INT64_MAX, &bef)) {
-        api_reply_error(c, AQ_EINVAL, "before: a job id (the previous page's next)");
+    if (limit && aq_api_parse_int(limit, 1, 200, &lim)) { aq_api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
+    if (before && aq_api_parse_int(before, 1, INT64_MAX, &bef)) {
+        aq_api_reply_error(c, AQ_EINVAL, "before: a job id (the previous page's next)");
         return;
     }
     char lims[24];
     snprintf(lims, sizeof lims, "%lld", lim);
-    const char *p[] = {api_owner_param(c), status, type, before, lims};
-    api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
-              " FROM (SELECT id, " JOB_JSON " AS doc FROM jobs"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
-              " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
-              " ORDER BY id DESC LIMIT $5) j",
-              5, p, api_reply_200);
+    const char *p[] = {aq_api_owner_param(c), status, type, before, lims};
+    aq_api_query(c,
+                 "SELECT json_build_object('items', coalesce(json_agg(j.doc ORDER BY j.id DESC), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $5 THEN min(j.id) END)::text"
+                 " FROM (SELECT id, " JOB_JSON " AS doc FROM jobs"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
+                 " AND ($3::text IS NULL OR job_type = $3) AND ($4::bigint IS NULL OR id < $4)"
+                 " ORDER BY id DESC LIMIT $5) j",
+                 5, p, aq_api_reply_200);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel ---- */
@@ -331,16 +334,16 @@ void api_jobs_list(api_call *c)
 static void cancelled(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return;
     }
     const char *was;
     switch (aq_jobs_cancel_result(res, &was)) {
     case AQ_CANCEL_NOT_FOUND:
-        api_reply_error(c, AQ_ENOTFOUND, "no such job");
+        aq_api_reply_error(c, AQ_ENOTFOUND, "no such job");
         return;
     case AQ_CANCEL_FINISHED:
-        api_reply_error(c, AQ_ECONFLICT, "the job has already %s", was);
+        aq_api_reply_error(c, AQ_ECONFLICT, "the job has already %s", was);
         return;
     case AQ_CANCEL_REQUESTED:
         c->cancelling = 1;   /* running: it ends cancelled; answered 202 with the job as it is now */
@@ -350,11 +353,11 @@ static void cancelled(api_call *c, PGresult *res)
     }
     c->wait_s = 0;
     c->no_wait = 1;
-    api_job_get(c);   /* answer with the job as it now is */
+    aq_api_job_get(c);   /* answer with the job as it now is */
 }
 
-void api_job_cancel(api_call *c)
+void aq_api_job_cancel(api_call *c)
 {
-    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->id)), api_owner_param(c)};
-    api_query(c, aq_jobs_sql_cancel, 2, p, cancelled);
+    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)), aq_api_owner_param(c)};
+    aq_api_query(c, aq_jobs_sql_cancel, 2, p, cancelled);
 }

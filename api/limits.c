@@ -47,7 +47,7 @@ typedef struct {
 
 #define INITIAL_BUCKETS 4096
 
-void api_limits_init(api_server *srv)
+void aq_api_limits_init(api_server *srv)
 {
     table *tb = aq_calloc(1, sizeof *tb);
     pthread_mutex_init(&tb->mu, NULL);
@@ -134,7 +134,7 @@ static entry *find(const api_server *srv, table *tb, int64_t user_id, uint64_t n
     return e;
 }
 
-int api_rate_allow(api_server *srv, int64_t user_id)
+int aq_api_rate_allow(api_server *srv, int64_t user_id)
 {
     table *tb = srv->limits;
     uint64_t now = aq_now_mono_ms();
@@ -155,7 +155,7 @@ int api_rate_allow(api_server *srv, int64_t user_id)
     return ok;
 }
 
-size_t api_rate_collect(api_server *srv, int64_t **users, long **counts)
+size_t aq_api_rate_collect(api_server *srv, int64_t **users, long **counts)
 {
     table *tb = srv->limits;
     size_t n = 0, cap = 0;
@@ -181,7 +181,7 @@ size_t api_rate_collect(api_server *srv, int64_t **users, long **counts)
     return n;
 }
 
-void api_rate_learn(api_server *srv, size_t n, const int64_t *users, const double *levels)
+void aq_api_rate_learn(api_server *srv, size_t n, const int64_t *users, const double *levels)
 {
     table *tb = srv->limits;
     uint64_t now = aq_now_mono_ms();
@@ -199,7 +199,7 @@ void api_rate_learn(api_server *srv, size_t n, const int64_t *users, const doubl
     pthread_mutex_unlock(&tb->mu);
 }
 
-int api_wait_acquire(api_server *srv, int64_t user_id)
+int aq_api_wait_acquire(api_server *srv, int64_t user_id)
 {
     table *tb = srv->limits;
     pthread_mutex_lock(&tb->mu);
@@ -211,7 +211,7 @@ int api_wait_acquire(api_server *srv, int64_t user_id)
     return ok;
 }
 
-void api_wait_release(api_server *srv, int64_t user_id)
+void aq_api_wait_release(api_server *srv, int64_t user_id)
 {
     table *tb = srv->limits;
     pthread_mutex_lock(&tb->mu);

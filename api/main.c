@@ -19,8 +19,8 @@
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     api_thread *t = H2O_STRUCT_FROM_MEMBER(api_thread, ctx, req->conn->ctx);
-    api_conn_request_started(t, req);
-    return api_route(t, req);
+    aq_api_conn_request_started(t, req);
+    return aq_api_route(t, req);
 }
 
 /* "host:port" or "[v6]:port" → sockaddr. */
@@ -83,12 +83,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     h2o_config_init(&srv->h2o);
     srv->h2o.server_name = h2o_iovec_init(H2O_STRLIT("agentq"));
-    /* h2o's own cap (plain-text 413) sits above ours (JSON 413 from api_parse_body) */
+    /* h2o's own cap (plain-text 413) sits above ours (JSON 413 from aq_api_parse_body) */
     srv->h2o.max_request_entity_size = (size_t)cfg.max_body_bytes * 2 + 1024;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_create_handler(path, sizeof(h2o_handler_t))->on_req = on_req;
-    api_limits_init(srv);
+    aq_api_limits_init(srv);
     if (cfg.api_queues[0]) {   /* "a, b" → "a,b" */
         srv->queues = aq_calloc(1, strlen(cfg.api_queues) + 1);
         char *q = srv->queues;
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);   /* threads inherit the mask; main waits */
-    if (api_listen(srv)) {
+    if (aq_api_listen(srv)) {
         aq_error("api", "cannot listen on %s: %s", cfg.listen, strerror(errno));
         fprintf(stderr, "agentq-api: cannot listen on %s: %s\n", cfg.listen, strerror(errno));
         return 1;
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < srv->nthreads; i++) {
         srv->threads[i].srv = srv;
         srv->threads[i].index = i;
-        if (api_thread_start(&srv->threads[i])) return 1;
+        if (aq_api_thread_start(&srv->threads[i])) return 1;
     }
     close(srv->listen_fd);   /* each thread polls its own dup */
     aq_info("api", "listening on %s with %d threads (at most %ld connections)", cfg.listen, srv->nthreads,
@@ -121,8 +121,8 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&set, &sig);
     aq_info("api", "stopping (signal %d): no new connections, finishing requests in flight", sig);
-    api_server_request_stop(srv);
-    for (int i = 0; i < srv->nthreads; i++) api_thread_request_stop(&srv->threads[i]);
+    aq_api_server_request_stop(srv);
+    for (int i = 0; i < srv->nthreads; i++) aq_api_thread_request_stop(&srv->threads[i]);
     for (int i = 0; i < srv->nthreads; i++) pthread_join(srv->threads[i].tid, NULL);
     aq_info("api", "stopped");
     return 0;

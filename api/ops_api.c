@@ -10,23 +10,23 @@
 #include "aq_error.h"
 #include <stdio.h>
 
-void api_healthz(api_call *c)
+void aq_api_healthz(api_call *c)
 {
     static const char body[] = "{\"status\":\"ok\"}";
-    api_reply(c, 200, body, sizeof body - 1);
+    aq_api_reply(c, 200, body, sizeof body - 1);
 }
 
 static void ready(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable");
         return;
     }
     static const char body[] = "{\"status\":\"ready\"}";
-    api_reply(c, 200, body, sizeof body - 1);
+    aq_api_reply(c, 200, body, sizeof body - 1);
 }
 
-void api_readyz(api_call *c) { api_query(c, "SELECT 1", 0, NULL, ready); }
+void aq_api_readyz(api_call *c) { aq_api_query(c, "SELECT 1", 0, NULL, ready); }
 
 static void add_label(aq_buf *b, const char *v)
 {
@@ -42,7 +42,7 @@ static void add_label(aq_buf *b, const char *v)
 static void got_metrics(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable");
         return;
     }
     aq_buf b;
@@ -79,7 +79,7 @@ static void got_metrics(api_call *c, PGresult *res)
     for (int r = 0; r < R_COUNT; r++)
         for (int k = 1; k <= 5; k++) {
             unsigned long long n = atomic_load(&srv->requests[r][k]);
-            if (n) aq_buf_addf(&b, "agentq_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", api_route_names[r], k, n);
+            if (n) aq_buf_addf(&b, "agentq_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", aq_api_route_names[r], k, n);
         }
     aq_buf_adds(&b, "# HELP agentq_http_request_duration_seconds API request latency.\n"
                     "# TYPE agentq_http_request_duration_seconds histogram\n");
@@ -87,7 +87,7 @@ static void got_metrics(api_call *c, PGresult *res)
     for (int i = 0; i <= API_LATENCY_BUCKETS; i++) {
         cum += atomic_load(&srv->latency[i]);
         if (i < API_LATENCY_BUCKETS)
-            aq_buf_addf(&b, "agentq_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", api_latency_bounds[i], cum);
+            aq_buf_addf(&b, "agentq_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", aq_api_latency_bounds[i], cum);
         else
             aq_buf_addf(&b, "agentq_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     }
@@ -100,22 +100,22 @@ static void got_metrics(api_call *c, PGresult *res)
                     "# HELP agentq_http_waits_parked ?wait= long-polls parked in this API process.\n"
                     "# TYPE agentq_http_waits_parked gauge\nagentq_http_waits_parked %d\n",
                 atomic_load(&srv->connections), srv->max_connections, atomic_load(&srv->waits));
-    api_reply_text(c, 200, "text/plain; version=0.0.4", b.p, b.len);
+    aq_api_reply_text(c, 200, "text/plain; version=0.0.4", b.p, b.len);
     aq_buf_dispose(&b);
 }
 
-void api_metrics(api_call *c)
+void aq_api_metrics(api_call *c)
 {
-    if (!c->operator) { api_reply_error(c, AQ_ENOTFOUND, "no such endpoint"); return; }
-    api_query(c,
-              "SELECT 'depth', job_type, status, count(*)::text FROM jobs"
-              " WHERE status IN ('queued', 'running', 'waiting') GROUP BY job_type, status"
-              " UNION ALL SELECT 'oldest', '', '', coalesce(extract(epoch FROM now() - min(run_at)), 0)::text"
-              " FROM jobs WHERE status = 'queued' AND run_at <= now()"
-              " UNION ALL SELECT 'finished', job_type, status, count(*)::text FROM jobs"
-              " WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at > now() - interval '1 minute'"
-              " GROUP BY job_type, status"
-              " UNION ALL SELECT 'worker', id, '', jobs_done::text FROM workers"
-              " WHERE last_heartbeat > now() - interval '5 minutes'",
-              0, NULL, got_metrics);
+    if (!c->operator) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such endpoint"); return; }
+    aq_api_query(c,
+                 "SELECT 'depth', job_type, status, count(*)::text FROM jobs"
+                 " WHERE status IN ('queued', 'running', 'waiting') GROUP BY job_type, status"
+                 " UNION ALL SELECT 'oldest', '', '', coalesce(extract(epoch FROM now() - min(run_at)), 0)::text"
+                 " FROM jobs WHERE status = 'queued' AND run_at <= now()"
+                 " UNION ALL SELECT 'finished', job_type, status, count(*)::text FROM jobs"
+                 " WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at > now() - interval '1 minute'"
+                 " GROUP BY job_type, status"
+                 " UNION ALL SELECT 'worker', id, '', jobs_done::text FROM workers"
+                 " WHERE last_heartbeat > now() - interval '5 minutes'",
+                 0, NULL, got_metrics);
 }

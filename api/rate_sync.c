@@ -60,7 +60,7 @@ static void on_taken(void *arg, PGresult *res)
         users[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         levels[i] = strtod(PQgetvalue(res, i, 1), NULL);
     }
-    api_rate_learn(rs->t->srv, (size_t)n, users, levels);
+    aq_api_rate_learn(rs->t->srv, (size_t)n, users, levels);
     free(users);
     free(levels);
 }
@@ -100,13 +100,13 @@ static void on_tick(uv_timer_t *timer)
     if (rs->inflight) return;
     int64_t *users;
     long *counts;
-    size_t n = api_rate_collect(t->srv, &users, &counts);   /* taken even when down: dropped */
+    size_t n = aq_api_rate_collect(t->srv, &users, &counts);   /* taken even when down: dropped */
     if (t->db_ready && aq_pgloop_ready(t->pg)) {
         char rate[32], burst[32];
         snprintf(rate, sizeof rate, "%ld", t->srv->cfg->user_rate_per_s);
         snprintf(burst, sizeof burst, "%ld", t->srv->cfg->user_rate_per_s * 2);
         if (n > 0) send_take(rs, n, users, counts, rate, burst);
-        else if (!rs->failing) api_rate_learn(t->srv, 0, NULL, NULL);   /* still answering: levels stay fresh */
+        else if (!rs->failing) aq_api_rate_learn(t->srv, 0, NULL, NULL);   /* still answering: levels stay fresh */
         uint64_t now = aq_now_mono_ms();
         if (now >= rs->next_prune) {
             rs->next_prune = now + PRUNE_MS;
@@ -119,7 +119,7 @@ static void on_tick(uv_timer_t *timer)
     free(counts);
 }
 
-void api_rate_sync_start(api_thread *t)
+void aq_api_rate_sync_start(api_thread *t)
 {
     long ms = t->srv->cfg->rate_sync_ms;
     if (ms <= 0) return;
@@ -134,7 +134,7 @@ void api_rate_sync_start(api_thread *t)
 
 static void close_noop(uv_handle_t *h) { (void)h; }
 
-void api_rate_sync_close(api_thread *t)
+void aq_api_rate_sync_close(api_thread *t)
 {
     rate_sync *rs = t->rate_sync;
     if (!rs) return;

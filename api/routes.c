@@ -2,7 +2,7 @@
  * paths, 405 (with Allow) for a known path with the wrong method. HEAD is
  * answered wherever GET is, like GET without the body (RFC 9110 §9.3.2).
  * Path ids must be plain positive integers and session ids UUIDs, else 404.
- * A request whose framing or size is refused (api_request_refused) is
+ * A request whose framing or size is refused (aq_api_request_refused) is
  * answered before routing. */
 #include "api.h"
 #include "aq_error.h"
@@ -17,28 +17,28 @@ typedef struct {
 } route;
 
 static const route routes[] = {
-    {"GET",  "/healthz",                   R_HEALTHZ,          api_healthz,          0},
-    {"GET",  "/readyz",                    R_READYZ,           api_readyz,           0},
-    {"GET",  "/metrics",                   R_METRICS,          api_metrics,          1},
-    {"POST", "/v1/chat",                   R_CHAT,             api_chat,             1},
-    {"GET",  "/v1/jobs",                   R_JOBS_LIST,        api_jobs_list,        1},
-    {"POST", "/v1/jobs",                   R_JOBS_CREATE,      api_jobs_create,      1},
-    {"GET",  "/v1/jobs/:id",               R_JOB_GET,          api_job_get,          1},
-    {"POST", "/v1/jobs/:id/cancel",        R_JOB_CANCEL,       api_job_cancel,       1},
-    {"GET",  "/v1/sessions/:uuid/messages", R_SESSION_MESSAGES, api_session_messages, 1},
-    {"GET",  "/v1/actions",                R_ACTIONS_LIST,     api_actions_list,     1},
-    {"POST", "/v1/actions/:id/approve",    R_ACTION_DECIDE,    api_action_approve,   1},
-    {"POST", "/v1/actions/:id/reject",     R_ACTION_DECIDE,    api_action_reject,    1},
-    {"GET",  "/v1/schedules",              R_SCHEDULES_LIST,   api_schedules_list,   1},
-    {"POST", "/v1/schedules",              R_SCHEDULES_CREATE, api_schedules_create, 1},
-    {"GET",  "/v1/schedules/:id",          R_SCHEDULE_GET,     api_schedule_get,     1},
-    {"PATCH", "/v1/schedules/:id",         R_SCHEDULE_PATCH,   api_schedule_patch,   1},
-    {"DELETE", "/v1/schedules/:id",        R_SCHEDULE_DELETE,  api_schedule_delete,  1},
-    {"POST", "/v1/telegram/webhook",       R_TELEGRAM_WEBHOOK, api_telegram_webhook, 0},
-    {"POST", "/v1/channels/telegram/link", R_TELEGRAM_LINK,    api_telegram_link,    1},
-    {"GET",  "/v1/channels",               R_CHANNELS_LIST,    api_channels_list,    1},
-    {"GET",  "/v1/notifications",          R_NOTIFICATIONS_LIST, api_notifications_list, 1},
-    {"POST", "/v1/notifications/:id/read", R_NOTIFICATION_READ, api_notification_read, 1},
+    {"GET",  "/healthz",                   R_HEALTHZ,          aq_api_healthz,          0},
+    {"GET",  "/readyz",                    R_READYZ,           aq_api_readyz,           0},
+    {"GET",  "/metrics",                   R_METRICS,          aq_api_metrics,          1},
+    {"POST", "/v1/chat",                   R_CHAT,             aq_api_chat,             1},
+    {"GET",  "/v1/jobs",                   R_JOBS_LIST,        aq_api_jobs_list,        1},
+    {"POST", "/v1/jobs",                   R_JOBS_CREATE,      aq_api_jobs_create,      1},
+    {"GET",  "/v1/jobs/:id",               R_JOB_GET,          aq_api_job_get,          1},
+    {"POST", "/v1/jobs/:id/cancel",        R_JOB_CANCEL,       aq_api_job_cancel,       1},
+    {"GET",  "/v1/sessions/:uuid/messages", R_SESSION_MESSAGES, aq_api_session_messages, 1},
+    {"GET",  "/v1/actions",                R_ACTIONS_LIST,     aq_api_actions_list,     1},
+    {"POST", "/v1/actions/:id/approve",    R_ACTION_DECIDE,    aq_api_action_approve,   1},
+    {"POST", "/v1/actions/:id/reject",     R_ACTION_DECIDE,    aq_api_action_reject,    1},
+    {"GET",  "/v1/schedules",              R_SCHEDULES_LIST,   aq_api_schedules_list,   1},
+    {"POST", "/v1/schedules",              R_SCHEDULES_CREATE, aq_api_schedules_create, 1},
+    {"GET",  "/v1/schedules/:id",          R_SCHEDULE_GET,     aq_api_schedule_get,     1},
+    {"PATCH", "/v1/schedules/:id",         R_SCHEDULE_PATCH,   aq_api_schedule_patch,   1},
+    {"DELETE", "/v1/schedules/:id",        R_SCHEDULE_DELETE,  aq_api_schedule_delete,  1},
+    {"POST", "/v1/telegram/webhook",       R_TELEGRAM_WEBHOOK, aq_api_telegram_webhook, 0},
+    {"POST", "/v1/channels/telegram/link", R_TELEGRAM_LINK,    aq_api_telegram_link,    1},
+    {"GET",  "/v1/channels",               R_CHANNELS_LIST,    aq_api_channels_list,    1},
+    {"GET",  "/v1/notifications",          R_NOTIFICATIONS_LIST, aq_api_notifications_list, 1},
+    {"POST", "/v1/notifications/:id/read", R_NOTIFICATION_READ, aq_api_notification_read, 1},
     {NULL, NULL, 0, NULL, 0},
 };
 
@@ -63,7 +63,7 @@ static int match(const char *pattern, const char *path, size_t len, int64_t *id,
             if (v <= 0) return 0;
             *id = v;
         } else if (plen == 5 && !memcmp(p, ":uuid", 5)) {
-            if (!api_is_uuid(s, slen)) return 0;
+            if (!aq_api_is_uuid(s, slen)) return 0;
             memcpy(uuid, s, 36);
             uuid[36] = '\0';
         } else if (plen != slen || memcmp(p, s, plen)) {
@@ -75,7 +75,7 @@ static int match(const char *pattern, const char *path, size_t len, int64_t *id,
     return s == end;
 }
 
-int api_route(api_thread *t, h2o_req_t *req)
+int aq_api_route(api_thread *t, h2o_req_t *req)
 {
     const char *path = req->path_normalized.base;
     size_t len = req->path_normalized.len;
@@ -98,23 +98,23 @@ int api_route(api_thread *t, h2o_req_t *req)
             strcat(allow, m);
         }
     }
-    if (api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
+    if (aq_api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
     if (!found) {
-        api_call *c = api_call_new(t, req, R_NOT_FOUND);
+        api_call *c = aq_api_call_new(t, req, R_NOT_FOUND);
         if (allow[0]) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base, strlen(allow));
-            api_reply_error(c, AQ_EMETHOD, "use %s for this path", allow);
+            aq_api_reply_error(c, AQ_EMETHOD, "use %s for this path", allow);
         } else {
-            api_reply_error(c, AQ_ENOTFOUND, "no such endpoint");
+            aq_api_reply_error(c, AQ_ENOTFOUND, "no such endpoint");
         }
         return 0;
     }
-    api_call *c = api_call_new(t, req, found->route);
+    api_call *c = aq_api_call_new(t, req, found->route);
     c->id = id;
     memcpy(c->uuid, uuid, sizeof c->uuid);
     if (found->auth) {
         c->next = found->fn;
-        api_authenticate(c);
+        aq_api_authenticate(c);
     } else {
         found->fn(c);
     }

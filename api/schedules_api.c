@@ -35,25 +35,25 @@ static int check_fields(api_call *c, fields *f, int create)
         int known = 0;
         for (int i = 0; FIELDS[i]; i++) known |= !strcmp(it->string, FIELDS[i]);
         if (!known) {
-            api_reply_error(c, AQ_EINVAL, "%s: unknown field (expected name, cron, timezone, prompt, enabled, misfire)",
-                            it->string);
+            aq_api_reply_error(c, AQ_EINVAL, "%s: unknown field (expected name, cron, timezone, prompt, enabled, misfire)",
+                               it->string);
             return -1;
         }
     }
-    if (api_text_field(c, "name", AQ_SCHEDULE_NAME_MAX, create, &f->name) ||
-        api_text_field(c, "cron", AQ_SCHEDULE_CRON_MAX, create, &f->cron) ||
-        api_text_field(c, "timezone", AQ_TZ_NAME_MAX, 0, &f->zone) ||
-        api_text_field(c, "prompt", c->t->srv->cfg->max_message_chars, create, &f->prompt) ||
-        api_text_field(c, "misfire", 16, 0, &f->misfire))
+    if (aq_api_text_field(c, "name", AQ_SCHEDULE_NAME_MAX, create, &f->name) ||
+        aq_api_text_field(c, "cron", AQ_SCHEDULE_CRON_MAX, create, &f->cron) ||
+        aq_api_text_field(c, "timezone", AQ_TZ_NAME_MAX, 0, &f->zone) ||
+        aq_api_text_field(c, "prompt", c->t->srv->cfg->max_message_chars, create, &f->prompt) ||
+        aq_api_text_field(c, "misfire", 16, 0, &f->misfire))
         return -1;
     if (f->misfire && strcmp(f->misfire, "run_once") && strcmp(f->misfire, "skip")) {
-        api_reply_error(c, AQ_EINVAL, "misfire: run_once (after downtime, run once for the missed times) or skip");
+        aq_api_reply_error(c, AQ_EINVAL, "misfire: run_once (after downtime, run once for the missed times) or skip");
         return -1;
     }
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(c->body, "enabled");
     f->enabled = -1;
     if (en && !cJSON_IsNull(en)) {
-        if (!cJSON_IsBool(en)) { api_reply_error(c, AQ_EINVAL, "enabled: must be true or false"); return -1; }
+        if (!cJSON_IsBool(en)) { aq_api_reply_error(c, AQ_EINVAL, "enabled: must be true or false"); return -1; }
         f->enabled = cJSON_IsTrue(en);
     }
     return 0;
@@ -70,17 +70,17 @@ static int next_run(api_call *c, const char *cron, const char *zone, int enabled
     int64_t now = (int64_t)time(NULL);
     if (aq_schedule_check_interval(cron, zone, now, c->t->srv->cfg->schedule_min_interval_s, err, sizeof err) ||
         aq_schedule_next(cron, zone, now, &next, err, sizeof err)) {
-        api_reply_error(c, AQ_EINVAL, "%s", err);
+        aq_api_reply_error(c, AQ_EINVAL, "%s", err);
         return -1;
     }
-    if (enabled) *out = api_keep(c, aq_sprintf("%lld", (long long)next));
+    if (enabled) *out = aq_api_keep(c, aq_sprintf("%lld", (long long)next));
     return 0;
 }
 
 static int db_failed(api_call *c, PGresult *res)
 {
     if (res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)) return 0;
-    api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+    aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
     return 1;
 }
 
@@ -90,15 +90,15 @@ static void created(api_call *c, PGresult *res)
 {
     if (db_failed(c, res)) return;
     if (PQntuples(res) == 0) {
-        api_reply_error(c, AQ_EQUOTA, "you already have %d schedules; delete one first", AQ_SCHEDULE_PER_USER);
+        aq_api_reply_error(c, AQ_EQUOTA, "you already have %d schedules; delete one first", AQ_SCHEDULE_PER_USER);
         return;
     }
-    api_reply(c, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    aq_api_reply(c, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-void api_schedules_create(api_call *c)
+void aq_api_schedules_create(api_call *c)
 {
-    if (api_parse_body(c)) return;
+    if (aq_api_parse_body(c)) return;
     fields f;
     if (check_fields(c, &f, 1)) return;
     if (!f.zone) f.zone = "UTC";
@@ -110,46 +110,49 @@ void api_schedules_create(api_call *c)
     char err[256];
     if (aq_schedule_check_new(f.name, f.cron, f.zone, f.prompt, cfg->max_message_chars, cfg->schedule_min_interval_s,
                               (int64_t)time(NULL), &next, err, sizeof err)) {
-        api_reply_error(c, AQ_EINVAL, "%s", err);
+        aq_api_reply_error(c, AQ_EINVAL, "%s", err);
         return;
     }
-    const char *p[] = {api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), f.name, f.cron, f.zone, f.prompt,
+    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), f.name, f.cron, f.zone, f.prompt,
                        f.enabled ? "true" : "false", f.misfire,
-                       f.enabled ? api_keep(c, aq_sprintf("%lld", (long long)next)) : NULL,
-                       api_keep(c, aq_sprintf("%d", AQ_SCHEDULE_PER_USER))};
-    api_query(c, aq_schedule_sql_create, 9, p, created);
+                       f.enabled ? aq_api_keep(c, aq_sprintf("%lld", (long long)next)) : NULL,
+                       aq_api_keep(c, aq_sprintf("%d", AQ_SCHEDULE_PER_USER))};
+    aq_api_query(c, aq_schedule_sql_create, 9, p, created);
 }
 
 /* ---- GET /v1/schedules, GET /v1/schedules/{id} ---- */
 
-static void got_one(api_call *c, PGresult *res) { api_reply_row(c, res, 200, "no such schedule"); }
-
-static const char *id_param(api_call *c) { return api_keep(c, aq_sprintf("%lld", (long long)c->id)); }
-
-void api_schedule_get(api_call *c)
+static void got_one(api_call *c, PGresult *res)
 {
-    const char *p[] = {id_param(c), api_owner_param(c)};
-    api_query(c, "SELECT " SCHEDULE_JSON "::text FROM agent_schedules WHERE id = $1"
+    aq_api_reply_row(c, res, 200, "no such schedule");
+}
+
+static const char *id_param(api_call *c) { return aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)); }
+
+void aq_api_schedule_get(api_call *c)
+{
+    const char *p[] = {id_param(c), aq_api_owner_param(c)};
+    aq_api_query(c, "SELECT " SCHEDULE_JSON "::text FROM agent_schedules WHERE id = $1"
                  " AND ($2::bigint IS NULL OR user_id = $2)", 2, p, got_one);
 }
 
-void api_schedules_list(api_call *c)
+void aq_api_schedules_list(api_call *c)
 {
-    const char *limit = api_query_param(c, "limit"), *before = api_query_param(c, "before");
+    const char *limit = aq_api_query_param(c, "limit"), *before = aq_api_query_param(c, "before");
     long long lim = 50, bef = 0;
-    if (limit && api_parse_int(limit, 1, 200, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
-    if (before && api_parse_int(before, 1, INT64_MAX, &bef)) {
-        api_reply_error(c, AQ_EINVAL, "before: a schedule id (the previous page's next)");
+    if (limit && aq_api_parse_int(limit, 1, 200, &lim)) { aq_api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 200"); return; }
+    if (before && aq_api_parse_int(before, 1, INT64_MAX, &bef)) {
+        aq_api_reply_error(c, AQ_EINVAL, "before: a schedule id (the previous page's next)");
         return;
     }
-    const char *p[] = {api_owner_param(c), before, api_keep(c, aq_sprintf("%lld", lim))};
-    api_query(c,
-              "SELECT json_build_object('items', coalesce(json_agg(s.doc ORDER BY s.id DESC), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $3 THEN min(s.id) END)::text"
-              " FROM (SELECT id, " SCHEDULE_JSON " AS doc FROM agent_schedules"
-              " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id < $2)"
-              " ORDER BY id DESC LIMIT $3) s",
-              3, p, got_one);
+    const char *p[] = {aq_api_owner_param(c), before, aq_api_keep(c, aq_sprintf("%lld", lim))};
+    aq_api_query(c,
+                 "SELECT json_build_object('items', coalesce(json_agg(s.doc ORDER BY s.id DESC), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $3 THEN min(s.id) END)::text"
+                 " FROM (SELECT id, " SCHEDULE_JSON " AS doc FROM agent_schedules"
+                 " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id < $2)"
+                 " ORDER BY id DESC LIMIT $3) s",
+                 3, p, got_one);
 }
 
 /* ---- PATCH /v1/schedules/{id} ---- */
@@ -168,26 +171,26 @@ static void patched(api_call *c, PGresult *res)
 {
     if (db_failed(c, res)) return;
     if (PQntuples(res) == 0) {
-        if (c->ref_id) api_reply_error(c, AQ_ECONFLICT, "the schedule changed meanwhile; read it and try again");
-        else api_reply_error(c, AQ_ENOTFOUND, "no such schedule");
+        if (c->ref_id) aq_api_reply_error(c, AQ_ECONFLICT, "the schedule changed meanwhile; read it and try again");
+        else aq_api_reply_error(c, AQ_ENOTFOUND, "no such schedule");
         return;
     }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    aq_api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
 static void send_patch(api_call *c, const fields *f, int retime, const char *next, const char *const *seen)
 {
     const char *en = f->enabled < 0 ? NULL : f->enabled ? "true" : "false";
-    const char *p[] = {id_param(c), api_owner_param(c), f->name, f->prompt, f->misfire, f->cron, f->zone, en,
+    const char *p[] = {id_param(c), aq_api_owner_param(c), f->name, f->prompt, f->misfire, f->cron, f->zone, en,
                        retime ? "true" : "false", next, seen[0], seen[1], seen[2]};
-    api_query(c, SQL_PATCH, 13, p, patched);
+    aq_api_query(c, SQL_PATCH, 13, p, patched);
 }
 
 /* The row as it was: compute the new next_run_at, then update if unchanged. */
 static void got_current(api_call *c, PGresult *res)
 {
     if (db_failed(c, res)) return;
-    if (PQntuples(res) == 0) { api_reply_error(c, AQ_ENOTFOUND, "no such schedule"); return; }
+    if (PQntuples(res) == 0) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such schedule"); return; }
     fields f;
     check_fields(c, &f, 0);   /* checked before the read: cannot fail now */
     const char *cron = f.cron ? f.cron : PQgetvalue(res, 0, 0);
@@ -195,33 +198,33 @@ static void got_current(api_call *c, PGresult *res)
     int enabled = f.enabled >= 0 ? f.enabled : PQgetvalue(res, 0, 2)[0] == 't';
     const char *next;
     if (next_run(c, cron, zone, enabled, &next)) return;
-    const char *seen[] = {api_keep(c, aq_strdup(PQgetvalue(res, 0, 0))), api_keep(c, aq_strdup(PQgetvalue(res, 0, 1))),
+    const char *seen[] = {aq_api_keep(c, aq_strdup(PQgetvalue(res, 0, 0))), aq_api_keep(c, aq_strdup(PQgetvalue(res, 0, 1))),
                           PQgetvalue(res, 0, 2)[0] == 't' ? "true" : "false"};
     c->ref_id = 1;   /* no row now means it changed (or went) meanwhile */
     send_patch(c, &f, 1, next, seen);
 }
 
-void api_schedule_patch(api_call *c)
+void aq_api_schedule_patch(api_call *c)
 {
-    if (api_parse_body(c)) return;
+    if (aq_api_parse_body(c)) return;
     fields f;
     if (check_fields(c, &f, 0)) return;
-    if (!c->body->child) { api_reply_error(c, AQ_EINVAL, "nothing to change: send at least one field"); return; }
+    if (!c->body->child) { aq_api_reply_error(c, AQ_EINVAL, "nothing to change: send at least one field"); return; }
     if (!f.cron && !f.zone && f.enabled < 0) {
         const char *seen[] = {NULL, NULL, NULL};
         send_patch(c, &f, 0, NULL, seen);
         return;
     }
-    const char *p[] = {id_param(c), api_owner_param(c)};
-    api_query(c, "SELECT cron, timezone, enabled FROM agent_schedules WHERE id = $1"
+    const char *p[] = {id_param(c), aq_api_owner_param(c)};
+    aq_api_query(c, "SELECT cron, timezone, enabled FROM agent_schedules WHERE id = $1"
                  " AND ($2::bigint IS NULL OR user_id = $2)", 2, p, got_current);
 }
 
 /* ---- DELETE /v1/schedules/{id} ---- */
 
-void api_schedule_delete(api_call *c)
+void aq_api_schedule_delete(api_call *c)
 {
-    const char *p[] = {id_param(c), api_owner_param(c)};
-    api_query(c, "DELETE FROM agent_schedules WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
+    const char *p[] = {id_param(c), aq_api_owner_param(c)};
+    aq_api_query(c, "DELETE FROM agent_schedules WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
                  " RETURNING json_build_object('id', id, 'deleted', true)::text", 2, p, got_one);
 }

@@ -25,7 +25,7 @@ static void start_accepting(api_thread *t)
     if (t->accepting || t->stopping) return;
     t->accepting = 1;
     uv_timer_stop(&t->ready_timer);
-    api_accept_start(t);
+    aq_api_accept_start(t);
 }
 
 static void on_ready_timer(uv_timer_t *timer)
@@ -41,7 +41,7 @@ static void on_pg_state(void *arg, int connected)
     api_thread *t = arg;
     t->db_ready = 0;
     if (!connected) {
-        api_waiters_wake_all(t);
+        aq_api_waiters_wake_all(t);
         return;
     }
     /* the session answers in UTC, never JIT-compiles (these statements are
@@ -52,12 +52,12 @@ static void on_pg_state(void *arg, int connected)
     aq_pgloop_sync(t->pg, NULL, NULL);
     t->db_ready = 1;
     start_accepting(t);
-    api_enqueue_on_ready(t);
+    aq_api_enqueue_on_ready(t);
 }
 
 static void on_pg_notify(void *arg, const PGnotify *n)
 {
-    api_waiters_on_notify(arg, n->extra);
+    aq_api_waiters_on_notify(arg, n->extra);
 }
 
 static void close_noop(uv_handle_t *h) { (void)h; }
@@ -68,8 +68,8 @@ static void finish(api_thread *t)
     uv_close((uv_handle_t *)&t->drain_timer, close_noop);
     uv_close((uv_handle_t *)&t->ready_timer, close_noop);
     uv_close((uv_handle_t *)&t->stop_async, close_noop);
-    api_accept_close(t);
-    api_rate_sync_close(t);
+    aq_api_accept_close(t);
+    aq_api_rate_sync_close(t);
     aq_pgloop_close(t->pg);
     t->pg = NULL;
     uv_stop(&t->loop);
@@ -92,8 +92,8 @@ static void on_stop(uv_async_t *a)
     t->stopping = 1;
     uv_timer_stop(&t->ready_timer);
     h2o_context_request_shutdown(&t->ctx);
-    api_waiters_wake_all(t);   /* parked long-polls answer now, with the job as it is */
-    api_accept_stop(t);
+    aq_api_waiters_wake_all(t);   /* parked long-polls answer now, with the job as it is */
+    aq_api_accept_stop(t);
     t->drain_deadline = aq_now_mono_ms() + 10000;
     uv_timer_start(&t->drain_timer, on_drain_timer, 0, 5);
 }
@@ -105,14 +105,14 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int api_thread_start(api_thread *t)
+int aq_api_thread_start(api_thread *t)
 {
     api_server *srv = t->srv;
     uv_loop_init(&t->loop);
     h2o_context_init(&t->ctx, &t->loop, &srv->h2o);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = srv->h2o.hosts;
-    if (api_accept_thread_init(t)) return -1;
+    if (aq_api_accept_thread_init(t)) return -1;
     uv_timer_init(&t->loop, &t->ready_timer);
     t->ready_timer.data = t;
     uv_timer_start(&t->ready_timer, on_ready_timer, AQ_READY_WAIT_MS, 0);
@@ -122,17 +122,17 @@ int api_thread_start(api_thread *t)
     t->drain_timer.data = t;
     aq_pgloop_callbacks cb = {on_pg_state, on_pg_notify, t};
     t->pg = aq_pgloop_create(&t->loop, srv->cfg->database_url, &cb);
-    api_auth_thread_init(t);
-    api_enqueue_thread_init(t);
-    api_waiters_thread_init(t);
-    if (t->index == 0) api_rate_sync_start(t);
+    aq_api_auth_thread_init(t);
+    aq_api_enqueue_thread_init(t);
+    aq_api_waiters_thread_init(t);
+    if (t->index == 0) aq_api_rate_sync_start(t);
     aq_pgloop_start(t->pg);
     return pthread_create(&t->tid, NULL, thread_main, t) == 0 ? 0 : -1;
 }
 
-void api_server_request_stop(api_server *srv) { atomic_store(&srv->stopping, 1); }
+void aq_api_server_request_stop(api_server *srv) { atomic_store(&srv->stopping, 1); }
 
-void api_thread_request_stop(api_thread *t)
+void aq_api_thread_request_stop(api_thread *t)
 {
     uv_async_send(&t->stop_async);
 }

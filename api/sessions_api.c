@@ -15,34 +15,34 @@
 static void got_messages(api_call *c, PGresult *res)
 {
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
+        aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return;
     }
-    if (PQgetisnull(res, 0, 0)) { api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
-    api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    if (PQgetisnull(res, 0, 0)) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such session"); return; }
+    aq_api_reply(c, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-void api_session_messages(api_call *c)
+void aq_api_session_messages(api_call *c)
 {
-    const char *after = api_query_param(c, "after");
-    const char *limit = api_query_param(c, "limit");
+    const char *after = aq_api_query_param(c, "after");
+    const char *limit = aq_api_query_param(c, "limit");
     long long lim = 100, aft = 0;
-    if (limit && api_parse_int(limit, 1, 500, &lim)) { api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 500"); return; }
-    if (after && api_parse_int(after, 0, INT64_MAX, &aft)) {
-        api_reply_error(c, AQ_EINVAL, "after: a message id (the previous page's next)");
+    if (limit && aq_api_parse_int(limit, 1, 500, &lim)) { aq_api_reply_error(c, AQ_EINVAL, "limit: an integer from 1 to 500"); return; }
+    if (after && aq_api_parse_int(after, 0, INT64_MAX, &aft)) {
+        aq_api_reply_error(c, AQ_EINVAL, "after: a message id (the previous page's next)");
         return;
     }
-    const char *owner = api_owner_param(c);
-    const char *p[] = {c->uuid, owner, api_keep(c, aq_sprintf("%lld", aft)), api_keep(c, aq_sprintf("%lld", lim))};
-    api_query(c,
-              "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
-              " AND ($2::bigint IS NULL OR s.user_id = $2))"
-              " OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1)"
-              " AND EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2)))"
-              " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
-              " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
-              " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"
-              " FROM chat_message_history WHERE session_id = $1 AND id > $3::bigint ORDER BY id LIMIT $4) m)"
-              " END",
-              4, p, got_messages);
+    const char *owner = aq_api_owner_param(c);
+    const char *p[] = {c->uuid, owner, aq_api_keep(c, aq_sprintf("%lld", aft)), aq_api_keep(c, aq_sprintf("%lld", lim))};
+    aq_api_query(c,
+                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1"
+                 " AND ($2::bigint IS NULL OR s.user_id = $2))"
+                 " OR (NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = $1)"
+                 " AND EXISTS (SELECT 1 FROM jobs j WHERE j.session_id = $1 AND ($2::bigint IS NULL OR j.user_id = $2)))"
+                 " THEN (SELECT json_build_object('items', coalesce(json_agg(m ORDER BY m.id), '[]'::json),"
+                 " 'next', CASE WHEN count(*) = $4 THEN max(m.id) END)::text"
+                 " FROM (SELECT id, role, content, tool_calls, tool_call_id, job_id, created_at"
+                 " FROM chat_message_history WHERE session_id = $1 AND id > $3::bigint ORDER BY id LIMIT $4) m)"
+                 " END",
+                 4, p, got_messages);
 }

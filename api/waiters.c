@@ -1,7 +1,8 @@
 /* waiters.c — ?wait= long-polls. A call whose job is still queued or running
  * is parked here (no thread held) until the job's id arrives on 'aq_done'
  * (sent by whoever finishes it, in the same transaction) or its wait runs
- * out; then it answers like a plain GET. LISTEN is on the same connection as
+ * out; then the caller's callback answers it (jobs_api.c passes its plain
+ * GET, so this file calls nothing of the job endpoints). LISTEN is on the same connection as
  * the GET's query, so a completion that commits after that query's snapshot
  * is always notified after its result: no wake-up is lost. */
 #include "api.h"
@@ -19,11 +20,11 @@ typedef struct {
     waiter *buckets[BUCKETS];
 } table;
 
-void api_waiters_thread_init(api_thread *t) { t->waiters = aq_calloc(1, sizeof(table)); }
+void aq_api_waiters_thread_init(api_thread *t) { t->waiters = aq_calloc(1, sizeof(table)); }
 
 static waiter **bucket(api_thread *t, int64_t id) { return &((table *)t->waiters)->buckets[(uint64_t)id % BUCKETS]; }
 
-/* Take c off the table (if there) and answer it with the job's current state. */
+/* Take c off the table (if there) and answer it through its callback. */
 static void wake(api_call *c)
 {
     for (waiter **w = bucket(c->t, c->id); *w; w = &(*w)->next) {
@@ -35,16 +36,17 @@ static void wake(api_call *c)
     }
     uv_timer_stop(c->wait_timer);
     c->wait_s = 0;
-    if (!c->req) api_call_free(c);
-    else api_job_get(c);
+    if (!c->req) aq_api_call_free(c);
+    else c->wait_done(c);
 }
 
 static void on_timeout(uv_timer_t *timer) { wake(timer->data); }
 
-void api_wait_for_job(api_call *c)
+void aq_api_wait_for_job(api_call *c, void (*done)(api_call *c))
 {
     waiter *w = aq_calloc(1, sizeof *w);
     w->c = c;
+    c->wait_done = done;
     waiter **b = bucket(c->t, c->id);
     w->next = *b;
     *b = w;
@@ -56,7 +58,7 @@ void api_wait_for_job(api_call *c)
     uv_timer_start(c->wait_timer, on_timeout, (uint64_t)c->wait_s * 1000u, 0);
 }
 
-void api_waiters_on_notify(api_thread *t, const char *payload)
+void aq_api_waiters_on_notify(api_thread *t, const char *payload)
 {
     const char *p = payload;
     while (*p) {
@@ -71,7 +73,7 @@ void api_waiters_on_notify(api_thread *t, const char *payload)
     }
 }
 
-void api_waiters_wake_all(api_thread *t)
+void aq_api_waiters_wake_all(api_thread *t)
 {
     table *tb = t->waiters;
     for (int i = 0; i < BUCKETS; i++)

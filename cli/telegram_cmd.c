@@ -28,7 +28,7 @@
 #include "aq_tg_update.h"
 #include "aq_time.h"
 #include "cli.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,6 +15,7 @@
  * earlier instant than the best so far (no zone's offset exceeds 26 hours). */
 #include "aq_cron.h"
 #include "aq_alloc.h"
+#include "aq_error.h"
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -127,14 +128,14 @@ static int field_err(const field_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int field_err(const field_ctx *x, const char *fmt, ...)
 {
-    if (!x->err || !x->errlen) return -1;
+    if (!x->err || !x->errlen) return AQ_EINVAL;
     int n = snprintf(x->err, x->errlen, "field %d (%s): ", x->idx + 1, x->f->name);
-    if (n < 0 || (size_t)n >= x->errlen) return -1;
+    if (n < 0 || (size_t)n >= x->errlen) return AQ_EINVAL;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
     va_end(ap);
-    return -1;
+    return AQ_EINVAL;
 }
 
 static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
@@ -188,11 +189,11 @@ static int parse_item(field_ctx *x, const char *p, const char *e, uint64_t *bits
         hi = f->max;
         span = true;
     } else {
-        if (parse_value(x, &p, e, &lo)) return -1;
+        if (parse_value(x, &p, e, &lo)) return AQ_EINVAL;
         hi = lo;
         if (p < e && *p == '-') {
             p++;
-            if (parse_value(x, &p, e, &hi)) return -1;
+            if (parse_value(x, &p, e, &hi)) return AQ_EINVAL;
             span = true;
         }
     }
@@ -228,7 +229,7 @@ static int parse_field(int idx, const char *s, size_t len, uint64_t *bits, char 
         const char *e = memchr(p, ',', (size_t)(end - p));
         if (!e) e = end;
         if (p == e) return field_err(&x, "empty item in list '%.*s'", (int)len, s);
-        if (parse_item(&x, p, e, bits)) return -1;
+        if (parse_item(&x, p, e, bits)) return AQ_EINVAL;
         if (e == end) return 0;
         p = e + 1;
         if (p == end) return field_err(&x, "empty item in list '%.*s'", (int)len, s);
@@ -252,7 +253,7 @@ static int check_fires(const aq_cron *c, const char *dom, int domlen, const char
     if (!any) {
         say(err, errlen, "never fires (day %.*s does not exist in month %.*s)", domlen, dom, monlen,
             mon);
-        return -1;
+        return AQ_EINVAL;
     }
     if (c->wdays == ALL_WDAYS || c->mdays == ALL_MDAYS) return 0;
     int64_t first = -1, last = -1, gap = 0;
@@ -271,13 +272,13 @@ static int check_fires(const aq_cron *c, const char *dom, int domlen, const char
     if (first < 0) {
         say(err, errlen, "never fires (day-of-month and day-of-week never coincide in month %.*s)",
             monlen, mon);
-        return -1;
+        return AQ_EINVAL;
     }
     if (first + 146097 - last > gap) gap = first + 146097 - last;
     if (gap > RAREST_DAYS) {
         say(err, errlen, "fires too rarely (runs can be %d years apart; the limit is 8)",
             (int)((gap + 182) / 365));
-        return -1;
+        return AQ_EINVAL;
     }
     return 0;
 }
@@ -481,7 +482,7 @@ static void eval_day(const aq_cron *c, GTimeZone *tz, int64_t day, int64_t after
 
 int aq_cron_next(const aq_cron *c, GTimeZone *tz, int64_t after, int64_t *out)
 {
-    if (after < MIN_AFTER || after > MAX_AFTER) return -1;
+    if (after < MIN_AFTER || after > MAX_AFTER) return AQ_EINVAL;
     /* the first date whose latest slot can still be after `after` */
     int64_t day = floor_div(after - LAST_SLOT - MAX_OFFSET, DAY);
     int64_t end = floor_div(after, DAY) + HORIZON_DAYS;
@@ -505,7 +506,7 @@ int aq_cron_next(const aq_cron *c, GTimeZone *tz, int64_t after, int64_t *out)
             if (++m > 12) { m = 1; y++; }
         }
     }
-    if (best == INT64_MAX) return -1;
+    if (best == INT64_MAX) return AQ_ENOTFOUND;
     *out = best;
     return 0;
 }

@@ -67,8 +67,8 @@ GTimeZone *aq_tz_open(const char *name, char *err, size_t errlen);
 
 /* The first fire time strictly after `after` (Unix seconds) in *out (Unix
  * seconds), with the DST rules above; tz is any GTimeZone (aq_tz_open's).
- * Returns 0, or -1 when there is none within 8 years (which for a parsed
- * expression happens only when `after` lies outside the years 1-9990).
+ * Returns 0; AQ_EINVAL when `after` lies outside the years 1-9990; AQ_ENOTFOUND
+ * when there is none within 8 years (which a parsed expression never gives).
  * Typically a few microseconds. */
 int aq_cron_next(const aq_cron *c, GTimeZone *tz, int64_t after, int64_t *out);
 

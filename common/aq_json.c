@@ -2,6 +2,7 @@
  * (see aq_json.h). */
 #include "aq_json.h"
 #include "aq_alloc.h"
+#include "aq_error.h"
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,7 +112,7 @@ static int hex4(const unsigned char *p, uint32_t *out)
         if (c >= '0' && c <= '9') v |= c - '0';
         else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
         else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-        else return -1;
+        else return AQ_EINVAL;
     }
     *out = v;
     return 0;

@@ -13,6 +13,7 @@
 #include "aq_pgloop.h"
 #include "aq_alloc.h"
 #include "aq_db.h"
+#include "aq_error.h"
 #include "aq_log.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +238,7 @@ int aq_pgloop_pending(const aq_pgloop *pg) { return pg->pending; }
 
 static int push(aq_pgloop *pg, int ok, int kind, aq_pgloop_result_cb cb, void *arg)
 {
-    if (!ok) { lose(pg, PQerrorMessage(pg->conn)); return -1; }
+    if (!ok) { lose(pg, PQerrorMessage(pg->conn)); return AQ_EUNAVAIL; }
     op *o = aq_calloc(1, sizeof *o);
     o->kind = kind;
     o->cb = cb;
@@ -251,27 +252,27 @@ static int push(aq_pgloop *pg, int ok, int kind, aq_pgloop_result_cb cb, void *a
 int aq_pgloop_query(aq_pgloop *pg, const char *sql, int n, const char *const *params,
                     aq_pgloop_result_cb cb, void *arg)
 {
-    if (pg->state != ST_READY) return -1;
+    if (pg->state != ST_READY) return AQ_EUNAVAIL;
     return push(pg, PQsendQueryParams(pg->conn, sql, n, NULL, params, NULL, NULL, 0), OP_QUERY, cb, arg);
 }
 
 int aq_pgloop_prepare(aq_pgloop *pg, const char *name, const char *sql, aq_pgloop_result_cb cb, void *arg)
 {
-    if (pg->state != ST_READY) return -1;
+    if (pg->state != ST_READY) return AQ_EUNAVAIL;
     return push(pg, PQsendPrepare(pg->conn, name, sql, 0, NULL), OP_QUERY, cb, arg);
 }
 
 int aq_pgloop_exec(aq_pgloop *pg, const char *name, int n, const char *const *params,
                    aq_pgloop_result_cb cb, void *arg)
 {
-    if (pg->state != ST_READY) return -1;
+    if (pg->state != ST_READY) return AQ_EUNAVAIL;
     return push(pg, PQsendQueryPrepared(pg->conn, name, n, params, NULL, NULL, 0), OP_QUERY, cb, arg);
 }
 
 int aq_pgloop_sync(aq_pgloop *pg, aq_pgloop_result_cb cb, void *arg)
 {
-    if (pg->state != ST_READY) return -1;
-    if (push(pg, PQpipelineSync(pg->conn) == 1, OP_SYNC, cb, arg)) return -1;
+    if (pg->state != ST_READY) return AQ_EUNAVAIL;
+    if (push(pg, PQpipelineSync(pg->conn) == 1, OP_SYNC, cb, arg)) return AQ_EUNAVAIL;
     flush(pg);
     return 0;
 }

@@ -35,7 +35,8 @@ int aq_pgloop_ready(const aq_pgloop *pg);
 /* Last connection error text (static until the next attempt; never NULL). */
 const char *aq_pgloop_error(const aq_pgloop *pg);
 
-/* Each returns 0, or -1 when not connected (the callback is then not called). */
+/* Each returns 0, or AQ_EUNAVAIL when not connected (the callback is then not
+ * called). */
 int aq_pgloop_query(aq_pgloop *pg, const char *sql, int n, const char *const *params,
                     aq_pgloop_result_cb cb, void *arg);
 int aq_pgloop_prepare(aq_pgloop *pg, const char *name, const char *sql,

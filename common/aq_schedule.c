@@ -2,6 +2,7 @@
  * aq_schedule.h), on top of the cron evaluator (aq_cron.h). */
 #include "aq_schedule.h"
 #include "aq_cron.h"
+#include "aq_error.h"
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,12 +19,12 @@ static int load(const char *cron, const char *zone, loaded *l, char *err, size_t
     l->tz = NULL;
     if (!(l->cron = aq_cron_parse(cron, why, sizeof why))) {
         snprintf(err, errlen, "cron: %s", why);
-        return -1;
+        return AQ_EINVAL;
     }
     if (!(l->tz = aq_tz_open(zone, why, sizeof why))) {
         snprintf(err, errlen, "timezone: %s", why);
         aq_cron_free(l->cron);
-        return -1;
+        return AQ_EINVAL;
     }
     return 0;
 }
@@ -37,11 +38,11 @@ static void unload(loaded *l)
 int aq_schedule_next(const char *cron, const char *zone, int64_t after, int64_t *next, char *err, size_t errlen)
 {
     loaded l;
-    if (load(cron, zone, &l, err, errlen)) return -1;
+    if (load(cron, zone, &l, err, errlen)) return AQ_EINVAL;
     int rc = aq_cron_next(l.cron, l.tz, after, next);
     if (rc) snprintf(err, errlen, "cron: no fire time in the next 8 years");
     unload(&l);
-    return rc ? -1 : 0;
+    return rc ? AQ_EINVAL : 0;
 }
 
 /* t as "2026-11-30T12:00:00Z" into buf */
@@ -57,12 +58,12 @@ int aq_schedule_check_interval(const char *cron, const char *zone, int64_t from,
                                char *err, size_t errlen)
 {
     loaded l;
-    if (load(cron, zone, &l, err, errlen)) return -1;
+    if (load(cron, zone, &l, err, errlen)) return AQ_EINVAL;
     int rc = 0;
     int64_t prev, t, horizon = from + (4 * 365 + 2) * (int64_t)86400;
     if (aq_cron_next(l.cron, l.tz, from, &prev)) {
         snprintf(err, errlen, "cron: no fire time in the next 8 years");
-        rc = -1;
+        rc = AQ_EINVAL;
     }
     for (int i = 1; !rc && min_interval > 0 && i < AQ_SCHEDULE_SCAN_FIRES && prev <= horizon; i++) {
         if (aq_cron_next(l.cron, l.tz, prev, &t)) break;
@@ -72,7 +73,7 @@ int aq_schedule_check_interval(const char *cron, const char *zone, int64_t from,
             iso_utc(t, b, sizeof b);
             snprintf(err, errlen, "cron: fires %lld s apart (%s and %s); schedules may fire at most"
                      " once every %ld s", (long long)(t - prev), a, b, min_interval);
-            rc = -1;
+            rc = AQ_EINVAL;
         }
         prev = t;
     }
@@ -87,7 +88,7 @@ int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int
     *missed = 0;
     *next = 0;
     loaded l;
-    if (load(cron, zone, &l, err, errlen)) return -1;
+    if (load(cron, zone, &l, err, errlen)) return AQ_EINVAL;
     int rc = 0;
     if (now - due <= AQ_MISFIRE_GRACE_S) {
         *fire = due;
@@ -111,7 +112,7 @@ int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int
     }
     if (rc) snprintf(err, errlen, "cron: no fire time in the next 8 years");
     unload(&l);
-    return rc ? -1 : 0;
+    return rc ? AQ_EINVAL : 0;
 }
 
 /* ---- creating a schedule ---- */
@@ -129,13 +130,13 @@ static int text_ok(const char *field, const char *s, long max, char *err, size_t
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
     if (!*t) {
         snprintf(err, errlen, "%s: required, must not be empty", field);
-        return -1;
+        return AQ_EINVAL;
     }
     long chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xC0) != 0x80;
     if (chars > max) {
         snprintf(err, errlen, "%s: %ld characters; the limit is %ld", field, chars, max);
-        return -1;
+        return AQ_EINVAL;
     }
     return 0;
 }
@@ -147,10 +148,10 @@ int aq_schedule_check_new(const char *name, const char *cron, const char *zone, 
         text_ok("cron", cron, AQ_SCHEDULE_CRON_MAX, err, errlen) ||
         text_ok("timezone", zone, AQ_TZ_NAME_MAX, err, errlen) ||
         text_ok("prompt", prompt, prompt_max, err, errlen))
-        return -1;
+        return AQ_EINVAL;
     if (aq_schedule_check_interval(cron, zone, now, min_interval, err, errlen) ||
         aq_schedule_next(cron, zone, now, next, err, errlen))
-        return -1;
+        return AQ_EINVAL;
     return 0;
 }
 

@@ -16,13 +16,13 @@
 #define AQ_SCHEDULE_MIN_INTERVAL_DEFAULT 300   /* AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS */
 
 /* The first fire time of (cron, zone) strictly after `after` (Unix seconds)
- * in *next. 0, or -1 with a one-line reason in err ("cron: ...",
+ * in *next. 0, or AQ_EINVAL with a one-line reason in err ("cron: ...",
  * "timezone: ..."): bad expression, unknown zone, or no fire time ahead. */
 int aq_schedule_next(const char *cron, const char *zone, int64_t after, int64_t *next, char *err, size_t errlen);
 
 /* The frequency floor (AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS): 0 when no two
  * consecutive fire times of (cron, zone) after `from` come closer than
- * min_interval seconds; -1 with a one-line reason in err ("cron: fires 60 s
+ * min_interval seconds; AQ_EINVAL with a one-line reason in err ("cron: fires 60 s
  * apart ..."; or a bad expression or zone, as aq_schedule_next). It looks at
  * real fire times, so DST shifts, month ends and leap days count: the times
  * in the next four years and a day, at most the first AQ_SCHEDULE_SCAN_FIRES
@@ -39,7 +39,7 @@ int aq_schedule_check_interval(const char *cron, const char *zone, int64_t from,
  * *next the next_run_at to store. On time (now - due <= grace): fire `due`,
  * next is the slot after it. Late: misfire "run_once" fires the latest
  * missed slot once, "skip" fires nothing; either way next is after now.
- * 0, or -1 with the reason in err (*fire may still name a slot to run
+ * 0, or AQ_EINVAL with the reason in err (*fire may still name a slot to run
  * when only the next one could not be found). */
 int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int64_t due, int64_t now,
                     int64_t *fire, long *missed, int64_t *next, char *err, size_t errlen);
@@ -52,7 +52,7 @@ int aq_schedule_due(const char *cron, const char *zone, const char *misfire, int
  * AQ_SCHEDULE_NAME_MAX, cron AQ_SCHEDULE_CRON_MAX, zone AQ_TZ_NAME_MAX, prompt
  * prompt_max), then the expression, the zone and the frequency floor
  * (min_interval, as aq_schedule_check_interval) from now; *next gets the
- * first fire time. 0, or -1 with a one-line reason "field: ..." in err. */
+ * first fire time. 0, or AQ_EINVAL with a one-line reason "field: ..." in err. */
 int aq_schedule_check_new(const char *name, const char *cron, const char *zone, const char *prompt, long prompt_max,
                           long min_interval, int64_t now, int64_t *next, char *err, size_t errlen);
 

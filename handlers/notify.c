@@ -22,7 +22,7 @@
 #include "aq_error.h"
 #include "aq_db.h"
 #include "handlers.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include "telegram_chat.h"
 #include <stdio.h>
 #include <stdlib.h>

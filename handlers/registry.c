@@ -8,6 +8,8 @@
 #include "aq_handler.h"
 #include "handlers.h"
 #include "aq_http.h"
+#include "routes.h"
+#include "tools.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -31,9 +33,14 @@ const aq_handler_def aq_handler_table[] = {
     {NULL, NULL, 0, 0, false, false, NULL},
 };
 
+/* what follows every job's end: its reply routes */
+const aq_completion_hook aq_handler_completion = {aq_routes_check, aq_routes_enqueue};
+
 static bool tests_enabled;
 
 void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
+
+void aq_handlers_configure(const aq_config *cfg) { aq_tools_configure(cfg); }
 
 void aq_handlers_thread_cleanup(void) { aq_http_thread_cleanup(); }
 

@@ -33,7 +33,7 @@
 #include "aq_db.h"
 #include "aq_jobs.h"
 #include "handlers.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include "telegram_chat.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,6 +5,7 @@
  * turn in the schedule's 'scheduled' session, offline provider), a schedule
  * deleted after it fired, and the create_schedule tool through a fake model. */
 #include "harness.h"
+#include "aq_error.h"
 #include "aq_schedule.h"
 #include <cJSON.h>
 #include <signal.h>
@@ -347,9 +348,9 @@ static void interval_floor_unit(void)
         if (rc) CHECK_CONTAINS(err, "cron: fires ");
     }
     char err[256];
-    CHECK_INT(aq_schedule_check_interval("61 * * * *", "UTC", from, 300, err, sizeof err), -1);
+    CHECK_INT(aq_schedule_check_interval("61 * * * *", "UTC", from, 300, err, sizeof err), AQ_EINVAL);
     CHECK_CONTAINS(err, "cron:");
-    CHECK_INT(aq_schedule_check_interval("@daily", "Nowhere/Gone", from, 300, err, sizeof err), -1);
+    CHECK_INT(aq_schedule_check_interval("@daily", "Nowhere/Gone", from, 300, err, sizeof err), AQ_EINVAL);
     CHECK_CONTAINS(err, "timezone:");
 }
 

@@ -10,7 +10,7 @@
  * killed between chunks, approvals by inline button, the web inbox API, and
  * scheduled runs reaching every channel. */
 #include "harness.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include <cJSON.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* t_telegram_api.c — the Telegram Bot API client (handlers/telegram_api.c)
+/* t_telegram_api.c — the Telegram Bot API client (common/aq_tg_api.c)
  * against bin/agentq-fake through the real libcurl code (aq_http), and the
  * message splitter as pure unit cases. The client cases check the request
  * Telegram would see (path /botTOKEN/METHOD, JSON body), the result handed
@@ -14,7 +14,7 @@
 #include "aq_config.h"
 #include "aq_error.h"
 #include "aq_http.h"
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -110,9 +110,9 @@ static void split_short_and_empty(void)
     CHECK_INT(aq_tg_split("  indented\nand trailing\n", AQ_TG_TEXT_LIMIT, st, ln, 2), 1);
     CHECK_INT(st[0], 0);
     CHECK_INT(ln[0], 24);
-    CHECK_INT(aq_tg_split("x", 1, st, ln, 2), -1);   /* limit below 2 */
+    CHECK_INT(aq_tg_split("x", 1, st, ln, 2), AQ_EINVAL);   /* limit below 2 */
     char *big = repeat("a", 5000);
-    CHECK_INT(aq_tg_split(big, AQ_TG_TEXT_LIMIT, st, ln, 0), -1);
+    CHECK_INT(aq_tg_split(big, AQ_TG_TEXT_LIMIT, st, ln, 0), AQ_ETOOBIG);
     free(big);
 }
 
@@ -271,7 +271,7 @@ static void split_too_many_chunks(void)
     char *t = repeat("word ", 3000);   /* 15000 bytes: 4 chunks */
     size_t st[4], ln[4];
     CHECK_INT(aq_tg_split(t, AQ_TG_TEXT_LIMIT, st, ln, 4), 4);
-    CHECK_INT(aq_tg_split(t, AQ_TG_TEXT_LIMIT, st, ln, 3), -1);
+    CHECK_INT(aq_tg_split(t, AQ_TG_TEXT_LIMIT, st, ln, 3), AQ_ETOOBIG);
     free(t);
 }
 

@@ -4,7 +4,8 @@
  * its answer into a row update (status, output JSON, error text, retry delay,
  * whether the run spends an attempt, follow-up jobs, session messages). Every
  * path to 'failed' passes through final_failure(): the type's hook and the
- * failure notice on the job's reply routes. Also implements the aq_ctx_*
+ * completion hook (the failure notice on the job's reply routes, which
+ * handlers/ supplies: aq_handler_completion). Also implements the aq_ctx_*
  * calls handlers make (aq_handler.h), among them the owned (fenced) writes. */
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -15,7 +16,6 @@
 #include "aq_time.h"
 #include "backoff.h"
 #include "jobrun.h"
-#include "routes.h"
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -250,7 +250,7 @@ static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *ro
         cJSON *in = cJSON_ParseWithLength(jr->input, jr->input_len);
         if (cJSON_IsObject(in)) *input = in; else cJSON_Delete(in);
     }
-    const char *bad_route = *input ? aq_routes_check(*input) : NULL;
+    const char *bad_route = *input && aq_handler_completion.check ? aq_handler_completion.check(*input) : NULL;
     *routes_ok = *input && !bad_route;
     const char *last = jr->last_error ? jr->last_error : "lease expired while running (worker lost)";
     if (!jr->handler) return aq_sprintf("unknown job type '%s'", j->job_type);
@@ -265,17 +265,16 @@ static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *ro
     return NULL;
 }
 
-/* Every path to 'failed' ends here: the type's hook, then the failure notice
- * on the reply routes (both become writes of the failing completion). When
- * the input cannot say where (not an object, over the cap, a bad reply_to),
- * the notice goes to the owner (web inbox and linked chats). */
+/* Every path to 'failed' ends here: the type's hook, then the completion
+ * hook (both become writes of the failing completion). When the input cannot
+ * say where (not an object, over the cap, refused by the hook's check), the
+ * hook gets no input and addresses the owner. */
 static void final_failure(aq_ctx *ctx, const cJSON *input, int routes_ok)
 {
     aq_jobrun *jr = ctx->jr;
     if (jr->handler && jr->handler->on_fail) jr->handler->on_fail(ctx, input, jr->error);
-    cJSON *owner = routes_ok ? NULL : cJSON_Parse("{\"reply_to\":[{\"to\":\"owner\"}]}");
-    aq_routes_enqueue(ctx, routes_ok ? input : owner, NULL, "failed", jr->error);
-    cJSON_Delete(owner);
+    if (aq_handler_completion.done)
+        aq_handler_completion.done(ctx, routes_ok ? input : NULL, NULL, "failed", jr->error);
 }
 
 void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
@@ -321,8 +320,8 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
         jr->status = AQ_STATE_CANCELLED;
     }
     if (jr->status == AQ_STATE_FAILED) final_failure(&ctx, input, routes_ok);
-    else if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED)
-        aq_routes_enqueue(&ctx, input, output, aq_job_state_name(jr->status), jr->error);
+    else if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED && aq_handler_completion.done)
+        aq_handler_completion.done(&ctx, input, output, aq_job_state_name(jr->status), jr->error);
     if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED) {
         if (ctx.nfollowups && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
             aq_buf_adds(&ctx.followups, "]");

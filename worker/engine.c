@@ -1093,3 +1093,18 @@ void aq_engine_join(aq_engine *eng, long ms)
     int left = aq_pool_join(eng->pool, ms);
     if (left) aq_warn("worker", "%d handler threads still busy at exit (abandoned jobs)", left);
 }
+
+void aq_engine_destroy(aq_engine *eng)
+{
+    if (!eng) return;
+    if (aq_pool_destroy(eng->pool)) return;   /* a handler thread still runs: it uses eng */
+    for (completion *c = eng->done_head, *next; c; c = next) {
+        next = c->next;
+        completion_free(c);
+    }
+    aq_buf_dispose(&eng->mark_ids);
+    aq_buf_dispose(&eng->mark_claims);
+    aq_buf_dispose(&eng->mark_attempts);
+    free(eng->conns);   /* each connection freed itself once closed (aq_pgloop_close) */
+    free(eng);
+}

@@ -27,5 +27,10 @@ const char *aq_engine_id(const aq_engine *eng);
 /* After the loop has stopped: let the handler threads exit (up to ms), so
  * their per-thread state (database and HTTP handles) is released. */
 void aq_engine_join(aq_engine *eng, long ms);
+/* After on_exit, aq_engine_join, and a loop pass that ran the close callbacks
+ * of the engine's handles: free the engine, its thread pool and what they
+ * still hold. When a handler thread outlived the join it still uses both, so
+ * then nothing is freed (the process is about to exit). NULL is a no-op. */
+void aq_engine_destroy(aq_engine *eng);
 
 #endif

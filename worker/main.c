@@ -11,7 +11,6 @@
 #include "engine.h"
 #include "jobrun.h"
 #include "scheduler.h"
-#include "tools.h"
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -118,7 +117,7 @@ int main(int argc, char **argv)
         return 2;
     }
     aq_handlers_enable_tests(cfg.test_handlers == 1);
-    aq_tools_configure(&cfg);
+    aq_handlers_configure(&cfg);
     if (sodium_init() < 0) {
         fprintf(stderr, "agentq-worker: library initialisation failed\n");
         return 2;
@@ -139,6 +138,11 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     aq_scheduler_free(scheduler);
     aq_engine_join(engine, 3000);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    /* run the close callbacks still pending (the engine's connections free themselves there) */
+    for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT); i++) {}
+    aq_engine_destroy(engine);
     free(qlit);
 
     return 0;

@@ -1,8 +1,10 @@
 /* pool.c — handler thread pool (see pool.h). */
 #include "pool.h"
 #include "aq_alloc.h"
+#include "aq_error.h"
 #include "aq_time.h"
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -16,6 +18,7 @@ struct aq_pool {
     const aq_config *cfg;
     uv_async_t async;
     pthread_t *threads;
+    bool *joined;                         /* threads[i] has been joined */
     int nthreads;
     void (*done)(void *, aq_jobrun *);
     void *arg;
@@ -80,6 +83,7 @@ aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg,
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
     pool->threads = aq_calloc((size_t)nthreads, sizeof *pool->threads);
+    pool->joined = aq_calloc((size_t)nthreads, sizeof *pool->joined);
     pool->nthreads = nthreads;
     for (int i = 0; i < nthreads; i++)
         if (pthread_create(&pool->threads[i], &attr, thread_main, pool) != 0) abort();
@@ -143,7 +147,34 @@ int aq_pool_join(aq_pool *pool, long ms)
     deadline.tv_nsec += (ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
     int left = 0;
-    for (int i = 0; i < pool->nthreads; i++)
-        if (pthread_timedjoin_np(pool->threads[i], NULL, &deadline) != 0) left++;
+    for (int i = 0; i < pool->nthreads; i++) {
+        if (pool->joined[i]) continue;
+        if (pthread_timedjoin_np(pool->threads[i], NULL, &deadline) == 0) pool->joined[i] = true;
+        else left++;
+    }
     return left;
+}
+
+static void destroy_list(aq_jobrun *jr)
+{
+    for (aq_jobrun *next; jr; jr = next) {
+        next = jr->next;
+        aq_jobrun_destroy(jr);
+    }
+}
+
+int aq_pool_destroy(aq_pool *pool)
+{
+    if (!pool) return 0;
+    for (int i = 0; i < pool->nthreads; i++)
+        if (!pool->joined[i]) return AQ_ECONFLICT;
+    destroy_list(pool->queue_head);
+    destroy_list(pool->running);
+    destroy_list(pool->done_head);
+    pthread_cond_destroy(&pool->cv);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool->joined);
+    free(pool->threads);
+    free(pool);
+    return 0;
 }

@@ -29,7 +29,13 @@ void aq_pool_each_held(aq_pool *pool, void (*fn)(void *arg, aq_jobrun *jr), void
 /* Stop the threads once they finish their current job (does not wait). */
 void aq_pool_close(aq_pool *pool);
 /* After aq_pool_close: wait up to ms for the threads to exit (a handler
- * still running past that is left behind); returns how many did not. */
+ * still running past that is left behind); returns how many did not. May be
+ * called again to wait longer. */
 int aq_pool_join(aq_pool *pool, long ms);
+/* After aq_pool_close and the loop has closed the pool's handle: free the
+ * pool and every job it still holds. Returns 0, or AQ_ECONFLICT (nothing
+ * freed) while a thread has not been joined: a handler still running past
+ * aq_pool_join's wait keeps using the pool. NULL is a no-op. */
+int aq_pool_destroy(aq_pool *pool);
 
 #endif

@@ -1,4 +1,4 @@
-/* telegram_api.h — Telegram's Bot API over libcurl (aq_http), and the
+/* aq_tg_api.h — Telegram's Bot API over libcurl (aq_http), and the
  * splitter that cuts long replies to Telegram's message limit. Calls block
  * (handler threads only); the splitter is pure and callable anywhere.
  *
@@ -72,7 +72,8 @@ void aq_tg_result_dispose(aq_tg_result *r);
  * unit on its own). Whitespace at a cut is dropped from both sides. No chunk
  * is empty or only whitespace: "" or a text of only whitespace gives 0.
  * Fills starts[i]/lens[i] with byte ranges into text, in order, and returns
- * the count; -1 if more than max_chunks would be needed or limit < 2. */
+ * the count; AQ_ETOOBIG if more than max_chunks would be needed, AQ_EINVAL if
+ * limit < 2. */
 int aq_tg_split(const char *text, size_t limit, size_t *starts, size_t *lens, int max_chunks);
 
 #endif

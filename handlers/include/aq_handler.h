@@ -1,5 +1,7 @@
 /* aq_handler.h — the handler contract: what a job type's C function receives
- * and returns, and the registry that lists them all (handlers/registry.c).
+ * and returns, and the registry that lists them all (handlers/registry.c). It lives in
+ * handlers/include/ because it is the one part of handlers/ the worker may
+ * include (the build gives worker/ only that folder of handlers/).
  *
  *     aq_job_status fn(aq_ctx *ctx, const cJSON *input, cJSON **output);
  *
@@ -123,10 +125,30 @@ int aq_ctx_enqueue(aq_ctx *ctx, const char *job_type, const cJSON *input, const 
 /* Milliseconds left before the job's timeout (never negative). */
 long aq_ctx_time_left_ms(const aq_ctx *ctx);
 
+/* The completion hook: what follows a job's end besides its row (the reply
+ * routes, handlers/routes.c). handlers/ sets it (handlers/registry.c), the
+ * dispatcher calls it, so the generic worker holds no product text.
+ *   check: before a run, NULL when the job's input is fine for the hook, else
+ *          why (static); the dispatcher refuses the job with that reason.
+ *   done:  on a pool thread once the job succeeded, failed for good or parks
+ *          ("succeeded", "failed", "waiting"), with its output (may be NULL)
+ *          and error (may be NULL); input is NULL when the input cannot be
+ *          trusted to say where (not an object, over the cap, refused by
+ *          check): the hook then addresses the job's owner. What it queues
+ *          through aq_ctx_enqueue commits with the completion, and only then. */
+typedef struct aq_completion_hook {
+    const char *(*check)(const cJSON *input);
+    void (*done)(aq_ctx *ctx, const cJSON *input, const cJSON *output, const char *status, const char *error);
+} aq_completion_hook;
+extern const aq_completion_hook aq_handler_completion;
+
 /* The registry: a NULL-name-terminated table (handlers/registry.c). */
 extern const aq_handler_def aq_handler_table[];
 /* Look a type up; test-only types are found only when enabled. NULL if unknown. */
 const aq_handler_def *aq_handler_find(const char *name);
+/* Hand the handlers the settings they obey (e.g. the agent's tools' schedule
+ * limits). Call once at start, before any handler runs. */
+void aq_handlers_configure(const aq_config *cfg);
 /* Enable the test-only types (before threads start). */
 void aq_handlers_enable_tests(bool on);
 /* Release what handlers keep per thread (HTTP handles); a pool thread calls

@@ -1,8 +1,8 @@
-/* telegram_api.c — Telegram Bot API client and message splitter (see
- * telegram_api.h). The token is part of every request URL, so the URL is
+/* aq_tg_api.c — Telegram Bot API client and message splitter (see
+ * aq_tg_api.h). The token is part of every request URL, so the URL is
  * wiped after use and every error string is scrubbed of the token before it
  * leaves this file; curl's own messages (curl_easy_strerror) carry no URL. */
-#include "telegram_api.h"
+#include "aq_tg_api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_error.h"
@@ -53,7 +53,7 @@ static char *description(const cJSON *doc)
     return aq_strndup(d->valuestring, n);
 }
 
-/* Sort a reply that arrived (see the table in telegram_api.h). */
+/* Sort a reply that arrived (see the table in aq_tg_api.h). */
 static void classify(const aq_config *cfg, const char *method, const aq_http_resp *r, aq_tg_result *out)
 {
     cJSON *doc = cJSON_ParseWithLength(r->body, r->len);
@@ -217,7 +217,7 @@ static size_t find_cut(const unsigned char *s, size_t n, size_t pos, size_t lo, 
 
 int aq_tg_split(const char *text, size_t limit, size_t *starts, size_t *lens, int max_chunks)
 {
-    if (limit < 2) return -1;
+    if (limit < 2) return AQ_EINVAL;
     const unsigned char *s = (const unsigned char *)text;
     size_t n = strlen(text), pos = 0;
     while (pos < n && is_ws(s[pos])) pos++;
@@ -239,7 +239,7 @@ int aq_tg_split(const char *text, size_t limit, size_t *starts, size_t *lens, in
         if (cut < n)
             while (e > pos && is_ws(s[e - 1])) e--;
         if (e > pos) {
-            if (count == max_chunks) return -1;
+            if (count == max_chunks) return AQ_ETOOBIG;
             starts[count] = pos;
             lens[count] = e - pos;
             count++;

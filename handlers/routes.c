@@ -101,7 +101,7 @@ static void add_owned(aq_ctx *ctx, const dest *named, dest *d)
 static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
 {
     memset(d, 0, sizeof *d);
-    if (approval) { add_owner(ctx, d); return; }
+    if (approval || !input) { add_owner(ctx, d); return; }
     dest named;
     memset(&named, 0, sizeof named);
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(input, "reply_to");

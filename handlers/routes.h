@@ -11,7 +11,10 @@
  * Without reply_to, the input's "channel" decides (the session's channel):
  * "web" → web, "telegram" (with "chat_id") → that chat. (scheduled_run jobs
  * carry reply_to owner, set by the scheduler.)
- * Approvals always go to the owner. Pool threads only. */
+ * Approvals always go to the owner, and so does a job whose input is NULL
+ * (it could not say where). The texts people read are made here, in
+ * handlers/, not in the generic worker: the registry hands both functions to
+ * the dispatcher as the completion hook (aq_handler.h). Pool threads only. */
 #ifndef AQ_ROUTES_H
 #define AQ_ROUTES_H
 #include <cJSON.h>
@@ -20,7 +23,8 @@
 /* NULL when input.reply_to is absent or well-formed, else why (static). */
 const char *aq_routes_check(const cJSON *input);
 /* Queue the notify jobs for a job that ended in status ("succeeded",
- * "failed" or "waiting") with output (may be NULL) and error (may be NULL). */
+ * "failed" or "waiting") with output (may be NULL) and error (may be NULL);
+ * input NULL: to the owner. */
 void aq_routes_enqueue(aq_ctx *ctx, const cJSON *input, const cJSON *output, const char *status, const char *error);
 
 #endif
