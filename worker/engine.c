@@ -297,6 +297,29 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_prune_side", SQL_PRUNE_SIDE},
 };
 
+/* Every connection's session, before it prepares the statements above
+ * (see the DESIGN block, "Plans"). jit: short statements only.
+ * plan_cache_mode: every execution is planned with its own parameters and
+ * the table's size of the moment, never a generic plan frozen from the
+ * statistics of connect time. enable_bitmapscan: every statement here either
+ * looks rows up by id or takes the first rows of one index in its order; a
+ * bitmap scan (all matching rows, then a sort) is only ever chosen from
+ * statistics that undercount the matching rows, and then costs the claim the
+ * whole backlog. */
+const char *const aq_engine_session_settings[] = {
+    "SET jit = off",
+    "SET plan_cache_mode = force_custom_plan",
+    "SET enable_bitmapscan = off",
+    NULL,
+};
+
+const char *aq_engine_statement_sql(const char *name)
+{
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        if (!strcmp(statements[i].name, name)) return statements[i].sql;
+    return NULL;
+}
+
 /* ---- completions ---- */
 
 static void completion_free(completion *c)
@@ -732,7 +755,8 @@ static void send_setup(conn *c)
     r->c = c;
     r->setup = 1;
     aq_pgloop_query(c->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
-    aq_pgloop_query(c->pg, "SET jit = off", 0, NULL, on_step, r);   /* short statements only */
+    for (const char *const *set = aq_engine_session_settings; *set; set++)
+        aq_pgloop_query(c->pg, *set, 0, NULL, on_step, r);
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
     if (c->index == 0) {

@@ -28,4 +28,10 @@ const char *aq_engine_id(const aq_engine *eng);
  * their per-thread state (database and HTTP handles) is released. */
 void aq_engine_join(aq_engine *eng, long ms);
 
+/* The session settings every engine connection applies (NULL-terminated) and
+ * the SQL it prepares under `name` (aq_claim, aq_succeed, ...; NULL if none):
+ * for tests that check the plans those statements get. */
+extern const char *const aq_engine_session_settings[];
+const char *aq_engine_statement_sql(const char *name);
+
 #endif
