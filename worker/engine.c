@@ -68,6 +68,7 @@
 #define MAX_ROUNDS_PER_CONN 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
+#define RESCUE_BATCH "1000"
 
 typedef struct completion {
     int64_t id;
@@ -239,10 +240,14 @@ static const char SQL_HEARTBEAT[] =
     " ON CONFLICT (id) DO UPDATE SET last_heartbeat = now(), running = EXCLUDED.running,"
     " jobs_done = EXCLUDED.jobs_done";
 
+/* $1, the batch size, is a parameter for the plan's sake: Postgres plans a
+ * prepared statement without parameters once, generically, whatever
+ * plan_cache_mode says, and this one's first plan, made on an empty table,
+ * was a sequential scan of jobs joined to itself. */
 static const char SQL_RESCUE[] =
     "WITH expired AS ("
     " SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
-    " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+    " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL, lost = j.lost + 1,"
     " last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped renewing it',"
     " locked_by = NULL"
@@ -868,7 +873,8 @@ static int pump_conn(aq_engine *eng, conn *c)
         eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
     }
     if (now >= eng->next_rescue && !eng->stopping) {
-        aq_pgloop_exec(r->c->pg, "aq_rescue", 0, NULL, on_rescue, r);
+        const char *pr[] = {RESCUE_BATCH};
+        aq_pgloop_exec(r->c->pg, "aq_rescue", 1, pr, on_rescue, r);
         r->rescue = 1;
         eng->next_rescue = now + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
     }
