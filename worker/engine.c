@@ -47,7 +47,31 @@
  * on its last attempt it goes back to the queue with its attempts spent and
  * the next claim's dispatcher fails it, running the type's final-failure
  * hook, which the loop must not. Any worker re-queues rows whose lease has
- * expired. */
+ * expired.
+ *
+ * Plans (issue 11): a worker lives for months and its statements are
+ * prepared once per connection, often on a quiet or empty table. After five
+ * executions Postgres may switch a prepared statement to a generic plan made
+ * from the statistics of that moment, and keeps it until something
+ * invalidates it (autovacuum's next visit, if any): on an empty table
+ * SQL_SUCCEED's generic plan walked all of jobs_running, dead entries
+ * included, once per completion, so completion cost grew with the jobs done
+ * and the worker fell behind a steady producer. So every connection sets
+ * plan_cache_mode = force_custom_plan: each execution is planned with its
+ * own arrays (unnest of a constant array is estimated at its real length)
+ * and the relation sizes of that moment (the planner reads the current page
+ * counts, whatever the statistics say), so a full scan costs what the table
+ * and its dead entries really weigh and the id lookup wins wherever it
+ * should. A statement without parameters is planned generically whatever the
+ * setting, hence the rescue's batch size is a parameter. enable_bitmapscan
+ * = off: every statement here looks rows up by id or reads the first rows
+ * of one index in its order; a bitmap scan is only chosen from statistics
+ * that undercount the matching rows (stale "no queued rows"), and then the
+ * claim reads and sorts the whole backlog. Custom plans cost planning time
+ * on every execution: about 0.1-0.3 ms per round (measured on this
+ * machine), spread over the hundreds of rows a busy round carries; the drain
+ * figure stays within noise (docs/BENCHMARKS.md). tests/t_plans.c checks
+ * the plans: this file exports the settings and the SQL for it. */
 #include "engine.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
