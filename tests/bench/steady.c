@@ -4,7 +4,7 @@
  * starts on it and idles a second, as a worker deployed to a quiet database
  * does. Then, for --seconds, two producers insert at fixed rates that add up
  * to --rate jobs/s: single rows through the API (POST /v1/jobs, `noop`;
- * --api-pct of the rate, over up to 32 keep-alive connections; AQ_BENCH_API
+ * --api-pct of the rate, over up to 64 keep-alive connections; AQ_BENCH_API
  * and AQ_BENCH_TOKEN as for chatload) and 100-row INSERTs from SQL (the rest,
  * one connection). Both run in their own threads, paced on the monotonic
  * clock; a producer that falls behind its schedule catches up at once, so
@@ -15,7 +15,8 @@
  * the sizes of the queue-head and running indexes, and — when the cluster
  * has pg_stat_statements — the success-completion statement's calls, rows
  * and execution time, from which each window's mean per call and per row
- * follow. After the producers stop, it waits for the backlog to drain, then
+ * follow (and its planning time, when pg_stat_statements.track_planning
+ * is on). After the producers stop, it waits for the backlog to drain, then
  * reads enqueue→start (started_at - created_at, both database clock) per
  * window of created_at: p50/p95/p99 (nearest rank) and max.
  *
@@ -32,7 +33,7 @@
 #include <time.h>
 
 #define SQL_BATCH 100
-#define API_CONNS 32
+#define API_CONNS 64
 #define MAX_WINDOWS 64
 
 typedef struct producer {
@@ -128,8 +129,12 @@ static void *api_producer(void *arg)
             idle[nidle++] = msg->easy_handle;
             inflight--;
         }
-        /* wake for the next request due (at most 1 ms away) or an answer */
-        curl_multi_poll(m, NULL, 0, sent < want ? 0 : 1, NULL);
+        /* wake for an answer or the next request due, never spinning: with
+         * every connection busy only an answer can help */
+        int wait_ms = 1;
+        if (!nidle) wait_ms = 100;
+        else if (sent < want) wait_ms = 0;
+        curl_multi_poll(m, NULL, 0, wait_ms, NULL);
     }
     for (int i = 0; i < nidle; i++) curl_easy_cleanup(idle[i]);
     curl_multi_cleanup(m);
@@ -139,7 +144,7 @@ static void *api_producer(void *arg)
 
 typedef struct sample {
     long long backlog, calls, rows, dead, vacuums, claim_kb, running_kb;
-    double exec_ms;
+    double exec_ms, plan_ms;
 } sample;
 
 static void take_sample(PGconn *db, int pgss, sample *s)
@@ -156,14 +161,16 @@ static void take_sample(PGconn *db, int pgss, sample *s)
     s->running_kb = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
     PQclear(r);
     s->calls = s->rows = 0;
-    s->exec_ms = 0;
+    s->exec_ms = s->plan_ms = 0;
     if (!pgss) return;
     /* the success completion (SQL_SUCCEED in worker/engine.c), all connections */
-    r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0), coalesce(sum(total_exec_time), 0)"
+    r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0), coalesce(sum(total_exec_time), 0),"
+                          " coalesce(sum(total_plan_time), 0)"
                           " FROM pg_stat_statements WHERE query LIKE '%AS c(id, k, a, o)%'", 0, NULL);
     s->calls = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->rows = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     s->exec_ms = strtod(PQgetvalue(r, 0, 2), NULL);
+    s->plan_ms = strtod(PQgetvalue(r, 0, 3), NULL);
     PQclear(r);
 }
 
@@ -259,14 +266,15 @@ int aq_bench_cmd_steady(const aq_bench_opts *o)
     }
     PQclear(res);
     long long calls = s[nwin].calls - s[0].calls;
-    double ms = s[nwin].exec_ms - s[0].exec_ms;
+    double ms = s[nwin].exec_ms - s[0].exec_ms, plan_ms = s[nwin].plan_ms - s[0].plan_ms;
     int flat = first_p99 > 0 && last_p99 >= 0 && last_p99 <= 2 * first_p99 && catchup_ms >= 0;
     printf("steady rate=%ld seconds=%ld produced=%lld sql=%ld api=%ld api_refused=%ld achieved_per_s=%.0f"
            " first_p99_us=%lld last_p99_us=%lld max_backlog=%lld catchup_ms=%ld succeed_mean_us=%.0f"
-           " autovacuums=%lld flat=%d\n",
+           " succeed_plan_us=%.0f succeed_rows_per_call=%.1f autovacuums=%lld flat=%d\n",
            o->rate, o->seconds, produced, atomic_load(&ps.produced), atomic_load(&pa.produced),
            atomic_load(&pa.refused), (double)produced / (double)o->seconds, first_p99, last_p99, max_backlog,
-           catchup_ms, calls ? ms * 1000.0 / (double)calls : -1.0, s[nwin].vacuums - s[0].vacuums, flat);
+           catchup_ms, calls ? ms * 1000.0 / (double)calls : -1.0, calls ? plan_ms * 1000.0 / (double)calls : -1.0,
+           calls ? (double)(s[nwin].rows - s[0].rows) / (double)calls : -1.0, s[nwin].vacuums - s[0].vacuums, flat);
     PQfinish(db);
     return catchup_ms < 0 || atomic_load(&pa.refused) ? 1 : 0;
 }
