@@ -47,17 +47,17 @@ static const plan_case cases[] = {
 /* s with ID1/ID2 replaced by the given ids (heap). */
 static char *with_ids(const char *s, long long id1, long long id2)
 {
-    char *out = malloc(strlen(s) * 2 + 64), *o = out;
+    aq_buf b;
+    aq_buf_init(&b);
     while (*s) {
         if (!strncmp(s, "ID1", 3) || !strncmp(s, "ID2", 3)) {
-            o += sprintf(o, "%lld", s[2] == '1' ? id1 : id2);
+            aq_buf_addf(&b, "%lld", s[2] == '1' ? id1 : id2);
             s += 3;
         } else {
-            *o++ = *s++;
+            aq_buf_add(&b, s++, 1);
         }
     }
-    *o = '\0';
-    return out;
+    return aq_buf_take(&b);
 }
 
 /* Run one statement of the case, EXPLAINed or not; returns the plan text
