@@ -165,17 +165,6 @@ static void round_failed(round *r, PGresult *res);
 
 /* ---- SQL (prepared on every connect) ---- */
 
-/* "Still running", in a form that cannot prove the predicate of the partial
- * index jobs_running: statements that find their rows by id must not be
- * offered a scan of all of jobs_running. Right after a vacuum that index has
- * few live entries on many pages, so the planner prices a full scan of it
- * at next to nothing whatever it holds by the time the statement runs, and
- * chose it (a join filter on id) even with custom plans: hundreds of ms per
- * completion once the entries had piled up again. A sub-select is an init
- * plan parameter to the planner, so only the primary key's lookup by id
- * remains. The claim and the rescue keep their partial indexes on purpose. */
-#define STILL_RUNNING(t) t ".status = (SELECT 'running'::text)"
-
 static const char SQL_CLAIM[] =
     "WITH locked AS ("
     " SELECT id FROM jobs"
@@ -205,7 +194,7 @@ static const char SQL_COMPLETE[] =
     " started_at = CASE WHEN c.u = 1 THEN NULL ELSE j.started_at END,"
     " locked_by = NULL, locked_until = NULL"
     " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, k int, a int, s text, o jsonb, e text, d bigint, t int, u int)"
-    " WHERE j.id = c.id AND " STILL_RUNNING("j") " AND j.locked_by = $1 AND j.claims = c.k"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
     " RETURNING j.id";
 
 /* The common case, successes, without JSON parsing on the server: about
@@ -214,7 +203,7 @@ static const char SQL_SUCCEED[] =
     "UPDATE jobs j SET status = 'succeeded', output = c.o, attempts = c.a, transient_since = NULL, finished_at = now(),"
     " locked_by = NULL, locked_until = NULL"
     " FROM unnest($2::bigint[], $3::int[], $4::int[], $5::jsonb[]) AS c(id, k, a, o)"
-    " WHERE j.id = c.id AND " STILL_RUNNING("j") " AND j.locked_by = $1 AND j.claims = c.k"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
     " RETURNING j.id";
 
 /* A prefetched job whose handler has started: its run counts from now on
@@ -223,7 +212,7 @@ static const char SQL_SUCCEED[] =
 static const char SQL_MARK[] =
     "UPDATE jobs j SET attempts = m.a"
     " FROM unnest($2::bigint[], $3::int[], $4::int[]) AS m(id, k, a)"
-    " WHERE j.id = m.id AND " STILL_RUNNING("j") " AND j.locked_by = $1 AND j.claims = m.k";
+    " WHERE j.id = m.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = m.k";
 
 /* Writes that exist only if their parent's completion committed in this same
  * transaction: the parent's row version is this transaction's (xmin), so a
@@ -245,15 +234,12 @@ static const char SQL_FOLLOWUP[] =
 
 /* Session messages a job leaves with its final completion (the apology of a
  * failed turn): into a session of the job's own user, created if the turn
- * never ran far enough to create it. The parent's user is tested through
- * coalesce, which proves nothing about the partial index jobs_user (user_id
- * IS NOT NULL): a scan of all of it must not be a candidate for a lookup by
- * id (see STILL_RUNNING). */
+ * never ran far enough to create it. */
 static const char SQL_SAY[] =
     "WITH f AS (SELECT f.*, p.user_id FROM jsonb_to_recordset($1::jsonb)"
     " AS f(parent bigint, claim int, session uuid, channel text, content text)"
     " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
-    " AND coalesce(p.user_id, 0) <> 0 AND " WRITTEN_HERE "),"
+    " AND p.user_id IS NOT NULL AND " WRITTEN_HERE "),"
     " s AS (INSERT INTO chat_sessions (id, user_id, channel) SELECT DISTINCT ON (session) session, user_id, channel"
     " FROM f ON CONFLICT (id) DO NOTHING RETURNING id)"
     " INSERT INTO chat_message_history (session_id, role, content, job_id)"
@@ -269,7 +255,7 @@ static const char SQL_SAY[] =
  * that completion. */
 static const char SQL_EXTEND[] =
     "UPDATE jobs SET locked_until = now() + make_interval(secs => $2::int)"
-    " WHERE id IN (SELECT id FROM jobs j WHERE id = ANY($3::bigint[]) AND " STILL_RUNNING("j") " AND locked_by = $1"
+    " WHERE id IN (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) AND status = 'running' AND locked_by = $1"
     " FOR UPDATE SKIP LOCKED)";
 
 static const char SQL_HEARTBEAT[] =
