@@ -456,18 +456,24 @@ History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VAC
 - **Steady state** (issue 11). Before, a worker that connected to an empty
   table kept the generic plans Postgres made for its prepared statements
   there: the success completion walked all of \`jobs_running\` per call and
-  the rescue scanned the whole table, so under a constant 10k jobs/s the
-  completion's time per row grew from 107 to 171 µs over 40 s and p99
-  enqueue → start from 33 to 160 ms. With custom plans (DESIGN.md "Steady
-  state") the same run held about 10 µs per row and single-digit-ms p99 on
-  an unloaded machine. What is left in the tail is the machine: on two cores
-  shared with the producer, the API, autovacuum and other work, a window in
-  which autovacuum runs or the host is busy shows it. Before/after the
-  change, same machine and day (drain ÷ ceiling (a) of the same run): before
-  (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after: this run's figures
-  above. Custom plans cost planning time on every execution: 200–250 µs per
-  completion call under these loads (\`pg_stat_statements.track_planning\`
-  in trial runs; it is off here, as it adds contention of its own).
+  the rescue scanned the whole table, so under a constant 10k jobs/s (SQL
+  only) the completion's time per row grew from 107 to 171 µs over 40 s and
+  p99 enqueue → start from 33 to 160 ms. With custom plans the same run held
+  10–12 µs per row. In the runs above, at 10 % and 25 % the latency and the
+  completion's time stay flat after autovacuum's first visit, and the p99
+  target (10 ms at 25 %) is met or missed by a few ms from window to window
+  on this shared two-core machine. At 50 % they still creep up: after
+  autovacuum's visit a scan of all of \`jobs_running\` looks free to the
+  planner again (its size is extrapolated from the few live entries per page
+  the vacuum left), and the completion takes it until the next visit (the
+  per-window µs/row above; auto_explain logged such completions at 0.6–4 s
+  in one run). That trap is open: docs/DESIGN.md "Open". Before/after this
+  change, same machine and day (drain ÷ ceiling (a) of the same run):
+  before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
+  the figures above. Custom plans cost planning time on every execution:
+  200–250 µs per completion call under these loads
+  (\`pg_stat_statements.track_planning\` in trial runs; off here, as it adds
+  contention of its own).
 - **Memory.** An idle worker is a little over 1 MiB of private memory; the
   rest of its resident size is shared-library pages. libcurl/OpenSSL are
   initialised on first use, not at start (that alone was 3 MiB).

@@ -62,7 +62,10 @@
  * and the relation sizes of that moment (the planner reads the current page
  * counts, whatever the statistics say), so a full scan costs what the table
  * and its dead entries really weigh and the id lookup wins wherever it
- * should. A statement without parameters is planned generically whatever the
+ * should. Not closed: right after a vacuum a partial index's size is
+ * extrapolated from few live entries per page, and a scan of all of
+ * jobs_running can look free again until the next one (docs/DESIGN.md,
+ * "Open"). A statement without parameters is planned generically whatever the
  * setting, hence the rescue's batch size is a parameter. enable_bitmapscan
  * = off: every statement here looks rows up by id or reads the first rows
  * of one index in its order; a bitmap scan is only chosen from statistics
