@@ -47,7 +47,34 @@
  * on its last attempt it goes back to the queue with its attempts spent and
  * the next claim's dispatcher fails it, running the type's final-failure
  * hook, which the loop must not. Any worker re-queues rows whose lease has
- * expired. */
+ * expired.
+ *
+ * Plans (issue 11): a worker lives for months and its statements are
+ * prepared once per connection, often on a quiet or empty table. After five
+ * executions Postgres may switch a prepared statement to a generic plan made
+ * from the statistics of that moment, and keeps it until something
+ * invalidates it (autovacuum's next visit, if any): on an empty table
+ * SQL_SUCCEED's generic plan walked all of jobs_running, dead entries
+ * included, once per completion, so completion cost grew with the jobs done
+ * and the worker fell behind a steady producer. So every connection sets
+ * plan_cache_mode = force_custom_plan: each execution is planned with its
+ * own arrays (unnest of a constant array is estimated at its real length)
+ * and the relation sizes of that moment (the planner reads the current page
+ * counts, whatever the statistics say), so a full scan costs what the table
+ * and its dead entries really weigh and the id lookup wins wherever it
+ * should. Not closed: right after a vacuum a partial index's size is
+ * extrapolated from few live entries per page, and a scan of all of
+ * jobs_running can look free again until the next one (docs/DESIGN.md,
+ * "Open"). A statement without parameters is planned generically whatever the
+ * setting, hence the rescue's batch size is a parameter. enable_bitmapscan
+ * = off: every statement here looks rows up by id or reads the first rows
+ * of one index in its order; a bitmap scan is only chosen from statistics
+ * that undercount the matching rows (stale "no queued rows"), and then the
+ * claim reads and sorts the whole backlog. Custom plans cost planning time
+ * on every execution: about 0.1-0.3 ms per round (measured on this
+ * machine), spread over the hundreds of rows a busy round carries; the drain
+ * figure stays within noise (docs/BENCHMARKS.md). tests/t_plans.c checks
+ * the plans: this file exports the settings and the SQL for it. */
 #include "engine.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -69,6 +96,7 @@
 #define MAX_ROUNDS_PER_CONN 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
+#define RESCUE_BATCH "1000"
 
 typedef struct completion {
     int64_t id;
@@ -230,10 +258,14 @@ static const char SQL_HEARTBEAT[] =
     " ON CONFLICT (id) DO UPDATE SET last_heartbeat = now(), running = EXCLUDED.running,"
     " jobs_done = EXCLUDED.jobs_done";
 
+/* $1, the batch size, is a parameter for the plan's sake: Postgres plans a
+ * prepared statement without parameters once, generically, whatever
+ * plan_cache_mode says, and this one's first plan, made on an empty table,
+ * was a sequential scan of jobs joined to itself. */
 static const char SQL_RESCUE[] =
     "WITH expired AS ("
     " SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
-    " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+    " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL, lost = j.lost + 1,"
     " last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped renewing it',"
     " locked_by = NULL"
@@ -287,6 +319,29 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
     {"aq_prune_side", SQL_PRUNE_SIDE},
 };
+
+/* Every connection's session, before it prepares the statements above
+ * (see the DESIGN block, "Plans"). jit: short statements only.
+ * plan_cache_mode: every execution is planned with its own parameters and
+ * the table's size of the moment, never a generic plan frozen from the
+ * statistics of connect time. enable_bitmapscan: every statement here either
+ * looks rows up by id or takes the first rows of one index in its order; a
+ * bitmap scan (all matching rows, then a sort) is only ever chosen from
+ * statistics that undercount the matching rows, and then costs the claim the
+ * whole backlog. */
+const char *const aq_engine_session_settings[] = {
+    "SET jit = off",
+    "SET plan_cache_mode = force_custom_plan",
+    "SET enable_bitmapscan = off",
+    NULL,
+};
+
+const char *aq_engine_statement_sql(const char *name)
+{
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+        if (!strcmp(statements[i].name, name)) return statements[i].sql;
+    return NULL;
+}
 
 /* ---- completions ---- */
 
@@ -724,7 +779,8 @@ static void send_setup(conn *c)
     r->c = c;
     r->setup = 1;
     aq_pgloop_query(c->pg, "DEALLOCATE ALL", 0, NULL, on_step, r);
-    aq_pgloop_query(c->pg, "SET jit = off", 0, NULL, on_step, r);   /* short statements only */
+    for (const char *const *set = aq_engine_session_settings; *set; set++)
+        aq_pgloop_query(c->pg, *set, 0, NULL, on_step, r);
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
         aq_pgloop_prepare(c->pg, statements[i].name, statements[i].sql, on_step, r);
     if (c->index == 0) {
@@ -836,7 +892,8 @@ static int pump_conn(aq_engine *eng, conn *c)
         eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
     }
     if (now >= eng->next_rescue && !eng->stopping) {
-        aq_pgloop_exec(r->c->pg, "aq_rescue", 0, NULL, on_rescue, r);
+        const char *pr[] = {RESCUE_BATCH};
+        aq_pgloop_exec(r->c->pg, "aq_rescue", 1, pr, on_rescue, r);
         r->rescue = 1;
         eng->next_rescue = now + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
     }

@@ -33,4 +33,10 @@ void aq_engine_join(aq_engine *eng, long ms);
  * then nothing is freed (the process is about to exit). NULL is a no-op. */
 void aq_engine_destroy(aq_engine *eng);
 
+/* The session settings every engine connection applies (NULL-terminated) and
+ * the SQL it prepares under `name` (aq_claim, aq_succeed, ...; NULL if none):
+ * for tests that check the plans those statements get. */
+extern const char *const aq_engine_session_settings[];
+const char *aq_engine_statement_sql(const char *name);
+
 #endif

@@ -17,6 +17,11 @@ typedef struct aq_bench_opts {
     long interval_ms;      /* --interval-ms N (latency: one enqueue every N ms) */
     long idle_ms;          /* --idle-ms N (how long a worker idles before its RSS is read) */
     long timeout_s;        /* --timeout-s N (give up on a drain or latency run) */
+    long rate;             /* --rate N (steady: jobs/s in all) */
+    long seconds;          /* --seconds N (steady: how long the producers run) */
+    long window_s;         /* --window-s N (steady: figures per window of N s) */
+    long api_pct;          /* --api-pct N (steady: this % of the rate as single rows through the API) */
+    long finished;         /* --finished N (drain: N finished rows in the table besides the queued ones) */
     const char *log;       /* --log FILE (worker stdout/stderr; default /dev/null) */
     char **worker_argv;    /* everything after `--` */
 } aq_bench_opts;
@@ -26,6 +31,7 @@ int aq_bench_cmd_idle(const aq_bench_opts *o);
 int aq_bench_cmd_drain(const aq_bench_opts *o);
 int aq_bench_cmd_latency(const aq_bench_opts *o);
 int aq_bench_cmd_chatload(const aq_bench_opts *o);
+int aq_bench_cmd_steady(const aq_bench_opts *o);
 
 /* Connect with $DATABASE_URL; exits with status 1 on failure. */
 PGconn *aq_bench_connect(void);
@@ -35,10 +41,11 @@ PGresult *aq_bench_exec(PGconn *db, const char *sql, int n, const char *const *p
 /* First column of the first row as a long long (0 when NULL). */
 long long aq_bench_scalar(PGconn *db, const char *sql, int n, const char *const *params);
 
-/* Empty the jobs and workers tables, insert `jobs` queued noop jobs with one
- * statement, VACUUM ANALYZE, CHECKPOINT (so no timed checkpoint lands in the
+/* Empty the jobs and workers tables, insert `finished` succeeded noop jobs
+ * (finished an hour ago) and `jobs` queued ones, each with one statement,
+ * VACUUM ANALYZE, CHECKPOINT (so no timed checkpoint lands in the
  * measurement that follows, and every run starts from the same state). */
-void aq_bench_load(PGconn *db, long jobs);
+void aq_bench_load(PGconn *db, long jobs, long finished);
 
 /* fork+exec argv with stdout/stderr appended to log_path. The child gets
  * SIGKILL if this process dies, so no worker outlives the bench. Exits on

@@ -47,7 +47,7 @@ int aq_bench_cmd_latency(const aq_bench_opts *o)
     long n = o->jobs;
     if (n < 1) { fprintf(stderr, "agentq-bench latency: --jobs must be at least 1\n"); return 2; }
     PGconn *db = aq_bench_connect();
-    aq_bench_load(db, 0);
+    aq_bench_load(db, 0, 0);
     pid_t pid = aq_bench_spawn(o->worker_argv, o->log);
     long startup_ms = aq_bench_wait_registered(db, &pid, 10000);
     if (startup_ms < 0) {

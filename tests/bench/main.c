@@ -8,6 +8,10 @@
  *   agentq-bench latency --jobs N --interval-ms N -- WORKER...  enqueue → handler start
  *   agentq-bench chatload --jobs N --workers C     N POST /v1/chat over C connections, then
  *                                                  check every 202 has exactly one row
+ *   agentq-bench steady  --rate N --seconds N [--window-s N] [--api-pct N] -- WORKER...
+ *                                                  one worker under a constant producer (steady.c)
+ *
+ * drain also takes --finished N: that many succeeded rows in the table besides the queued ones.
  *
  * WORKER... is the worker command line (bin/agentq-worker and its flags);
  * workers are started and stopped by PID, never by name. */
@@ -26,13 +30,15 @@ static const struct {
     {"drain", aq_bench_cmd_drain, 1},
     {"latency", aq_bench_cmd_latency, 1},
     {"chatload", aq_bench_cmd_chatload, 0},
+    {"steady", aq_bench_cmd_steady, 1},
     {NULL, NULL, 0},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload [--jobs N] [--workers N] [--interval-ms N]\n"
-               "                    [--idle-ms N] [--timeout-s N] [--log FILE] [-- WORKER ARGS...]\n"
+    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload|steady [--jobs N] [--workers N]\n"
+               "                    [--interval-ms N] [--idle-ms N] [--timeout-s N] [--finished N] [--rate N]\n"
+               "                    [--seconds N] [--window-s N] [--api-pct N] [--log FILE] [-- WORKER ARGS...]\n"
                "Benchmark helper for `make bench` (tests/bench.sh); connects with $DATABASE_URL.\n");
 }
 
@@ -52,7 +58,8 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     aq_bench_opts o = {.jobs = 1000, .workers = 1, .interval_ms = 10, .idle_ms = 2000,
-                       .timeout_s = 120, .log = NULL, .worker_argv = NULL};
+                       .timeout_s = 120, .rate = 1000, .seconds = 60, .window_s = 10, .api_pct = 0,
+                       .finished = 0, .log = NULL, .worker_argv = NULL};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -62,6 +69,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--interval-ms")) bad = number(v, 0, 60000, &o.interval_ms);
         else if (!strcmp(a, "--idle-ms")) bad = number(v, 0, 600000, &o.idle_ms);
         else if (!strcmp(a, "--timeout-s")) bad = number(v, 1, 3600, &o.timeout_s);
+        else if (!strcmp(a, "--rate")) bad = number(v, 1, 10000000, &o.rate);
+        else if (!strcmp(a, "--seconds")) bad = number(v, 1, 3600, &o.seconds);
+        else if (!strcmp(a, "--window-s")) bad = number(v, 1, 3600, &o.window_s);
+        else if (!strcmp(a, "--api-pct")) bad = number(v, 0, 100, &o.api_pct);
+        else if (!strcmp(a, "--finished")) bad = number(v, 0, 100000000, &o.finished);
         else if (!strcmp(a, "--log") && v) o.log = v;
         else bad = 1;
         if (bad) {

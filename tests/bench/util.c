@@ -41,9 +41,18 @@ long long aq_bench_scalar(PGconn *db, const char *sql, int n, const char *const 
     return v;
 }
 
-void aq_bench_load(PGconn *db, long jobs)
+void aq_bench_load(PGconn *db, long jobs, long finished)
 {
     PQclear(aq_bench_exec(db, "TRUNCATE jobs, workers RESTART IDENTITY", 0, NULL));
+    if (finished > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%ld", finished);
+        const char *p[] = {n};
+        PQclear(aq_bench_exec(db, "INSERT INTO jobs (job_type, status, attempts, created_at, started_at, finished_at)"
+                                  " SELECT 'noop', 'succeeded', 1, now() - interval '1 hour',"
+                                  " now() - interval '1 hour', now() - interval '1 hour'"
+                                  " FROM generate_series(1, $1::int)", 1, p));
+    }
     if (jobs > 0) {
         char n[24];
         snprintf(n, sizeof n, "%ld", jobs);

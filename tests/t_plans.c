@@ -1,0 +1,150 @@
+/* t_plans.c — the plans the engine's hot-path statements get (issue 11).
+ *
+ * A worker that connected to an empty jobs table must keep finding its rows
+ * by id however many jobs have gone through since. The worker's own prepared
+ * statements cannot be EXPLAINed from outside its session, so this test
+ * plays that session: the engine's exact session settings and SQL
+ * (aq_engine_session_settings, aq_engine_statement_sql), prepared on the
+ * empty table and executed more than five times there (when Postgres may
+ * switch a prepared statement to a generic plan); then a real worker runs
+ * 100,000 jobs through in batches; then EXPLAIN EXECUTE in this same session
+ * shows the plan each statement would run with now. */
+#include "../worker/engine.h"
+#include "aq_buf.h"
+#include "harness.h"
+#include <signal.h>
+#include <stdlib.h>
+
+#define BATCHES 20
+#define BATCH 5000
+
+typedef struct plan_case {
+    const char *name;        /* engine statement */
+    int nparams;
+    const char *params[6];   /* "$ID1"/"$ID2" inside are replaced by real ids */
+    const char *must;        /* the plan must contain this */
+    const char *must_not;    /* and not this (besides a seq scan or join filter) */
+} plan_case;
+
+/* Parameter sets shaped like the engine's: two ids (a one-id array would be
+ * planned as a single lookup whatever the shape). */
+static const plan_case cases[] = {
+    {"aq_succeed", 5, {"w", "{ID1,ID2}", "{1,1}", "{1,1}", "{NULL,NULL}"}, "Index Cond: (id = c.id)", NULL},
+    {"aq_complete", 2, {"w", "[{\"id\":ID1,\"k\":1,\"a\":1,\"s\":\"failed\",\"d\":0,\"t\":0,\"u\":0},"
+                             "{\"id\":ID2,\"k\":1,\"a\":1,\"s\":\"failed\",\"d\":0,\"t\":0,\"u\":0}]"},
+     "Index Cond: (id = c.id)", NULL},
+    {"aq_mark", 4, {"w", "{ID1,ID2}", "{1,1}", "{1,1}"}, "Index Cond: (id = m.id)", NULL},
+    {"aq_extend", 3, {"w", "30", "{ID1,ID2}"}, "Index Cond: (id = ANY (", NULL},
+    {"aq_followup", 1, {"[{\"parent\":ID1,\"claim\":1,\"type\":\"noop\"},{\"parent\":ID2,\"claim\":1,\"type\":\"noop\"}]"},
+     "Index Cond: (id = f", NULL},
+    {"aq_say", 1, {"[{\"parent\":ID1,\"claim\":1,\"session\":\"00000000-0000-0000-0000-000000000001\","
+                   "\"channel\":\"web\",\"content\":\"x\"}]"}, "Index Cond: (id = f", NULL},
+    {"aq_claim", 5, {"{default}", "100", "w", "30", "8"}, "Index Scan using jobs_claim", "Sort"},
+    {"aq_rescue", 1, {"1000"}, "Index Scan using jobs_running", "Sort"},
+    {"aq_prune", 1, {"168"}, "Index Scan using jobs_finished", "Sort"},
+};
+
+/* s with ID1/ID2 replaced by the given ids (heap). */
+static char *with_ids(const char *s, long long id1, long long id2)
+{
+    aq_buf b;
+    aq_buf_init(&b);
+    while (*s) {
+        if (!strncmp(s, "ID1", 3) || !strncmp(s, "ID2", 3)) {
+            aq_buf_addf(&b, "%lld", s[2] == '1' ? id1 : id2);
+            s += 3;
+        } else {
+            aq_buf_add(&b, s++, 1);
+        }
+    }
+    return aq_buf_take(&b);
+}
+
+/* Run one statement of the case, EXPLAINed or not; returns the plan text
+ * (heap) when explain is set, else NULL. EXECUTE takes no bind parameters:
+ * the case's fixed values go in as quoted literals. */
+static char *run_case(const plan_case *pc, long long id1, long long id2, int explain)
+{
+    aq_buf sql;
+    aq_buf_init(&sql);
+    aq_buf_addf(&sql, "%sEXECUTE %s", explain ? "EXPLAIN (COSTS OFF) " : "", pc->name);
+    for (int i = 0; i < pc->nparams; i++) {
+        char *v = with_ids(pc->params[i], id1, id2);
+        char *lit = PQescapeLiteral(th_db(), v, strlen(v));
+        aq_buf_addf(&sql, "%s%s", i ? ", " : "(", lit);
+        PQfreemem(lit);
+        free(v);
+    }
+    if (pc->nparams) aq_buf_adds(&sql, ")");
+    PGresult *r = PQexec(th_db(), sql.p);
+    char *plan = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        th_fail(__FILE__, __LINE__, "%s: %s", sql.p, PQresultErrorMessage(r));
+    } else if (explain) {
+        aq_buf b;
+        aq_buf_init(&b);
+        for (int i = 0; i < PQntuples(r); i++) aq_buf_addf(&b, "%s\n", PQgetvalue(r, i, 0));
+        plan = aq_buf_take(&b);
+    }
+    PQclear(r);
+    aq_buf_dispose(&sql);
+    return plan;
+}
+
+static void hot_path_plans_stay_id_lookups(void)
+{
+    size_t ncases = sizeof cases / sizeof cases[0];
+    /* No autovacuum while the jobs go through (none visited in 20 s in the
+     * issue's runs): its statistics would replan the statements below. */
+    th_exec("ALTER TABLE jobs SET (autovacuum_enabled = off)", NULL);
+    th_exec("VACUUM ANALYZE jobs", NULL);   /* the statistics of an empty table, as on a quiet night */
+    /* the worker's session, connected to an empty table */
+    for (const char *const *set = aq_engine_session_settings; *set; set++) th_exec(*set, NULL);
+    for (size_t i = 0; i < ncases; i++) {
+        const char *sql = aq_engine_statement_sql(cases[i].name);
+        CHECK(sql != NULL);
+        if (!sql) return;
+        PGresult *r = PQprepare(th_db(), cases[i].name, sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            th_fail(__FILE__, __LINE__, "prepare %s: %s", cases[i].name, PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    for (int round = 0; round < 8; round++)
+        for (size_t i = 0; i < ncases; i++) {
+            th_exec("BEGIN", NULL);   /* changes nothing: the table is empty; rolled back regardless */
+            run_case(&cases[i], 1, 2, 0);
+            th_exec("ROLLBACK", NULL);
+        }
+
+    /* 100,000 jobs through a real worker, in batches */
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "2000", NULL};
+    const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(args, env);
+    for (int b = 1; b <= BATCHES; b++) {
+        th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, $1::int)", th_num(BATCH), NULL);
+        if (!th_wait_int((long long)b * BATCH, 120000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL))
+            break;
+    }
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+
+    /* two jobs held by "w", as a completion would find them */
+    th_exec("INSERT INTO jobs (job_type, status, locked_by, claims, attempts) SELECT 'noop', 'running', 'w', 1, 1"
+            " FROM generate_series(1, 2)", NULL);
+    long long id2 = th_int("SELECT max(id) FROM jobs", NULL);
+    for (size_t i = 0; i < ncases; i++) {
+        char *plan = run_case(&cases[i], id2 - 1, id2, 1);
+        if (!plan) continue;
+        const char *bad = cases[i].must_not && strstr(plan, cases[i].must_not) ? cases[i].must_not
+                          : strstr(plan, "Seq Scan on jobs") ? "Seq Scan on jobs"
+                          : strstr(plan, "Join Filter") ? "Join Filter" : NULL;
+        if (!strstr(plan, cases[i].must) || bad)
+            th_fail(__FILE__, __LINE__, "%s after %d jobs: want \"%s\"%s%s; plan:\n%s", cases[i].name,
+                    BATCHES * BATCH, cases[i].must, bad ? ", found " : "", bad ? bad : "", plan);
+        free(plan);
+    }
+}
+
+const th_test th_plans_tests[] = {
+    {"plans_hot_path_stay_id_lookups", hot_path_plans_stay_id_lookups, 300, 1},
+    {0},
+};
