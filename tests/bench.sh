@@ -108,7 +108,9 @@ pgss_track() {   # pgss_track none|top
 pgss_track none
 # Any statement slower than 500 ms is logged with its plan (server.log in $DIR):
 # the evidence if a run ever stalls.
-"$PGBIN/psql" "$URL dbname=postgres" -AtXq -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+# (LOAD first: ALTER SYSTEM refuses a parameter of a module the session has not loaded)
+"$PGBIN/psql" "$URL dbname=postgres" -AtXq -c "LOAD 'auto_explain'" \
+    -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
     -c "ALTER SYSTEM SET auto_explain.log_min_duration = '500ms'" -c "SELECT pg_reload_conf()" >/dev/null
 "$PGBIN/psql" "$URL dbname=postgres" -AtXq -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS $AGENTQ_DBNAME" -c "CREATE DATABASE $AGENTQ_DBNAME"
