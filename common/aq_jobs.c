@@ -136,7 +136,6 @@ const char aq_jobs_sql_followups[] =
     " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text, user_id bigint, session_id uuid)"
     " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
     " AND p.xmin = pg_current_xact_id()::xid"
-    " AND p.id = ANY (ARRAY(SELECT (x->>'parent')::bigint FROM jsonb_array_elements($1::jsonb) x))"
     " ON CONFLICT DO NOTHING";
 
 /* ---- cancel ---- */

@@ -62,11 +62,10 @@
  * and the relation sizes of that moment (the planner reads the current page
  * counts, whatever the statistics say), so a full scan costs what the table
  * and its dead entries really weigh and the id lookup wins wherever it
- * should. Right after a vacuum a partial index's size is extrapolated from
- * few live entries per page, and a scan of all of jobs_running can look
- * free again; so every lookup through a join also says j.id = ANY(the
- * batch's ids), which gives any plan's scan of jobs an index condition
- * (docs/DESIGN.md, "closed by the ids"). A statement without parameters is planned generically whatever the
+ * should. Not closed: right after a vacuum a partial index's size is
+ * extrapolated from few live entries per page, and a scan of all of
+ * jobs_running can look free again until the next one (docs/DESIGN.md,
+ * "Open"). A statement without parameters is planned generically whatever the
  * setting, hence the rescue's batch size is a parameter. enable_bitmapscan
  * = off: every statement here looks rows up by id or reads the first rows
  * of one index in its order; a bitmap scan is only chosen from statistics
@@ -200,7 +199,6 @@ static const char SQL_COMPLETE[] =
     " locked_by = NULL, locked_until = NULL"
     " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, k int, a int, s text, o jsonb, e text, d bigint, t int, u int)"
     " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
-    " AND j.id = ANY (ARRAY(SELECT (x->>'id')::bigint FROM jsonb_array_elements($2::jsonb) x))"
     " RETURNING j.id";
 
 /* The common case, successes, without JSON parsing on the server: about
@@ -209,7 +207,7 @@ static const char SQL_SUCCEED[] =
     "UPDATE jobs j SET status = 'succeeded', output = c.o, attempts = c.a, transient_since = NULL, finished_at = now(),"
     " locked_by = NULL, locked_until = NULL"
     " FROM unnest($2::bigint[], $3::int[], $4::int[], $5::jsonb[]) AS c(id, k, a, o)"
-    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k AND j.id = ANY ($2::bigint[])"
+    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
     " RETURNING j.id";
 
 /* A prefetched job whose handler has started: its run counts from now on
@@ -218,7 +216,7 @@ static const char SQL_SUCCEED[] =
 static const char SQL_MARK[] =
     "UPDATE jobs j SET attempts = m.a"
     " FROM unnest($2::bigint[], $3::int[], $4::int[]) AS m(id, k, a)"
-    " WHERE j.id = m.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = m.k AND j.id = ANY ($2::bigint[])";
+    " WHERE j.id = m.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = m.k";
 
 /* Writes that exist only if their parent's completion committed in this same
  * transaction: the parent's row version is this transaction's (xmin), so a
@@ -235,8 +233,7 @@ static const char SQL_SAY[] =
     "WITH f AS (SELECT f.*, p.user_id FROM jsonb_to_recordset($1::jsonb)"
     " AS f(parent bigint, claim int, session uuid, channel text, content text)"
     " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
-    " AND coalesce(p.user_id, 0) > 0 AND " WRITTEN_HERE
-    " AND p.id = ANY (ARRAY(SELECT (x->>'parent')::bigint FROM jsonb_array_elements($1::jsonb) x))),"
+    " AND p.user_id IS NOT NULL AND " WRITTEN_HERE "),"
     " s AS (INSERT INTO chat_sessions (id, user_id, channel) SELECT DISTINCT ON (session) session, user_id, channel"
     " FROM f ON CONFLICT (id) DO NOTHING RETURNING id)"
     " INSERT INTO chat_message_history (session_id, role, content, job_id)"
