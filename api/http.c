@@ -211,34 +211,6 @@ const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
-/* Walk JSON text as the grammar sees it: the offset of the first raw
- * control character (in a string, or outside one where JSON allows only
- * space, tab, CR and LF) or SIZE_MAX; *nul_at: the first \u0000 escape
- * (SIZE_MAX if none). "\\u0000" is an escaped backslash, then text. */
-static size_t scan_json(const char *s, size_t n, size_t *nul_at)
-{
-    int in_str = 0;
-    *nul_at = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (in_str) {
-            if (ch == '"') {
-                in_str = 0;
-            } else if (ch == '\\') {
-                if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4) && *nul_at == SIZE_MAX) *nul_at = i;
-                i++;   /* the escaped character is never a quote or a backslash of its own */
-            } else if (ch < 0x20) {
-                return i;
-            }
-        } else if (ch == '"') {
-            in_str = 1;
-        } else if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-            return i;
-        }
-    }
-    return SIZE_MAX;
-}
-
 int aq_api_parse_body(api_call *c)
 {
     h2o_req_t *req = c->req;
@@ -253,7 +225,7 @@ int aq_api_parse_body(api_call *c)
     }
     /* cJSON takes raw control bytes (NUL included) inside strings, and its
      * strings end at NUL: both would cut a value short, so they are refused */
-    size_t nul_at, bad_at = scan_json(req->entity.base, req->entity.len, &nul_at);
+    size_t nul_at, bad_at = aq_json_scan(req->entity.base, req->entity.len, &nul_at);
     if (bad_at != SIZE_MAX) {
         aq_api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
                            " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
@@ -368,8 +340,7 @@ int aq_api_text_field(api_call *c, const char *key, long max_chars, int required
     const char *t = s;
     while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r') t++;
     if (!*t) { aq_api_reply_error(c, AQ_EINVAL, "%s: must not be empty", key); return -1; }
-    size_t chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) chars += (*p & 0xC0) != 0x80;
+    size_t chars = aq_utf8_chars(s);
     if ((long)chars > max_chars) {
         aq_api_reply_error(c, AQ_EINVAL, "%s: %zu characters; the limit is %ld", key, chars, max_chars);
         return -1;

@@ -31,7 +31,6 @@ static void uuid_v4(char out[37])
              b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* Count UTF-8 code points (s is valid UTF-8). */
 /* A refused value is the client's to fix (422, with the database's first
  * line); anything else is ours or the database's (503, details in our log). */
 static void answer_enqueue_failure(api_call *c, const api_enqueue_result *r)

@@ -292,3 +292,34 @@ bool aq_json_strict(const char *s, size_t n, char *why, size_t whylen)
     if (st.p != st.end) return bad(&st, "trailing bytes after the value");
     return true;
 }
+
+size_t aq_json_scan(const char *s, size_t n, size_t *nul_at)
+{
+    int in_str = 0;
+    *nul_at = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (in_str) {
+            if (ch == '"') {
+                in_str = 0;
+            } else if (ch == '\\') {
+                if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4) && *nul_at == SIZE_MAX) *nul_at = i;
+                i++;   /* the escaped character is never a quote or a backslash of its own */
+            } else if (ch < 0x20) {
+                return i;
+            }
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+size_t aq_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
+    return n;
+}

@@ -18,6 +18,14 @@ bool aq_utf8_valid(const char *s, size_t n);
  * character, no invalid UTF-8, nesting at most 64 deep. Otherwise false and
  * a short reason in why (why may be NULL). Pure; any thread. */
 bool aq_json_strict(const char *s, size_t n, char *why, size_t whylen);
+/* Walk JSON text as the grammar sees it: the offset of the first raw control
+ * character (in a string, or outside one where JSON allows only space, tab,
+ * CR and LF), or SIZE_MAX; *nul_at gets the offset of the first \u0000
+ * escape, or SIZE_MAX ("\\u0000" is an escaped backslash, then text). The
+ * cheap pre-check of bodies cJSON would cut short (its strings end at NUL). */
+size_t aq_json_scan(const char *s, size_t n, size_t *nul_at);
+/* Characters (code points) in valid UTF-8 text, as AGENTQ_MAX_MESSAGE_CHARS counts them. */
+size_t aq_utf8_chars(const char *s);
 /* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */
 void aq_utf8_sanitize(char *s);
 

@@ -1,26 +1,16 @@
 /* aq_tg_update.c — the storable-update check (see aq_tg_update.h). */
 #include "aq_tg_update.h"
 #include "aq_json.h"
-
-/* Does raw hold the escape \u0000 (outside an escaped backslash)? */
-static int has_nul_escape(const char *raw, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (raw[i] != '\\') continue;
-        if (raw[i + 1] == 'u' && i + 6 <= len && raw[i + 2] == '0' && raw[i + 3] == '0' && raw[i + 4] == '0' &&
-            raw[i + 5] == '0')
-            return 1;
-        i++;   /* skip the escaped character: "\\u0000" is a backslash and "u0000" */
-    }
-    return 0;
-}
+#include <stdint.h>
 
 cJSON *aq_tg_update_parse(const char *raw, size_t len, long long *update_id, const char **why)
 {
     *update_id = -1;
     if (!raw || !len) { *why = "empty body"; return NULL; }
     if (!aq_utf8_valid(raw, len)) { *why = "not valid UTF-8 (or a NUL byte)"; return NULL; }
-    if (has_nul_escape(raw, len)) { *why = "a string holds \\u0000"; return NULL; }
+    size_t nul_at;
+    if (aq_json_scan(raw, len, &nul_at) != SIZE_MAX) { *why = "a raw control character"; return NULL; }
+    if (nul_at != SIZE_MAX) { *why = "a string holds \\u0000"; return NULL; }
     const char *end = NULL;
     cJSON *u = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
     while (u && end < raw + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;

@@ -32,6 +32,7 @@
 #include "aq_error.h"
 #include "aq_db.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "handlers.h"
 #include "aq_tg_api.h"
 #include "telegram_chat.h"
@@ -209,14 +210,6 @@ static int on_migration(aq_ctx *ctx, PGconn *db, long long chat, const cJSON *ms
     return 1;
 }
 
-/* Characters (code points) in UTF-8 text, as AGENTQ_MAX_MESSAGE_CHARS counts them for web chat. */
-static long chars_in(const char *text)
-{
-    long n = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) n += (*p & 0xC0) != 0x80;
-    return n;
-}
-
 static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, const cJSON *msg, cJSON **out)
 {
     long long chat;
@@ -250,7 +243,7 @@ static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, co
         cJSON_AddStringToObject(*out, "message", "not text: told so");
         return AQ_JOB_OK;
     }
-    long max = aq_ctx_config(ctx)->max_message_chars, n = chars_in(text);
+    long max = aq_ctx_config(ctx)->max_message_chars, n = (long)aq_utf8_chars(text);
     if (n > max) {
         char msg_text[200];
         snprintf(msg_text, sizeof msg_text, "That message is %ld characters long; the limit is %ld. "
