@@ -231,15 +231,7 @@ int aq_api_parse_body(api_call *c)
                            " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
         return -1;
     }
-    const char *end = NULL;
-    c->body = cJSON_ParseWithLengthOpts(req->entity.base, req->entity.len, &end, 0);
-    while (c->body && end < req->entity.base + req->entity.len && (*end == ' ' || *end == '\t' ||
-           *end == '\n' || *end == '\r'))
-        end++;
-    if (c->body && end != req->entity.base + req->entity.len) {   /* {"a":1}garbage */
-        cJSON_Delete(c->body);
-        c->body = NULL;
-    }
+    c->body = aq_json_parse_whole(req->entity.base, req->entity.len);
     if (!cJSON_IsObject(c->body)) {
         aq_api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
         return -1;

@@ -323,3 +323,15 @@ size_t aq_utf8_chars(const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
     return n;
 }
+
+cJSON *aq_json_parse_whole(const char *s, size_t n)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    while (v && end < s + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+    if (v && end != s + n) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    return v;
+}

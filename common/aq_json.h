@@ -5,6 +5,7 @@
 #define AQ_JSON_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <cJSON.h>
 
 /* Write s as a quoted JSON string into out (at most cap bytes, always
  * terminated, truncated if needed). Returns bytes written, excluding NUL. */
@@ -24,6 +25,10 @@ bool aq_json_strict(const char *s, size_t n, char *why, size_t whylen);
  * escape, or SIZE_MAX ("\\u0000" is an escaped backslash, then text). The
  * cheap pre-check of bodies cJSON would cut short (its strings end at NUL). */
 size_t aq_json_scan(const char *s, size_t n, size_t *nul_at);
+/* Parse s[0..n) as exactly one JSON value with only whitespace after it
+ * ("{...}garbage" is refused, which cJSON alone would accept): the value
+ * (the caller cJSON_Deletes it), or NULL. */
+cJSON *aq_json_parse_whole(const char *s, size_t n);
 /* Characters (code points) in valid UTF-8 text, as AGENTQ_MAX_MESSAGE_CHARS counts them. */
 size_t aq_utf8_chars(const char *s);
 /* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */

@@ -11,10 +11,8 @@ cJSON *aq_tg_update_parse(const char *raw, size_t len, long long *update_id, con
     size_t nul_at;
     if (aq_json_scan(raw, len, &nul_at) != SIZE_MAX) { *why = "a raw control character"; return NULL; }
     if (nul_at != SIZE_MAX) { *why = "a string holds \\u0000"; return NULL; }
-    const char *end = NULL;
-    cJSON *u = cJSON_ParseWithLengthOpts(raw, len, &end, 0);
-    while (u && end < raw + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
-    if (!u || end != raw + len) { cJSON_Delete(u); *why = "not valid JSON"; return NULL; }
+    cJSON *u = aq_json_parse_whole(raw, len);
+    if (!u) { *why = "not valid JSON"; return NULL; }
     if (!cJSON_IsObject(u)) { cJSON_Delete(u); *why = "not a JSON object"; return NULL; }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(u, "update_id");
     if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > (double)AQ_TG_UPDATE_ID_MAX ||
