@@ -53,20 +53,28 @@
  * prepared once per connection, often on a quiet or empty table. After five
  * executions Postgres may switch a prepared statement to a generic plan made
  * from the statistics of that moment, and keeps it until something
- * invalidates it (autovacuum's next visit, if any): on an empty table
- * SQL_SUCCEED's generic plan walked all of jobs_running, dead entries
- * included, once per completion, so completion cost grew with the jobs done
- * and the worker fell behind a steady producer. So every connection sets
- * plan_cache_mode = force_custom_plan: each execution is planned with its
- * own arrays (unnest of a constant array is estimated at its real length)
- * and the relation sizes of that moment (the planner reads the current page
- * counts, whatever the statistics say), so a full scan costs what the table
- * and its dead entries really weigh and the id lookup wins wherever it
- * should. Not closed: right after a vacuum a partial index's size is
- * extrapolated from few live entries per page, and a scan of all of
- * jobs_running can look free again until the next one (docs/DESIGN.md,
- * "Open"). A statement without parameters is planned generically whatever the
- * setting, hence the rescue's batch size is a parameter. enable_bitmapscan
+ * invalidates it: on an empty table SQL_SUCCEED's generic plan walked all of
+ * jobs_running, dead entries included, once per completion, so completion
+ * cost grew with the jobs done and the worker fell behind a steady producer.
+ * Two things close it. (1) Every connection sets plan_cache_mode =
+ * force_custom_plan: each execution is planned with its own arrays (unnest
+ * of a constant array is estimated at its real length) and the relation
+ * sizes of that moment (current page counts, whatever the statistics say).
+ * A statement without parameters is planned generically whatever the
+ * setting, hence the rescue's batch size is a parameter. (2) The statements
+ * that find this worker's rows by id (completions, marks, extension) say
+ * neither "status = 'running'" nor "locked_by = $1" as a condition on the
+ * table alone. The first made a full scan of the jobs_running partial index
+ * a candidate, and right after a vacuum the planner extrapolates that
+ * index's size from the few live entries it had then, so the scan looks
+ * free however many entries gathered since (seen: completions from ~1 ms to
+ * ~280 ms per call right after autovacuum's visit). The second is estimated
+ * at about one row (most rows have no locked_by), which made any full scan
+ * look like a one-row outer side. The fence is instead a join condition on
+ * a column of the id list (j.locked_by = c.w, the worker id repeated by
+ * array_fill), and "running" is implied: sql/014 makes locked_by set exactly
+ * while a job runs. What is left for the planner is N lookups by primary key
+ * against a scan of the whole table priced at its real size. enable_bitmapscan
  * = off: every statement here looks rows up by id or reads the first rows
  * of one index in its order; a bitmap scan is only chosen from statistics
  * that undercount the matching rows (stale "no queued rows"), and then the
@@ -197,8 +205,10 @@ static const char SQL_COMPLETE[] =
     " finished_at = CASE WHEN c.s IN ('succeeded', 'failed') THEN now() END,"
     " started_at = CASE WHEN c.u = 1 THEN NULL ELSE j.started_at END,"
     " locked_by = NULL, locked_until = NULL"
-    " FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, k int, a int, s text, o jsonb, e text, d bigint, t int, u int)"
-    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
+    " FROM ROWS FROM (jsonb_to_recordset($2::jsonb)"
+    " AS (id bigint, k int, a int, s text, o jsonb, e text, d bigint, t int, u int),"
+    " unnest(array_fill($1::text, ARRAY[jsonb_array_length($2::jsonb)]))) AS c(id, k, a, s, o, e, d, t, u, w)"
+    " WHERE j.id = c.id AND j.claims = c.k AND j.locked_by = c.w"
     " RETURNING j.id";
 
 /* The common case, successes, without JSON parsing on the server: about
@@ -206,8 +216,9 @@ static const char SQL_COMPLETE[] =
 static const char SQL_SUCCEED[] =
     "UPDATE jobs j SET status = 'succeeded', output = c.o, attempts = c.a, transient_since = NULL, finished_at = now(),"
     " locked_by = NULL, locked_until = NULL"
-    " FROM unnest($2::bigint[], $3::int[], $4::int[], $5::jsonb[]) AS c(id, k, a, o)"
-    " WHERE j.id = c.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = c.k"
+    " FROM unnest($2::bigint[], $3::int[], $4::int[], $5::jsonb[],"
+    " array_fill($1::text, ARRAY[cardinality($2::bigint[])])) AS c(id, k, a, o, w)"
+    " WHERE j.id = c.id AND j.claims = c.k AND j.locked_by = c.w"
     " RETURNING j.id";
 
 /* A prefetched job whose handler has started: its run counts from now on
@@ -215,8 +226,9 @@ static const char SQL_SUCCEED[] =
  * before and their completion carries the count instead). */
 static const char SQL_MARK[] =
     "UPDATE jobs j SET attempts = m.a"
-    " FROM unnest($2::bigint[], $3::int[], $4::int[]) AS m(id, k, a)"
-    " WHERE j.id = m.id AND j.status = 'running' AND j.locked_by = $1 AND j.claims = m.k";
+    " FROM unnest($2::bigint[], $3::int[], $4::int[], array_fill($1::text, ARRAY[cardinality($2::bigint[])]))"
+    " AS m(id, k, a, w)"
+    " WHERE j.id = m.id AND j.claims = m.k AND j.locked_by = m.w";
 
 /* Writes that exist only if their parent's completion committed in this same
  * transaction: the parent's row version is this transaction's (xmin), so a
@@ -249,7 +261,7 @@ static const char SQL_SAY[] =
  * that completion. */
 static const char SQL_EXTEND[] =
     "UPDATE jobs SET locked_until = now() + make_interval(secs => $2::int)"
-    " WHERE id IN (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) AND status = 'running' AND locked_by = $1"
+    " WHERE id IN (SELECT id FROM jobs WHERE id = ANY($3::bigint[]) AND locked_by = $1"
     " FOR UPDATE SKIP LOCKED)";
 
 static const char SQL_HEARTBEAT[] =
