@@ -166,7 +166,7 @@ static void take_sample(PGconn *db, int pgss, sample *s)
     /* the success completion (SQL_SUCCEED in worker/engine.c), all connections */
     r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0), coalesce(sum(total_exec_time), 0),"
                           " coalesce(sum(total_plan_time), 0)"
-                          " FROM pg_stat_statements WHERE query LIKE '%AS c(id, k, a, o)%'", 0, NULL);
+                          " FROM pg_stat_statements WHERE query LIKE '%AS c(id, k, a, o, w)%'", 0, NULL);
     s->calls = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->rows = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     s->exec_ms = strtod(PQgetvalue(r, 0, 2), NULL);
