@@ -49,6 +49,7 @@ TARGET_STEADY_P99_US=10000
 BIG_FINISHED=1000000     # the history case: this many finished rows ...
 BIG_JOBS=100000          # ... and this many queued, drained by a fresh worker, twice
 TARGET_BIG_PCT=10        # the first drain within 10 % of the second
+TARGET_RETENTION_PCT=90  # each history drain ≥ 90 % of the empty-table drain run after it
 
 PGBIN=/usr/lib/postgresql/15/bin
 BIN=$DIR/bin             # the bench runs copies of bin/*, taken at its start
@@ -304,15 +305,23 @@ kill -TERM "$API_PID"; wait "$API_PID" || say "note: agentq-api exited non-zero"
 API_PID=""
 
 # ---- history: 1,000,000 finished rows and 100,000 queued, a fresh worker each time ----
-BIG=""
+# Alternating with the same drain on an empty table (retention: history must
+# not slow the queue), the first history drain right after the load.
+BIG=""; EMPTY=""
 for run in 1 2; do
     d=$(AGENTQ_DB_CONNECTIONS=$DB_CONNS $BENCH drain --jobs "$BIG_JOBS" --finished "$BIG_FINISHED" --workers 1 \
         --timeout-s 300 --log "$LOGS/drain-big.log" -- $WORKER $WFLAGS)
     BIG="$BIG $(kv "$d" jobs_per_s)"
     say "history drain $run: $BIG_JOBS jobs beside $BIG_FINISHED finished rows in $(kv "$d" seconds) s = $(kv "$d" jobs_per_s) jobs/s"
+    d=$(AGENTQ_DB_CONNECTIONS=$DB_CONNS $BENCH drain --jobs "$BIG_JOBS" --workers 1 \
+        --timeout-s 300 --log "$LOGS/drain-big.log" -- $WORKER $WFLAGS)
+    EMPTY="$EMPTY $(kv "$d" jobs_per_s)"
+    say "empty-table drain $run: $BIG_JOBS jobs in $(kv "$d" seconds) s = $(kv "$d" jobs_per_s) jobs/s"
 done
 BIG1=$(echo $BIG | cut -d' ' -f1); BIG2=$(echo $BIG | cut -d' ' -f2)
+EMPTY1=$(echo $EMPTY | cut -d' ' -f1); EMPTY2=$(echo $EMPTY | cut -d' ' -f2)
 BIG_DIFF=$(calc '%.0f' "100 * ($BIG1 - $BIG2) / $BIG2")
+RET1=$(calc '%.0f' "100 * $BIG1 / $EMPTY1"); RET2=$(calc '%.0f' "100 * $BIG2 / $EMPTY2")
 
 WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
 [ "$WARNS" = 0 ] || say "note: the worker logs ($LOGS) hold $WARNS warning/error lines"
@@ -325,6 +334,7 @@ VAX=$(verdict "$A_X >= $TARGET_API_X"); VAP=$(verdict "$A_P99 <= $TARGET_API_P99
 VAE=$(verdict "$A_OTHER == 0 && ${CL_EXACT:-0} == 1"); VAM=$(verdict "$A_KB < $TARGET_API_KB")
 VST=$(verdict "${ST_TARGET_P99:-999999999} <= $TARGET_STEADY_P99_US")
 VBIG=$(verdict "$BIG_DIFF <= $TARGET_BIG_PCT && $BIG_DIFF >= -$TARGET_BIG_PCT")
+VRET=$(verdict "$RET1 >= $TARGET_RETENTION_PCT && $RET2 >= $TARGET_RETENTION_PCT")
 ELAPSED=$(( $(date +%s) - T_START ))
 
 # ---- report ----
@@ -396,6 +406,7 @@ change them mid-run. This run took $ELAPSED s.
 | API resident memory at load < $(mib "$TARGET_API_KB") | $(mib "$A_KB") (VmHWM $A_KB kB) | $VAM |
 ${ST_VERDICTS}| steady state at $TARGET_STEADY_PCT %: p99 ≤ $(ms "$TARGET_STEADY_P99_US") ms in every window | worst window $(ms "${ST_TARGET_P99:-0}") ms | $VST |
 | history: first drain within $TARGET_BIG_PCT % of the second | $BIG1 vs $BIG2 jobs/s ($BIG_DIFF %) | $VBIG |
+| retention: each history drain ≥ $TARGET_RETENTION_PCT % of the empty-table drain beside it | $RET1 % ($BIG1 vs $EMPTY1), $RET2 % ($BIG2 vs $EMPTY2) | $VRET |
 
 ## Steady state
 
@@ -417,6 +428,8 @@ completion = the success-completion statement, \`pg_stat_statements\` mean µs p
 ${ST_WINDOWS}
 History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VACUUM ANALYZE\`,
 \`CHECKPOINT\`), drained by a fresh worker, twice: **$BIG1** then **$BIG2** jobs/s ($BIG_DIFF %).
+Each alternated with the same $BIG_JOBS-job drain on an empty table: **$EMPTY1** and **$EMPTY2**
+jobs/s, so the history leaves the drain at $RET1 % and $RET2 % of an empty table's.
 
 ## Where we stand, and what limits us
 
@@ -538,7 +551,9 @@ History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VAC
   rates take $((STEADY_SECONDS * 3)) s of this run's $ELAPSED s.
 - **History.** \`agentq-bench drain --finished $BIG_FINISHED --jobs $BIG_JOBS\`: the same
   drain with $BIG_FINISHED succeeded rows (finished an hour ago) loaded before the
-  queued ones and analyzed with them; run twice, a fresh worker each time.
+  queued ones and analyzed with them; run twice, a fresh worker each time, the
+  first right after the history was loaded; each followed by the same drain on
+  an empty table (the retention comparison: \`agentq-bench drain --jobs $BIG_JOBS\`).
 - **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
   started (and stops, by PID). "Idle" is read after the worker has connected,
   written its first heartbeat and idled $IDLE_MS ms with an empty queue.
