@@ -90,16 +90,22 @@ static const struct { const char *name, *metric, *help; } worker_gauges[] = {
 
 /* The workers' families (common/aq_metrics.c, worker/metrics.c count them). */
 static const struct { const char *name, *type, *help; } worker_families[] = {
-    {"agentq_jobs_finished_total", "counter", "Jobs finished by type and status (succeeded, failed, cancelled)."},
-    {"agentq_job_retries_total", "counter", "Runs that ended in a retry (the job went back to the queue), by type."},
+    {"agentq_jobs_finished_total", "counter",
+     "Jobs finished by type and status (succeeded, failed, cancelled)."},
+    {"agentq_job_retries_total", "counter",
+     "Runs that ended in a retry (the job went back to the queue), by type."},
     {"agentq_job_timeouts_total", "counter", "Runs past their handler's timeout, by type (each also a retry)."},
     {"agentq_job_duration_seconds", "histogram", "Handler run time by type."},
-    {"agentq_job_queue_wait_seconds", "histogram", "Time from run_at (enqueue, or a retry's due time) to the handler's start, by type."},
+    {"agentq_job_queue_wait_seconds", "histogram",
+     "Time from run_at (enqueue, or a retry's due time) to the handler's start, by type."},
     {"agentq_model_calls_total", "counter", "LLM calls by provider and model."},
-    {"agentq_model_errors_total", "counter", "Failed LLM calls by provider, model and kind (transient, permanent)."},
-    {"agentq_model_tokens_total", "counter", "Tokens the model reported, by provider, model and kind (prompt, completion)."},
+    {"agentq_model_errors_total", "counter",
+     "Failed LLM calls by provider, model and kind (transient, permanent)."},
+    {"agentq_model_tokens_total", "counter",
+     "Tokens the model reported, by provider, model and kind (prompt, completion)."},
     {"agentq_telegram_sends_total", "counter", "Telegram sendMessage calls."},
-    {"agentq_telegram_send_failures_total", "counter", "Telegram sendMessage calls that failed, by reason (retry, blocked, failed)."},
+    {"agentq_telegram_send_failures_total", "counter",
+     "Telegram sendMessage calls that failed, by reason (retry, blocked, failed)."},
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -110,7 +116,8 @@ static void db_metrics(aq_buf *b, PGresult *res)
     for (size_t f = 0; f < ARRAY_LEN(queue_gauges); f++) {
         family(b, queue_gauges[f].metric, "gauge", queue_gauges[f].help);
         for (int i = 0; i < n; i++) {
-            if (strcmp(PQgetvalue(res, i, 0), "g") || strcmp(PQgetvalue(res, i, 1), queue_gauges[f].name)) continue;
+            if (strcmp(PQgetvalue(res, i, 0), "g") || strcmp(PQgetvalue(res, i, 1), queue_gauges[f].name))
+                continue;
             aq_buf_addf(b, "%s{type=", queue_gauges[f].metric);
             add_label(b, PQgetvalue(res, i, 2));
             aq_buf_adds(b, ",queue=");
@@ -151,8 +158,8 @@ static void http_metrics(aq_buf *b, api_server *srv)
             unsigned long long n = atomic_load(&srv->requests[r][k]);
             if (!n) continue;
             if (k < API_STATUSES - 1)
-                aq_buf_addf(b, "agentq_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n", aq_api_route_names[r],
-                            aq_api_statuses[k], n);
+                aq_buf_addf(b, "agentq_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                            aq_api_route_names[r], aq_api_statuses[k], n);
             else
                 aq_buf_addf(b, "agentq_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
                             aq_api_route_names[r], n);

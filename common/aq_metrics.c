@@ -43,7 +43,7 @@ struct aq_metrics_batch {
     char *json;
 };
 
-const char AQ_METRICS_SQL_FLUSH[] =
+const char aq_metrics_sql_flush[] =
     "INSERT INTO metric_counters AS m (family, labels, suffix, le, value)"
     " SELECT c.f, c.l, c.s, c.le::float8, c.v FROM jsonb_to_recordset($1::jsonb)"
     " AS c(f text, l text, s text, le text, v float8)"

@@ -32,13 +32,13 @@ void aq_metrics_model_call(const char *provider, const char *model, int ok, int 
 void aq_metrics_telegram_send(const char *why);
 
 /* Flushing. aq_metrics_flush_begin returns the increments not yet flushed as
- * the one parameter of AQ_METRICS_SQL_FLUSH (JSON text, *json, owned by the
+ * the one parameter of aq_metrics_sql_flush (JSON text, *json, owned by the
  * batch) and a batch to end once the statement's transaction is known to
  * have committed (ok = 1) or not (ok = 0); NULL when there is nothing to
  * send or a batch is still open. */
 typedef struct aq_metrics_batch aq_metrics_batch;
 aq_metrics_batch *aq_metrics_flush_begin(const char **json);
 void aq_metrics_flush_end(aq_metrics_batch *b, int ok);
-extern const char AQ_METRICS_SQL_FLUSH[];
+extern const char aq_metrics_sql_flush[];
 
 #endif

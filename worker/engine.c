@@ -321,7 +321,7 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_followup", aq_jobs_sql_followups}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
-    {"aq_prune_side", SQL_PRUNE_SIDE}, {"aq_metrics", AQ_METRICS_SQL_FLUSH},
+    {"aq_prune_side", SQL_PRUNE_SIDE}, {"aq_metrics", aq_metrics_sql_flush},
 };
 
 /* Every connection's session, before it prepares the statements above
