@@ -31,7 +31,7 @@ const double aq_metrics_bounds[NB] = {
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120,
 };
 
-typedef struct series {
+typedef struct aq_metrics_series {
     char *family, *labels;
     int hist;
     double v[NV], sent[NV];
@@ -67,22 +67,24 @@ static uint64_t hash(const char *family, const char *labels)
 static void format_labels(char *out, size_t cap, va_list ap)
 {
     size_t n = 0;
-    out[0] = '\0';
     for (const char *k; (k = va_arg(ap, const char *));) {
         const char *v = va_arg(ap, const char *);
         if (!v) v = "";
-        size_t need = strlen(k) + 4;
-        if (n + need >= cap) break;
-        n += (size_t)snprintf(out + n, cap - n, "%s%s=\"", n ? "," : "", k);
+        size_t kl = strlen(k);
+        if (n + kl + 4 >= cap) break;
+        if (n) out[n++] = ',';
+        memcpy(out + n, k, kl);
+        n += kl;
+        out[n++] = '=';
+        out[n++] = '"';
         for (size_t i = 0; v[i] && i < 128 && n + 4 < cap; i++) {
             if (v[i] == '\\' || v[i] == '"') out[n++] = '\\';
             if (v[i] == '\n') { out[n++] = '\\'; out[n++] = 'n'; continue; }
             out[n++] = v[i];
         }
-        if (n + 2 > cap) break;
         out[n++] = '"';
-        out[n] = '\0';
     }
+    out[n] = '\0';
 }
 
 /* The series, created if new; NULL past the cap. Under mu. */
@@ -105,37 +107,69 @@ static series *find(const char *family, const char *labels, int hist)
     return s;
 }
 
+static series *lookup(const char *family, int hist, va_list ap)
+{
+    char labels[MAX_LABELS];
+    format_labels(labels, sizeof labels, ap);
+    pthread_mutex_lock(&mu);
+    series *s = find(family, labels, hist);
+    pthread_mutex_unlock(&mu);
+    return s;
+}
+
+aq_metrics_series *aq_metrics_counter(const char *family, ...)
+{
+    va_list ap;
+    va_start(ap, family);
+    series *s = lookup(family, 0, ap);
+    va_end(ap);
+    return s;
+}
+
+aq_metrics_series *aq_metrics_histogram(const char *family, ...)
+{
+    va_list ap;
+    va_start(ap, family);
+    series *s = lookup(family, 1, ap);
+    va_end(ap);
+    return s;
+}
+
+void aq_metrics_series_add(aq_metrics_series *s, double v)
+{
+    if (!s || !(v >= 0) || isinf(v)) return;
+    pthread_mutex_lock(&mu);
+    s->v[0] += v;
+    pthread_mutex_unlock(&mu);
+}
+
+void aq_metrics_series_observe(aq_metrics_series *s, double v)
+{
+    if (!s || isnan(v) || isinf(v)) return;
+    if (v < 0) v = 0;   /* a clock step; the observation still counts */
+    pthread_mutex_lock(&mu);
+    for (int i = NB - 1; i >= 0 && v <= aq_metrics_bounds[i]; i--) s->v[i] += 1;
+    s->v[NB] += 1;
+    s->v[NB + 1] += v;
+    pthread_mutex_unlock(&mu);
+}
+
 void aq_metrics_add(const char *family, double v, ...)
 {
-    if (!(v >= 0) || isinf(v)) return;
-    char labels[MAX_LABELS];
     va_list ap;
     va_start(ap, v);
-    format_labels(labels, sizeof labels, ap);
+    series *s = lookup(family, 0, ap);
     va_end(ap);
-    pthread_mutex_lock(&mu);
-    series *s = find(family, labels, 0);
-    if (s) s->v[0] += v;
-    pthread_mutex_unlock(&mu);
+    aq_metrics_series_add(s, v);
 }
 
 void aq_metrics_observe(const char *family, double v, ...)
 {
-    if (isnan(v) || isinf(v)) return;
-    if (v < 0) v = 0;   /* a clock step; the observation still counts */
-    char labels[MAX_LABELS];
     va_list ap;
     va_start(ap, v);
-    format_labels(labels, sizeof labels, ap);
+    series *s = lookup(family, 1, ap);
     va_end(ap);
-    pthread_mutex_lock(&mu);
-    series *s = find(family, labels, 1);
-    if (s) {
-        for (int i = NB - 1; i >= 0 && v <= aq_metrics_bounds[i]; i--) s->v[i] += 1;
-        s->v[NB] += 1;
-        s->v[NB + 1] += v;
-    }
-    pthread_mutex_unlock(&mu);
+    aq_metrics_series_observe(s, v);
 }
 
 void aq_metrics_model_call(const char *provider, const char *model, int ok, int transient, long prompt_tokens,

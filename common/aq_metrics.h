@@ -25,6 +25,15 @@ void aq_metrics_add(const char *family, double v, ...) __attribute__((sentinel))
 /* One observation of v seconds in the histogram family{labels}. */
 void aq_metrics_observe(const char *family, double v, ...) __attribute__((sentinel));
 
+/* A series looked up once and counted many times (a hot path's handle):
+ * NULL past the cap (counting into NULL does nothing). Lives as long as the
+ * process. */
+typedef struct aq_metrics_series aq_metrics_series;
+aq_metrics_series *aq_metrics_counter(const char *family, ...) __attribute__((sentinel));
+aq_metrics_series *aq_metrics_histogram(const char *family, ...) __attribute__((sentinel));
+void aq_metrics_series_add(aq_metrics_series *s, double v);
+void aq_metrics_series_observe(aq_metrics_series *s, double v);
+
 /* The worker's named points (one line each where they happen). */
 void aq_metrics_model_call(const char *provider, const char *model, int ok, int transient, long prompt_tokens,
                            long completion_tokens);

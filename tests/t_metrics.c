@@ -151,6 +151,32 @@ static void workload_passes_promtool_with_exact_values(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* A run past its timeout counts as a timeout and a retry; its late result
+ * counts nothing; the next claim fails it (attempts spent): one failure. */
+static void timeout_is_a_retry_and_its_late_result_uncounted(void)
+{
+    pid_t api = th_api(NULL);
+    char *op = th_user("root", 1);
+    pid_t w = worker_env("AGENTQ_LEASE_SECONDS=3");
+    long long id = th_int("INSERT INTO jobs (job_type, input, max_attempts) VALUES"
+                          " ('test_hang', '{\"ms\": 4500}', 1) RETURNING id", NULL);
+    CHECK(th_wait_int(1, WAIT_MS, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'failed'", th_num(id), NULL));
+    th_sleep_ms(3500);   /* the late result comes back (and is ignored) */
+    char *m = scrape_until(op, "agentq_jobs_finished_total{type=\"test_hang\",status=\"failed\"}", 1);
+    free(m);
+    th_sleep_ms(1500);   /* a heartbeat more: nothing else arrives */
+    m = scrape(op);
+    CHECK_SAMPLE(m, "agentq_job_timeouts_total{type=\"test_hang\"}", 1);
+    CHECK_SAMPLE(m, "agentq_job_retries_total{type=\"test_hang\"}", 1);
+    CHECK_SAMPLE(m, "agentq_jobs_finished_total{type=\"test_hang\",status=\"succeeded\"}", -1);
+    CHECK_SAMPLE(m, "agentq_job_queue_wait_seconds_count{type=\"test_hang\"}", 2);
+    CHECK_SAMPLE(m, "agentq_job_duration_seconds_count{type=\"test_hang\"}", 1);
+    free(m);
+    free(op);
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 /* LLM calls, errors and tokens (a 500, then a reply with usage), and
  * Telegram sends and failures (one sent, one blocked). */
 static void model_and_telegram_counters(void)
@@ -380,6 +406,7 @@ static void grafana_dashboard_uses_exported_names(void)
 
 const th_test th_metrics_tests[] = {
     {"metrics_workload_promtool_exact_values", workload_passes_promtool_with_exact_values, 120, 1},
+    {"metrics_timeout_is_a_retry_late_result_uncounted", timeout_is_a_retry_and_its_late_result_uncounted, 60, 1},
     {"metrics_model_and_telegram_counters", model_and_telegram_counters, 90, 1},
     {"metrics_http_by_route_status_long_polls_apart", http_by_route_and_status_long_polls_apart, 60, 1},
     {"metrics_worker_logs_process_pid_provider_model", worker_logs_process_pid_provider_model, 60, 1},

@@ -20,7 +20,8 @@
  * status, and on its row version being this transaction's, so a resent
  * completion brings no second copy), 'aq_done' for owned jobs, a claim (FOR
  * UPDATE SKIP LOCKED, LIMIT free slots), attempt marks, and when due: lease
- * extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
+ * extension + heartbeat (with the counters' increments, common/aq_metrics.c),
+ * rescue of expired leases, pruning. If the round fails, its completions go
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *
