@@ -39,6 +39,9 @@ extern const char *const aq_api_route_names[R_COUNT];
 
 #define API_LATENCY_BUCKETS 12
 extern const double aq_api_latency_bounds[API_LATENCY_BUCKETS];   /* seconds */
+/* The statuses counted by code; any other is counted under the last slot, "other". */
+#define API_STATUSES 20
+extern const int aq_api_statuses[API_STATUSES - 1];
 
 struct api_server {
     const aq_config *cfg;
@@ -57,9 +60,10 @@ struct api_server {
     atomic_int stopping;           /* set before the threads are told to stop: no more hand-overs */
     char *queues;                  /* AGENTQ_API_QUEUES without spaces, or NULL (the workers' queues) */
     /* metrics, summed over threads */
-    atomic_ullong requests[R_COUNT][6];           /* by route and status class 1xx..5xx (index 1..5) */
-    atomic_ullong latency[API_LATENCY_BUCKETS + 1];
-    atomic_ullong latency_sum_us;
+    atomic_ullong requests[R_COUNT][API_STATUSES];   /* by route and status (aq_api_statuses) */
+    atomic_ullong latency[R_COUNT][API_LATENCY_BUCKETS + 1];   /* by route, long-polls left out */
+    atomic_ullong latency_sum_us[R_COUNT];
+    atomic_ullong long_polls[R_COUNT];             /* answered after parking on ?wait= */
     /* per-user request rate and parked long-polls (limits.c) */
     void *limits;
 };

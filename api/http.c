@@ -8,6 +8,7 @@
 #include "aq_buf.h"
 #include "aq_error.h"
 #include "aq_json.h"
+#include "aq_log.h"
 #include "aq_time.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -23,6 +24,9 @@ const char *const aq_api_route_names[R_COUNT] = {
 };
 const double aq_api_latency_bounds[API_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+};
+const int aq_api_statuses[API_STATUSES - 1] = {
+    200, 201, 202, 204, 301, 304, 400, 401, 403, 404, 405, 409, 413, 422, 429, 431, 500, 502, 503,
 };
 
 struct api_guard { api_call *call; };
@@ -71,19 +75,30 @@ char *aq_api_keep(api_call *c, char *s)
     return s;
 }
 
+/* Count the answer, and log it at debug level (the access log). */
 static void count(api_call *c, int status)
 {
     api_server *srv = c->t->srv;
-    int cls = status / 100;
-    if (cls < 1 || cls > 5) cls = 5;
-    atomic_fetch_add(&srv->requests[c->route][cls], 1);
-    if (c->wait_timer) return;   /* a long-poll's time is the job's, not the server's */
+    int k = 0;
+    while (k < API_STATUSES - 1 && aq_api_statuses[k] != status) k++;
+    atomic_fetch_add(&srv->requests[c->route][k], 1);
     uint64_t us = (uint64_t)aq_now_wall_us() - c->start_us;
+    if (aq_log_enabled(AQ_LOG_DEBUG)) {
+        h2o_req_t *req = c->req;
+        aq_log(AQ_LOG_DEBUG, "access", 0, "%.*s %.*s %d %.3f ms route=%s user=%lld%s",
+               req ? (int)req->method.len : 1, req ? req->method.base : "-",
+               req ? (int)req->path.len : 1, req ? req->path.base : "-", status, (double)us / 1000.0,
+               aq_api_route_names[c->route], (long long)c->user_id, c->wait_timer ? " long-poll" : "");
+    }
+    if (c->wait_timer) {   /* a long-poll's time is the job's, not the server's */
+        atomic_fetch_add(&srv->long_polls[c->route], 1);
+        return;
+    }
     double s = (double)us / 1e6;
     int b = 0;
     while (b < API_LATENCY_BUCKETS && s > aq_api_latency_bounds[b]) b++;
-    atomic_fetch_add(&srv->latency[b], 1);
-    atomic_fetch_add(&srv->latency_sum_us, us);
+    atomic_fetch_add(&srv->latency[c->route][b], 1);
+    atomic_fetch_add(&srv->latency_sum_us[c->route], us);
 }
 
 static const char *reason(int status)

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     char err[256];
     if (aq_config_load(&cfg, err, sizeof err)) { fprintf(stderr, "agentq-api: %s\n", err); return 2; }
     aq_log_set_level(cfg.log_level);
+    aq_log_set_process("api");
     if (sodium_init() < 0) { fprintf(stderr, "agentq-api: libsodium failed to initialise\n"); return 2; }
     api_server *srv = aq_calloc(1, sizeof *srv);
     srv->cfg = &cfg;

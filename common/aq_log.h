@@ -1,10 +1,13 @@
 /* aq_log.h — JSON logging: one object per line on stderr, written with one
  * write(2) so lines from different threads never interleave.
  *
- *   {"ts":"2026-11-21T10:00:00.123Z","level":"info","module":"worker","job_id":42,"msg":"..."}
+ *   {"ts":"2026-11-21T10:00:00.123Z","level":"info","process":"worker","pid":4242,
+ *    "module":"worker","job_id":42,"msg":"..."}
  *
- * Formatting is skipped below the active level (AGENTQ_LOG_LEVEL). Any thread
- * may call these. */
+ * process is what aq_log_set_process named (api, worker, cli), else the
+ * program's name; pid is the writer's. The message is made valid UTF-8
+ * (a request path may not be). Formatting is skipped below the active level
+ * (AGENTQ_LOG_LEVEL). Any thread may call these. */
 #ifndef AQ_LOG_H
 #define AQ_LOG_H
 #include <stdint.h>
@@ -13,6 +16,9 @@ typedef enum { AQ_LOG_DEBUG, AQ_LOG_INFO, AQ_LOG_WARN, AQ_LOG_ERROR } aq_log_lev
 
 /* Set the active level; "debug"/"info"/"warn"/"error" (unknown → info). */
 void aq_log_set_level(const char *name);
+/* Name the process in every line ("api", "worker", "cli"); call at start,
+ * before threads. The string must outlive the process (a literal). */
+void aq_log_set_process(const char *name);
 int aq_log_enabled(aq_log_level level);
 /* job_id 0 means "no job". */
 void aq_log(aq_log_level level, const char *module, int64_t job_id, const char *fmt, ...)

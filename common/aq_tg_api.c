@@ -8,6 +8,7 @@
 #include "aq_error.h"
 #include "aq_http.h"
 #include "aq_json.h"
+#include "aq_metrics.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,8 @@ int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text
     cJSON_AddStringToObject(p, "text", text);
     if (reply_markup) cJSON_AddItemToObject(p, "reply_markup", cJSON_Duplicate(reply_markup, 1));
     int rc = aq_tg_call(cfg, "sendMessage", p, out);
+    aq_metrics_telegram_send(out->status == AQ_TG_OK ? NULL : out->status == AQ_TG_RETRY ? "retry"
+                             : out->status == AQ_TG_BLOCKED ? "blocked" : "failed");
     cJSON_Delete(p);
     return rc;
 }

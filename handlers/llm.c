@@ -6,6 +6,7 @@
 #include "aq_buf.h"
 #include "aq_http.h"
 #include "aq_json.h"
+#include "aq_metrics.h"
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -226,6 +227,8 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
     if (!strcmp(cfg->llm_provider, "offline")) {
         int rc = aq_llm_offline(messages, out);
         own_ids(out->tool_calls);
+        aq_metrics_model_call(cfg->llm_provider, cfg->llm_model, rc == 0, out->transient, out->prompt_tokens,
+                              out->completion_tokens);
         return rc;
     }
     if (strcmp(cfg->llm_provider, "openai"))
@@ -273,5 +276,7 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
         out->error = aq_scrub(out->error, cfg->llm_api_key, "<LLM_API_KEY>");
         cut_error(out->error);
     }
+    aq_metrics_model_call(cfg->llm_provider, cfg->llm_model, ret == 0, out->transient, out->prompt_tokens,
+                          out->completion_tokens);
     return ret;
 }

@@ -1287,12 +1287,12 @@ static void metrics(void)
     th_resp r = th_http("GET", "/metrics", op, NULL, NULL, "content-type");
     CHECK_STATUS(r, 200);
     CHECK_CONTAINS(r.header, "text/plain");
-    CHECK_CONTAINS(r.body, "# TYPE agentq_jobs gauge");
-    CHECK_CONTAINS(r.body, "agentq_jobs{type=\"agent_turn\",status=\"queued\"} 1\n");
+    CHECK_CONTAINS(r.body, "# TYPE agentq_jobs_runnable gauge");
+    CHECK_CONTAINS(r.body, "agentq_jobs_runnable{type=\"agent_turn\",queue=\"default\"} 1\n");
     CHECK_CONTAINS(r.body, "# TYPE agentq_http_requests_total counter");
-    CHECK_CONTAINS(r.body, "agentq_http_requests_total{route=\"chat\",code=\"2xx\"} 1\n");
-    CHECK_CONTAINS(r.body, "agentq_http_request_duration_seconds_count ");
-    CHECK_CONTAINS(r.body, "agentq_oldest_queued_seconds ");
+    CHECK_CONTAINS(r.body, "agentq_http_requests_total{route=\"chat\",code=\"202\"} 1\n");
+    CHECK_CONTAINS(r.body, "agentq_http_request_duration_seconds_count{route=\"chat\"} 1\n");
+    CHECK_CONTAINS(r.body, "agentq_oldest_runnable_age_seconds{type=\"agent_turn\",queue=\"default\"} ");
     th_resp_free(&r);
     r = th_get("/metrics", a);
     CHECK_ERROR(r, 404, "not_found");
@@ -1302,7 +1302,8 @@ static void metrics(void)
     th_resp_free(&r);
     /* the refusals were counted */
     r = th_get("/metrics", op);
-    CHECK_CONTAINS(r.body, "agentq_http_requests_total{route=\"metrics\",code=\"4xx\"} 2\n");
+    CHECK_CONTAINS(r.body, "agentq_http_requests_total{route=\"metrics\",code=\"404\"} 1\n");
+    CHECK_CONTAINS(r.body, "agentq_http_requests_total{route=\"metrics\",code=\"401\"} 1\n");
     th_resp_free(&r);
     free(op); free(a);
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);

@@ -16,6 +16,7 @@
 #include "aq_time.h"
 #include "backoff.h"
 #include "jobrun.h"
+#include "metrics.h"
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -281,6 +282,7 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
 {
     const aq_job *j = &jr->job;
     aq_ctx ctx = {.jr = jr, .cfg = cfg, .retry_ms = -1};
+    aq_worker_metrics_started(jr);
     aq_buf_init(&ctx.followups);
     aq_buf_init(&ctx.says);
     cJSON *input = NULL, *output = NULL;

@@ -20,7 +20,8 @@
  * status, and on its row version being this transaction's, so a resent
  * completion brings no second copy), 'aq_done' for owned jobs, a claim (FOR
  * UPDATE SKIP LOCKED, LIMIT free slots), attempt marks, and when due: lease
- * extension + heartbeat, rescue of expired leases, pruning. If the round fails, its completions go
+ * extension + heartbeat (with the counters' increments, common/aq_metrics.c),
+ * rescue of expired leases, pruning. If the round fails, its completions go
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *
@@ -89,10 +90,12 @@
 #include "aq_jobs.h"
 #include "aq_json.h"
 #include "aq_log.h"
+#include "aq_metrics.h"
 #include "aq_pgloop.h"
 #include "aq_time.h"
 #include "backoff.h"
 #include "jobrun.h"
+#include "metrics.h"
 #include "pool.h"
 #include <sodium.h>
 #include <stdio.h>
@@ -139,6 +142,7 @@ typedef struct round {
     int claim_limit, claim_idle;
     unsigned wake_seq;
     int extend, rescue, prune, setup;
+    aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
     char errmsg[256];
     char sqlstate[6];        /* of the first failure */
@@ -167,6 +171,7 @@ struct aq_engine {
     uint64_t next_extend, next_rescue, next_prune;
     long long jobs_done;
     int stopping, finishing, exited;
+    aq_metrics_batch *last_metrics;   /* the flush sent with the goodbye */
     void (*on_exit)(void *);
     void *exit_arg;
 };
@@ -329,7 +334,7 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_followup", aq_jobs_sql_followups}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
-    {"aq_prune_side", SQL_PRUNE_SIDE},
+    {"aq_prune_side", SQL_PRUNE_SIDE}, {"aq_metrics", aq_metrics_sql_flush},
 };
 
 /* Every connection's session, before it prepares the statements above
@@ -439,6 +444,7 @@ static void on_pool_done(void *arg, aq_jobrun *list)
             jr->output = jr->error = jr->followups = jr->says = NULL;
             push_completion(eng, c);
             eng->jobs_done++;
+            aq_worker_metrics_finished(jr);
         }
         aq_jobrun_destroy(jr);
     }
@@ -664,6 +670,7 @@ static void on_round_done(void *arg, PGresult *res)
         next = c->next;
         completion_free(c);
     }
+    aq_metrics_flush_end(r->metrics, !r->failed && !r->conn_lost);
     free(r);
     pump(eng);
     maybe_finish(eng);
@@ -900,6 +907,8 @@ static int pump_conn(aq_engine *eng, conn *c)
         aq_pgloop_exec(r->c->pg, "aq_extend", 3, pe, on_step, r);
         free(held);
         aq_pgloop_exec(r->c->pg, "aq_heartbeat", 7, ph, on_step, r);
+        const char *pm[1];
+        if ((r->metrics = aq_metrics_flush_begin(&pm[0]))) aq_pgloop_exec(r->c->pg, "aq_metrics", 1, pm, on_step, r);
         r->extend = 1;
         eng->next_extend = now + (uint64_t)eng->cfg->lease_seconds * 1000u / 3;
     }
@@ -930,6 +939,7 @@ static int pump_conn(aq_engine *eng, conn *c)
         eng->claiming -= r->claim_limit;
         eng->claiming_idle -= r->claim_idle;
         requeue_completions(eng, r->done, 0);
+        aq_metrics_flush_end(r->metrics, 0);
         free(r);
         return 0;
     }
@@ -992,6 +1002,7 @@ static void check_timeout(void *arg, aq_jobrun *jr)
     c->delay_ms = d < 0 ? 0 : d;
     c->error = aq_sprintf("timed out after %d s", timeout_s);
     push_completion(eng, c);
+    aq_worker_metrics_timed_out(jr);
     aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s", jr->job.job_type, c->error);
 }
 
@@ -1030,6 +1041,8 @@ static void exit_now(aq_engine *eng)
 {
     if (eng->exited) return;
     eng->exited = 1;
+    aq_metrics_flush_end(eng->last_metrics, 0);   /* sent or not, the process ends */
+    eng->last_metrics = NULL;
     uv_close((uv_handle_t *)&eng->poll_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->wake_timer, on_handle_closed);
@@ -1051,9 +1064,11 @@ static void maybe_finish(aq_engine *eng)
     if (!eng->stopping || eng->finishing || eng->held > eng->abandoned || eng->ndone > 0 || eng->round_inflight > 0)
         return;
     eng->finishing = 1;
-    const char *p[] = {eng->id};
+    const char *p[] = {eng->id}, *pm[1];
     for (int i = 0; i < eng->nconns; i++) {
         aq_pgloop *pg = eng->conns[i].pg;
+        if (eng->conns[i].ready && !eng->last_metrics && (eng->last_metrics = aq_metrics_flush_begin(&pm[0])))
+            aq_pgloop_exec(pg, "aq_metrics", 1, pm, NULL, NULL);   /* the counters since the last heartbeat */
         if (eng->conns[i].ready && !aq_pgloop_exec(pg, "aq_bye", 1, p, NULL, NULL) &&
             !aq_pgloop_sync(pg, on_bye, eng))
             return;

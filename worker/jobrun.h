@@ -25,6 +25,7 @@ typedef struct aq_jobrun {
     const char *input;               /* jobs.input as text */
     size_t input_len;
     int64_t run_at_us;               /* for ordering within a claimed batch */
+    int64_t started_us;              /* wall clock when its handler started (metrics.c), 0 before */
     char *strs;                      /* owns every string above */
 
     /* results, written by the pool thread */

@@ -91,6 +91,7 @@ int main(int argc, char **argv)
         return 2;
     }
     aq_log_set_level(cfg.log_level);
+    aq_log_set_process("worker");
     long concurrency = cfg.concurrency, prefetch = cfg.prefetch;
     const char *queues = cfg.queues;
     for (int i = 1; i < argc; i++) {
@@ -133,6 +134,9 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_unref((uv_handle_t *)&sigterm);
     uv_unref((uv_handle_t *)&sigint);
+    int offline = !strcmp(cfg.llm_provider, "offline");
+    aq_info("worker", "LLM provider %s, model %s", cfg.llm_provider,
+            offline ? "none (the built-in offline responder, not a model)" : cfg.llm_model);
     aq_engine_start(engine);
     scheduler = aq_scheduler_start(loop, &cfg);
     uv_run(loop, UV_RUN_DEFAULT);
