@@ -194,7 +194,10 @@ static void jobs_show_and_followups(void)
     CHECK_INT(th_jnum(j, "id"), p);
     CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "input"), "q"), "caf\xc3\xa9 \"x\"");
     CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "output"), "text"), "done");
-    CHECK_STR(th_jstr(j, "last_error"), "multi\nline");
+    CHECK_STR(th_jstr(j, "error"), "multi\nline");   /* the API's names */
+    CHECK_STR(th_jstr(j, "type"), "test_output");
+    CHECK(!cJSON_GetObjectItemCaseSensitive(j, "last_error") && !cJSON_GetObjectItemCaseSensitive(j, "job_type"));
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "followups"), 0), "type"), "notify");
     CHECK_INT(th_jnum(j, "followup_count"), 2);
     char *ids = ids_of(cJSON_GetObjectItemCaseSensitive(j, "followups"));
     snprintf(want, sizeof want, "%lld,%lld", f1, f2);
@@ -424,7 +427,7 @@ static const cJSON *type_row(const cJSON *stats, const char *type)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(stats, "jobs"))
-        if (th_jstr(e, "job_type") && !strcmp(th_jstr(e, "job_type"), type)) return e;
+        if (th_jstr(e, "type") && !strcmp(th_jstr(e, "type"), type)) return e;
     th_fail(__FILE__, __LINE__, "no row for type %s in stats", type);
     return NULL;
 }
@@ -446,7 +449,8 @@ static void stats_counts(void)
     cJSON *j = json_out(&r);
     const cJSON *a = type_row(j, "s_a"), *b = type_row(j, "s_b");
     if (a) {
-        CHECK_INT(th_jnum(a, "queued"), 3);
+        CHECK_INT(th_jnum(a, "queued"), 2);      /* runnable now */
+        CHECK_INT(th_jnum(a, "scheduled"), 1);   /* run_at tomorrow: not queued */
         CHECK_INT(th_jnum(a, "running"), 1);
         CHECK_INT(th_jnum(a, "waiting"), 0);
         CHECK_INT(th_jnum(a, "succeeded"), 1);   /* the one two hours ago is outside the window */
@@ -463,6 +467,8 @@ static void stats_counts(void)
     CHECK_INT(th_jnum(j, "finished_last_hour"), 4);
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "oldest_queued");
     CHECK_INT(th_jnum(o, "id"), oldest);
+    CHECK_STR(th_jstr(o, "type"), "s_a");
+    CHECK_INT(th_jnum(j, "scheduled"), 1);
     CHECK(th_jnum(o, "age_seconds") >= 600 && th_jnum(o, "age_seconds") < 700);
     CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "workers")));
     cJSON_Delete(j);
@@ -470,8 +476,9 @@ static void stats_counts(void)
 
     r = CLI("stats");
     CHECK_INT(r.status, 0);
-    CHECK_CONTAINS(r.out, "TYPE  QUEUED  RUNNING  WAITING  SUCCEEDED  FAILED  CANCELLED\n");
-    CHECK_CONTAINS(r.out, "s_a        3        1        0          1       2          0\n");
+    CHECK_CONTAINS(r.out, "TYPE  QUEUED  SCHEDULED  RUNNING  WAITING  SUCCEEDED  FAILED  CANCELLED\n");
+    CHECK_CONTAINS(r.out, "s_a        2          1        1        0          1       2          0\n");
+    CHECK_CONTAINS(r.out, "scheduled: 1 queued to run later, the first at ");
     CHECK_CONTAINS(r.out, "finished: 2 in the last minute, 4 in the last hour\n");
     char want[64];
     snprintf(want, sizeof want, "oldest queued: job %lld (s_a), runnable for 10m", oldest);
