@@ -116,7 +116,7 @@ static const struct {
      "agentq users revoke NAME\n"
      "agentq users token NAME",
      "create a user (its token is the last line), list users, revoke a token, replace a token"},
-    {"cron", aq_cmd_cron, "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]",
+    {"cron", aq_cmd_cron, "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N] [--json]",
      "the next fire times of a cron expression"},
     {"telegram", aq_cmd_telegram,
      "agentq telegram poll [--once] [--timeout S]\n"

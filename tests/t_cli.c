@@ -1376,6 +1376,9 @@ static void env_file_when_no_database_url(void)
 
 static void version_prints_schema(void)
 {
+    th_cli_run c = CLI("cron", "next", "0 0 13 * FRI", "--from", "2026-01-01T00:00:00Z", "--count", "2", "--json");
+    CHECK_STR(c.out, "[\"2026-01-02T00:00:00Z\", \"2026-01-09T00:00:00Z\"]\n");   /* the one listing without a database */
+    th_cli_free(&c);
     th_cli_run r = CLI("--version");
     CHECK_INT(r.status, 0);
     CHECK(!strncmp(r.out, "agentq ", 7));
