@@ -55,7 +55,8 @@ static void got_action(api_call *c, PGresult *res)
     if (strcmp(status, "pending")) { aq_api_reply_error(c, AQ_ECONFLICT, "this action has already been %s", status); return; }
     if (PQgetvalue(res, 0, 1)[0] == 't') { aq_api_reply_error(c, AQ_ECONFLICT, "this action has expired"); return; }
     c->ref_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);   /* the waiting turn, for the answer */
-    char *input = aq_api_keep(c, aq_sprintf("{\"action_id\":%lld,\"decision\":\"%s\"}", (long long)c->id, c->uuid));
+    char *input = aq_api_keep(c, aq_sprintf("{\"action_id\":%lld,\"decision\":\"%s\",\"by\":%lld,\"channel\":\"api\"}",
+                                            (long long)c->id, c->uuid, (long long)c->user_id));
     api_enqueue_req r = {
         .job_type = "action_decision",
         .input_json = input,

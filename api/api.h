@@ -33,7 +33,7 @@ enum {
     R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
     R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_SCHEDULES_LIST, R_SCHEDULES_CREATE, R_SCHEDULE_GET,
     R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_TELEGRAM_WEBHOOK, R_TELEGRAM_LINK, R_CHANNELS_LIST, R_NOTIFICATIONS_LIST,
-    R_NOTIFICATION_READ, R_NOT_FOUND, R_COUNT
+    R_NOTIFICATION_READ, R_AUDIT_LIST, R_NOT_FOUND, R_COUNT
 };
 extern const char *const aq_api_route_names[R_COUNT];
 
@@ -200,6 +200,9 @@ void aq_api_wait_release(api_server *srv, int64_t user_id);
 
 /* ---- auth (auth.c) ---- */
 void aq_api_auth_thread_init(api_thread *t);
+/* Drop token id from this thread's cache (sent on 'aq_auth' when a token is
+ * revoked or replaced), or every entry when token_id is NULL. Loop thread. */
+void aq_api_auth_forget(api_thread *t, const char *token_id);
 /* Authenticate, rate-limit, then run c->next (or answer 401/429/503). */
 void aq_api_authenticate(api_call *c);
 
@@ -217,6 +220,7 @@ void aq_api_session_messages(api_call *c);
 void aq_api_actions_list(api_call *c);
 void aq_api_action_approve(api_call *c);
 void aq_api_action_reject(api_call *c);
+void aq_api_audit_list(api_call *c);
 void aq_api_schedules_list(api_call *c);
 void aq_api_schedules_create(api_call *c);
 void aq_api_schedule_get(api_call *c);

@@ -3,8 +3,12 @@
  * A token's id is looked up once per AUTH_TTL_MS per thread (cache of id →
  * user, role, stored hash; unknown ids are cached too, so a flood of made-up
  * tokens costs one query each per TTL); the presented secret's keyed hash is
- * compared with the stored one in constant time (aq_token.h). Revoking a
- * user therefore takes effect within AUTH_TTL_MS.
+ * compared with the stored one in constant time (aq_token.h). Revoking or
+ * replacing a token (agentq users revoke|token) sends its id on 'aq_auth' in
+ * the same transaction, and each thread drops that entry when the
+ * notification arrives, so the old token stops working at once rather than
+ * within AUTH_TTL_MS; after a reconnect (notifications may have been missed)
+ * the whole cache is dropped.
  * Then the user's request rate is checked (limits.c). */
 #include "api.h"
 #include "aq_alloc.h"
@@ -35,6 +39,17 @@ static unsigned slot_of(const char *id)
     unsigned h = 2166136261u;
     for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
     return h % AUTH_SLOTS;
+}
+
+void aq_api_auth_forget(api_thread *t, const char *token_id)
+{
+    auth_entry *cache = t->auth_cache;
+    if (!token_id) {
+        memset(cache, 0, AUTH_SLOTS * sizeof *cache);
+        return;
+    }
+    auth_entry *e = &cache[slot_of(token_id)];
+    if (!strcmp(e->id, token_id)) memset(e, 0, sizeof *e);
 }
 
 static void admit(api_call *c, const auth_entry *e)

@@ -6,6 +6,7 @@
  * order: id first). */
 #include "api.h"
 #include "aq_alloc.h"
+#include "aq_audit.h"
 #include "aq_buf.h"
 #include "aq_error.h"
 #include "aq_jobs.h"
@@ -357,6 +358,7 @@ static void cancelled(api_call *c, PGresult *res)
 
 void aq_api_job_cancel(api_call *c)
 {
-    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)), aq_api_owner_param(c)};
-    aq_api_query(c, aq_jobs_sql_cancel, 2, p, cancelled);
+    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)), aq_api_owner_param(c),
+                       aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), NULL, AQ_AUDIT_API};
+    aq_api_query(c, aq_jobs_sql_cancel_audited, 5, p, cancelled);
 }

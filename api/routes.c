@@ -39,6 +39,7 @@ static const route routes[] = {
     {"GET",  "/v1/channels",               R_CHANNELS_LIST,    aq_api_channels_list,    1},
     {"GET",  "/v1/notifications",          R_NOTIFICATIONS_LIST, aq_api_notifications_list, 1},
     {"POST", "/v1/notifications/:id/read", R_NOTIFICATION_READ, aq_api_notification_read, 1},
+    {"GET",  "/v1/audit",                  R_AUDIT_LIST,       aq_api_audit_list,       1},
     {NULL, NULL, 0, NULL, 0},
 };
 

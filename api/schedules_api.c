@@ -11,6 +11,7 @@
  * otherwise), so a concurrent change is never silently overwritten. */
 #include "api.h"
 #include "aq_alloc.h"
+#include "aq_audit.h"
 #include "aq_error.h"
 #include "aq_cron.h"
 #include "aq_schedule.h"
@@ -116,8 +117,8 @@ void aq_api_schedules_create(api_call *c)
     const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), f.name, f.cron, f.zone, f.prompt,
                        f.enabled ? "true" : "false", f.misfire,
                        f.enabled ? aq_api_keep(c, aq_sprintf("%lld", (long long)next)) : NULL,
-                       aq_api_keep(c, aq_sprintf("%d", AQ_SCHEDULE_PER_USER))};
-    aq_api_query(c, aq_schedule_sql_create, 9, p, created);
+                       aq_api_keep(c, aq_sprintf("%d", AQ_SCHEDULE_PER_USER)), AQ_AUDIT_API};
+    aq_api_query(c, aq_schedule_sql_create, 10, p, created);
 }
 
 /* ---- GET /v1/schedules, GET /v1/schedules/{id} ---- */
@@ -128,6 +129,8 @@ static void got_one(api_call *c, PGresult *res)
 }
 
 static const char *id_param(api_call *c) { return aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)); }
+/* The caller, for the audit_log row the change writes in the same statement. */
+static const char *actor_param(api_call *c) { return aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)); }
 
 void aq_api_schedule_get(api_call *c)
 {
@@ -165,7 +168,9 @@ static const char SQL_PATCH[] =
     " last_error = CASE WHEN $9::boolean THEN NULL ELSE last_error END, updated_at = now()"
     " WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
     " AND ($11::text IS NULL OR (cron = $11 AND timezone = $12 AND enabled = $13::boolean))"
-    " RETURNING " SCHEDULE_JSON "::text";
+    " RETURNING " SCHEDULE_JSON "::text,"
+    " " AQ_AUDIT_CALL("$14::bigint", "NULL", "'" AQ_AUDIT_API "'", "'schedule.updated'", "'schedule:' || id",
+                      "$15::jsonb");
 
 static void patched(api_call *c, PGresult *res)
 {
@@ -182,8 +187,9 @@ static void send_patch(api_call *c, const fields *f, int retime, const char *nex
 {
     const char *en = f->enabled < 0 ? NULL : f->enabled ? "true" : "false";
     const char *p[] = {id_param(c), aq_api_owner_param(c), f->name, f->prompt, f->misfire, f->cron, f->zone, en,
-                       retime ? "true" : "false", next, seen[0], seen[1], seen[2]};
-    aq_api_query(c, SQL_PATCH, 13, p, patched);
+                       retime ? "true" : "false", next, seen[0], seen[1], seen[2], actor_param(c),
+                       aq_api_keep(c, cJSON_PrintUnformatted(c->body))};   /* the fields sent, checked */
+    aq_api_query(c, SQL_PATCH, 15, p, patched);
 }
 
 /* The row as it was: compute the new next_run_at, then update if unchanged. */
@@ -224,7 +230,10 @@ void aq_api_schedule_patch(api_call *c)
 
 void aq_api_schedule_delete(api_call *c)
 {
-    const char *p[] = {id_param(c), aq_api_owner_param(c)};
+    const char *p[] = {id_param(c), aq_api_owner_param(c), actor_param(c)};
     aq_api_query(c, "DELETE FROM agent_schedules WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)"
-                 " RETURNING json_build_object('id', id, 'deleted', true)::text", 2, p, got_one);
+                 " RETURNING json_build_object('id', id, 'deleted', true)::text,"
+                 " " AQ_AUDIT_CALL("$3::bigint", "NULL", "'" AQ_AUDIT_API "'", "'schedule.deleted'", "'schedule:' || id",
+                                   "jsonb_build_object('user_id', user_id, 'name', name, 'cron', cron)"),
+                 3, p, got_one);
 }

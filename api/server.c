@@ -49,7 +49,9 @@ static void on_pg_state(void *arg, int connected)
     aq_pgloop_query(t->pg, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "SET jit = off", 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "LISTEN " AQ_CHANNEL_DONE, 0, NULL, NULL, NULL);
+    aq_pgloop_query(t->pg, "LISTEN " AQ_CHANNEL_AUTH, 0, NULL, NULL, NULL);
     aq_pgloop_sync(t->pg, NULL, NULL);
+    aq_api_auth_forget(t, NULL);   /* tokens revoked while the connection was down */
     t->db_ready = 1;
     start_accepting(t);
     aq_api_enqueue_on_ready(t);
@@ -57,7 +59,8 @@ static void on_pg_state(void *arg, int connected)
 
 static void on_pg_notify(void *arg, const PGnotify *n)
 {
-    aq_api_waiters_on_notify(arg, n->extra);
+    if (!strcmp(n->relname, AQ_CHANNEL_AUTH)) aq_api_auth_forget(arg, n->extra);
+    else aq_api_waiters_on_notify(arg, n->extra);
 }
 
 static void close_noop(uv_handle_t *h) { (void)h; }

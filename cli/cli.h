@@ -53,6 +53,16 @@ PGconn *aq_cli_connect(const aq_config *cfg);
  * statement) print "agentq: WHAT: <the server's error>" for the user instead
  * of a JSON log line. main() calls it first. */
 void aq_cli_report_db_errors(void);
+/* BEGIN, COMMIT, ROLLBACK on db: 0, or 1 after the error was printed
+ * (rollback: nothing to report). */
+int aq_cli_begin(PGconn *db);
+int aq_cli_commit(PGconn *db);
+void aq_cli_rollback(PGconn *db);
+/* One audit_log row for this run (channel cli, actor "cli:<login>"), on db,
+ * inside the transaction that holds the change. details: a JSON object's
+ * text or NULL. 0, or 1 after the error was printed. */
+int aq_cli_audit(PGconn *db, const char *action, const char *target, const char *details_json);
+
 /* The first value of res (a JSON document built by the query) and a newline,
  * on stdout. */
 void aq_cli_print_json(const PGresult *res);

@@ -2,6 +2,7 @@
  * commands share (see cli.h). */
 #include "cli.h"
 #include "aq_alloc.h"
+#include "aq_audit.h"
 #include "aq_db.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -139,6 +140,22 @@ static void report_db_error(const char *what, const char *msg, const char *state
 }
 
 void aq_cli_report_db_errors(void) { aq_db_on_error(report_db_error); }
+
+int aq_cli_begin(PGconn *db) { return aq_db_query(db, "starting a transaction", "BEGIN", 0, NULL, NULL) ? 1 : 0; }
+int aq_cli_commit(PGconn *db) { return aq_db_query(db, "committing", "COMMIT", 0, NULL, NULL) ? 1 : 0; }
+
+void aq_cli_rollback(PGconn *db)
+{
+    PGresult *r = PQexec(db, "ROLLBACK");
+    PQclear(r);
+}
+
+int aq_cli_audit(PGconn *db, const char *action, const char *target, const char *details_json)
+{
+    char actor[128];
+    aq_audit_cli_actor(actor, sizeof actor);
+    return aq_audit_write(db, 0, actor, AQ_AUDIT_CLI, action, target, details_json) ? 1 : 0;
+}
 
 void aq_cli_print_json(const PGresult *res)
 {

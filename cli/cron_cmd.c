@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define USAGE "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]"
+#define USAGE "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N] [--json]"
 #define MAX_COUNT 1000
 
 int aq_cmd_cron(const aq_config *cfg, int argc, char **argv);
@@ -96,9 +96,11 @@ int aq_cmd_cron(const aq_config *cfg, int argc, char **argv)
         return 2;
     }
     const char *expr = NULL, *zone = "UTC", *from = NULL, *count_s = "5";
+    int json = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], **dst = NULL;
         size_t n = 0;
+        if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strncmp(a, "--tz", n = 4)) dst = &zone;
         else if (!strncmp(a, "--from", n = 6)) dst = &from;
         else if (!strncmp(a, "--count", n = 7)) dst = &count_s;
@@ -144,9 +146,11 @@ int aq_cmd_cron(const aq_config *cfg, int argc, char **argv)
         struct tm tm;
         time_t s = (time_t)times[i];
         gmtime_r(&s, &tm);
-        printf("%04d-%02d-%02dT%02d:%02d:%02dZ\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-               tm.tm_hour, tm.tm_min, tm.tm_sec);
+        printf(json ? "%s\"%04d-%02d-%02dT%02d:%02d:%02dZ\"" : "%s%04d-%02d-%02dT%02d:%02d:%02dZ\n",
+               json ? (i ? ", " : "[") : "", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+               tm.tm_sec);
     }
+    if (json) printf("]\n");   /* --json: one array of the same times */
     rc = 0;
 done:
     free(times);

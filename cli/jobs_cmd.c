@@ -12,7 +12,8 @@
  *   jobs cancel ID             a queued or waiting job to 'cancelled' now; a
  *                              running one is marked and ends 'cancelled'
  *
- * Retry and cancel are the life cycle module's (common/aq_jobs.c): cancel is
+ * Retry and cancel (by an operator: each with its audit_log row, in the same
+ * transaction) are the life cycle module's (common/aq_jobs.c): cancel is
  * the same function, with the same outcomes, as POST /v1/jobs/{id}/cancel.
  * Retried jobs wake idle workers (pg_notify 'aq_jobs', in the retry's
  * transaction: the table's trigger fires on INSERT only); a cancelled job
@@ -24,6 +25,7 @@
  * or, when they are a small share of it, a sequential scan per batch. */
 #include "cli.h"
 #include "aq_alloc.h"
+#include "aq_buf.h"
 #include "aq_jobs.h"
 #include "aq_json.h"
 #include <stdlib.h>
@@ -61,20 +63,37 @@ static int need_id(const char *usage, const char *cmd, int npos, const char *s)
 
 /* ---- jobs ls ---- */
 
+/* --status scheduled: queued rows whose run_at is still ahead (a plain
+ * --status queued lists both kinds). */
 #define LS_WHERE \
-    " FROM jobs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)" \
+    " FROM jobs WHERE ($1::text IS NULL OR status = $1" \
+    " OR ($1 = 'scheduled' AND status = 'queued' AND run_at > now()))" \
+    " AND ($2::text IS NULL OR job_type = $2)" \
     " AND ($3::text IS NULL OR queue = $3) AND ($4::bigint IS NULL OR user_id = $4)" \
     " ORDER BY id DESC LIMIT $5::int"
 
+/* The job as GET /v1/jobs/{id} answers it (the same names: "type",
+ * "error"), then what only operators see; EXTRA adds members after
+ * "priority", TAIL at the end (each ", 'name', value" pairs or ""). */
+#define JOB_JSON(EXTRA, TAIL) \
+    "json_build_object('id', id, 'type', job_type, 'status', status, 'queue', queue," \
+    " 'priority', priority," EXTRA " 'error', last_error, 'attempts', attempts," \
+    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id," \
+    " 'run_at', run_at, 'created_at', created_at, 'started_at', started_at," \
+    " 'finished_at', finished_at, 'cancel_requested_at', cancel_requested_at," \
+    " 'user_id', user_id, 'schedule_id', schedule_id, 'idempotency_key', idempotency_key," \
+    " 'locked_by', locked_by, 'locked_until', locked_until" TAIL ")"
+
+/* STATUS says "scheduled" for a queued job whose run_at is ahead; RUN AT shows when. */
 static const char SQL_LS[] =
-    "SELECT id, job_type, queue, status, attempts || coalesce('/' || max_attempts, ''), priority,"
-    " user_id, " AQ_CLI_TS("created_at") ", " AQ_CLI_TS("finished_at") ", last_error" LS_WHERE;
+    "SELECT id, job_type, queue,"
+    " CASE WHEN status = 'queued' AND run_at > now() THEN 'scheduled' ELSE status END,"
+    " attempts || coalesce('/' || max_attempts, ''), priority, user_id, " AQ_CLI_TS("run_at") ","
+    " " AQ_CLI_TS("created_at") ", " AQ_CLI_TS("finished_at") ", last_error" LS_WHERE;
 
 static const char SQL_LS_JSON[] =
-    "SELECT coalesce(json_agg(j ORDER BY j.id DESC), '[]') FROM ("
-    "SELECT id, job_type, queue, priority, status, attempts, max_attempts, run_at, user_id,"
-    " session_id, parent_id, schedule_id, idempotency_key, locked_by, locked_until, created_at,"
-    " started_at, finished_at, last_error" LS_WHERE ") j";
+    "SELECT coalesce(json_agg(j ORDER BY id DESC), '[]') FROM ("
+    "SELECT id, " JOB_JSON("", "") " AS j" LS_WHERE ") x";
 
 static int jobs_ls(const aq_config *cfg, int argc, char **argv)
 {
@@ -89,9 +108,9 @@ static int jobs_ls(const aq_config *cfg, int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     long long uid;
     long limit;
-    if (status && !valid_status(status))
-        return aq_cli_bad(USAGE_LS, "--status must be queued, running, waiting, succeeded,"
-                                    " failed or cancelled, not '%s'", status);
+    if (status && !valid_status(status) && strcmp(status, "scheduled"))
+        return aq_cli_bad(USAGE_LS, "--status must be queued, scheduled, running, waiting,"
+                                    " succeeded, failed or cancelled, not '%s'", status);
     if (user && !aq_cli_parse_id(user, &uid))
         return aq_cli_bad(USAGE_LS, "--user must be a user id (a positive whole number),"
                                     " not '%s'", user);
@@ -110,8 +129,8 @@ static int jobs_ls(const aq_config *cfg, int argc, char **argv)
     static const aq_cli_col cols[] = {
         {"ID", AQ_CLI_NUM, 0},        {"TYPE", AQ_CLI_TEXT, 24},    {"QUEUE", AQ_CLI_TEXT, 16},
         {"STATUS", AQ_CLI_TEXT, 0},   {"ATTEMPTS", AQ_CLI_NUM, 0},  {"PRI", AQ_CLI_NUM, 0},
-        {"USER", AQ_CLI_NUM, 0},      {"CREATED", AQ_CLI_TEXT, 0},  {"FINISHED", AQ_CLI_TEXT, 0},
-        {"LAST ERROR", AQ_CLI_TEXT, 48},
+        {"USER", AQ_CLI_NUM, 0},      {"RUN AT", AQ_CLI_TEXT, 0},   {"CREATED", AQ_CLI_TEXT, 0},
+        {"FINISHED", AQ_CLI_TEXT, 0}, {"LAST ERROR", AQ_CLI_TEXT, 48},
     };
     if (json) aq_cli_print_json(r);
     else if (PQntuples(r) == 0) printf("no jobs\n");
@@ -144,12 +163,15 @@ static const char SQL_FOLLOWUPS[] =
     " last_error FROM jobs WHERE parent_id = $1 ORDER BY id LIMIT " SHOW_FOLLOWUPS;
 
 static const char SQL_SHOW_JSON[] =
-    "SELECT row_to_json(x) FROM (SELECT j.*,"
-    " (SELECT count(*) FROM jobs f WHERE f.parent_id = j.id) AS followup_count,"
-    " (SELECT coalesce(json_agg(f ORDER BY f.id), '[]') FROM (SELECT id, job_type, status,"
-    " created_at, finished_at, last_error FROM jobs WHERE parent_id = j.id ORDER BY id"
-    " LIMIT " SHOW_FOLLOWUPS ") f) AS followups"
-    " FROM jobs j WHERE j.id = $1) x";
+    "SELECT " JOB_JSON(" 'input', input, 'output', output,",
+                       ", 'claims', claims, 'lost', lost, 'transient_since', transient_since,"
+                       " 'followup_count', (SELECT count(*) FROM jobs f WHERE f.parent_id = jobs.id),"
+                       " 'followups', (SELECT coalesce(json_agg(json_build_object('id', id,"
+                       " 'type', job_type, 'status', status, 'created_at', created_at,"
+                       " 'finished_at', finished_at, 'error', last_error) ORDER BY id), '[]')"
+                       " FROM (SELECT * FROM jobs f WHERE f.parent_id = jobs.id ORDER BY id"
+                       " LIMIT " SHOW_FOLLOWUPS ") f)")
+    " FROM jobs WHERE id = $1";
 
 static int jobs_show(const aq_config *cfg, int argc, char **argv)
 {
@@ -206,6 +228,29 @@ done:
 
 /* ---- jobs retry ---- */
 
+/* One batch of retry --failed and its audit row, in one transaction. */
+static int retry_batch(PGconn *db, const char *type, const char *start, long long *n)
+{
+    if (aq_cli_begin(db)) return 1;
+    if (aq_jobs_retry_failed(db, type, start, n)) goto fail;
+    if (*n) {
+        aq_buf d;
+        aq_buf_init(&d);
+        aq_buf_addf(&d, "{\"count\": %lld, \"type\": ", *n);
+        if (type) aq_buf_add_json_str(&d, type);
+        else aq_buf_adds(&d, "null");
+        aq_buf_adds(&d, "}");
+        int bad = aq_cli_audit(db, "job.retry_failed", NULL, d.p);
+        aq_buf_dispose(&d);
+        if (bad) goto fail;
+    }
+    if (aq_cli_commit(db)) goto fail;
+    return 0;
+fail:
+    aq_cli_rollback(db);
+    return 1;
+}
+
 static int retry_failed(PGconn *db, const char *type)
 {
     PGresult *r;
@@ -216,7 +261,7 @@ static int retry_failed(PGconn *db, const char *type)
     long long total = 0, n;
     int rc = 0;
     do {
-        if (aq_jobs_retry_failed(db, type, start, &n)) {
+        if (retry_batch(db, type, start, &n)) {
             if (total) fprintf(stderr, "agentq: %lld job(s) were queued again before that\n",
                                total);
             rc = 1;
@@ -227,6 +272,17 @@ static int retry_failed(PGconn *db, const char *type)
     free(start);
     if (!rc) printf("%lld failed job(s) queued again\n", total);
     return rc;
+}
+
+/* "job:ID" and {"was": WAS[, "outcome": O]} for an audit row. */
+static void audit_job(PGconn *db, const char *action, const char *id_s, const char *was, const char *outcome,
+                      int *bad)
+{
+    char target[48], details[96];
+    snprintf(target, sizeof target, "job:%s", id_s);
+    snprintf(details, sizeof details, outcome ? "{\"was\": \"%s\", \"outcome\": \"%s\"}" : "{\"was\": \"%s\"}",
+             was, outcome ? outcome : "");
+    *bad = aq_cli_audit(db, action, target, details);
 }
 
 static int jobs_retry(const aq_config *cfg, int argc, char **argv)
@@ -249,11 +305,14 @@ static int jobs_retry(const aq_config *cfg, int argc, char **argv)
         PQfinish(db);
         return rc;
     }
-    int requeued;
-    char was[16];
-    rc = aq_jobs_retry(db, strtoll(id_s, NULL, 10), &requeued, was);
+    int requeued = 0, bad = aq_cli_begin(db);
+    char was[16] = "";
+    if (!bad) bad = aq_jobs_retry(db, strtoll(id_s, NULL, 10), &requeued, was) != 0;
+    if (!bad && requeued) audit_job(db, "job.retry", id_s, was, NULL, &bad);
+    if (!bad) bad = aq_cli_commit(db);
+    if (bad) aq_cli_rollback(db);
     PQfinish(db);
-    if (rc) return 1;
+    if (bad) return 1;
     if (!was[0]) return aq_cli_fail("no job %s", id_s);
     if (requeued) printf("job %s queued again (it was %s)\n", id_s, was);
     else return aq_cli_fail("job %s has status %s; only failed or cancelled jobs can be retried", id_s, was);
@@ -272,11 +331,16 @@ static int jobs_cancel(const aq_config *cfg, int argc, char **argv)
     if ((rc = need_id(USAGE_CANCEL, "jobs cancel", npos, id_s))) return rc;
     PGconn *db = aq_cli_connect(cfg);
     if (!db) return 1;
-    aq_cancel_outcome out;
-    char was[16];
-    rc = aq_jobs_cancel(db, strtoll(id_s, NULL, 10), 0, &out, was);
+    aq_cancel_outcome out = AQ_CANCEL_NOT_FOUND;
+    char was[16] = "";
+    int bad = aq_cli_begin(db);
+    if (!bad) bad = aq_jobs_cancel(db, strtoll(id_s, NULL, 10), 0, &out, was) != 0;
+    if (!bad && (out == AQ_CANCEL_DONE || out == AQ_CANCEL_REQUESTED))
+        audit_job(db, "job.cancel", id_s, was, out == AQ_CANCEL_DONE ? "cancelled" : "cancelling", &bad);
+    if (!bad) bad = aq_cli_commit(db);
+    if (bad) aq_cli_rollback(db);
     PQfinish(db);
-    if (rc) return 1;
+    if (bad) return 1;
     switch (out) {
     case AQ_CANCEL_NOT_FOUND:
         return aq_cli_fail("no job %s", id_s);

@@ -3,8 +3,10 @@
  *
  *   agentq migrate          apply missing migrations (idempotent, concurrent-safe)
  *   agentq config           print the configuration variables and defaults
- *   agentq users add NAME [--operator]
- *                           create a user; its token is printed once, as the last line
+ *   agentq --version        the CLI's version and the schema (last migration) it carries
+ *   agentq users add NAME [--operator] | users ls [--json] | users revoke NAME | users token NAME
+ *                           users and their tokens (users_cmd.c); a new token is
+ *                           printed once, as the last line
  *   agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]
  *                           the next fire times of a cron expression (cron_cmd.c; no database)
  *   agentq telegram poll [--once] [--timeout S]
@@ -19,8 +21,13 @@
  *   agentq workers [--json] the live workers
  *   agentq schedules ls [--user ID] [--json]
  *                           the agent schedules
- *   agentq prune --older-than DURATION [--failed]
+ *   agentq prune --older-than DURATION [--failed] [--dry-run] [--json]
  *                           delete old finished jobs in batches (stats .. prune: ops_cmd.c)
+ *   agentq audit ls [filters] [--json]
+ *                           the audit log (audit_cmd.c)
+ *
+ * With DATABASE_URL unset, ./.agentq.env (written by `make run`) supplies it
+ * (cli_env.c). *
  *
  * `agentq COMMAND ... --help` (or -h) prints that command's usage on stdout
  * and exits 0 without doing anything else. Human tables by default, one JSON
@@ -32,7 +39,6 @@
 #include "aq_db.h"
 #include "aq_log.h"
 #include "aq_migrate.h"
-#include "aq_token.h"
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +52,12 @@ int aq_cmd_stats(const aq_config *cfg, int argc, char **argv);     /* ops_cmd.c 
 int aq_cmd_workers(const aq_config *cfg, int argc, char **argv);   /* ops_cmd.c */
 int aq_cmd_schedules(const aq_config *cfg, int argc, char **argv); /* ops_cmd.c */
 int aq_cmd_prune(const aq_config *cfg, int argc, char **argv);     /* ops_cmd.c */
+int aq_cmd_users(const aq_config *cfg, int argc, char **argv);     /* users_cmd.c */
+int aq_cmd_audit(const aq_config *cfg, int argc, char **argv);     /* audit_cmd.c */
+int aq_cli_load_env_file(void);                                    /* cli_env.c */
+
+/* What `agentq --version` says; the schema it carries is the last migration. */
+#define AQ_VERSION "0.15.0"
 
 static PGconn *connect_or_say(const aq_config *cfg)
 {
@@ -76,45 +88,6 @@ static int cmd_migrate(const aq_config *cfg, int argc, char **argv)
     return 0;
 }
 
-static int cmd_users(const aq_config *cfg, int argc, char **argv)
-{
-    static const char usage[] = "agentq users add NAME [--operator]";
-    const char *op = NULL, *pos[2];
-    const aq_cli_opt opts[] = {{"--operator", true, &op}, {NULL, false, NULL}};
-    int npos, rc = aq_cli_args(usage, argc - 1, argv + 1, opts, pos, 2, &npos);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (npos < 1 || strcmp(pos[0], "add"))
-        return aq_cli_bad(usage, "users needs a command: add");
-    if (npos < 2) return aq_cli_bad(usage, "users add needs a NAME");
-    int operator = op != NULL;
-    const char *name = pos[1];
-    size_t n = strlen(name);
-    if (n == 0 || n > 100) { fprintf(stderr, "agentq users add: NAME must be 1 to 100 characters\n"); return 2; }
-    unsigned char key[32], hash[AQ_TOKEN_HASH_LEN];
-    char err[256];
-    if (aq_secret_key_parse(cfg->secret_key, key, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }
-    PGconn *db = connect_or_say(cfg);
-    if (!db) return 1;
-    char token[AQ_TOKEN_LEN + 1], id[AQ_TOKEN_ID_LEN + 1], hexhash[2 * AQ_TOKEN_HASH_LEN + 3] = "\\x";
-    aq_token_new(key, token, id, hash);
-    sodium_bin2hex(hexhash + 2, sizeof hexhash - 2, hash, sizeof hash);
-    const char *p[] = {name, operator ? "operator" : "user", id, hexhash};
-    PGresult *r;
-    int ok = !aq_db_query(db, "adding the user", "INSERT INTO users (name, role, token_id, token_hash)"
-                          " VALUES ($1, $2, $3, $4::bytea) RETURNING id", 4, p, &r);
-    if (ok) {
-        printf("created %s %s (id %s); its token, shown only now:\n", operator ? "operator" : "user", name,
-               PQgetvalue(r, 0, 0));
-        printf("%s\n", token);
-    } else if (!strcmp(aq_db_error_state(), "23505")) {
-        fprintf(stderr, "agentq users add: a user with that name already exists\n");
-    }
-    PQclear(r);
-    PQfinish(db);
-    sodium_memzero(token, sizeof token);
-    return ok ? 0 : 1;
-}
-
 static int cmd_config(const aq_config *cfg, int argc, char **argv)
 {
     if (no_args("agentq config", argc, argv)) return 2;
@@ -137,8 +110,13 @@ static const struct {
 } commands[] = {
     {"migrate", cmd_migrate, "agentq migrate", "apply missing schema migrations"},
     {"config", cmd_config, "agentq config", "print configuration variables and defaults"},
-    {"users", cmd_users, "agentq users add NAME [--operator]", "create a user and print its token"},
-    {"cron", aq_cmd_cron, "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N]",
+    {"users", aq_cmd_users,
+     "agentq users add NAME [--operator]\n"
+     "agentq users ls [--json]\n"
+     "agentq users revoke NAME\n"
+     "agentq users token NAME",
+     "create a user (its token is the last line), list users, revoke a token, replace a token"},
+    {"cron", aq_cmd_cron, "agentq cron next 'EXPR' [--tz ZONE] [--from ISO8601] [--count N] [--json]",
      "the next fire times of a cron expression"},
     {"telegram", aq_cmd_telegram,
      "agentq telegram poll [--once] [--timeout S]\n"
@@ -154,8 +132,12 @@ static const struct {
      "jobs by type and status, throughput, oldest queued job, workers"},
     {"workers", aq_cmd_workers, "agentq workers [--json]", "the live workers"},
     {"schedules", aq_cmd_schedules, "agentq schedules ls [--user ID] [--json]", "the agent schedules"},
-    {"prune", aq_cmd_prune, "agentq prune --older-than DURATION [--failed]",
-     "delete old finished jobs (DURATION: 30m, 12h, 7d)"},
+    {"prune", aq_cmd_prune, "agentq prune --older-than DURATION [--failed] [--dry-run] [--json]",
+     "delete old finished jobs (DURATION: 30m, 12h, 7d); --dry-run counts them only"},
+    {"audit", aq_cmd_audit,
+     "agentq audit ls [--actor NAME] [--action A] [--target T] [--channel C] [--since DURATION]"
+     " [--limit N] [--json]",
+     "the audit log: approvals, operator actions, schedule changes (newest first)"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -182,6 +164,12 @@ static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        int last = 0;
+        while (aq_migrations[last].name) last++;
+        printf("agentq %s (schema %s)\n", AQ_VERSION, last ? aq_migrations[last - 1].name : "none");
+        return 0;
+    }
     if (argc < 2 || is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -200,6 +188,8 @@ int main(int argc, char **argv)
             printf("%s\n", commands[cmd].help);
             return 0;
         }
+    int rc = aq_cli_load_env_file();
+    if (rc) return rc;
     aq_config cfg;
     char err[256];
     if (aq_config_load(&cfg, err, sizeof err)) { fprintf(stderr, "agentq: %s\n", err); return 2; }

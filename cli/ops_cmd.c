@@ -4,7 +4,7 @@
  *                                oldest runnable queued job, the workers
  *   agentq workers [--json]      the live_workers view
  *   agentq schedules ls [--user ID] [--json]
- *   agentq prune --older-than DURATION [--failed]
+ *   agentq prune --older-than DURATION [--failed] [--dry-run] [--json]
  *
  * Cost on a big table: the counts read unfinished rows (the partial indexes
  * on queued and running rows) and the last hour of finished ones
@@ -17,7 +17,9 @@
  * prune deletes succeeded and cancelled jobs (and failed ones with --failed)
  * that finished before now - DURATION, 10,000 rows per transaction in
  * finished_at order (the jobs_finished index), so locks stay short and the
- * queue keeps moving while it runs. The cut-off is fixed when it starts. */
+ * queue keeps moving while it runs. The cut-off is fixed when it starts.
+ * Each batch writes its audit_log row (jobs.prune, with its count) in its own
+ * transaction. --dry-run counts what would go and deletes nothing. */
 #include "cli.h"
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@
 #define USAGE_STATS "agentq stats [--json]"
 #define USAGE_WORKERS "agentq workers [--json]"
 #define USAGE_SCHEDULES "agentq schedules ls [--user ID] [--json]"
-#define USAGE_PRUNE "agentq prune --older-than DURATION [--failed]"
+#define USAGE_PRUNE "agentq prune --older-than DURATION [--failed] [--dry-run] [--json]"
 #define PRUNE_BATCH "10000"
 
 int aq_cmd_stats(const aq_config *cfg, int argc, char **argv);
@@ -81,18 +83,20 @@ int aq_cmd_workers(const aq_config *cfg, int argc, char **argv)
 
 /* ---- stats ---- */
 
-/* Per type: unfinished jobs now (one arm per status, so each can use its
+/* Per type: unfinished jobs now (queued: runnable now; scheduled: queued
+ * with run_at ahead) (one arm per status, so each can use its
  * partial index), finished ones in the last hour (jobs_finished). */
 #define COUNTS_SQL \
-    "SELECT job_type," \
+    "SELECT job_type AS type," \
     " coalesce(sum(n) FILTER (WHERE status = 'queued'), 0)::bigint AS queued," \
+    " coalesce(sum(n) FILTER (WHERE status = 'scheduled'), 0)::bigint AS scheduled," \
     " coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running," \
     " coalesce(sum(n) FILTER (WHERE status = 'waiting'), 0)::bigint AS waiting," \
     " coalesce(sum(n) FILTER (WHERE status = 'succeeded'), 0)::bigint AS succeeded," \
     " coalesce(sum(n) FILTER (WHERE status = 'failed'), 0)::bigint AS failed," \
     " coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled" \
-    " FROM (SELECT job_type, status, count(*) AS n FROM jobs WHERE status = 'queued'" \
-    " GROUP BY 1, 2" \
+    " FROM (SELECT job_type, CASE WHEN run_at > now() THEN 'scheduled' ELSE 'queued' END AS status," \
+    " count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY 1, 2" \
     " UNION ALL SELECT job_type, status, count(*) FROM jobs WHERE status = 'running'" \
     " GROUP BY 1, 2" \
     " UNION ALL SELECT job_type, status, count(*) FROM jobs WHERE status = 'waiting'" \
@@ -108,35 +112,39 @@ int aq_cmd_workers(const aq_config *cfg, int argc, char **argv)
 
 /* Runnable (run_at has come) and queued the longest. */
 #define OLDEST_SQL \
-    "SELECT id, job_type, run_at, created_at," \
+    "SELECT id, job_type AS type, run_at, created_at," \
     " round(extract(epoch FROM now() - run_at)::numeric, 3) AS age_seconds" \
     " FROM jobs WHERE status = 'queued' AND run_at <= now() ORDER BY run_at, id LIMIT 1"
 
 static const char SQL_STATS_JSON[] =
     "SELECT json_build_object("
-    "'jobs', (SELECT coalesce(json_agg(c ORDER BY c.job_type), '[]') FROM (" COUNTS_SQL ") c),"
+    "'jobs', (SELECT coalesce(json_agg(c ORDER BY c.type), '[]') FROM (" COUNTS_SQL ") c),"
     " 'finished_window_seconds', 3600,"
     " 'finished_last_minute', " FINISHED_SINCE("1 minute") ","
     " 'finished_last_hour', " FINISHED_SINCE("1 hour") ","
+    " 'scheduled', (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at > now()),"
+    " 'next_scheduled_at', (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at > now()),"
     " 'oldest_queued', (SELECT row_to_json(o) FROM (" OLDEST_SQL ") o),"
     " 'workers', (" WORKERS_JSON "))";
 
 static const char SQL_SUMMARY[] =
     "SELECT " FINISHED_SINCE("1 minute") ", " FINISHED_SINCE("1 hour") ","
-    " o.id, o.job_type, o.age_seconds"
+    " o.id, o.type, o.age_seconds,"
+    " (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at > now()),"
+    " (SELECT " AQ_CLI_TS("min(run_at)") " FROM jobs WHERE status = 'queued' AND run_at > now())"
     " FROM (SELECT 1) one LEFT JOIN (" OLDEST_SQL ") o ON true";
 
 static int print_stats(PGconn *db)
 {
     static const aq_cli_col cols[] = {
-        {"TYPE", AQ_CLI_TEXT, 32},     {"QUEUED", AQ_CLI_NUM, 0}, {"RUNNING", AQ_CLI_NUM, 0},
-        {"WAITING", AQ_CLI_NUM, 0},    {"SUCCEEDED", AQ_CLI_NUM, 0}, {"FAILED", AQ_CLI_NUM, 0},
+        {"TYPE", AQ_CLI_TEXT, 32},     {"QUEUED", AQ_CLI_NUM, 0}, {"SCHEDULED", AQ_CLI_NUM, 0},
+        {"RUNNING", AQ_CLI_NUM, 0},    {"WAITING", AQ_CLI_NUM, 0},    {"SUCCEEDED", AQ_CLI_NUM, 0}, {"FAILED", AQ_CLI_NUM, 0},
         {"CANCELLED", AQ_CLI_NUM, 0},
     };
     PGresult *r;
     aq_db_query(db, "counting jobs", COUNTS_SQL, 0, NULL, &r);
     if (!r) return 1;
-    printf("jobs by type (queued, running, waiting: now;"
+    printf("jobs by type (queued: runnable now; scheduled: queued to run later; running, waiting: now;"
            " succeeded, failed, cancelled: the last hour)\n");
     if (PQntuples(r) == 0) printf("no jobs\n");
     else aq_cli_table(r, cols, (int)(sizeof cols / sizeof cols[0]));
@@ -153,6 +161,10 @@ static int print_stats(PGconn *db)
         printf("oldest queued: job %s (%s), runnable for %s\n", PQgetvalue(r, 0, 2),
                PQgetvalue(r, 0, 3), age);
     }
+    if (strcmp(PQgetvalue(r, 0, 5), "0"))
+        printf("scheduled: %s queued to run later, the first at %s\n", PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6));
+    else
+        printf("scheduled: none\n");
     PQclear(r);
 
     if (aq_db_query(db, "listing workers", SQL_WORKERS, 0, NULL, &r)) return 1;
@@ -250,11 +262,39 @@ int aq_cmd_schedules(const aq_config *cfg, int argc, char **argv)
     " AND finished_at < $1::timestamptz" \
     " ORDER BY finished_at LIMIT " PRUNE_BATCH " FOR UPDATE SKIP LOCKED))"
 
+#define COUNT_SQL(statuses) \
+    "SELECT count(*) FROM jobs WHERE status IN (" statuses ") AND finished_at < $1::timestamptz"
+
+/* One batch and its audit row (when it deleted any), in one transaction; the
+ * rows deleted in *n. 0, or 1 after the error. */
+static int prune_batch(PGconn *db, const char *sql, const char *cut, const char *statuses, long long *n)
+{
+    const char *p[] = {cut};
+    PGresult *d;
+    if (aq_cli_begin(db)) return 1;
+    aq_db_query(db, "pruning", sql, 1, p, &d);
+    if (!d) goto fail;
+    *n = strtoll(PQcmdTuples(d), NULL, 10);
+    PQclear(d);
+    if (*n) {
+        char details[200];
+        snprintf(details, sizeof details, "{\"count\": %lld, \"finished_before\": \"%s\", \"statuses\": \"%s\"}",
+                 *n, cut, statuses);
+        if (aq_cli_audit(db, "jobs.prune", NULL, details)) goto fail;
+    }
+    if (aq_cli_commit(db)) goto fail;
+    return 0;
+fail:
+    aq_cli_rollback(db);
+    return 1;
+}
+
 int aq_cmd_prune(const aq_config *cfg, int argc, char **argv)
 {
-    const char *older = NULL, *failed = NULL;
+    const char *older = NULL, *failed = NULL, *dry = NULL, *json = NULL;
     const aq_cli_opt opts[] = {
-        {"--older-than", false, &older}, {"--failed", true, &failed}, {NULL, false, NULL},
+        {"--older-than", false, &older}, {"--failed", true, &failed}, {"--dry-run", true, &dry},
+        {"--json", true, &json},         {NULL, false, NULL},
     };
     int npos, rc = aq_cli_args(USAGE_PRUNE, argc - 1, argv + 1, opts, NULL, 0, &npos);
     if (rc) return rc < 0 ? 0 : rc;
@@ -271,31 +311,42 @@ int aq_cmd_prune(const aq_config *cfg, int argc, char **argv)
     PGresult *r;
     aq_db_query(db, "computing the cut-off",
                 "SELECT (now() - make_interval(secs => $1::float8))::text,"
-                " " AQ_CLI_TS("now() - make_interval(secs => $1::float8)"), 1, p, &r);
+                " " AQ_CLI_TS("now() - make_interval(secs => $1::float8)") ","
+                " to_json(now() - make_interval(secs => $1::float8))", 1, p, &r);
     if (!r) {
         PQfinish(db);
         return 1;
     }
-    const char *sql = failed ? PRUNE_SQL("'succeeded', 'cancelled', 'failed'")
-                             : PRUNE_SQL("'succeeded', 'cancelled'");
+    const char *statuses = failed ? "succeeded, cancelled, failed" : "succeeded, cancelled";
     const char *cut[] = {PQgetvalue(r, 0, 0)};
-    long long total = 0, n;
-    do {
-        PGresult *d;
-        aq_db_query(db, "pruning", sql, 1, cut, &d);
-        if (!d) {
-            if (total) fprintf(stderr, "agentq: %lld job(s) were pruned before the error\n", total);
-            rc = 1;
-            break;
-        }
-        n = strtoll(PQcmdTuples(d), NULL, 10);
-        total += n;
-        PQclear(d);
-    } while (n == atoll(PRUNE_BATCH));
-    if (!rc)
-        printf("pruned %lld job(s) (%s) that finished before %s\n", total,
-               failed ? "succeeded, cancelled, failed" : "succeeded, cancelled",
-               PQgetvalue(r, 0, 1));
+    long long total = 0, n = 0;
+    if (dry) {
+        PGresult *c;
+        aq_db_query(db, "counting", failed ? COUNT_SQL("'succeeded', 'cancelled', 'failed'")
+                                               : COUNT_SQL("'succeeded', 'cancelled'"), 1, cut, &c);
+        if (c) total = strtoll(PQgetvalue(c, 0, 0), NULL, 10);
+        rc = c ? 0 : 1;
+        PQclear(c);
+    } else {
+        const char *sql = failed ? PRUNE_SQL("'succeeded', 'cancelled', 'failed'")
+                                 : PRUNE_SQL("'succeeded', 'cancelled'");
+        do {
+            if (prune_batch(db, sql, cut[0], statuses, &n)) {
+                if (total) fprintf(stderr, "agentq: %lld job(s) were pruned before the error\n", total);
+                rc = 1;
+                break;
+            }
+            total += n;
+        } while (n == atoll(PRUNE_BATCH));
+    }
+    if (!rc && json)   /* count: the jobs deleted, or with --dry-run those a run would delete now */
+        printf("{\"dry_run\": %s, \"count\": %lld, \"statuses\": [\"%s\"], \"finished_before\": %s}\n",
+               dry ? "true" : "false", total,
+               failed ? "succeeded\", \"cancelled\", \"failed" : "succeeded\", \"cancelled", PQgetvalue(r, 0, 2));
+    if (!rc && !json)
+        printf(dry ? "would prune %lld job(s) (%s) that finished before %s (dry run: nothing deleted)\n"
+                   : "pruned %lld job(s) (%s) that finished before %s\n",
+               total, statuses, PQgetvalue(r, 0, 1));
     PQclear(r);
     PQfinish(db);
     return rc;

@@ -34,6 +34,7 @@ static const var vars[] = {
     STR(queues, "AGENTQ_QUEUES", "default", "queues a worker claims from, comma-separated (or --queues)"),
     ONE_OF(log_level, "AGENTQ_LOG_LEVEL", "info", LOG_LEVELS, "debug, info, warn or error (anything else: the binaries refuse to start); debug adds the API's access log, a line per request"),
     STR(secret_key, "AGENTQ_SECRET_KEY", "", "32 bytes (64 hex digits or base64) keying token hashes and encrypted secrets; required by the API and `agentq users add` (`make run` makes one)"),
+    STR(secret_key_file, "AGENTQ_SECRET_KEY_FILE", "", "a file holding AGENTQ_SECRET_KEY (surrounding whitespace ignored), read at start when AGENTQ_SECRET_KEY is empty: a mounted secret, a systemd credential, `make run`'s .agentq.key"),
     ONE_OF(llm_provider, "LLM_PROVIDER", "offline", LLM_PROVIDERS, "`offline` (built in, not a model; no key or network) or `openai` (any OpenAI-compatible /chat/completions); anything else: the binaries refuse to start"),
     STR(llm_base_url, "LLM_BASE_URL", "https://api.openai.com/v1", "base URL of the OpenAI-compatible API (Ollama: http://127.0.0.1:11434/v1)"),
     STR(llm_api_key, "LLM_API_KEY", "", "bearer key for the LLM API (empty: none sent)"),
@@ -63,6 +64,7 @@ static const var vars[] = {
     NUM(grace_seconds, "AGENTQ_SHUTDOWN_GRACE_SECONDS", "25", 0, 3600, "on SIGTERM, how long running handlers may finish before their jobs are handed back"),
     NUM(max_input_bytes, "AGENTQ_MAX_INPUT_BYTES", "1048576", 2, 268435456, "largest job input a worker will run; larger fails permanently"),
     NUM(retention_hours, "AGENTQ_RETENTION_HOURS", "168", 0, 87600, "succeeded/cancelled jobs older than this are pruned by workers (0 = never); failed jobs stay"),
+    NUM(notification_retention_hours, "AGENTQ_NOTIFICATION_RETENTION_HOURS", "720", 0, 876000, "web-inbox notifications older than this, read or not, and approvals decided longer ago than this, are deleted by workers (0 = never)"),
     NUM(api_threads, "AGENTQ_API_THREADS", "0", 0, 64, "API threads, each with its own loop and database connection (0 = one per CPU)"),
     NUM(max_body_bytes, "AGENTQ_MAX_BODY_BYTES", "65536", 256, 16777216, "largest request body the API accepts (413 beyond)"),
     NUM(max_message_chars, "AGENTQ_MAX_MESSAGE_CHARS", "8000", 1, 1000000, "longest chat message, in characters (422 beyond)"),
@@ -87,6 +89,31 @@ static int check_one_of(const var *v, const char *val, char *err, size_t errlen)
     return AQ_ECONFIG;
 }
 
+/* The key from AGENTQ_SECRET_KEY_FILE: its text without surrounding
+ * whitespace, kept for the life of the process (load runs once). */
+static int read_key_file(aq_config *cfg, char *err, size_t errlen)
+{
+    static char key[256];
+    FILE *f = fopen(cfg->secret_key_file, "r");
+    if (!f) {
+        snprintf(err, errlen, "AGENTQ_SECRET_KEY_FILE=%s: %s", cfg->secret_key_file, strerror(errno));
+        return AQ_ECONFIG;
+    }
+    size_t n = fread(key, 1, sizeof key - 1, f);
+    int big = n == sizeof key - 1 && fgetc(f) != EOF;
+    fclose(f);
+    key[n] = 0;
+    while (n && strchr(" \t\r\n", key[n - 1])) key[--n] = 0;
+    size_t skip = strspn(key, " \t\r\n");
+    if (big || !key[skip]) {
+        snprintf(err, errlen, "AGENTQ_SECRET_KEY_FILE=%s: %s", cfg->secret_key_file,
+                 big ? "too long for a key" : "empty");
+        return AQ_ECONFIG;
+    }
+    cfg->secret_key = key + skip;
+    return 0;
+}
+
 int aq_config_load(aq_config *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -108,6 +135,7 @@ int aq_config_load(aq_config *cfg, char *err, size_t errlen)
         }
         *(long *)field = n;
     }
+    if (!*cfg->secret_key && *cfg->secret_key_file) return read_key_file(cfg, err, errlen);
     return 0;
 }
 

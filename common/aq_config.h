@@ -12,7 +12,8 @@ typedef struct aq_config {
     const char *listen;
     const char *queues;         /* comma-separated */
     const char *log_level;
-    const char *secret_key;
+    const char *secret_key;     /* from AGENTQ_SECRET_KEY, else read from AGENTQ_SECRET_KEY_FILE */
+    const char *secret_key_file;
     const char *llm_provider;   /* "offline" or "openai" */
     const char *llm_base_url;
     const char *llm_api_key;
@@ -33,6 +34,7 @@ typedef struct aq_config {
     long grace_seconds;
     long max_input_bytes;
     long retention_hours;
+    long notification_retention_hours;
     long test_handlers;
     long api_threads;
     long max_body_bytes;

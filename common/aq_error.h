@@ -24,7 +24,8 @@
     X(EIO,       "io_error",          "input/output error",                    500)  \
     X(EIDEMPOTENT, "idempotency_mismatch", "idempotency key used with another request", 422) \
     X(EHEADERS,  "headers_too_large", "request headers too large",             431)  \
-    X(EREQUEST,  "bad_request",       "malformed request",                     400)
+    X(EREQUEST,  "bad_request",       "malformed request",                     400)  \
+    X(EFORBIDDEN, "forbidden",        "operators only",                        403)
 
 typedef enum aq_err {
     AQ_OK = 0,

@@ -6,6 +6,7 @@
  * DESIGN: the asynchronous callers (the API's batched enqueue, the engine's
  * follow-up inserts inside their parent's completion round) keep their
  * batching and their rounds; only the statement text lives here. */
+#include "aq_audit.h"
 #include "aq_jobs.h"
 #include "aq_db.h"
 #include "aq_error.h"
@@ -142,6 +143,12 @@ const char aq_jobs_sql_followups[] =
 
 const char aq_jobs_sql_cancel[] = "SELECT was, outcome FROM aq_job_cancel($1::bigint, $2::bigint)";
 
+const char aq_jobs_sql_cancel_audited[] =
+    "SELECT was, outcome, CASE WHEN outcome <> 'finished' THEN"
+    " " AQ_AUDIT_CALL("$3::bigint", "$4", "$5", "'job.cancel'", "'job:' || $1",
+                      "jsonb_build_object('was', was, 'outcome', outcome)") " END"
+    " FROM aq_job_cancel($1::bigint, $2::bigint)";
+
 aq_cancel_outcome aq_jobs_cancel_result(const PGresult *res, const char **was)
 {
     *was = "";
@@ -223,9 +230,14 @@ int aq_jobs_retry_failed(PGconn *db, const char *type, const char *before, long 
 
 const char aq_jobs_sql_resume_decided[] =
     "WITH a AS (UPDATE pending_actions SET status = CASE WHEN expires_at > now() THEN $2 ELSE 'expired' END,"
-    " decided_at = now() WHERE id = $1 AND status = 'pending' RETURNING job_id, status),"
+    " decided_at = now() WHERE id = $1 AND status = 'pending'"
+    " RETURNING id, job_id, status, user_id, tool, arguments, session_id),"
+    " au AS (SELECT " AQ_AUDIT_CALL("$3::bigint", "$4", "$5", "'action.' || a.status", "'action:' || a.id",
+                                    "jsonb_build_object('tool', a.tool, 'arguments', a.arguments, 'job_id', a.job_id,"
+                                    " 'session_id', a.session_id, 'owner_id', a.user_id, 'asked', $2::text)"
+                                    " || coalesce($6::jsonb, '{}')") " FROM a),"
     " j AS (UPDATE jobs SET status = 'queued', run_at = now(), attempts = greatest(jobs.attempts - 1, 0),"
     " locked_by = NULL, locked_until = NULL FROM a WHERE jobs.id = a.job_id AND jobs.status = 'waiting'"
     " RETURNING jobs.id),"
     " n AS (SELECT pg_notify('" AQ_CHANNEL_JOBS "', '') FROM j)"
-    " SELECT (SELECT status FROM a), (SELECT id FROM j), (SELECT count(*) FROM n)";
+    " SELECT (SELECT status FROM a), (SELECT id FROM j), (SELECT count(*) FROM n), (SELECT count(*) FROM au)";

@@ -20,6 +20,7 @@
 
 #define AQ_CHANNEL_JOBS "aq_jobs"        /* NOTIFY: new runnable jobs (one per INSERT statement) */
 #define AQ_CHANNEL_DONE "aq_done"        /* NOTIFY: owned jobs that ended; payload "id,id,..." */
+#define AQ_CHANNEL_AUTH "aq_auth"        /* NOTIFY: a token id that no longer works (revoked, replaced) */
 #define AQ_TELEGRAM_KEY_FMT "telegram:%lld"   /* idempotency key of a Telegram update's job */
 #define AQ_SCHEDULE_KEY_FMT "schedule:%lld:%lld"   /* a schedule's slot: schedule id, slot (Unix s) */
 #define AQ_PRIORITY_NOTIFY (-5)          /* notices to people (notify jobs) run ahead of ordinary work (0) */
@@ -89,6 +90,10 @@ typedef enum aq_cancel_outcome {
 /* $1 job id, $2 owner (NULL: any): one row (was, outcome) or none. The API
  * runs it asynchronously and reads the answer with aq_jobs_cancel_result. */
 extern const char aq_jobs_sql_cancel[];
+/* The same, and when it changed the job, its audit_log row in the same
+ * statement: $3 the acting user's id (or NULL), $4 a name (or NULL: the
+ * user's), $5 the channel (aq_audit.h). */
+extern const char aq_jobs_sql_cancel_audited[];
 /* The outcome of aq_jobs_sql_cancel's answer (a TUPLES_OK result); *was gets
  * the status before ("" when not found), valid while res is. */
 aq_cancel_outcome aq_jobs_cancel_result(const PGresult *res, const char **was);
@@ -108,7 +113,10 @@ int aq_jobs_retry(PGconn *db, int64_t id, int *requeued, char was[16]);
 #define AQ_JOBS_RETRY_BATCH 10000
 int aq_jobs_retry_failed(PGconn *db, const char *type, const char *before, long long *n);
 /* A waiting job resumed by a decided pending action: $1 action id, $2 the
- * decision. Answers (the action's new status or NULL when it was already
+ * decision; its audit_log row (action.approved|rejected|expired, with the
+ * tool and its arguments) in the same statement: $3 who decided (users.id or
+ * NULL), $4 a name for the actor (NULL: the user's), $5 the channel
+ * (aq_audit.h), $6 more details (jsonb or NULL). Answers (the action's new status or NULL when it was already
  * decided, the resumed job's id or NULL). Run it as an owned write
  * (handlers/action_decision.c). */
 extern const char aq_jobs_sql_resume_decided[];

@@ -1,6 +1,7 @@
 /* aq_schedule.c — schedule field rules and fire-time decisions (see
  * aq_schedule.h), on top of the cron evaluator (aq_cron.h). */
 #include "aq_schedule.h"
+#include "aq_audit.h"
 #include "aq_cron.h"
 #include "aq_error.h"
 #include <stdio.h>
@@ -121,7 +122,10 @@ const char aq_schedule_sql_create[] =
     "INSERT INTO agent_schedules (user_id, name, cron, timezone, prompt, enabled, misfire, next_run_at)"
     " SELECT $1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint)"
     " WHERE aq_schedule_slot_free($1::bigint, $9::int)"
-    " RETURNING " AQ_SCHEDULE_JSON "::text";
+    " RETURNING " AQ_SCHEDULE_JSON "::text,"
+    " " AQ_AUDIT_CALL("$1::bigint", "NULL", "$10", "'schedule.created'", "'schedule:' || id",
+                      "jsonb_build_object('name', name, 'cron', cron, 'timezone', timezone, 'enabled', enabled,"
+                      " 'misfire', misfire, 'prompt', prompt)");
 
 /* 0 when s (valid UTF-8) is non-blank and at most max characters. */
 static int text_ok(const char *field, const char *s, long max, char *err, size_t errlen)

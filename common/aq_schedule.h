@@ -61,7 +61,8 @@ int aq_schedule_check_new(const char *name, const char *cron, const char *zone, 
  * disabled), $9 the per-user limit (AQ_SCHEDULE_PER_USER), counted under the
  * user's lock (aq_schedule_slot_free, sql/007), so exact however many race.
  * Answers the schedule as a JSON document, or no row when the user is at the
- * limit. */
+ * limit. $10 is who asks (aq_audit.h's channel: AQ_AUDIT_API or
+ * AQ_AUDIT_AGENT): the audit_log row is written by the same statement. */
 extern const char aq_schedule_sql_create[];
 /* The JSON document of a schedule row (SQL expression over agent_schedules). */
 #define AQ_SCHEDULE_JSON \

@@ -8,7 +8,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="gcc make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
-      libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15
+      libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15 python3 python3-yaml systemd
       wrk procps iproute2 util-linux prometheus"
 missing=""
 for p in $PKGS; do

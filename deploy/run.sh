@@ -9,8 +9,13 @@
 # .agentq.token for later runs), then runs the API on AGENTQ_LISTEN and
 # AGENTQ_WORKERS worker processes (default 1).
 #
-# AGENTQ_RUN_DIR (default: the project folder) is where .pgdata, .agentq.key
-# and .agentq.token live; AGENTQ_BIN_DIR (default: bin/) where the binaries
+# It writes .agentq.env (mode 600) with that DATABASE_URL and the key file's
+# path (AGENTQ_SECRET_KEY_FILE), which bin/agentq reads from the current
+# directory when DATABASE_URL is unset, and prints the same as an `export`
+# line to paste elsewhere.
+#
+# AGENTQ_RUN_DIR (default: the project folder) is where .pgdata, .agentq.key,
+# .agentq.env and .agentq.token live; AGENTQ_BIN_DIR (default: bin/) where the binaries
 # are. Tests use both to run this script beside, not on, a developer's setup.
 #
 # STOPPING. Whatever stops it leaves nothing behind: no agentq process and,
@@ -104,14 +109,34 @@ if [ -z "${DATABASE_URL:-}" ]; then
     started_pg=1
     DATABASE_URL=$(sh deploy/pg.sh start "$rundir/.pgdata" "$port")
 fi
+keyfile=""
 if [ -z "${AGENTQ_SECRET_KEY:-}" ]; then
     if [ ! -s "$rundir/.agentq.key" ]; then
         (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$rundir/.agentq.key")
         say "run: created a secret key in $rundir/.agentq.key"
     fi
-    AGENTQ_SECRET_KEY=$(cat "$rundir/.agentq.key")
+    keyfile="$rundir/.agentq.key"
+    AGENTQ_SECRET_KEY=$(cat "$keyfile")
 fi
 export DATABASE_URL AGENTQ_SECRET_KEY
+
+# Where bin/agentq finds this stack when DATABASE_URL is unset (cli/cli_env.c):
+# .agentq.env in the run folder, mode 600, shell syntax; values in single
+# quotes (one that holds a quote is left out: set it by hand).
+envfile="$rundir/.agentq.env"
+envline=""
+rm -f "$envfile"
+(umask 077; printf '# written by make run (deploy/run.sh); bin/agentq reads it when DATABASE_URL is unset\n' > "$envfile")
+put() {
+    case "$2" in
+        *\'*) say "run: $1 holds a quote; not written to .agentq.env" ;;
+        *) printf "export %s='%s'\n" "$1" "$2" >> "$envfile"; envline="$envline $1='$2'" ;;
+    esac
+}
+put DATABASE_URL "$DATABASE_URL"
+[ -z "$keyfile" ] || put AGENTQ_SECRET_KEY_FILE "$keyfile"
+say "run: bin/agentq run from $rundir finds this stack through .agentq.env; elsewhere:"
+say "  export$envline"
 [ "$signals" -eq 0 ] || finish
 "$bindir/agentq" migrate || { status=1; finish; }
 

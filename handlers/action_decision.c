@@ -10,7 +10,14 @@
  * action's expiry: if nobody has decided by then, the action expires and the
  * turn resumes, telling the model so.
  *
- * input: {"action_id": N, "decision": "approved"|"rejected"|"expired"} */
+ * The decision's audit_log row (who, which action, the tool and its
+ * arguments, from which channel) is written by the same statement.
+ *
+ * input: {"action_id": N, "decision": "approved"|"rejected"|"expired",
+ *         "by": USER_ID, "channel": "api"|"telegram"|"system", "telegram_user": N}
+ * (by, channel: who decided and where; an expiry has neither: "system";
+ * telegram_user: the Telegram account that pressed the button) */
+#include "aq_audit.h"
 #include "aq_error.h"
 #include "aq_db.h"
 #include "aq_jobs.h"
@@ -31,12 +38,22 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
     }
     PGconn *db = aq_ctx_db(ctx);
     if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
-    char aid[24];
+    char aid[24], by_s[24], extra[64] = "";
     snprintf(aid, sizeof aid, "%lld", (long long)id->valuedouble);
-    const char *p[] = {aid, d->valuestring};
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(input, "by");
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(input, "channel");
+    const cJSON *tg = cJSON_GetObjectItemCaseSensitive(input, "telegram_user");
+    const char *channel = AQ_AUDIT_SYSTEM;
+    if (cJSON_IsString(ch) && !strcmp(ch->valuestring, AQ_AUDIT_TELEGRAM)) channel = AQ_AUDIT_TELEGRAM;
+    else if (cJSON_IsString(ch) && !strcmp(ch->valuestring, AQ_AUDIT_API)) channel = AQ_AUDIT_API;
+    int has_by = cJSON_IsNumber(by) && by->valuedouble >= 1;
+    snprintf(by_s, sizeof by_s, "%lld", has_by ? (long long)by->valuedouble : 0LL);
+    if (cJSON_IsNumber(tg)) snprintf(extra, sizeof extra, "{\"telegram_user\": %lld}", (long long)tg->valuedouble);
+    const char *p[] = {aid, d->valuestring, has_by ? by_s : NULL, has_by ? NULL : "agentq", channel,
+                       extra[0] ? extra : NULL};
     PGresult *r = NULL;
     int rc = aq_ctx_exec_owned(ctx, aq_jobs_sql_resume_decided,
-        2, p, &r);   /* only while this run owns the job: a late run decides nothing */
+        6, p, &r);   /* only while this run owns the job: a late run decides nothing */
     if (rc) {
         if (rc == AQ_EUNAVAIL) aq_ctx_error(ctx, "deciding action %s: database unreachable", aid);
         return AQ_JOB_RETRY;

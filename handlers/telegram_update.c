@@ -27,6 +27,7 @@
  * Everything this sends goes out as notify jobs or follow-ups, queued with
  * this job's completion: a retried update never answers twice. Updates of
  * other kinds are acknowledged and ignored. */
+#include "aq_audit.h"
 #include "aq_alloc.h"
 #include "aq_log.h"
 #include "aq_error.h"
@@ -325,6 +326,9 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
         cJSON *in = cJSON_CreateObject();
         cJSON_AddNumberToObject(in, "action_id", (double)action);
         cJSON_AddStringToObject(in, "decision", yes ? "approved" : "rejected");
+        cJSON_AddNumberToObject(in, "by", (double)l.user_id);   /* for the audit log */
+        cJSON_AddStringToObject(in, "channel", AQ_AUDIT_TELEGRAM);
+        cJSON_AddNumberToObject(in, "telegram_user", (double)sender(cq));
         char key[48];
         snprintf(key, sizeof key, "action:%lld", action);   /* the API's key: decided once */
         aq_enqueue_opts o = {.idempotency_key = key, .priority = -10, .user_id = l.user_id};

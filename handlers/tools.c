@@ -4,6 +4,7 @@
 #include "aq_alloc.h"
 #include "aq_cron.h"
 #include "aq_db.h"
+#include "aq_audit.h"
 #include "aq_schedule.h"
 #include <time.h>
 #include <stdio.h>
@@ -236,7 +237,7 @@ static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args
     }
     snprintf(next_s, sizeof next_s, "%lld", (long long)next);
     snprintf(quota, sizeof quota, "%d", AQ_SCHEDULE_PER_USER);
-    const char *p[] = {uid, name, cron, zone, prompt, "true", "run_once", next_s, quota};
-    return answer(db, aq_schedule_sql_create, 9, p,
+    const char *p[] = {uid, name, cron, zone, prompt, "true", "run_once", next_s, quota, AQ_AUDIT_AGENT};
+    return answer(db, aq_schedule_sql_create, 10, p,
                   "not created: the user has as many schedules as allowed; delete one first", err);
 }

@@ -190,6 +190,11 @@ static void approval_approve_and_reject(void)
     CHECK_STR(reply, "Deleted it.");
     free(reply);
     CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(job), NULL), 1);
+    /* the decision's audit row: who, which action, the tool and its arguments, from where */
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'action.approved' AND target = 'action:' || $1"
+                     " AND actor = 'carol' AND actor_id = $2 AND channel = 'api' AND details->>'tool' = 'delete_task'"
+                     " AND details->'arguments' = $3::jsonb AND (details->>'job_id')::bigint = $4",
+                     th_num(action), th_num(uid), args, th_num(job), NULL), 1);
     r = th_post(path, tok, NULL);   /* a second decision */
     CHECK_INT(r.status, 409);
     th_resp_free(&r);
@@ -217,6 +222,10 @@ static void approval_approve_and_reject(void)
     th_resp_free(&r);
     CHECK(wait_status(job2, "succeeded", 15000));
     CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE id = $1", th_num(t2), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'action.rejected' AND target = 'action:' || $1"
+                     " AND actor = 'carol' AND channel = 'api' AND details->'arguments' = $2::jsonb",
+                     th_num(action2), args, NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action LIKE 'action.%'", NULL), 2);   /* the 409s wrote none */
     CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE session_id = $1 AND role = 'tool'"
                      " AND tool_call_id = (SELECT tool_call_id FROM pending_actions WHERE id = $2)"
                      " AND content LIKE '%declined%'", SID, th_num(action2), NULL), 1);

@@ -80,6 +80,16 @@ static long long value_for(const char *sql, long long id) { return th_int(sql, t
 
 #define FINISHED_NOW "UPDATE jobs SET finished_at = now() WHERE id = $1"
 
+/* The last line of s (heap). */
+static char *last_line(const char *s)
+{
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '\n') n--;
+    size_t b = n;
+    while (b && s[b - 1] != '\n') b--;
+    return strndup(s + b, n - b);
+}
+
 static void jobs_ls_filters_and_json(void)
 {
     long long a = insert_job("noop", "default", "failed",
@@ -194,7 +204,10 @@ static void jobs_show_and_followups(void)
     CHECK_INT(th_jnum(j, "id"), p);
     CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "input"), "q"), "caf\xc3\xa9 \"x\"");
     CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(j, "output"), "text"), "done");
-    CHECK_STR(th_jstr(j, "last_error"), "multi\nline");
+    CHECK_STR(th_jstr(j, "error"), "multi\nline");   /* the API's names */
+    CHECK_STR(th_jstr(j, "type"), "test_output");
+    CHECK(!cJSON_GetObjectItemCaseSensitive(j, "last_error") && !cJSON_GetObjectItemCaseSensitive(j, "job_type"));
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "followups"), 0), "type"), "notify");
     CHECK_INT(th_jnum(j, "followup_count"), 2);
     char *ids = ids_of(cJSON_GetObjectItemCaseSensitive(j, "followups"));
     snprintf(want, sizeof want, "%lld,%lld", f1, f2);
@@ -424,7 +437,7 @@ static const cJSON *type_row(const cJSON *stats, const char *type)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(stats, "jobs"))
-        if (th_jstr(e, "job_type") && !strcmp(th_jstr(e, "job_type"), type)) return e;
+        if (th_jstr(e, "type") && !strcmp(th_jstr(e, "type"), type)) return e;
     th_fail(__FILE__, __LINE__, "no row for type %s in stats", type);
     return NULL;
 }
@@ -446,7 +459,8 @@ static void stats_counts(void)
     cJSON *j = json_out(&r);
     const cJSON *a = type_row(j, "s_a"), *b = type_row(j, "s_b");
     if (a) {
-        CHECK_INT(th_jnum(a, "queued"), 3);
+        CHECK_INT(th_jnum(a, "queued"), 2);      /* runnable now */
+        CHECK_INT(th_jnum(a, "scheduled"), 1);   /* run_at tomorrow: not queued */
         CHECK_INT(th_jnum(a, "running"), 1);
         CHECK_INT(th_jnum(a, "waiting"), 0);
         CHECK_INT(th_jnum(a, "succeeded"), 1);   /* the one two hours ago is outside the window */
@@ -463,6 +477,8 @@ static void stats_counts(void)
     CHECK_INT(th_jnum(j, "finished_last_hour"), 4);
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "oldest_queued");
     CHECK_INT(th_jnum(o, "id"), oldest);
+    CHECK_STR(th_jstr(o, "type"), "s_a");
+    CHECK_INT(th_jnum(j, "scheduled"), 1);
     CHECK(th_jnum(o, "age_seconds") >= 600 && th_jnum(o, "age_seconds") < 700);
     CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "workers")));
     cJSON_Delete(j);
@@ -470,8 +486,9 @@ static void stats_counts(void)
 
     r = CLI("stats");
     CHECK_INT(r.status, 0);
-    CHECK_CONTAINS(r.out, "TYPE  QUEUED  RUNNING  WAITING  SUCCEEDED  FAILED  CANCELLED\n");
-    CHECK_CONTAINS(r.out, "s_a        3        1        0          1       2          0\n");
+    CHECK_CONTAINS(r.out, "TYPE  QUEUED  SCHEDULED  RUNNING  WAITING  SUCCEEDED  FAILED  CANCELLED\n");
+    CHECK_CONTAINS(r.out, "s_a        2          1        1        0          1       2          0\n");
+    CHECK_CONTAINS(r.out, "scheduled: 1 queued to run later, the first at ");
     CHECK_CONTAINS(r.out, "finished: 2 in the last minute, 4 in the last hour\n");
     char want[64];
     snprintf(want, sizeof want, "oldest queued: job %lld (s_a), runnable for 10m", oldest);
@@ -600,10 +617,34 @@ static void prune_old_finished_jobs(void)
             " VALUES ('waiting_long', now() - interval '30 days', now() - interval '30 days')",
             NULL);
 
-    th_cli_run r = CLI("prune", "--older-than", "7d");
+    /* --dry-run counts and deletes nothing; --json says the same */
+    th_cli_run r = CLI("prune", "--older-than", "7d", "--dry-run");
     CHECK_INT(r.status, 0);
-    CHECK_CONTAINS(r.out, "pruned 25001 job(s) (succeeded, cancelled) that finished before ");
+    CHECK_CONTAINS(r.out, "would prune 25001 job(s) (succeeded, cancelled) that finished before ");
+    CHECK_CONTAINS(r.out, "dry run: nothing deleted");
     th_cli_free(&r);
+    r = CLI("prune", "--older-than", "7d", "--dry-run", "--json", "--failed");
+    cJSON *j = json_out(&r);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "dry_run")));
+    CHECK_INT(th_jnum(j, "count"), 25003);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "statuses")), 3);
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "finished_before")));
+    cJSON_Delete(j);
+    th_cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 25007);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log", NULL), 0);
+
+    r = CLI("prune", "--older-than", "7d", "--json");
+    CHECK_INT(r.status, 0);
+    j = json_out(&r);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "dry_run")));
+    CHECK_INT(th_jnum(j, "count"), 25001);
+    cJSON_Delete(j);
+    th_cli_free(&r);
+    /* one audit row per batch, with its count, in the batch's transaction */
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'jobs.prune' AND channel = 'cli'", NULL), 3);
+    CHECK_INT(th_int("SELECT sum((details->>'count')::int) FROM audit_log WHERE action = 'jobs.prune'", NULL),
+              25001);
     CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 6);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'failed'", NULL), 3);
 
@@ -1070,6 +1111,30 @@ static void run_and_stop(const char *top, const char *dir, int via_make, stop_ho
     pid_t ps[16];
     int n = run_procs(dir, "agentq-worker", ps, 16);
     CHECK_INT(n, 1);
+    if (how == STOP_INT && via_make) {
+        /* bin/agentq run from the run folder finds this stack with no DATABASE_URL */
+        char envf[700], cwd[512], name[32];
+        snprintf(envf, sizeof envf, "%s/.agentq.env", dir);
+        struct stat st;
+        CHECK(stat(envf, &st) == 0 && (st.st_mode & 0777) == 0600);
+        CHECK(wait_for_text(log, "export DATABASE_URL='"));
+        snprintf(name, sizeof name, "envuser%d", nrun);
+        if (getcwd(cwd, sizeof cwd) && !chdir(dir)) {
+            const char *const unset[] = {"DATABASE_URL=", "AGENTQ_SECRET_KEY=", NULL};
+            th_cli_run r = CLI_ENV(unset, "users", "add", name);
+            CHECK_INT(r.status, 0);
+            CHECK_CONTAINS(r.out, "created user envuser");
+            char *tok = last_line(r.out);
+            th_cli_free(&r);
+            char url[64];   /* and its token works against this run's API */
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", api_port);
+            th_resp h = th_get(url, tok);
+            CHECK_INT(h.status, 200);
+            th_resp_free(&h);
+            free(tok);
+            if (chdir(cwd)) th_fail(__FILE__, __LINE__, "chdir back");
+        }
+    }
     switch (how) {
     case STOP_INT: kill(-pid, SIGINT); break;
     case STOP_INT_TWICE:
@@ -1134,6 +1199,399 @@ static void run_sh_stops_clean(void)
     CHECK(access(path, F_OK) == 0);
 }
 
+
+/* ---- users: ls, revoke, token (rotation against the real API) ---- */
+
+static long status_of(const char *token)
+{
+    th_resp r = th_get("/v1/jobs", token);
+    long st = r.status;
+    th_resp_free(&r);
+    return st;
+}
+
+/* 1 once token gets `want` from 8 requests in a row (spread over the API's
+ * threads). The change reaches each thread's cache as a notification, a few
+ * ms after the commit; 5 s is far inside the cache's own 10 s lifetime, so
+ * passing shows the notification, not the expiry, did it. */
+static int refused_everywhere(const char *token, long want)
+{
+    for (int tries = 0; tries < 250; tries++) {
+        int row = 0;
+        while (row < 8 && status_of(token) == want) row++;
+        if (row == 8) return 1;
+        th_sleep_ms(20);
+    }
+    return 0;
+}
+
+
+static void users_token_rotation(void)
+{
+    pid_t api = th_api(NULL);
+    char *old = th_user("alice", 0);
+    free(th_user("root", 1));
+    /* warm every API thread's token cache with the old token */
+    for (int i = 0; i < 6; i++) CHECK_INT(status_of(old), 200);
+
+    const char *const key[] = {"AGENTQ_SECRET_KEY=" TH_SECRET_KEY, NULL};
+    th_cli_run r = CLI_ENV(key, "users", "token", "alice");
+    CHECK_INT(r.status, 0);
+    char *fresh = last_line(r.out);
+    CHECK(!strncmp(fresh, "aq_", 3) && strcmp(fresh, old));
+    th_cli_free(&r);
+    /* at once: the cached old token is refused by every thread, the new one works */
+    CHECK(refused_everywhere(old, 401));
+    for (int i = 0; i < 6; i++) CHECK_INT(status_of(fresh), 200);
+
+    r = CLI("users", "revoke", "alice");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "revoked alice");
+    th_cli_free(&r);
+    CHECK(refused_everywhere(fresh, 401));
+    r = CLI("users", "revoke", "alice");
+    CHECK_ERR(r, 1, "already revoked");
+    th_cli_free(&r);
+
+    r = CLI("users", "ls", "--json");
+    CHECK_INT(r.status, 0);
+    cJSON *j = json_out(&r);
+    CHECK_INT(cJSON_GetArraySize(j), 2);
+    const cJSON *a = cJSON_GetArrayItem(j, 0);
+    CHECK_STR(th_jstr(a, "name"), "alice");
+    CHECK_STR(th_jstr(a, "role"), "user");
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, "revoked_at")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, 1), "revoked_at")));
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(j, 1), "role"), "operator");
+    CHECK(!strstr(r.out, "token"));   /* neither token ids nor hashes are listed */
+    cJSON_Delete(j);
+    th_cli_free(&r);
+    r = CLI("users", "ls");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "ID  NAME   ROLE      CREATED");
+    CHECK_CONTAINS(r.out, "REVOKED");
+    CHECK_CONTAINS(r.out, "root   operator");
+    th_cli_free(&r);
+
+    /* a new token lets a revoked user in again */
+    r = CLI_ENV(key, "users", "token", "alice");
+    CHECK_INT(r.status, 0);
+    char *third = last_line(r.out);
+    th_cli_free(&r);
+    CHECK_INT(status_of(third), 200);
+    CHECK(refused_everywhere(fresh, 401));
+
+    r = CLI_ENV(key, "users", "token", "nobody");
+    CHECK_ERR(r, 1, "no user nobody");
+    th_cli_free(&r);
+    r = CLI("users", "revoke", "nobody");
+    CHECK_ERR(r, 1, "no user nobody");
+    th_cli_free(&r);
+    r = CLI("users", "frob");
+    CHECK_ERR(r, 2, "unknown users command 'frob'");
+    th_cli_free(&r);
+    r = CLI("users", "token");
+    CHECK_ERR(r, 2, "needs a NAME");
+    th_cli_free(&r);
+
+    /* every change is in the audit log, oldest first here */
+    char *acts = th_str("SELECT string_agg(action || ' ' || target, ',' ORDER BY id) FROM audit_log", NULL);
+    CHECK_STR(acts, "user.add user:alice,user.add user:root,user.token user:alice,user.revoke user:alice,"
+                    "user.token user:alice");
+    free(acts);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE channel = 'cli' AND actor LIKE 'cli:%'", NULL), 5);
+    free(old);
+    free(fresh);
+    free(third);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
+/* ---- `make run`'s .agentq.env ---- */
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) { th_fail(__FILE__, __LINE__, "cannot write %s", path); return; }
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+static void env_file_when_no_database_url(void)
+{
+    const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
+    char dir[600], path[700], key[700], text[2000];
+    snprintf(dir, sizeof dir, "%s/envfile_%d", logdir, (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(key, sizeof key, "%s/.agentq.key", dir);
+    write_file(key, TH_SECRET_KEY "\n", 0600);
+    snprintf(path, sizeof path, "%s/.agentq.env", dir);
+    snprintf(text, sizeof text, "# written by make run\nexport DATABASE_URL='%s'\nAGENTQ_SECRET_KEY_FILE=%s\n",
+             th_db_url(), key);
+    write_file(path, text, 0600);
+    char top[512];
+    if (!getcwd(top, sizeof top) || chdir(dir)) { th_fail(__FILE__, __LINE__, "chdir %s", dir); return; }
+
+    const char *const unset[] = {"DATABASE_URL=", "AGENTQ_SECRET_KEY=", NULL};
+    th_cli_run r = CLI_ENV(unset, "users", "add", "envuser");
+    CHECK_INT(r.status, 0);
+    CHECK(!strncmp(r.out, "created user envuser", 20));
+    th_cli_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM users WHERE name = 'envuser'", NULL), 1);
+    /* the key came from the file: the token checks out against the same key */
+    r = CLI_ENV(unset, "users", "ls");
+    CHECK_CONTAINS(r.out, "envuser");
+    th_cli_free(&r);
+
+    /* the environment wins over the file */
+    char bad[700];
+    snprintf(bad, sizeof bad, "DATABASE_URL=%s dbname=no_such_database", th_db_url());
+    const char *const other[] = {bad, NULL};
+    r = CLI_ENV(other, "users", "ls");
+    CHECK_ERR(r, 1, "cannot connect to the database");
+    th_cli_free(&r);
+
+    /* readable by others: refused, not used */
+    chmod(path, 0644);
+    r = CLI_ENV(unset, "users", "ls");
+    CHECK_ERR(r, 2, "readable or writable by others");
+    th_cli_free(&r);
+    write_file(path, "DATABASE_URL=host=x port=1\n", 0600);
+    r = CLI_ENV(unset, "users", "ls");
+    CHECK_ERR(r, 2, "quote a value");
+    th_cli_free(&r);
+    write_file(path, "just words\n", 0600);
+    r = CLI_ENV(unset, "users", "ls");
+    CHECK_ERR(r, 2, "line 1: not a KEY=VALUE line");
+    th_cli_free(&r);
+    /* no file: libpq's defaults, as before */
+    unlink(path);
+    r = CLI_ENV(unset, "cron", "next", "@daily", "--count", "1");
+    CHECK_INT(r.status, 0);
+    th_cli_free(&r);
+    if (chdir(top)) th_fail(__FILE__, __LINE__, "chdir back");
+}
+
+/* ---- --version ---- */
+
+static void version_prints_schema(void)
+{
+    th_cli_run c = CLI("cron", "next", "0 0 13 * FRI", "--from", "2026-01-01T00:00:00Z", "--count", "2", "--json");
+    CHECK_STR(c.out, "[\"2026-01-02T00:00:00Z\", \"2026-01-09T00:00:00Z\"]\n");   /* the one listing without a database */
+    th_cli_free(&c);
+    th_cli_run r = CLI("--version");
+    CHECK_INT(r.status, 0);
+    CHECK(!strncmp(r.out, "agentq ", 7));
+    char *last = th_str("SELECT max(name) FROM schema_migrations", NULL);
+    CHECK_CONTAINS(r.out, last ? last : "(no schema_migrations)");
+    free(last);
+    CHECK_STR(r.err, "");
+    th_cli_free(&r);
+}
+
+/* ---- the CLI's job JSON has the API's names ---- */
+
+static void json_names_match_api(void)
+{
+    pid_t api = th_api(NULL);
+    char *tok = th_user("op", 1);
+    long long id = th_int("INSERT INTO jobs (job_type, status, last_error, input, user_id) VALUES"
+                          " ('noop', 'failed', 'boom', '{\"a\": 1}', (SELECT id FROM users)) RETURNING id", NULL);
+    char path[64], ids[32];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    snprintf(ids, sizeof ids, "%lld", id);
+    th_resp h = th_get(path, tok);
+    CHECK_INT(h.status, 200);
+    cJSON *from_api = cJSON_Parse(h.body);
+    th_cli_run r = CLI("jobs", "show", ids, "--json");
+    cJSON *show = json_out(&r);
+    th_cli_run l = CLI("jobs", "ls", "--json");
+    cJSON *ls = json_out(&l);
+    const cJSON *row = cJSON_GetArrayItem(ls, 0);
+    const cJSON *f;
+    int n = 0;
+    cJSON_ArrayForEach(f, from_api) {   /* every member of the API's job, same name and value */
+        n++;
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(show, f->string);
+        if (!s) th_fail(__FILE__, __LINE__, "jobs show --json has no \"%s\"", f->string);
+        else if (!cJSON_Compare(f, s, 1)) th_fail(__FILE__, __LINE__, "\"%s\" differs from the API's", f->string);
+        int in_ls = strcmp(f->string, "input") && strcmp(f->string, "output");   /* ls leaves those out */
+        if (in_ls && !cJSON_GetObjectItemCaseSensitive(row, f->string))
+            th_fail(__FILE__, __LINE__, "jobs ls --json has no \"%s\"", f->string);
+    }
+    CHECK(n >= 15);
+    CHECK_STR(th_jstr(row, "error"), "boom");
+    CHECK_STR(th_jstr(row, "type"), "noop");
+    cJSON_Delete(from_api);
+    cJSON_Delete(show);
+    cJSON_Delete(ls);
+    th_cli_free(&r);
+    th_cli_free(&l);
+    th_resp_free(&h);
+    free(tok);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
+/* ---- scheduled jobs are shown as such ---- */
+
+static void jobs_ls_shows_scheduled(void)
+{
+    long long later = th_int("INSERT INTO jobs (job_type, run_at) VALUES ('noop', '2099-01-02 03:04:05+00')"
+                             " RETURNING id", NULL);
+    long long now_ = th_int("INSERT INTO jobs (job_type) VALUES ('noop') RETURNING id", NULL);
+    th_cli_run r = CLI("jobs", "ls");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "RUN AT");
+    CHECK_CONTAINS(r.out, "scheduled");
+    CHECK_CONTAINS(r.out, "2099-01-02T03:04:05Z");
+    CHECK_CONTAINS(r.out, "queued");
+    th_cli_free(&r);
+    char want[32], *ids;
+    snprintf(want, sizeof want, "%lld", later);
+    CHECK_STR(ids = ls_ids("--status", "scheduled", NULL, NULL), want);
+    free(ids);
+    snprintf(want, sizeof want, "%lld,%lld", now_, later);
+    CHECK_STR(ids = ls_ids("--status", "queued", NULL, NULL), want);
+    free(ids);
+}
+
+/* ---- the audit log: what writes it, audit ls, GET /v1/audit, append-only ---- */
+
+static void audit_log_and_its_readers(void)
+{
+    pid_t api = th_api(NULL);
+    char *user = th_user("dora", 0), *op = th_user("ops", 1);
+    th_resp r = th_post("/v1/schedules", user, "{\"name\":\"brief\",\"cron\":\"0 8 * * *\",\"prompt\":\"hi\"}");
+    CHECK_INT(r.status, 201);
+    cJSON *sj = cJSON_Parse(r.body);
+    long long sid = th_jnum(sj, "id");
+    cJSON_Delete(sj);
+    th_resp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/schedules/%lld", sid);
+    r = th_http("PATCH", path, user, "{\"cron\":\"0 9 * * *\"}", NULL, NULL);
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    r = th_http("PATCH", path, user, "{\"cron\":\"not cron\"}", NULL, NULL);   /* refused: no row */
+    CHECK_INT(r.status, 422);
+    th_resp_free(&r);
+    r = th_http("DELETE", path, op, NULL, NULL, NULL);   /* an operator deletes dora's schedule */
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    long long job = th_int("INSERT INTO jobs (job_type, user_id) VALUES ('noop', (SELECT id FROM users"
+                           " WHERE name = 'dora')) RETURNING id", NULL);
+    char jpath[64], jid[32];
+    snprintf(jpath, sizeof jpath, "/v1/jobs/%lld/cancel", job);
+    snprintf(jid, sizeof jid, "%lld", job);
+    r = th_post(jpath, user, NULL);
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    r = th_post(jpath, user, NULL);   /* already finished: nothing changed, nothing written */
+    CHECK_INT(r.status, 409);
+    th_resp_free(&r);
+    th_cli_run c = CLI("jobs", "retry", jid);
+    CHECK_INT(c.status, 0);
+    th_cli_free(&c);
+    c = CLI("jobs", "cancel", jid);
+    CHECK_INT(c.status, 0);
+    th_cli_free(&c);
+
+    char *acts = th_str("SELECT string_agg(action || '/' || channel || '/' || actor, ',' ORDER BY id) FROM audit_log"
+                        " WHERE action NOT LIKE 'user.%'", NULL);
+    char *cli_actor = th_str("SELECT actor FROM audit_log WHERE channel = 'cli' AND action = 'job.retry'", NULL);
+    char want[600];
+    snprintf(want, sizeof want, "schedule.created/api/dora,schedule.updated/api/dora,schedule.deleted/api/ops,"
+             "job.cancel/api/dora,job.retry/cli/%s,job.cancel/cli/%s", cli_actor ? cli_actor : "?",
+             cli_actor ? cli_actor : "?");
+    CHECK_STR(acts, want);
+    free(acts);
+    CHECK(cli_actor && !strncmp(cli_actor, "cli:", 4));
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'schedule.updated'"
+                     " AND details->>'cron' = '0 9 * * *'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'job.cancel' AND channel = 'api'"
+                     " AND details->>'was' = 'queued' AND target = 'job:' || $1", jid, NULL), 1);
+
+    /* audit ls: filters, human and --json (the API's names) */
+    c = CLI("audit", "ls", "--action", "schedule.", "--json");
+    CHECK_INT(c.status, 0);
+    cJSON *j = json_out(&c);
+    CHECK_INT(cJSON_GetArraySize(j), 3);
+    const cJSON *e = cJSON_GetArrayItem(j, 0);   /* newest first */
+    CHECK_STR(th_jstr(e, "action"), "schedule.deleted");
+    CHECK_STR(th_jstr(e, "actor"), "ops");
+    CHECK_STR(th_jstr(e, "channel"), "api");
+    char tgt[48];
+    snprintf(tgt, sizeof tgt, "schedule:%lld", sid);
+    CHECK_STR(th_jstr(e, "target"), tgt);
+    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(e, "details")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "at")));
+    cJSON_Delete(j);
+    th_cli_free(&c);
+    c = CLI("audit", "ls", "--actor", "dora", "--channel", "api", "--limit", "2");
+    CHECK_INT(c.status, 0);
+    CHECK_CONTAINS(c.out, "ACTOR");
+    CHECK_CONTAINS(c.out, "job.cancel");
+    CHECK_CONTAINS(c.out, "schedule.updated");
+    CHECK(!strstr(c.out, "schedule.created"));
+    th_cli_free(&c);
+    c = CLI("audit", "ls", "--target", "nothing:1");
+    CHECK_STR(c.out, "no audit entries\n");
+    th_cli_free(&c);
+    c = CLI("audit", "ls", "--since", "1h", "--action", "job.retry", "--json");
+    j = json_out(&c);
+    CHECK_INT(cJSON_GetArraySize(j), 1);
+    cJSON_Delete(j);
+    th_cli_free(&c);
+    c = CLI("audit", "ls", "--since", "soon");
+    CHECK_ERR(c, 2, "--since must be");
+    th_cli_free(&c);
+
+    /* GET /v1/audit: operators only; pages by next */
+    r = th_get("/v1/audit", user);
+    CHECK_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "\"forbidden\"");
+    th_resp_free(&r);
+    r = th_get("/v1/audit?action=schedule.&limit=2", op);
+    CHECK_INT(r.status, 200);
+    j = cJSON_Parse(r.body);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "items")), 2);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "items"), 0), "action"),
+              "schedule.deleted");
+    long long next = th_jnum(j, "next");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/audit?action=schedule.&limit=2&before=%lld", next);
+    r = th_get(path, op);
+    j = cJSON_Parse(r.body);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "items")), 1);
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "items"), 0), "action"),
+              "schedule.created");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next")));
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    r = th_get("/v1/audit?limit=0", op);
+    CHECK_INT(r.status, 422);
+    th_resp_free(&r);
+
+    /* append-only, for the owner too */
+    long long n = th_int("SELECT count(*) FROM audit_log", NULL);
+    PGresult *x = PQexec(th_db(), "UPDATE audit_log SET actor = 'someone else'");
+    CHECK_INT(PQresultStatus(x), PGRES_FATAL_ERROR);
+    CHECK_CONTAINS(PQresultErrorMessage(x), "append-only");
+    PQclear(x);
+    x = PQexec(th_db(), "DELETE FROM audit_log");
+    CHECK_INT(PQresultStatus(x), PGRES_FATAL_ERROR);
+    PQclear(x);
+    x = PQexec(th_db(), "TRUNCATE audit_log");
+    CHECK_INT(PQresultStatus(x), PGRES_FATAL_ERROR);
+    PQclear(x);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log", NULL), n);
+    free(user);
+    free(op);
+    free(cli_actor);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 const th_test th_cli_tests[] = {
     {"cli_jobs_ls", jobs_ls_filters_and_json, 30, 1},
     {"cli_jobs_show", jobs_show_and_followups, 30, 1},
@@ -1147,6 +1605,12 @@ const th_test th_cli_tests[] = {
     {"cli_bad_usage", bad_usage_exits_2, 30, 1},
     {"cli_help_never_acts", help_never_acts, 60, 1},
     {"cli_config_unknown_values_refused", config_unknown_values_refused, 90, 1},
+    {"cli_users_token_rotation", users_token_rotation, 60, 1},
+    {"cli_env_file_when_no_database_url", env_file_when_no_database_url, 30, 1},
+    {"cli_version", version_prints_schema, 30, 1},
+    {"cli_json_names_match_api", json_names_match_api, 60, 1},
+    {"cli_jobs_ls_shows_scheduled", jobs_ls_shows_scheduled, 30, 1},
+    {"cli_audit_log", audit_log_and_its_readers, 60, 1},
     {"cli_run_sh_every_stop_leaves_nothing", run_sh_stops_clean, 600, 0},
     {0},
 };

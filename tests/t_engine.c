@@ -327,6 +327,41 @@ static void retention_prunes_old_finished_jobs(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* The other growing tables: notifications older than
+ * AGENTQ_NOTIFICATION_RETENTION_HOURS (read or not), approvals decided longer
+ * ago than that, and daily-turn counters a week old go; pending approvals and
+ * recent rows stay. */
+static void retention_prunes_notifications_and_decided_actions(void)
+{
+    long long u = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('r', 'tr', '\\x00') RETURNING id", NULL);
+    const char *uid = th_num(u);
+    th_exec("INSERT INTO notifications (user_id, kind, body, created_at, read_at) VALUES"
+            " ($1, 'reply', 'old read', now() - interval '50 hours', now() - interval '49 hours'),"
+            " ($1, 'reply', 'old unread', now() - interval '50 hours', NULL),"
+            " ($1, 'reply', 'new', now() - interval '10 hours', NULL)", uid, NULL);
+    th_exec("INSERT INTO pending_actions (user_id, job_id, tool, arguments, tool_call_id, status, expires_at,"
+            " decided_at) VALUES"
+            " ($1, 1, 'delete_task', '{}', 'c1', 'approved', now() - interval '60 hours', now() - interval '50 hours'),"
+            " ($1, 2, 'delete_task', '{}', 'c2', 'expired', now() - interval '60 hours', now() - interval '50 hours'),"
+            " ($1, 3, 'delete_task', '{}', 'c3', 'rejected', now(), now() - interval '1 hour'),"
+            " ($1, 4, 'delete_task', '{}', 'c4', 'pending', now() - interval '60 hours', NULL)", uid, NULL);
+    th_exec("INSERT INTO user_daily_turns (user_id, day, turns) VALUES ($1, current_date - 30, 3),"
+            " ($1, current_date, 1)", uid, NULL);
+    const char *const env[] = {"AGENTQ_NOTIFICATION_RETENTION_HOURS=24", "AGENTQ_RETENTION_HOURS=0",
+                               "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM notifications", NULL));
+    char *left = th_str("SELECT string_agg(body, ',') FROM notifications", NULL);
+    CHECK_STR(left, "new");
+    free(left);
+    CHECK(th_wait_int(2, 10000, "SELECT count(*) FROM pending_actions", NULL));
+    left = th_str("SELECT string_agg(tool_call_id, ',' ORDER BY id) FROM pending_actions", NULL);
+    CHECK_STR(left, "c3,c4");   /* decided within the hours, and the undecided one */
+    free(left);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM user_daily_turns", NULL));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 static void crash_loop_ends_failed(void)
 {
     /* a job that kills its worker every time: after max_attempts it is failed
@@ -388,6 +423,7 @@ const th_test th_engine_tests[] = {
     {"engine_bad_flags", bad_flags_exit_2, 30, 1},
     {"engine_migrate_concurrent", migrate_twice_concurrently, 30, 1},
     {"engine_retention_prune", retention_prunes_old_finished_jobs, 30, 1},
+    {"engine_retention_notifications_and_actions", retention_prunes_notifications_and_decided_actions, 30, 1},
     {"engine_crash_loop_ends_failed", crash_loop_ends_failed, 90, 1},
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},

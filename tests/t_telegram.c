@@ -1006,6 +1006,10 @@ static void approval_by_button(void)
     CHECK_INT(th_int("SELECT count(*) FROM pending_actions WHERE id = $1 AND status = 'approved'", th_num(action), NULL),
               1);
     CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE id = $1", th_num(task), NULL), 0);
+    /* audited: approved from Telegram, by the chat's user, with the Telegram account that pressed */
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'action.approved' AND target = 'action:' || $1"
+                     " AND channel = 'telegram' AND actor_id IS NOT NULL AND details->>'tool' = 'delete_task'"
+                     " AND details ? 'telegram_user'", th_num(action), NULL), 1);
     char *reply = th_str("SELECT output->>'reply' FROM jobs WHERE id = $1", th_num(turn), NULL);
     CHECK_STR(reply, "Deleted it.");
     free(reply);

@@ -298,10 +298,23 @@ static const char SQL_PRUNE[] =
 static const char SQL_PRUNE_WORKERS[] =
     "DELETE FROM workers WHERE last_heartbeat < now() - make_interval(secs => $1::int * 10)";
 
-/* Delivery bookkeeping past the jobs' retention, and link codes a day past expiry. */
+/* The other tables that grow. Delivery bookkeeping past the jobs' retention
+ * ($1), link codes a day past expiry, daily-turn counters a week old, and
+ * past AGENTQ_NOTIFICATION_RETENTION_HOURS ($2): notifications and decided
+ * approvals, oldest first, PRUNE_BATCH of each per round (sql/019's indexes
+ * find them); answers the larger of those two counts (a full batch: again
+ * at once). */
 static const char SQL_PRUNE_SIDE[] =
-    "WITH s AS (DELETE FROM telegram_sent WHERE $1::int > 0 AND sent_at < now() - make_interval(hours => $1::int))"
-    " DELETE FROM link_codes WHERE expires_at < now() - interval '1 day'";
+    "WITH s AS (DELETE FROM telegram_sent WHERE $1::int > 0 AND sent_at < now() - make_interval(hours => $1::int)),"
+    " l AS (DELETE FROM link_codes WHERE expires_at < now() - interval '1 day'),"
+    " d AS (DELETE FROM user_daily_turns WHERE day < (now() AT TIME ZONE 'UTC')::date - 7),"
+    " nt AS (DELETE FROM notifications WHERE id = ANY(ARRAY(SELECT id FROM notifications WHERE $2::int > 0"
+    " AND created_at < now() - make_interval(hours => $2::int) ORDER BY created_at LIMIT " PRUNE_BATCH "))"
+    " RETURNING 1),"
+    " pa AS (DELETE FROM pending_actions WHERE id = ANY(ARRAY(SELECT id FROM pending_actions WHERE $2::int > 0"
+    " AND status <> 'pending' AND decided_at < now() - make_interval(hours => $2::int)"
+    " ORDER BY decided_at LIMIT " PRUNE_BATCH ")) RETURNING 1)"
+    " SELECT greatest((SELECT count(*) FROM nt), (SELECT count(*) FROM pa))";
 
 static const char SQL_BYE[] = "DELETE FROM workers WHERE id = $1";
 
@@ -592,6 +605,17 @@ static void on_prune(void *arg, PGresult *res)
     on_step(arg, res);
 }
 
+static void on_prune_side(void *arg, PGresult *res)
+{
+    round *r = arg;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        long n = atol(PQgetvalue(res, 0, 0));
+        if (n > 0) aq_info("worker", "pruned up to %ld old notifications and decided approvals", n);
+        if (n >= atol(PRUNE_BATCH)) r->eng->next_prune = aq_now_mono_ms();   /* more to do */
+    }
+    on_step(arg, res);
+}
+
 static void on_wake_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
@@ -834,12 +858,19 @@ static char *held_ids(aq_engine *eng)
     return aq_buf_take(&b);
 }
 
+/* Whether this worker prunes at all (AGENTQ_RETENTION_HOURS or
+ * AGENTQ_NOTIFICATION_RETENTION_HOURS above 0). */
+static int prunes(const aq_engine *eng)
+{
+    return eng->cfg->retention_hours > 0 || eng->cfg->notification_retention_hours > 0;
+}
+
 /* What the next round would carry; 0 when there is nothing to send. */
 static int round_has_work(aq_engine *eng, uint64_t now, int free_slots)
 {
     return eng->done_head || eng->nmarks || (!eng->stopping && eng->want_claim && free_slots > 0) ||
            (now >= eng->next_extend && !eng->finishing) || (now >= eng->next_rescue && !eng->stopping) ||
-           (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0);
+           (now >= eng->next_prune && !eng->stopping && prunes(eng));
 }
 
 /* Send a round on c if there is anything to send. Up to two rounds are in
@@ -918,14 +949,15 @@ static int pump_conn(aq_engine *eng, conn *c)
         r->rescue = 1;
         eng->next_rescue = now + (uint64_t)(eng->cfg->lease_seconds * 1000 / 4);
     }
-    if (now >= eng->next_prune && !eng->stopping && eng->cfg->retention_hours > 0) {
-        char hours[24];
+    if (now >= eng->next_prune && !eng->stopping && prunes(eng)) {
+        char hours[24], nhours[24];
         snprintf(hours, sizeof hours, "%ld", eng->cfg->retention_hours);
-        const char *pp[] = {hours};
+        snprintf(nhours, sizeof nhours, "%ld", eng->cfg->notification_retention_hours);
+        const char *pp[] = {hours, nhours};
         const char *pw[] = {eng->lease};
-        aq_pgloop_exec(r->c->pg, "aq_prune", 1, pp, on_prune, r);
+        if (eng->cfg->retention_hours > 0) aq_pgloop_exec(r->c->pg, "aq_prune", 1, pp, on_prune, r);
         aq_pgloop_exec(r->c->pg, "aq_prune_workers", 1, pw, on_step, r);
-        aq_pgloop_exec(r->c->pg, "aq_prune_side", 1, pp, on_step, r);
+        aq_pgloop_exec(r->c->pg, "aq_prune_side", 2, pp, on_prune_side, r);
         r->prune = 1;
         eng->next_prune = now + 60000;
     }
