@@ -920,9 +920,9 @@ static void cancel_same_via_api_and_cli(void)
             CHECK(!jnull(&r, "cancel_requested_at"));
             th_resp_free(&r);
             /* whatever ends the run, it ends cancelled: a late success, a retry, a lease rescue */
-            th_exec("UPDATE jobs SET status = 'succeeded', output = '{\"late\": true}' WHERE id = $1",
+            th_exec("UPDATE jobs SET status = 'succeeded', output = '{\"late\": true}', locked_by = NULL WHERE id = $1",
                     th_num(by_api), NULL);
-            th_exec("UPDATE jobs SET status = 'queued' WHERE id = $1", th_num(by_cli), NULL);
+            th_exec("UPDATE jobs SET status = 'queued', locked_by = NULL WHERE id = $1", th_num(by_cli), NULL);
             CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id IN ($1, $2) AND status = 'cancelled'"
                              " AND output IS NULL AND finished_at IS NOT NULL AND locked_by IS NULL",
                              th_num(by_api), th_num(by_cli), NULL), 2);
@@ -941,14 +941,14 @@ static void cancel_same_via_api_and_cli(void)
     r = th_post(job_path(again, "/cancel"), a, NULL);
     CHECK_STATUS(r, 202);
     th_resp_free(&r);
-    th_exec("UPDATE jobs SET status = 'failed' WHERE id = $1", th_num(again), NULL);
+    th_exec("UPDATE jobs SET status = 'failed', locked_by = NULL WHERE id = $1", th_num(again), NULL);
     char id[32];
     snprintf(id, sizeof id, "%lld", again);
     c = th_cli(NULL, (const char *const[]){"jobs", "retry", id, NULL});
     CHECK_INT(c.status, 0);
     th_cli_free(&c);
-    th_exec("UPDATE jobs SET status = 'running' WHERE id = $1", th_num(again), NULL);
-    th_exec("UPDATE jobs SET status = 'succeeded' WHERE id = $1", th_num(again), NULL);
+    th_exec("UPDATE jobs SET status = 'running', locked_by = 'w9' WHERE id = $1", th_num(again), NULL);
+    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL WHERE id = $1", th_num(again), NULL);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(again), NULL), 1);
     free(a);
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);

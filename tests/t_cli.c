@@ -295,7 +295,7 @@ static void jobs_retry_runs_again(void)
     /* a cancelled job in a queue nobody serves: every field of a fresh queued job */
     long long c = th_int("INSERT INTO jobs (job_type, queue, status, attempts, last_error,"
                          " locked_by, started_at, finished_at, run_at) VALUES ('noop', 'nobody',"
-                         " 'cancelled', 2, 'why', 'w1', now(), now(), now() + interval '1 day')"
+                         " 'cancelled', 2, 'why', NULL, now(), now(), now() + interval '1 day')"
                          " RETURNING id", NULL);
     snprintf(id, sizeof id, "%lld", c);
     r = CLI("jobs", "retry", id);
@@ -416,7 +416,7 @@ static void jobs_cancel_states(void)
     th_cli_free(&r);
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'"
                         " AND locked_by = 'w9' AND cancel_requested_at IS NOT NULL", run), 1);
-    th_exec("UPDATE jobs SET status = 'succeeded' WHERE id = $1", th_num(run), NULL);   /* a late success */
+    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL WHERE id = $1", th_num(run), NULL);   /* a late success */
     CHECK_INT(value_for("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'cancelled'", run), 1);
 
     r = CLI("jobs", "cancel", "999999");

@@ -73,8 +73,8 @@
  * at about one row (most rows have no locked_by), which made any full scan
  * look like a one-row outer side. The fence is instead a join condition on
  * a column of the id list (j.locked_by = c.w, the worker id repeated by
- * array_fill), and "running" is implied: sql/014 makes locked_by set exactly
- * while a job runs. What is left for the planner is N lookups by primary key
+ * array_fill), and "running" is implied: sql/014 allows locked_by only on a
+ * running job. What is left for the planner is N lookups by primary key
  * against a scan of the whole table priced at its real size. enable_bitmapscan
  * = off: every statement here looks rows up by id or reads the first rows
  * of one index in its order; a bitmap scan is only chosen from statistics
