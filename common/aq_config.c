@@ -79,6 +79,7 @@ static const var vars[] = {
     NUM(email_text_bytes, "AGENTQ_EMAIL_TEXT_BYTES", "16000", 200, 1000000, "bytes of a message's text the model reads; longer text is cut with a marker"),
     NUM(imap_poll_seconds, "AGENTQ_IMAP_POLL_SECONDS", "300", 1, 86400, "how often each IMAP connection is polled (one imap_poll job per connection and period, whatever the number of workers)"),
     NUM(imap_timeout_ms, "AGENTQ_IMAP_TIMEOUT_MS", "30000", 100, 600000, "timeout of one IMAP exchange (login, search, fetch, store)"),
+    STR(imap_ca_file, "AGENTQ_IMAP_CA_FILE", "", "PEM file of the CAs an IMAP server's certificate is checked against (connections with tls_verify); empty: the system's"),
     NUM(imap_fetch_max, "AGENTQ_IMAP_FETCH_MAX", "50", 1, 10000, "unseen messages one poll takes from a mailbox; the rest wait for the next poll"),
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
 };

@@ -8,7 +8,11 @@
 #include "aq_buf.h"
 #include "aq_error.h"
 #include "aq_json.h"
+#include "aq_secret.h"
+#include "aq_token.h"
+#include "aq_imap.h"
 #include "extract.h"
+#include "tools.h"
 #include "mime.h"
 #include <sodium.h>
 #include <cJSON.h>
@@ -421,6 +425,186 @@ static void email_api_checks_the_input(void)
     free(tok);
 }
 
+/* ---- tasks in the API and the agent's list_tasks ---- */
+
+static long long user_id_of(const char *name)
+{
+    return th_int("SELECT id FROM users WHERE name = $1", name, NULL);
+}
+
+static long long suggested_task(long long uid, const char *title)
+{
+    return th_int("INSERT INTO tasks (user_id, title, is_ai_suggested, suggestion, source_job_id, source_index,"
+                  " source_from, source_subject, source_message_id) VALUES ($1, $2, true, 'pending', 99, $3,"
+                  " 'Dan <dan@example.com>', 'Contract', 'm@example.com') RETURNING id", th_num(uid), title,
+                  th_num(th_int("SELECT count(*) FROM tasks", NULL) + 1), NULL);
+}
+
+static void tasks_api_lists_accepts_and_dismisses(void)
+{
+    th_api(NULL);
+    char *tok = th_user("fay", 0), *other = th_user("gus", 0);
+    long long uid = user_id_of("fay");
+    long long a = suggested_task(uid, "Sign the contract"), b = suggested_task(uid, "Call legal");
+    long long own = th_int("INSERT INTO tasks (user_id, title) VALUES ($1, 'Buy milk') RETURNING id", th_num(uid), NULL);
+    th_resp r = th_get("/v1/tasks?suggested=true", tok);
+    CHECK_INT(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+    CHECK_INT(cJSON_GetArraySize(items), 2);
+    const cJSON *first = cJSON_GetArrayItem(items, 0);
+    CHECK_STR(th_jstr(first, "suggestion"), "pending");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(first, "is_ai_suggested")));
+    CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(first, "source"), "subject"), "Contract");
+    CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(first, "source"), "message_id"), "m@example.com");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks/%lld/accept", a);
+    r = th_post(path, tok, NULL);
+    CHECK_INT(r.status, 200);
+    j = cJSON_Parse(r.body);
+    CHECK_STR(th_jstr(j, "suggestion"), "accepted");
+    CHECK_STR(th_jstr(j, "status"), "open");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    r = th_post(path, tok, NULL);   /* again: the task as it is */
+    CHECK_INT(r.status, 200);
+    th_resp_free(&r);
+    r = th_post(path, other, NULL);   /* someone else's */
+    CHECK_INT(r.status, 404);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/tasks/%lld/dismiss", b);
+    r = th_post(path, tok, NULL);
+    CHECK_INT(r.status, 200);
+    j = cJSON_Parse(r.body);
+    CHECK_STR(th_jstr(j, "status"), "dismissed");
+    CHECK_STR(th_jstr(j, "suggestion"), "dismissed");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/tasks/%lld/accept", b);
+    r = th_post(path, tok, NULL);
+    CHECK_INT(r.status, 409);
+    CHECK_CONTAINS(r.body, "already dismissed");
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/tasks/%lld/dismiss", own);
+    r = th_post(path, tok, NULL);
+    CHECK_INT(r.status, 409);
+    CHECK_CONTAINS(r.body, "not suggested");
+    th_resp_free(&r);
+    /* the default list leaves the dismissed one out; status=dismissed shows it */
+    r = th_get("/v1/tasks", tok);
+    j = cJSON_Parse(r.body);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "items")), 2);
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    r = th_get("/v1/tasks?status=dismissed", tok);
+    CHECK_CONTAINS(r.body, "Call legal");
+    th_resp_free(&r);
+    r = th_get("/v1/tasks?suggested=true", tok);
+    CHECK_CONTAINS(r.body, "\"items\" : []");
+    th_resp_free(&r);
+    r = th_get("/v1/tasks?suggested=maybe", tok);
+    CHECK_INT(r.status, 422);
+    th_resp_free(&r);
+    r = th_get("/v1/tasks", other);
+    CHECK_CONTAINS(r.body, "\"items\" : []");
+    th_resp_free(&r);
+    free(tok);
+    free(other);
+}
+
+static void list_tasks_tool_shows_suggestions(void)
+{
+    long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('hal', 'hal', '\\x00')"
+                           " RETURNING id", NULL);
+    suggested_task(uid, "Sign the contract");
+    th_exec("INSERT INTO tasks (user_id, title) VALUES ($1, 'Buy milk')", th_num(uid), NULL);
+    th_exec("INSERT INTO tasks (user_id, title, status, is_ai_suggested, suggestion) VALUES ($1, 'Gone',"
+            " 'dismissed', true, 'dismissed')", th_num(uid), NULL);
+    const aq_tool *t = aq_tool_find("list_tasks");
+    CHECK(t != NULL);
+    char *err = NULL;
+    cJSON *args = cJSON_CreateObject();
+    char *out = t->run(th_db(), uid, args, &err);
+    CHECK(out != NULL);
+    cJSON *list = out ? cJSON_Parse(out) : NULL;
+    CHECK_INT(cJSON_GetArraySize(list), 2);   /* the dismissed one is not listed */
+    const cJSON *sug = cJSON_GetArrayItem(list, 0), *mine = cJSON_GetArrayItem(list, 1);
+    CHECK_STR(th_jstr(sug, "title"), "Sign the contract");
+    CHECK_STR(th_jstr(sug, "suggestion"), "pending");
+    CHECK_STR(th_jstr(cJSON_GetObjectItemCaseSensitive(sug, "source"), "subject"), "Contract");
+    CHECK_STR(th_jstr(mine, "title"), "Buy milk");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(mine, "suggestion")));
+    cJSON_Delete(list);
+    CHECK_CONTAINS(t->description, "suggest");
+    free(out);
+    free(err);
+    cJSON_Delete(args);
+}
+
+/* ---- sealed secrets ---- */
+
+static void secret_seal_and_open(void)
+{
+    unsigned char k1[32], k2[32];
+    memset(k1, 1, sizeof k1);
+    memset(k2, 2, sizeof k2);
+    size_t n1, n2;
+    unsigned char *s1 = aq_secret_seal(k1, "hunter2", 7, &n1), *s2 = aq_secret_seal(k1, "hunter2", 7, &n2);
+    CHECK_INT(n1, 7 + AQ_SECRET_OVERHEAD);
+    CHECK(memcmp(s1, s2, n1) != 0);           /* a fresh nonce per seal */
+    CHECK(memmem(s1, n1, "hunter2", 7) == NULL);
+    char *p = aq_secret_open(k1, s1, n1);
+    CHECK_STR(p, "hunter2");
+    free(p);
+    CHECK(aq_secret_open(k2, s1, n1) == NULL);   /* another key: refused, not garbage */
+    s1[n1 - 1] ^= 1;
+    CHECK(aq_secret_open(k1, s1, n1) == NULL);   /* tampered */
+    CHECK(aq_secret_open(k1, s1, 10) == NULL);   /* too short */
+    free(s1);
+    free(s2);
+}
+
+/* A connection row sealed with TH_SECRET_KEY, as the API writes it. */
+static long long sealed_connection(long long uid, const char *host, int port, int tls, const char *user,
+                                   const char *password)
+{
+    unsigned char key[32];
+    char err[100];
+    CHECK_INT(aq_secret_key_parse(TH_SECRET_KEY, key, err, sizeof err), 0);
+    size_t n;
+    unsigned char *sealed = aq_secret_seal(key, password, strlen(password), &n);
+    char *hex = malloc(2 * n + 3);
+    memcpy(hex, "\\x", 2);
+    sodium_bin2hex(hex + 2, 2 * n + 1, sealed, n);
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    long long id = th_int("INSERT INTO connections (user_id, kind, host, port, tls, tls_verify, username, password)"
+                          " VALUES ($1, 'imap', $2, $3, $4, false, $5, $6::bytea) RETURNING id", th_num(uid), host,
+                          ports, tls ? "true" : "false", user, hex, NULL);
+    free(hex);
+    free(sealed);
+    return id;
+}
+
+static void imap_poll_with_another_key_cannot_decrypt(void)
+{
+    long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('ida', 'ida', '\\x00')"
+                           " RETURNING id", NULL);
+    long long conn = sealed_connection(uid, "127.0.0.1", 9, 0, "ida", "s3cret-pass");
+    const char *const env[] = {"AGENTQ_SECRET_KEY=ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+                               "AGENTQ_SCHEDULE_TICK_MS=100", "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND status = 'failed'"
+                      " AND last_error LIKE 'cannot decrypt%'", NULL));
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM connections WHERE id = $1 AND status = 'failing'"
+                      " AND last_error LIKE 'cannot decrypt%'", th_num(conn), NULL));
+    CHECK(th_alive(w));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE last_error LIKE '%s3cret-pass%' OR output::text LIKE"
+                     " '%s3cret-pass%'", NULL), 0);
+}
+
 const th_test th_email_tests[] = {
     {"email_mime_plain", mime_plain, 10, 0},
     {"email_mime_folded_headers", mime_folded_headers, 10, 0},
@@ -440,6 +624,10 @@ const th_test th_email_tests[] = {
     {"email_mime_not_a_message", mime_not_a_message, 10, 0},
     {"email_extract_check_unit", extract_check_unit, 10, 0},
     {"email_api_checks_the_input", email_api_checks_the_input, 60, 1},
+    {"email_tasks_api_lists_accepts_and_dismisses", tasks_api_lists_accepts_and_dismisses, 60, 1},
+    {"email_list_tasks_tool_shows_suggestions", list_tasks_tool_shows_suggestions, 30, 1},
+    {"email_secret_seal_and_open", secret_seal_and_open, 10, 0},
+    {"email_imap_poll_with_another_key_cannot_decrypt", imap_poll_with_another_key_cannot_decrypt, 60, 1},
     {"email_extract_valid_answer_stores_suggestions_and_notifies",
      extract_valid_answer_stores_suggestions_and_notifies, 60, 1},
     {"email_extract_invalid_then_valid_retries_with_the_reason", extract_invalid_then_valid_retries_with_the_reason,
