@@ -7,6 +7,7 @@
 #   dovecot.sh start DIR PORT TLSPORT USER PASSWORD   write the config (first time) and start
 #   dovecot.sh stop DIR                               stop it (the pid in DIR/run/master.pid)
 #   dovecot.sh deliver DIR USER FILE                  drop a message into USER's INBOX (unseen)
+#   dovecot.sh passwd DIR USER PASSWORD               change USER's password (read at the next login)
 #
 # As root (CI) the server runs as the `dovenull` user the package creates
 # (DIR is handed to it); as anyone else, as that user. DIR/cert.pem is the
@@ -100,6 +101,14 @@ deliver)
     cp "$file" "$dir/mail/$user/tmp/$name"
     [ "$(id -u)" -eq 0 ] && chown "$runas" "$dir/mail/$user/tmp/$name"
     mv "$dir/mail/$user/tmp/$name" "$dir/mail/$user/new/$name"
+    ;;
+passwd)
+    user=${3:?USER} pass=${4:?PASSWORD}
+    printf '%s:{PLAIN}%s\n' "$user" "$pass" > "$dir/users.new"
+    [ "$(id -u)" -eq 0 ] && chown "$runas" "$dir/users.new"
+    # dovecot re-reads the file when its mtime (whole seconds) changes: make sure it does
+    touch -d "@$(( $(date +%s) + 2 ))" "$dir/users.new"
+    mv "$dir/users.new" "$dir/users"
     ;;
 *) echo "dovecot.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -16,8 +16,14 @@
 #include "mime.h"
 #include <sodium.h>
 #include <cJSON.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const aq_mime_limits LIMITS = {.max_bytes = 10 * 1024 * 1024, .max_parts = 100, .max_depth = 8,
                                       .max_text = 16000};
@@ -605,6 +611,253 @@ static void imap_poll_with_another_key_cannot_decrypt(void)
                      " '%s3cret-pass%'", NULL), 0);
 }
 
+/* ---- IMAP end to end against a real dovecot (tests/dovecot.sh) ---- */
+
+extern char th_log[512];
+static char dv_dir[512];
+static int dv_port, dv_tlsport;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) && !getsockname(fd, (struct sockaddr *)&a, &len))
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+static int dovecot(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int dovecot(const char *fmt, ...)
+{
+    char args[1024], cmd[1600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "sh tests/dovecot.sh %s >>'%s' 2>&1", args, th_log);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Start (or restart, same ports) the test's dovecot with user ann. */
+static void dovecot_start(const char *password)
+{
+    if (!dv_dir[0]) {
+        const char *slash = strrchr(th_log, '/');
+        snprintf(dv_dir, sizeof dv_dir, "%.*s/dovecot-%d", (int)(slash ? slash - th_log : 1), th_log, (int)getpid());
+        dv_port = free_port();
+        dv_tlsport = free_port();
+    }
+    CHECK_INT(dovecot("start '%s' %d %d ann '%s'", dv_dir, dv_port, dv_tlsport, password), 0);
+}
+
+static void dovecot_stop(void) { CHECK_INT(dovecot("stop '%s'", dv_dir), 0); }
+static void deliver(const char *fixture)
+{
+    CHECK_INT(dovecot("deliver '%s' ann tests/fixtures/email/%s.eml", dv_dir, fixture), 0);
+}
+
+/* Unseen messages in ann's INBOX now (-1 when the server cannot say). */
+static long long unseen_now(const char *password)
+{
+    aq_imap_account a = {.host = "127.0.0.1", .port = dv_port, .username = "ann", .password = password,
+                         .mailbox = "INBOX", .timeout_ms = 10000};
+    aq_imap *s = aq_imap_open(&a);
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    int rc = aq_imap_unseen(s, 1000, &uids, &n);
+    free(uids);
+    aq_imap_close(s);
+    return rc ? -1 : (long long)n;
+}
+
+static pid_t imap_worker(const char *extra)
+{
+    static char base[200];
+    snprintf(base, sizeof base, "LLM_BASE_URL=%s/v1", fake_url);
+    const char *const env[] = {"LLM_PROVIDER=openai", base, "LLM_MODEL=test-model", "AGENTQ_RETRY_BASE_MS=20",
+                               "AGENTQ_POLL_MS=100", "AGENTQ_SECRET_KEY=" TH_SECRET_KEY,
+                               "AGENTQ_IMAP_POLL_SECONDS=1", "AGENTQ_SCHEDULE_TICK_MS=100",
+                               "AGENTQ_TRANSIENT_BACKOFF_MAX_MS=300", "AGENTQ_IMAP_TIMEOUT_MS=5000",
+                               extra ? extra : "AGENTQ_LOG_LEVEL=info", NULL};
+    return th_worker(NULL, env);
+}
+
+/* POST /v1/connections for ann; the response (free it). */
+static th_resp post_connection(const char *tok, int port, int tls, int verify, const char *password)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"kind\":\"imap\",\"host\":\"127.0.0.1\",\"port\":%d,\"tls\":%s,\"tls_verify\":%s,"
+             "\"username\":\"ann\",\"password\":\"%s\",\"mailbox\":\"INBOX\"}", port, tls ? "true" : "false",
+             verify ? "true" : "false", password);
+    return th_post("/v1/connections", tok, body);
+}
+
+static void one_task_model(void)
+{
+    char *a = answer_step("{\"tasks\":[{\"title\":\"Follow up\"}]}");
+    char script[1024];
+    snprintf(script, sizeof script, "[%.*s,\"repeat\":-1}]", (int)strlen(a) - 1, a);
+    free(a);
+    th_fake(script, fake_url, sizeof fake_url);
+}
+
+static void imap_two_unseen_become_tasks_once(void)
+{
+    one_task_model();
+    dovecot_start("pw-ann-1");
+    deliver("plain");
+    deliver("alternative");
+    th_api(NULL);
+    char *tok = th_user("ann", 0);
+    th_resp r = post_connection(tok, dv_port, 0, 0, "pw-ann-1");
+    CHECK_INT(r.status, 201);
+    CHECK(!strstr(r.body, "pw-ann-1"));
+    CHECK(!strstr(r.body, "password"));
+    th_resp_free(&r);
+    r = th_get("/v1/connections", tok);
+    CHECK_CONTAINS(r.body, "\"username\" : \"ann\"");
+    CHECK_CONTAINS(r.body, "\"status\" : \"active\"");
+    CHECK(!strstr(r.body, "pw-ann-1"));
+    th_resp_free(&r);
+    /* the column holds nonce + ciphertext, not the password */
+    CHECK_INT(th_int("SELECT count(*) FROM connections WHERE position(convert_to('pw-ann-1', 'UTF8') in password) = 0"
+                     " AND length(password) = 8 + 40", NULL), 1);
+    CHECK_INT(unseen_now("pw-ann-1"), 2);   /* the test login set no flag */
+    imap_worker(NULL);
+    CHECK(th_wait_int(2, 30000, "SELECT count(*) FROM jobs WHERE job_type = 'email_processing' AND status ="
+                      " 'succeeded' AND user_id = (SELECT id FROM users WHERE name = 'ann')", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE is_ai_suggested AND suggestion = 'pending' AND"
+                     " source_subject IN ('Lunch on Friday', 'Your order')", NULL), 2);
+    CHECK(th_wait_int(2, 20000, "SELECT count(*) FROM notifications WHERE body LIKE '1 suggested task from%'", NULL));
+    CHECK_INT(unseen_now("pw-ann-1"), 0);   /* \Seen, after their jobs */
+    /* later polls find nothing new */
+    long long polls = th_int("SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND status = 'succeeded'", NULL);
+    CHECK(th_wait_int(1, 20000, "SELECT (count(*) >= $1::int + 2)::int FROM jobs WHERE job_type = 'imap_poll'"
+                      " AND status = 'succeeded'", th_num(polls), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'email_processing'", NULL), 2);
+    /* the same message again (same Message-ID): fetched, not processed twice, marked seen */
+    deliver("plain");
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND"
+                      " (output->>'already_queued')::int = 1", NULL));
+    CHECK_INT(unseen_now("pw-ann-1"), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'email_processing'", NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM tasks", NULL), 2);
+    CHECK_INT(th_int("SELECT count(*) FROM connections WHERE status = 'active' AND last_polled_at IS NOT NULL", NULL), 1);
+    dovecot_stop();
+    free(tok);
+}
+
+static void imap_tls_verified_and_not(void)
+{
+    one_task_model();
+    dovecot_start("pw-ann-2");
+    deliver("utf8_subject");
+    th_api(NULL);
+    char *tok = th_user("ann", 0);
+    th_resp r = post_connection(tok, dv_tlsport, 1, 1, "pw-ann-2");   /* self-signed, no CA given */
+    CHECK_INT(r.status, 422);
+    CHECK_CONTAINS(r.body, "nothing was saved");
+    th_resp_free(&r);
+    r = post_connection(tok, dv_tlsport, 1, 0, "pw-ann-2");         /* tls_verify false */
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM connections", NULL), 1);
+    th_exec("DELETE FROM connections", NULL);
+    char ca[600];
+    snprintf(ca, sizeof ca, "AGENTQ_IMAP_CA_FILE=%s/cert.pem", dv_dir);
+    th_api((const char *const[]){ca, NULL});
+    r = post_connection(tok, dv_tlsport, 1, 1, "pw-ann-2");         /* verified against the harness's cert */
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    imap_worker(ca);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM tasks WHERE source_subject = $1",
+                      "\xe4\xbc\x9a\xe8\xad\xb0\xe3\x81\xae\xe6\xba\x96\xe5\x82\x99 \xe2\x9c\x85", NULL));
+    CHECK_INT(unseen_now("pw-ann-2"), 0);
+    dovecot_stop();
+    free(tok);
+}
+
+static void imap_wrong_password_marks_failing(void)
+{
+    one_task_model();
+    dovecot_start("pw-right");
+    th_api(NULL);
+    char *tok = th_user("ann", 0);
+    th_resp r = post_connection(tok, dv_port, 0, 0, "pw-wrong");
+    CHECK_INT(r.status, 422);
+    CHECK_CONTAINS(r.body, "Authentication failed");
+    CHECK(!strstr(r.body, "pw-wrong"));
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM connections", NULL), 0);
+    r = post_connection(tok, dv_port, 0, 0, "pw-right");
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    CHECK_INT(dovecot("passwd '%s' ann pw-changed", dv_dir), 0);   /* the user changed it on the server */
+    th_sleep_ms(1500);   /* dovecot looks at its users file at most once a second */
+    deliver("plain");
+    imap_worker(NULL);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM connections WHERE status = 'failing'"
+                      " AND last_error LIKE '%Authentication failed%'", NULL));
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND status = 'succeeded'"
+                      " AND output->>'failing' LIKE '%Authentication failed%'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'email_processing'", NULL), 0);
+    r = th_get("/v1/connections", tok);
+    CHECK_CONTAINS(r.body, "\"status\" : \"failing\"");
+    th_resp_free(&r);
+    dovecot_stop();
+    free(tok);
+}
+
+static void imap_server_stopped_poll_retries(void)
+{
+    one_task_model();
+    dovecot_start("pw-ann-3");
+    th_api(NULL);
+    char *tok = th_user("ann", 0);
+    th_resp r = post_connection(tok, dv_port, 0, 0, "pw-ann-3");
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    dovecot_stop();
+    deliver("plain");   /* mail arrives while the server is down */
+    imap_worker(NULL);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND status = 'queued'"
+                      " AND last_error IS NOT NULL", NULL));
+    long long poll = th_int("SELECT min(id) FROM jobs WHERE job_type = 'imap_poll' AND last_error IS NOT NULL", NULL);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM connections WHERE status = 'failing'", NULL));
+    dovecot_start("pw-ann-3");
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(poll),
+                      NULL));
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE job_type = 'email_processing' AND status ="
+                      " 'succeeded'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'email_processing'", NULL), 1);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM connections WHERE status = 'active'", NULL));
+    CHECK_INT(unseen_now("pw-ann-3"), 0);
+    dovecot_stop();
+    free(tok);
+}
+
+static void imap_poll_queued_once_per_period(void)
+{
+    long long uid = th_int("INSERT INTO users (name, token_id, token_hash) VALUES ('jo', 'jo', '\\x00')"
+                           " RETURNING id", NULL);
+    sealed_connection(uid, "127.0.0.1", free_port(), 0, "jo", "pw");   /* nobody listens: polls retry */
+    const char *const env[] = {"AGENTQ_SECRET_KEY=" TH_SECRET_KEY, "AGENTQ_IMAP_POLL_SECONDS=3600",
+                               "AGENTQ_SCHEDULE_TICK_MS=50", NULL};
+    th_worker(NULL, env);
+    th_worker(NULL, env);
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll'", NULL));
+    /* many ticks of both workers later, still the one poll of this period */
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE job_type = 'imap_poll' AND last_error IS NOT NULL",
+                      NULL));
+    th_sleep_ms(1000);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE job_type = 'imap_poll'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM connections WHERE next_poll_at > now() + interval '3000 seconds'", NULL), 1);
+}
+
 const th_test th_email_tests[] = {
     {"email_mime_plain", mime_plain, 10, 0},
     {"email_mime_folded_headers", mime_folded_headers, 10, 0},
@@ -627,6 +880,11 @@ const th_test th_email_tests[] = {
     {"email_tasks_api_lists_accepts_and_dismisses", tasks_api_lists_accepts_and_dismisses, 60, 1},
     {"email_list_tasks_tool_shows_suggestions", list_tasks_tool_shows_suggestions, 30, 1},
     {"email_secret_seal_and_open", secret_seal_and_open, 10, 0},
+    {"email_imap_two_unseen_become_tasks_once", imap_two_unseen_become_tasks_once, 120, 1},
+    {"email_imap_tls_verified_and_not", imap_tls_verified_and_not, 120, 1},
+    {"email_imap_wrong_password_marks_failing", imap_wrong_password_marks_failing, 120, 1},
+    {"email_imap_server_stopped_poll_retries", imap_server_stopped_poll_retries, 120, 1},
+    {"email_imap_poll_queued_once_per_period", imap_poll_queued_once_per_period, 60, 1},
     {"email_imap_poll_with_another_key_cannot_decrypt", imap_poll_with_another_key_cannot_decrypt, 60, 1},
     {"email_extract_valid_answer_stores_suggestions_and_notifies",
      extract_valid_answer_stores_suggestions_and_notifies, 60, 1},
