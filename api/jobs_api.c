@@ -229,18 +229,18 @@ void aq_api_jobs_create(api_call *c)
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(c->body, "priority");
     const cJSON *queue = cJSON_GetObjectItemCaseSensitive(c->body, "queue");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(c->body, "idempotency_key");
+    int email = cJSON_IsString(type) && !strcmp(type->valuestring, "email_processing");
+    if (!email && (long)c->req->entity.len > c->t->srv->cfg->max_body_bytes) {   /* only mail may be bigger */
+        aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", c->req->entity.len,
+                           c->t->srv->cfg->max_body_bytes);
+        return;
+    }
     if (!cJSON_IsString(type) || !valid_name(type->valuestring, 100)) {
         aq_api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
         return;
     }
     if (input && !cJSON_IsObject(input)) { aq_api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
-    if (!strcmp(type->valuestring, "email_processing")) {
-        if (email_input_refused(c, input)) return;
-    } else if ((long)c->req->entity.len > c->t->srv->cfg->max_body_bytes) {
-        aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", c->req->entity.len,
-                           c->t->srv->cfg->max_body_bytes);
-        return;
-    }
+    if (email && email_input_refused(c, input)) return;
     if (run_at && !cJSON_IsNull(run_at) && (!cJSON_IsString(run_at) || !iso8601(run_at->valuestring))) {
         aq_api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
         return;

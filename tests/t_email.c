@@ -168,12 +168,14 @@ static void mime_not_a_message(void)
 
 static char fake_url[128];
 
+/* A worker talking to the fake as the model and as Telegram's Bot API. */
 static pid_t worker_on_fake(void)
 {
-    static char base[200];
+    static char base[200], tg[200];
     snprintf(base, sizeof base, "LLM_BASE_URL=%s/v1", fake_url);
+    snprintf(tg, sizeof tg, "TELEGRAM_API_BASE=%s", fake_url);
     const char *const env[] = {"LLM_PROVIDER=openai", base, "LLM_MODEL=test-model", "AGENTQ_RETRY_BASE_MS=20",
-                               "AGENTQ_POLL_MS=100", NULL};
+                               "AGENTQ_POLL_MS=100", tg, "TELEGRAM_BOT_TOKEN=123:test", NULL};
     pid_t w = th_worker(NULL, env);
     /* the API accepts a type once a worker has published it */
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
@@ -241,11 +243,14 @@ static void extract_valid_answer_stores_suggestions_and_notifies(void)
     char *a = answer_step("{\"tasks\":[{\"title\":\"Sign the contract\",\"due_at\":\"2026-12-05\",\"priority\":2},"
                           "{\"title\":\"Send a copy to legal\",\"notes\":\"PDF attached\"}]}");
     char script[4096];
-    snprintf(script, sizeof script, "[%s]", a);
+    snprintf(script, sizeof script, "[%.*s,\"match\":\"/chat/completions\"},{\"match\":\"/sendMessage\","
+             "\"repeat\":-1,\"body\":{\"ok\":true,\"result\":{\"message_id\":7}}}]", (int)strlen(a) - 1, a);
     free(a);
     th_fake(script, fake_url, sizeof fake_url);
     th_api(NULL);
     char *tok = th_user("alice", 0);
+    th_exec("INSERT INTO channels (user_id, kind, address) SELECT id, 'telegram', '4242' FROM users WHERE name ="
+            " 'alice'", NULL);
     worker_on_fake();
     long long id = post_email(tok, "nested_attachment");
     CHECK(wait_status(id, "succeeded", 20000));
@@ -266,9 +271,17 @@ static void extract_valid_answer_stores_suggestions_and_notifies(void)
     CHECK_CONTAINS(user, "contract.pdf (application/pdf, 240 bytes)");
     CHECK(user && !strstr(user, "%PDF"));
     free(user);
-    /* the owner hears of it (web inbox; no chat linked) */
+    /* the owner hears of it: web inbox and the linked Telegram chat */
     CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM notifications WHERE body LIKE '2 suggested tasks from Dan%'"
                       " AND body LIKE '%- Sign the contract%'", NULL));
+    CHECK(th_fake_wait(2, 20000));
+    cJSON *reqs = th_fake_requests();
+    const cJSON *send = cJSON_GetArrayItem(reqs, 1);
+    CHECK_CONTAINS(th_jstr(send, "path"), "/bot123:test/sendMessage");
+    const cJSON *sb = cJSON_GetObjectItemCaseSensitive(send, "body");
+    CHECK_INT(th_jnum(sb, "chat_id"), 4242);
+    CHECK_CONTAINS(th_jstr(sb, "text"), "2 suggested tasks from Dan <dan@example.com> (\"Contract\")");
+    cJSON_Delete(reqs);
     free(tok);
 }
 
