@@ -444,6 +444,39 @@ static void email_api_checks_the_input(void)
     free(tok);
 }
 
+/* A 1.5 MB message: over AGENTQ_MAX_BODY_BYTES and AGENTQ_MAX_INPUT_BYTES,
+ * under AGENTQ_MAX_EMAIL_BYTES: the API takes it and the worker runs it. */
+static void big_message_passes_body_and_input_caps(void)
+{
+    th_api(NULL);
+    char *tok = th_user("kim", 0);
+    const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};   /* LLM_PROVIDER offline: parsed, nothing suggested */
+    th_worker(NULL, env);
+    th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
+    aq_buf raw;
+    aq_buf_init(&raw);
+    aq_buf_adds(&raw, "From: big@example.com\r\nSubject: Big\r\nMessage-ID: <big@example.com>\r\n\r\n");
+    while (raw.len < 1500000) aq_buf_adds(&raw, "All work and no play makes a very long message.\r\n");
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "email_processing");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "input"), "raw", raw.p);
+    char *body = cJSON_PrintUnformatted(b);
+    th_resp r = th_post("/v1/jobs", tok, body);
+    CHECK_INT(r.status, 202);
+    cJSON *j = cJSON_Parse(r.body);
+    long long id = th_jnum(j, "job_id");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    CHECK(wait_status(id, "succeeded", 30000));
+    char *out = th_str("SELECT output->>'skipped' FROM jobs WHERE id = $1", th_num(id), NULL);
+    CHECK_CONTAINS(out, "LLM_PROVIDER=offline");
+    free(out);
+    free(body);
+    cJSON_Delete(b);
+    aq_buf_dispose(&raw);
+    free(tok);
+}
+
 /* ---- tasks in the API and the agent's list_tasks ---- */
 
 static long long user_id_of(const char *name)
@@ -890,6 +923,7 @@ const th_test th_email_tests[] = {
     {"email_mime_not_a_message", mime_not_a_message, 10, 0},
     {"email_extract_check_unit", extract_check_unit, 10, 0},
     {"email_api_checks_the_input", email_api_checks_the_input, 60, 1},
+    {"email_big_message_passes_body_and_input_caps", big_message_passes_body_and_input_caps, 60, 1},
     {"email_tasks_api_lists_accepts_and_dismisses", tasks_api_lists_accepts_and_dismisses, 60, 1},
     {"email_list_tasks_tool_shows_suggestions", list_tasks_tool_shows_suggestions, 30, 1},
     {"email_secret_seal_and_open", secret_seal_and_open, 10, 0},
