@@ -31,7 +31,7 @@ ifneq ($(V),1)
 Q := @
 endif
 
-COMMON_PKGS := libuv libpq libcjson libsodium libcurl glib-2.0
+COMMON_PKGS := libuv libpq libcjson libsodium libcurl glib-2.0 gmime-3.0
 # the API uses h2o's libuv flavour: one uv loop per thread carries h2o and libpq
 API_PKGS    := libh2o libssl libcrypto
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) 2>/dev/null)

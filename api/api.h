@@ -33,7 +33,8 @@ enum {
     R_HEALTHZ, R_READYZ, R_METRICS, R_CHAT, R_JOBS_LIST, R_JOBS_CREATE, R_JOB_GET, R_JOB_CANCEL,
     R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_SCHEDULES_LIST, R_SCHEDULES_CREATE, R_SCHEDULE_GET,
     R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_TELEGRAM_WEBHOOK, R_TELEGRAM_LINK, R_CHANNELS_LIST, R_NOTIFICATIONS_LIST,
-    R_NOTIFICATION_READ, R_AUDIT_LIST, R_NOT_FOUND, R_COUNT
+    R_NOTIFICATION_READ, R_AUDIT_LIST, R_TASKS_LIST, R_TASK_DECIDE, R_CONNECTIONS_LIST, R_CONNECTIONS_CREATE,
+    R_CONNECTION_DELETE, R_NOT_FOUND, R_COUNT
 };
 extern const char *const aq_api_route_names[R_COUNT];
 
@@ -231,6 +232,12 @@ void aq_api_telegram_link(api_call *c);
 void aq_api_channels_list(api_call *c);
 void aq_api_notifications_list(api_call *c);
 void aq_api_notification_read(api_call *c);
+void aq_api_tasks_list(api_call *c);
+void aq_api_task_accept(api_call *c);
+void aq_api_task_dismiss(api_call *c);
+void aq_api_connections_list(api_call *c);
+void aq_api_connections_create(api_call *c);
+void aq_api_connection_delete(api_call *c);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {

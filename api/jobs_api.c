@@ -181,6 +181,46 @@ static const char *request_hash(api_call *c, const char *type, const char *queue
     return aq_api_keep(c, hex);
 }
 
+/* An email_processing input: exactly one of raw (the message as text) or
+ * raw_base64, not empty, at most AGENTQ_MAX_EMAIL_BYTES once decoded. The
+ * worker parses it (GMime); here only what a client must hear at once. 1
+ * when refused (answered). */
+static int email_input_refused(api_call *c, const cJSON *input)
+{
+    long cap = c->t->srv->cfg->max_email_bytes;
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(input, "raw");
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(input, "raw_base64");
+    if ((raw != NULL) == (b64 != NULL) || (raw && !cJSON_IsString(raw)) || (b64 && !cJSON_IsString(b64))) {
+        aq_api_reply_error(c, AQ_EINVAL, "input: an email_processing job needs exactly one of raw (the RFC 5322"
+                           " message as a string) or raw_base64 (the message in base64, for 8-bit mail)");
+        return 1;
+    }
+    size_t n;
+    if (raw) {
+        n = strlen(raw->valuestring);
+    } else {
+        size_t len = strlen(b64->valuestring), room = len / 4 * 3 + 3;
+        unsigned char *bin = aq_malloc(room);
+        int bad = sodium_base642bin(bin, room, b64->valuestring, len, " \t\r\n", &n, NULL,
+                                    sodium_base64_VARIANT_ORIGINAL);
+        free(bin);
+        if (bad) {
+            aq_api_reply_error(c, AQ_EINVAL, "input.raw_base64: not valid base64");
+            return 1;
+        }
+    }
+    if (n == 0) {
+        aq_api_reply_error(c, AQ_EINVAL, "input: the message is empty");
+        return 1;
+    }
+    if ((long)n > cap) {
+        aq_api_reply_error(c, AQ_ETOOBIG, "the message is %zu bytes; the limit (AGENTQ_MAX_EMAIL_BYTES) is %ld", n,
+                           cap);
+        return 1;
+    }
+    return 0;
+}
+
 void aq_api_jobs_create(api_call *c)
 {
     if (aq_api_parse_body(c)) return;
@@ -190,11 +230,18 @@ void aq_api_jobs_create(api_call *c)
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(c->body, "priority");
     const cJSON *queue = cJSON_GetObjectItemCaseSensitive(c->body, "queue");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(c->body, "idempotency_key");
+    int email = cJSON_IsString(type) && !strcmp(type->valuestring, "email_processing");
+    if (!email && (long)c->req->entity.len > c->t->srv->cfg->max_body_bytes) {   /* only mail may be bigger */
+        aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", c->req->entity.len,
+                           c->t->srv->cfg->max_body_bytes);
+        return;
+    }
     if (!cJSON_IsString(type) || !valid_name(type->valuestring, 100)) {
         aq_api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
         return;
     }
     if (input && !cJSON_IsObject(input)) { aq_api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
+    if (email && email_input_refused(c, input)) return;
     if (run_at && !cJSON_IsNull(run_at) && (!cJSON_IsString(run_at) || !iso8601(run_at->valuestring))) {
         aq_api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
         return;

@@ -85,7 +85,10 @@ int main(int argc, char **argv)
     h2o_config_init(&srv->h2o);
     srv->h2o.server_name = h2o_iovec_init(H2O_STRLIT("agentq"));
     /* h2o's own cap (plain-text 413) sits above ours (JSON 413 from aq_api_parse_body) */
-    srv->h2o.max_request_entity_size = (size_t)cfg.max_body_bytes * 2 + 1024;
+    /* (raised to fit a raw message on POST /v1/jobs; other routes answer the same
+     * plain-text 413 past twice their cap from aq_api_request_refused) */
+    size_t h2o_cap = (size_t)cfg.max_body_bytes * 2 + 1024, email_cap = (size_t)aq_config_email_input_cap(&cfg) + 1024;
+    srv->h2o.max_request_entity_size = email_cap > h2o_cap ? email_cap : h2o_cap;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_create_handler(path, sizeof(h2o_handler_t))->on_req = on_req;

@@ -40,6 +40,12 @@ static const route routes[] = {
     {"GET",  "/v1/notifications",          R_NOTIFICATIONS_LIST, aq_api_notifications_list, 1},
     {"POST", "/v1/notifications/:id/read", R_NOTIFICATION_READ, aq_api_notification_read, 1},
     {"GET",  "/v1/audit",                  R_AUDIT_LIST,       aq_api_audit_list,       1},
+    {"GET",  "/v1/tasks",                  R_TASKS_LIST,       aq_api_tasks_list,       1},
+    {"POST", "/v1/tasks/:id/accept",       R_TASK_DECIDE,      aq_api_task_accept,      1},
+    {"POST", "/v1/tasks/:id/dismiss",      R_TASK_DECIDE,      aq_api_task_dismiss,     1},
+    {"GET",  "/v1/connections",            R_CONNECTIONS_LIST, aq_api_connections_list, 1},
+    {"POST", "/v1/connections",            R_CONNECTIONS_CREATE, aq_api_connections_create, 1},
+    {"DELETE", "/v1/connections/:id",      R_CONNECTION_DELETE, aq_api_connection_delete, 1},
     {NULL, NULL, 0, NULL, 0},
 };
 

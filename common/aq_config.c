@@ -75,6 +75,14 @@ static const var vars[] = {
     NUM(user_max_waits, "AGENTQ_USER_MAX_WAITS", "100", 0, 1000000, "?wait= long-polls one user may have parked per API process; more answer at once with the job as it is (0 = no long-polls)"),
     STR(api_queues, "AGENTQ_API_QUEUES", "", "queues POST /v1/jobs accepts, comma-separated (422 otherwise); empty: the queues of the workers connected now"),
     NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),
+    NUM(max_email_bytes, "AGENTQ_MAX_EMAIL_BYTES", "10485760", 64, 104857600, "largest raw message email_processing reads (POST /v1/jobs: 413 beyond; IMAP: the message is skipped and the connection notes why); the body and job-input caps of an email_processing job stretch to fit it"),
+    NUM(email_max_parts, "AGENTQ_EMAIL_MAX_PARTS", "100", 1, 10000, "MIME parts of one message read; the rest are skipped (and the model is told so)"),
+    NUM(email_max_depth, "AGENTQ_EMAIL_MAX_DEPTH", "8", 1, 100, "multipart nesting read; deeper parts are skipped"),
+    NUM(email_text_bytes, "AGENTQ_EMAIL_TEXT_BYTES", "16000", 200, 1000000, "bytes of a message's text the model reads; longer text is cut with a marker"),
+    NUM(imap_poll_seconds, "AGENTQ_IMAP_POLL_SECONDS", "300", 1, 86400, "how often each IMAP connection is polled (one imap_poll job per connection and period, whatever the number of workers)"),
+    NUM(imap_timeout_ms, "AGENTQ_IMAP_TIMEOUT_MS", "30000", 100, 600000, "timeout of one IMAP exchange (login, search, fetch, store)"),
+    STR(imap_ca_file, "AGENTQ_IMAP_CA_FILE", "", "PEM file of the CAs an IMAP server's certificate is checked against (connections with tls_verify); empty: the system's"),
+    NUM(imap_fetch_max, "AGENTQ_IMAP_FETCH_MAX", "50", 1, 10000, "unseen messages one poll takes from a mailbox; the rest wait for the next poll"),
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
 };
 
@@ -137,6 +145,12 @@ int aq_config_load(aq_config *cfg, char *err, size_t errlen)
     }
     if (!*cfg->secret_key && *cfg->secret_key_file) return read_key_file(cfg, err, errlen);
     return 0;
+}
+
+long aq_config_email_input_cap(const aq_config *cfg)
+{
+    long fit = 2 * cfg->max_email_bytes + 65536;   /* base64 is 4/3; JSON escapes of CRLF text stay well under 2x */
+    return fit > cfg->max_input_bytes ? fit : cfg->max_input_bytes;
 }
 
 void aq_config_print_table(void)

@@ -21,7 +21,8 @@ typedef struct aq_config {
     const char *telegram_bot_token;
     const char *telegram_api_base;
     const char *telegram_webhook_secret;
-    const char *api_queues;     /* comma-separated; "" = the connected workers' queues */
+    const char *api_queues;
+    const char *imap_ca_file;   /* "" = the system's CAs */     /* comma-separated; "" = the connected workers' queues */
     long concurrency;
     long prefetch;
     long db_connections;
@@ -55,12 +56,23 @@ typedef struct aq_config {
     long schedule_tick_ms;
     long schedule_min_interval_s;
     long user_daily_turns;
+    long max_email_bytes;
+    long email_max_parts;
+    long email_max_depth;
+    long email_text_bytes;
+    long imap_poll_seconds;
+    long imap_timeout_ms;
+    long imap_fetch_max;
 } aq_config;
 
 /* Fill cfg from the environment. On a bad value returns AQ_ECONFIG and writes
  * the reason (naming the variable) into err. Strings point into the
  * environment or into static defaults: never free them. */
 int aq_config_load(aq_config *cfg, char *err, size_t errlen);
+/* The largest job input (and POST /v1/jobs body) an email_processing job may
+ * have: room for a message of AGENTQ_MAX_EMAIL_BYTES as JSON text or base64,
+ * and never less than AGENTQ_MAX_INPUT_BYTES. */
+long aq_config_email_input_cap(const aq_config *cfg);
 /* Print the table of variables (name, default, meaning) to stdout. */
 void aq_config_print_table(void);
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the build, test and run dependencies that are missing on a Debian 12
 # machine (apt-get, as root or through sudo; prometheus is there for promtool,
-# which the metrics tests run on /metrics), and the OpenAPI linter the tests
+# which the metrics tests run on /metrics; dovecot-imapd and openssl serve the
+# IMAP tests' throwaway server, tests/dovecot.sh), and the OpenAPI linter the tests
 # run (@redocly/cli, pinned, from npm into the git-ignored .tmp/node). Does
 # nothing when all are present. Called by `make deps`, which `make test`,
 # `make run` and `make bench` depend on.
@@ -9,7 +10,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="gcc make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
       libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15 python3 python3-yaml systemd
-      wrk procps iproute2 util-linux prometheus"
+      wrk procps iproute2 util-linux prometheus dovecot-imapd openssl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -23,6 +24,11 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing
+    # the IMAP tests run their own dovecot (tests/dovecot.sh); a system one the
+    # install just started is not ours to keep running: stop that one, by its pid
+    case "$missing" in *dovecot-imapd*)
+        if [ -f /run/dovecot/master.pid ]; then $SUDO kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true; fi ;;
+    esac
 fi
 
 # The OpenAPI linter (the docs_openapi_lint test). Only the version below is

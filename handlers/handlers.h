@@ -9,6 +9,8 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
 aq_job_status aq_handle_scheduled_run(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_email_processing(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_imap_poll(aq_ctx *ctx, const cJSON *input, cJSON **output);
 /* final-failure hooks (the registry's on_fail) */
 void aq_fail_apologise(aq_ctx *ctx, const cJSON *input, const char *error);
 

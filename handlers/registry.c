@@ -21,6 +21,8 @@ const aq_handler_def aq_handler_table[] = {
     {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false, aq_fail_apologise},
     {"notify",         aq_handle_notify,         25,    300,  false, false, NULL},
     {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false, NULL},
+    {"email_processing", aq_handle_email_processing, 10, 300, true,  false, NULL},
+    {"imap_poll",      aq_handle_imap_poll,      10,    300,  false, false, NULL},
     {"test_fail",      aq_handle_test_fail,      25,     60,  false, true,  NULL},
     {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true,  NULL},
     {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true,  NULL},
@@ -43,6 +45,12 @@ void aq_handlers_enable_tests(bool on) { tests_enabled = on; }
 void aq_handlers_configure(const aq_config *cfg) { aq_tools_configure(cfg); }
 
 void aq_handlers_thread_cleanup(void) { aq_http_thread_cleanup(); }
+
+long aq_handler_input_cap(const aq_handler_def *h, const aq_config *cfg)
+{
+    if (h && !strcmp(h->name, "email_processing")) return aq_config_email_input_cap(cfg);
+    return cfg->max_input_bytes;
+}
 
 const aq_handler_def *aq_handler_find(const char *name)
 {

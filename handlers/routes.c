@@ -116,6 +116,8 @@ static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
         }
     } else {
         const char *channel = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "channel"));
+        /* mail is read in the background: its suggestions go to the owner */
+        if (!channel && !strcmp(aq_ctx_job(ctx)->job_type, "email_processing")) add_owner(ctx, d);
         if (!channel) return;
         if (!strcmp(channel, "web")) d->web = 1;
         else if (!strcmp(channel, "telegram")) {

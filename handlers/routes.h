@@ -9,8 +9,9 @@
  *   {"to": "telegram", "chat_id": N}   one Telegram chat
  *   {"to": "owner"}                    the web inbox and every active linked chat
  * Without reply_to, the input's "channel" decides (the session's channel):
- * "web" → web, "telegram" (with "chat_id") → that chat. (scheduled_run jobs
- * carry reply_to owner, set by the scheduler.)
+ * "web" → web, "telegram" (with "chat_id") → that chat; with neither, an
+ * email_processing job goes to the owner. (scheduled_run jobs carry reply_to
+ * owner, set by the scheduler.)
  * Approvals always go to the owner, and so does a job whose input is NULL
  * (it could not say where). The texts people read are made here, in
  * handlers/, not in the generic worker: the registry hands both functions to

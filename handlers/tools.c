@@ -20,7 +20,8 @@ static char *tool_remember(PGconn *, int64_t, const cJSON *, char **);
 static char *tool_create_schedule(PGconn *, int64_t, const cJSON *, char **);
 
 const aq_tool aq_tools[] = {
-    {"list_tasks", "List the user's tasks.",
+    {"list_tasks", "List the user's tasks. A task with suggestion \"pending\" was suggested from an email"
+     " (source names it) and not yet accepted by the user; dismissed suggestions are not listed.",
      "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"open\",\"done\",\"all\"]}}}",
      0, tool_list_tasks},
     {"add_task", "Add a task for the user.",
@@ -124,8 +125,11 @@ static char *answer(PGconn *db, const char *sql, int n, const char *const *p, co
 }
 
 #define UID char uid[24]; snprintf(uid, sizeof uid, "%lld", (long long)user_id)
+/* suggestion: null for the user's own tasks; 'pending' for one suggested from
+ * an email and not yet accepted (source says which message), 'accepted' */
 #define TASK_JSON "json_build_object('id', id, 'title', title, 'notes', notes, 'status', status," \
-    " 'priority', priority, 'due_at', due_at)"
+    " 'priority', priority, 'due_at', due_at, 'suggestion', suggestion, 'source', CASE WHEN source_job_id IS NULL" \
+    " THEN NULL ELSE json_build_object('from', source_from, 'subject', source_subject) END)"
 
 static char *tool_list_tasks(PGconn *db, int64_t user_id, const cJSON *args, char **err)
 {
@@ -138,7 +142,7 @@ static char *tool_list_tasks(PGconn *db, int64_t user_id, const cJSON *args, cha
     }
     const char *p[] = {uid, status && strcmp(status, "all") ? status : NULL};
     return answer(db, "SELECT coalesce(json_agg(" TASK_JSON " ORDER BY id), '[]')::text FROM tasks"
-                   " WHERE user_id = $1 AND ($2::text IS NULL OR status = $2)", 2, p, "[]", err);
+                   " WHERE user_id = $1 AND status <> 'dismissed' AND ($2::text IS NULL OR status = $2)", 2, p, "[]", err);
 }
 
 static char *tool_add_task(PGconn *db, int64_t user_id, const cJSON *args, char **err)

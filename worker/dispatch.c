@@ -247,7 +247,8 @@ static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *ro
 {
     const aq_job *j = &jr->job;
     *routes_ok = 0;
-    if ((long)jr->input_len <= cfg->max_input_bytes) {
+    long cap = aq_handler_input_cap(jr->handler, cfg);
+    if ((long)jr->input_len <= cap) {
         cJSON *in = cJSON_ParseWithLength(jr->input, jr->input_len);
         if (cJSON_IsObject(in)) *input = in; else cJSON_Delete(in);
     }
@@ -259,8 +260,8 @@ static char *refusal(aq_jobrun *jr, const aq_config *cfg, cJSON **input, int *ro
     if (jr->lost >= 2 * j->max_attempts)
         return aq_sprintf("gave up: its lease expired %d times, its worker lost each time before the run was"
                           " recorded (does it crash its worker?); the last: %s", jr->lost, last);
-    if ((long)jr->input_len > cfg->max_input_bytes)
-        return aq_sprintf("input is %zu bytes, over the %ld-byte limit", jr->input_len, cfg->max_input_bytes);
+    if ((long)jr->input_len > cap)
+        return aq_sprintf("input is %zu bytes, over the %ld-byte limit", jr->input_len, cap);
     if (!*input) return aq_strdup("input is not a JSON object");
     if (bad_route) return aq_strdup(bad_route);
     return NULL;

@@ -21,7 +21,13 @@
  * below the budget (one upsert; its row lock orders concurrent workers, so
  * the budget is exact). None left: the slot is skipped (next_run_at still
  * moves on), last_error says why and the first skip of the day writes one
- * 'info' notification. A slot that had already fired gives its turn back. */
+ * 'info' notification. A slot that had already fired gives its turn back.
+ *
+ * IMAP connections (sql/017_email.sql) ride the same tick and transaction:
+ * each connection whose next_poll_at has come gets one imap_poll job keyed
+ * 'imap_poll:<id>:<slot>' (slot = now / AGENTQ_IMAP_POLL_SECONDS) and its
+ * next_poll_at moved one period on; the row lock and the key make it once
+ * per connection and period whatever the number of workers. */
 #include "scheduler.h"
 #include "aq_alloc.h"
 #include "aq_db.h"
@@ -155,6 +161,44 @@ static int fire_one(aq_scheduler *s, PGresult *due, int row)
     return 0;
 }
 
+static const char SQL_POLLS_DUE[] =
+    "SELECT id, user_id, extract(epoch FROM now())::bigint FROM connections WHERE next_poll_at <= now()"
+    " ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+static const char SQL_POLL_NEXT[] =
+    "UPDATE connections SET next_poll_at = now() + make_interval(secs => $2::bigint) WHERE id = $1";
+
+/* Queue the due connections' polls (inside the tick's transaction): the
+ * number queued or found due, or -1 on a database error. */
+static int queue_polls(aq_scheduler *s)
+{
+    char batch[16], period[24];
+    snprintf(batch, sizeof batch, "%d", DUE_BATCH);
+    snprintf(period, sizeof period, "%ld", s->cfg->imap_poll_seconds);
+    const char *bp[] = {batch};
+    PGresult *due = NULL;
+    if (aq_db_query(s->db, "finding due IMAP polls", SQL_POLLS_DUE, 1, bp, &due)) return -1;
+    int n = PQntuples(due);
+    for (int i = 0; i < n; i++) {
+        const char *id = PQgetvalue(due, i, 0);
+        long long slot = strtoll(PQgetvalue(due, i, 2), NULL, 10) / s->cfg->imap_poll_seconds;
+        char input[64], key[64];
+        snprintf(input, sizeof input, "{\"connection_id\": %s}", id);
+        snprintf(key, sizeof key, "imap_poll:%s:%lld", id, slot);
+        aq_job_new j = {.job_type = "imap_poll", .input = input, .idempotency_key = key,
+                        .user_id = strtoll(PQgetvalue(due, i, 1), NULL, 10)};
+        int64_t job = 0;
+        const char *np[] = {id, period};
+        if (aq_jobs_enqueue(s->db, "queueing an IMAP poll", &j, &job) ||
+            aq_db_query(s->db, "advancing an IMAP poll", SQL_POLL_NEXT, 2, np, NULL)) {
+            PQclear(due);
+            return -1;
+        }
+    }
+    PQclear(due);
+    return n;
+}
+
 static void tick(uv_work_t *w)
 {
     aq_scheduler *s = w->data;
@@ -184,8 +228,11 @@ static void tick(uv_work_t *w)
     for (int i = 0; i < n; i++) {
         if (fire_one(s, due, i) < 0) goto rollback;
     }
-    s->more = n == DUE_BATCH;
     PQclear(due);
+    due = NULL;
+    int polls = queue_polls(s);
+    if (polls < 0) goto rollback;
+    s->more = n == DUE_BATCH || polls == DUE_BATCH;
     aq_db_query(s->db, "scheduler commit", "COMMIT", 0, NULL, NULL);
     return;
 rollback:

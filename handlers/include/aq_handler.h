@@ -149,6 +149,10 @@ const aq_handler_def *aq_handler_find(const char *name);
 /* Hand the handlers the settings they obey (e.g. the agent's tools' schedule
  * limits). Call once at start, before any handler runs. */
 void aq_handlers_configure(const aq_config *cfg);
+/* The largest input a job of type h runs with: AGENTQ_MAX_INPUT_BYTES, or
+ * for a raw message (email_processing) room for AGENTQ_MAX_EMAIL_BYTES
+ * (aq_config_email_input_cap). h NULL: AGENTQ_MAX_INPUT_BYTES. */
+long aq_handler_input_cap(const aq_handler_def *h, const aq_config *cfg);
 /* Enable the test-only types (before threads start). */
 void aq_handlers_enable_tests(bool on);
 /* Release what handlers keep per thread (HTTP handles); a pool thread calls
