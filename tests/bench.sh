@@ -7,7 +7,14 @@
 # medians and writes the report. Runs unattended as root or not; about
 # 2 minutes plus the steady-state runs (STEADY_SECONDS at each of
 # STEADY_PCTS, 60 s x 3 by default) and the 1,000,000-finished-rows drains:
-# about 6 minutes in all.
+# about 6 minutes in all; then the agent turn step (about 2 minutes): a fake
+# model (bin/agentq-fake --llm-delay-ms) answering instantly and after 1 s,
+# the cluster restarted at max_connections=60, the worker logged in as a
+# role that is not a superuser.
+#
+# AGENTQ_BENCH_ONLY=turns runs only the agent turn step: its figures go to
+# stdout and docs/BENCHMARKS.md is left as it is. AGENTQ_BENCH_PORT picks the
+# cluster's port (default 55433; the next port up is the API's).
 # shellcheck disable=SC2086  # $WFLAGS and the per-run lists split on purpose
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,6 +34,7 @@ LAT_INTERVAL_MS=10
 LAT_CONCURRENCY=1
 IDLE_MS=2000             # a worker idles this long before its RSS is read
 PORT=${AGENTQ_BENCH_PORT:-55433}
+ONLY=${AGENTQ_BENCH_ONLY:-}
 DIR=.tmp/bench-pg
 OUT=docs/BENCHMARKS.md
 # targets (from the benchmark issue)
@@ -46,6 +54,18 @@ STEADY_WINDOW_S=10       # figures per window of this many seconds
 STEADY_API_PCT=10        # of each rate, this % as single rows through POST /v1/jobs; the rest 100-row INSERTs
 TARGET_STEADY_PCT=25     # p99 ≤ TARGET_STEADY_P99_US at this rate
 TARGET_STEADY_P99_US=10000
+TURNS_MAX_CONNECTIONS=60   # agent turns: Postgres restarted at this max_connections
+TURNS_ROLE=agentq_bench_worker   # ... the worker logs in as this role (no superuser)
+TURNS_CEIL_JOBS=3000       # ceiling: this many turns against an instant model ...
+TURNS_CEIL_CONCURRENCY=40  # ... at this --concurrency (under max_connections: a connection per turn today)
+TURNS_DELAY_MS=1000        # then a model answering after this long, at each --concurrency of
+TURNS_CONCURRENCIES="100 1000 5000"
+TURNS_WAVES=3              # turns per run: this many × the concurrency
+TURNS_TIMEOUT_S=40         # each run is cut off after this long (figures: what completed)
+TARGET_TURNS_AT=5000       # targets at this concurrency:
+TARGET_TURNS_PCT=80        #   turns/s ≥ 80 % of min(concurrency/delay, ceiling)
+TARGET_TURNS_CONNS=16      #   worker database connections at peak
+TARGET_TURNS_KB=262144     #   worker VmHWM (256 MiB)
 BIG_FINISHED=1000000     # the history case: this many finished rows ...
 BIG_JOBS=100000          # ... and this many queued, drained by a fresh worker, twice
 TARGET_BIG_PCT=10        # the first drain within 10 % of the second
@@ -62,14 +82,14 @@ for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; d
 export AGENTQ_DBNAME=agentq_bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-for b in agentq agentq-api agentq-worker agentq-bench; do
-    [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench)"
+for b in agentq agentq-api agentq-worker agentq-bench agentq-fake; do
+    [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench bin/agentq-fake)"
 done
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
 # Copies, so a build running meanwhile (e.g. `make test` relinking bin/ as the
 # SANITIZE=1 variant) cannot swap the binaries under a measurement.
 mkdir -p "$BIN"
-cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench "$BIN/"
+cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench bin/agentq-fake "$BIN/"
 grep -q __asan_init "$WORKER" &&
     die "bin/agentq-worker is the SANITIZE=1 build; benchmark the plain one (make all bin/agentq-bench)"
 M_BUILD="bin/ as built by make (checked: not the SANITIZE=1 variant)"
@@ -138,6 +158,88 @@ WFLAGS="--concurrency $CONCURRENCY --prefetch $PREFETCH"
 
 say "agentq bench — $M_DATE, $M_NPROC CPUs, kernel $M_KERNEL, PostgreSQL $M_PG"
 say "fsync=$M_FSYNC synchronous_commit=$M_SYNC; worker flags: $WFLAGS; load average $M_LOAD"
+
+# ---- agent turns (issue 13): defined here, run last (it restarts the cluster) ----
+# One run: turns_run NAME JOBS DELAY_MS CONCURRENCY; sets T_<field>_NAME for the report.
+turns_run() {
+    out=$(AQ_BENCH_FAKE="$BIN/agentq-fake" AQ_BENCH_WORKER_URL="$WURL" $BENCH turns --jobs "$2" --delay-ms "$3" \
+        --timeout-s "$TURNS_TIMEOUT_S" --log "$LOGS/turns/$1.log" -- $WORKER --concurrency "$4" 2>"$LOGS/turns/$1.err") ||
+        { cat "$LOGS/turns/$1.err" >&2; die "agentq-bench turns $1 failed"; }
+    for k in succeeded failed unfinished seconds turns_per_s turn_p50_ms turn_p99_ms peak_db_conns peak_threads \
+        hwm_kb model_max_waiting replies doubled_replies started timed_out; do
+        eval "T_${k}_$1=\$(kv \"\$out\" $k)"
+    done
+    say "turns $1: $2 turns, model $3 ms, --concurrency $4: $(kv "$out" succeeded) succeeded," \
+        "$(kv "$out" failed) failed, $(kv "$out" unfinished) unfinished in $(kv "$out" seconds) s" \
+        "= $(kv "$out" turns_per_s) turns/s; worker peak $(kv "$out" peak_db_conns) database connections," \
+        "$(kv "$out" peak_threads) threads, VmHWM $(kv "$out" hwm_kb) kB; model calls waiting at once:" \
+        "$(kv "$out" model_max_waiting); turn p50 $(kv "$out" turn_p50_ms) ms, p99 $(kv "$out" turn_p99_ms) ms;" \
+        "$(kv "$out" replies) replies stored, $(kv "$out" doubled_replies) turns with more than one;" \
+        "$(kv "$out" peak_running) turns running at once at peak"
+    [ "$(kv "$out" started)" = 1 ] || say "  the worker did not start: $(tail -n 3 "$LOGS/turns/$1.log" | tr '\n' ' ')"
+    sed 's/^/  /' "$LOGS/turns/$1.err"
+}
+turns_step() {
+    T_STEP_START=$(date +%s)
+    mkdir -p "$LOGS/turns"
+    rm -f "$LOGS"/turns/*
+    AQ_PG_MAX_CONNECTIONS=$TURNS_MAX_CONNECTIONS sh deploy/pg.sh restart "$DIR" "$PORT"
+    T_MAXCONN=$(sql 'SHOW max_connections')
+    [ "$T_MAXCONN" = "$TURNS_MAX_CONNECTIONS" ] || die "max_connections is $T_MAXCONN after the restart"
+    sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$TURNS_ROLE') THEN
+             CREATE ROLE $TURNS_ROLE LOGIN NOSUPERUSER; END IF; END \$\$" >/dev/null
+    sql "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $TURNS_ROLE" >/dev/null
+    sql "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO $TURNS_ROLE" >/dev/null
+    WURL=$(printf '%s' "$URL" | sed "s/user=postgres/user=$TURNS_ROLE/")
+    turns_run ceiling "$TURNS_CEIL_JOBS" 0 "$TURNS_CEIL_CONCURRENCY"
+    T_CEIL=$T_turns_per_s_ceiling
+    T_ROWS="| ceiling: instant model | $TURNS_CEIL_CONCURRENCY | $TURNS_CEIL_JOBS | $(turns_cells ceiling) | — |
+"
+    for c in $TURNS_CONCURRENCIES; do
+        turns_run "c$c" $((c * TURNS_WAVES)) "$TURNS_DELAY_MS" "$c"
+        ideal=$(calc '%.0f' "($c * 1000 / $TURNS_DELAY_MS < $T_CEIL) ? $c * 1000 / $TURNS_DELAY_MS : $T_CEIL")
+        eval "pct=\$(calc '%.0f' \"100 * \$T_turns_per_s_c$c / ($ideal > 0 ? $ideal : 1)\")"
+        eval "T_pct_c$c=$pct; T_ideal_c$c=$ideal"
+        T_ROWS="$T_ROWS| $TURNS_DELAY_MS ms model | $c | $((c * TURNS_WAVES)) | $(turns_cells "c$c") | $pct % of $ideal |
+"
+    done
+    a=c$TARGET_TURNS_AT
+    eval "tr_pct=\$T_pct_$a; tr_ideal=\$T_ideal_$a; tr_rate=\$T_turns_per_s_$a; tr_conns=\$T_peak_db_conns_$a"
+    eval "tr_kb=\$T_hwm_kb_$a; tr_ran=\$T_started_$a"
+    # a worker that did not start (or refused the flags) meets none of them
+    VT_RATE=$(verdict "$tr_ran == 1 && $tr_pct >= $TARGET_TURNS_PCT")
+    VT_CONNS=$(verdict "$tr_ran == 1 && $tr_conns <= $TARGET_TURNS_CONNS")
+    VT_KB=$(verdict "$tr_ran == 1 && $tr_kb >= 0 && $tr_kb <= $TARGET_TURNS_KB")
+    TURNS_VERDICTS="| $TARGET_TURNS_AT turns in flight: turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling) | $tr_rate turns/s = $tr_pct % of $tr_ideal | $VT_RATE |
+| $TARGET_TURNS_AT turns in flight: ≤ $TARGET_TURNS_CONNS database connections | $tr_conns at peak | $VT_CONNS |
+| $TARGET_TURNS_AT turns in flight: ≤ $(mib "$TARGET_TURNS_KB") resident | VmHWM $tr_kb kB | $VT_KB |
+"
+    pf() { if [ "$1" = met ]; then echo PASS; else echo MISS; fi; }
+    say "target: $TARGET_TURNS_AT in flight, turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling $T_CEIL/s):" \
+        "$tr_rate = $tr_pct % of $tr_ideal: $(pf "$VT_RATE")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $TARGET_TURNS_CONNS database connections: $tr_conns: $(pf "$VT_CONNS")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $(mib "$TARGET_TURNS_KB") resident: VmHWM $tr_kb kB: $(pf "$VT_KB")"
+    T_STEP_S=$(( $(date +%s) - T_STEP_START ))
+    say "agent turn step: $T_STEP_S s"
+}
+# The cells of one run's row in the report: turns/s | ok/failed/unfinished | conns | threads | VmHWM | waiting | p50/p99
+turns_cells() {
+    eval "r=\$T_turns_per_s_$1; ok=\$T_succeeded_$1; f=\$T_failed_$1; u=\$T_unfinished_$1; co=\$T_peak_db_conns_$1"
+    eval "th=\$T_peak_threads_$1; kb=\$T_hwm_kb_$1; w=\$T_model_max_waiting_$1; p50=\$T_turn_p50_ms_$1"
+    eval "p99=\$T_turn_p99_ms_$1; st=\$T_started_$1; to=\$T_timed_out_$1"
+    note=""
+    [ "$st" = 1 ] || note=" (the worker did not start)"
+    [ "$to" = 1 ] && note=" (cut off at $TURNS_TIMEOUT_S s)"
+    printf '**%s**%s | %s / %s / %s | %s | %s | %s | %s | %s / %s ms' "$r" "$note" "$ok" "$f" "$u" "$co" "$th" \
+        "$(mib "$kb")" "$w" "$p50" "$p99"
+}
+verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
+if [ "$ONLY" = turns ]; then
+    turns_step
+    exit 0
+elif [ -n "$ONLY" ]; then
+    die "AGENTQ_BENCH_ONLY=$ONLY: the only step that runs alone is 'turns'"
+fi
 
 # ---- footprint: one idle worker with the drain flags ----
 idle=$($BENCH idle --idle-ms "$IDLE_MS" --log "$LOGS/idle.log" -- $WORKER $WFLAGS)
@@ -314,11 +416,12 @@ done
 BIG1=$(echo $BIG | cut -d' ' -f1); BIG2=$(echo $BIG | cut -d' ' -f2)
 BIG_DIFF=$(calc '%.0f' "100 * ($BIG1 - $BIG2) / $BIG2")
 
+turns_step
+
 WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
 [ "$WARNS" = 0 ] || say "note: the worker logs ($LOGS) hold $WARNS warning/error lines"
 
 # ---- targets ----
-verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
 V1=$(verdict "$R1 >= $TARGET_RATIO_PCT"); V2=$(verdict "$R2 >= $TARGET_RATIO_PCT")
 VL=$(verdict "$L_p99 <= $TARGET_P99_US"); VM=$(verdict "$IDLE_KB < $TARGET_IDLE_KB")
 VAX=$(verdict "$A_X >= $TARGET_API_X"); VAP=$(verdict "$A_P99 <= $TARGET_API_P99_MS")
