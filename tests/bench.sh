@@ -230,12 +230,48 @@ turns_cells() {
     note=""
     [ "$st" = 1 ] || note=" (the worker did not start)"
     [ "$to" = 1 ] && note=" (cut off at $TURNS_TIMEOUT_S s)"
+    if [ "$kb" -ge 0 ] 2>/dev/null; then kb=$(mib "$kb"); else kb="—"; fi
     printf '**%s**%s | %s / %s / %s | %s | %s | %s | %s | %s / %s ms' "$r" "$note" "$ok" "$f" "$u" "$co" "$th" \
-        "$(mib "$kb")" "$w" "$p50" "$p99"
+        "$kb" "$w" "$p50" "$p99"
+}
+# The report's section on agent turns (markdown, to stdout).
+turns_section() {
+    cat <<EOT
+## Agent turns
+
+    make bench                              # all steps; or only this one (figures to stdout):
+    AGENTQ_BENCH_ONLY=turns make bench
+
+The same cluster, restarted with \`max_connections=$T_MAXCONN\`. One worker
+(\`agentq-worker --concurrency C\`, its defaults otherwise) logs in as
+\`$TURNS_ROLE\`, a role that is not a superuser, and runs \`agent_turn\` jobs
+against \`agentq-fake --llm-delay-ms D\`, an OpenAI-compatible model that
+answers every request after D ms (\`LLM_PROVIDER=openai\`). Each run starts
+from emptied jobs and chat tables with its turns queued: one per user, each
+in a new session, inserted by the statement \`POST /v1/chat\` runs
+(\`aq_jobs_sql_enqueue_batch\`, 1,000 rows per statement, no HTTP). The
+first row is the ceiling: an instant model at --concurrency
+$TURNS_CEIL_CONCURRENCY (below max_connections, so a worker that opens a
+connection per turn is measured at its best), the database-bound rate. The
+others: a $TURNS_DELAY_MS ms model at each --concurrency, $TURNS_WAVES × C turns
+per run; "of ideal" is turns/s against min(C / ${TURNS_DELAY_MS} ms, ceiling). A run is cut off after
+$TURNS_TIMEOUT_S s and reports what completed by then. This step took $T_STEP_S s.
+
+| model | --concurrency | turns | turns/s | succeeded / failed / unfinished | worker DB connections, peak | worker threads, peak | worker VmHWM | model calls waiting at once, peak | turn p50 / p99 | of ideal |
+|---|---|---|---|---|---|---|---|---|---|---|
+$T_ROWS
+Connections: sessions of \`$TURNS_ROLE\` in \`pg_stat_activity\`, threads:
+\`Threads:\` in \`/proc/PID/status\`, both sampled every 100 ms; VmHWM read
+when the run ends; model calls waiting: the fake's own count; turn p50/p99:
+\`finished_at - started_at\` of the succeeded turns. Failures, by reason,
+are in the bench's stdout.
+EOT
 }
 verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
 if [ "$ONLY" = turns ]; then
     turns_step
+    say ""
+    turns_section
     exit 0
 elif [ -n "$ONLY" ]; then
     die "AGENTQ_BENCH_ONLY=$ONLY: the only step that runs alone is 'turns'"
@@ -446,7 +482,7 @@ and one run: compare ratios across machines, not absolute numbers.
     make bench
 
 It builds everything, starts a private PostgreSQL cluster in \`$DIR\`
-(port $PORT, fsync and synchronous_commit on), runs every step below, stops
+(port $PORT, from AGENTQ_BENCH_PORT, default 55433; fsync and synchronous_commit on), runs every step below, stops
 the cluster, and prints the same figures to stdout. It runs copies of
 \`bin/*\` taken at its start (in \`$BIN\`), so a concurrent rebuild cannot
 change them mid-run. This run took $ELAPSED s.
@@ -499,7 +535,7 @@ change them mid-run. This run took $ELAPSED s.
 | API resident memory at load < $(mib "$TARGET_API_KB") | $(mib "$A_KB") (VmHWM $A_KB kB) | $VAM |
 ${ST_VERDICTS}| steady state at $TARGET_STEADY_PCT %: p99 ≤ $(ms "$TARGET_STEADY_P99_US") ms in every window | worst window $(ms "${ST_TARGET_P99:-0}") ms | $VST |
 | history: first drain within $TARGET_BIG_PCT % of the second | $BIG1 vs $BIG2 jobs/s ($BIG_DIFF %) | $VBIG |
-
+${TURNS_VERDICTS}
 ## Steady state
 
 One worker (\`$WFLAGS\`) starts on an empty, freshly vacuumed table and idles
@@ -520,6 +556,8 @@ completion = the success-completion statement, \`pg_stat_statements\` mean µs p
 ${ST_WINDOWS}
 History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VACUUM ANALYZE\`,
 \`CHECKPOINT\`), drained by a fresh worker, twice: **$BIG1** then **$BIG2** jobs/s ($BIG_DIFF %).
+
+$(turns_section)
 
 ## Where we stand, and what limits us
 
@@ -642,6 +680,14 @@ History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VAC
 - **History.** \`agentq-bench drain --finished $BIG_FINISHED --jobs $BIG_JOBS\`: the same
   drain with $BIG_FINISHED succeeded rows (finished an hour ago) loaded before the
   queued ones and analyzed with them; run twice, a fresh worker each time.
+- **Agent turns.** \`agentq-bench turns\` (tests/bench/turns.c), per run: empty
+  \`jobs\`, \`workers\` and the chat tables, queue the turns (above), \`VACUUM
+  ANALYZE\`, \`CHECKPOINT\`, start the fake model, read the database clock,
+  start the worker; then every 100 ms sample until no turn is queued or
+  running. turns/s = succeeded ÷ (last success − that stamp); in a run cut
+  off at $TURNS_TIMEOUT_S s, those succeeded by the cut-off ÷ the time to it.
+  The worker is stopped with SIGTERM (\`AGENTQ_SHUTDOWN_GRACE_SECONDS=5\`).
+  The step runs last, since it restarts the cluster.
 - **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
   started (and stops, by PID). "Idle" is read after the worker has connected,
   written its first heartbeat and idled $IDLE_MS ms with an empty queue.
