@@ -210,15 +210,17 @@ turns_step() {
     VT_RATE=$(verdict "$tr_ran == 1 && $tr_pct >= $TARGET_TURNS_PCT")
     VT_CONNS=$(verdict "$tr_ran == 1 && $tr_conns <= $TARGET_TURNS_CONNS")
     VT_KB=$(verdict "$tr_ran == 1 && $tr_kb >= 0 && $tr_kb <= $TARGET_TURNS_KB")
-    TURNS_VERDICTS="| $TARGET_TURNS_AT turns in flight: turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling) | $tr_rate turns/s = $tr_pct % of $tr_ideal | $VT_RATE |
-| $TARGET_TURNS_AT turns in flight: ≤ $TARGET_TURNS_CONNS database connections | $tr_conns at peak | $VT_CONNS |
-| $TARGET_TURNS_AT turns in flight: ≤ $(mib "$TARGET_TURNS_KB") resident | VmHWM $tr_kb kB | $VT_KB |
+    f_rate="$tr_rate turns/s = $tr_pct % of $tr_ideal"; f_conns="$tr_conns at peak"; f_kb="VmHWM $tr_kb kB"
+    if [ "$tr_ran" != 1 ]; then f_rate="the worker did not start"; f_conns=$f_rate; f_kb=$f_rate; fi
+    TURNS_VERDICTS="| $TARGET_TURNS_AT turns in flight: turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling) | $f_rate | $VT_RATE |
+| $TARGET_TURNS_AT turns in flight: ≤ $TARGET_TURNS_CONNS database connections | $f_conns | $VT_CONNS |
+| $TARGET_TURNS_AT turns in flight: ≤ $(mib "$TARGET_TURNS_KB") resident | $f_kb | $VT_KB |
 "
     pf() { if [ "$1" = met ]; then echo PASS; else echo MISS; fi; }
     say "target: $TARGET_TURNS_AT in flight, turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling $T_CEIL/s):" \
-        "$tr_rate = $tr_pct % of $tr_ideal: $(pf "$VT_RATE")"
-    say "target: $TARGET_TURNS_AT in flight, ≤ $TARGET_TURNS_CONNS database connections: $tr_conns: $(pf "$VT_CONNS")"
-    say "target: $TARGET_TURNS_AT in flight, ≤ $(mib "$TARGET_TURNS_KB") resident: VmHWM $tr_kb kB: $(pf "$VT_KB")"
+        "$f_rate: $(pf "$VT_RATE")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $TARGET_TURNS_CONNS database connections: $f_conns: $(pf "$VT_CONNS")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $(mib "$TARGET_TURNS_KB") resident: $f_kb: $(pf "$VT_KB")"
     T_STEP_S=$(( $(date +%s) - T_STEP_START ))
     say "agent turn step: $T_STEP_S s"
 }
@@ -627,6 +629,20 @@ $(turns_section)
   200–250 µs per completion call under these loads
   (\`pg_stat_statements.track_planning\` in trial runs; off here, as it adds
   contention of its own).
+- **Agent turns (issue 13).** The baseline, before the worker holds turns in
+  flight without a thread and a connection (commit 8e28552, this machine,
+  2026-11-30, the same step): ceiling 303 turns/s (43 connections, 45
+  threads, 16.9 MiB). With the 1 s model every turn in flight held a pool
+  thread and that thread's own connection, so max_connections capped the
+  rest: at --concurrency 100, 105 threads and 56 connections at peak, 282
+  of 300 turns succeeded and 18 failed "database unreachable (gave up after
+  5 attempts)" (turns/s 7, since the stragglers' retries ran to the 40 s
+  cut-off); at 1,000, 1,005 threads, 56 connections, 151 succeeded and
+  2,849 failed the same way (each had stored its reply before failing: 3,000
+  replies for 151 successes); at 5,000 the worker refused to start
+  (\`--concurrency\` was capped at 1,024). In a trial run of the ceiling the
+  engine's two connections also deadlocked on a completion round twice; the
+  resent rounds were fenced out and 12 turns stored their reply twice.
 - **Memory.** An idle worker is a little over 1 MiB of private memory; the
   rest of its resident size is shared-library pages. libcurl/OpenSSL are
   initialised on first use, not at start (that alone was 3 MiB).
