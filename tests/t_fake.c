@@ -807,10 +807,17 @@ static void llm_mode_replies_like_the_api(void)
     check_llm_error(__LINE__, &r, 400);
     r = th_http("POST", at("/v1/chat/completions"), NULL, "{\"model\":\"m\"}", NULL, NULL);
     check_llm_error(__LINE__, &r, 400);
+    /* a body one byte over the cap is refused from its head, and the connection closed */
+    char head[256], reply[2048];
+    snprintf(head, sizeof head, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             8u * 1024u * 1024u + 1u);
+    CHECK(raw_exchange(head, strlen(head), reply, sizeof reply));
+    CHECK_CONTAINS(reply, "HTTP/1.1 413 ");
+    CHECK_CONTAINS(reply, "invalid_request_error");
     cJSON *sum = stop_llm_fake(pid);
-    CHECK_INT(jnum(sum, "requests"), 5);
+    CHECK_INT(jnum(sum, "requests"), 6);
     CHECK_INT(jnum(sum, "answered"), 1);
-    CHECK_INT(jnum(sum, "refused"), 4);
+    CHECK_INT(jnum(sum, "refused"), 5);
     cJSON_Delete(sum);
 }
 
@@ -848,7 +855,8 @@ static void llm_mode_holds_a_thousand_at_once(void)
     for (int i = 0; i < opened; i++) {
         char buf[2048];
         size_t n = 0;
-        if (raw_read(fds[i], buf, sizeof buf, &n, "\"total_tokens\"", 60000, NULL) && !strncmp(buf, "HTTP/1.1 200 ", 13))
+        if (raw_read(fds[i], buf, sizeof buf, &n, "\"total_tokens\"", 60000, NULL) &&
+            !strncmp(buf, "HTTP/1.1 200 ", 13))
             ok++;
         close(fds[i]);
     }

@@ -122,6 +122,10 @@ static int start_fake(const char *bin, long delay_ms, const char *summary, const
     exit(1);
 }
 
+/* Column col of row 0 as a number (0 when NULL). */
+static long num(const PGresult *r, int col) { return strtol(PQgetvalue(r, 0, col), NULL, 10); }
+static double real(const PGresult *r, int col) { return strtod(PQgetvalue(r, 0, col), NULL); }
+
 /* A number from the fake's summary line ("key":N), or -1. */
 static long summary_num(const char *line, const char *key)
 {
@@ -140,8 +144,12 @@ int aq_bench_cmd_turns(const aq_bench_opts *o)
     }
     /* the worker's role, and that it is no superuser */
     PGconn *wdb = PQconnectdb(wurl);
-    if (PQstatus(wdb) != CONNECTION_OK) { fprintf(stderr, "turns: worker conninfo: %s", PQerrorMessage(wdb)); return 1; }
-    PGresult *r = aq_bench_exec(wdb, "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user", 0, NULL);
+    if (PQstatus(wdb) != CONNECTION_OK) {
+        fprintf(stderr, "turns: worker conninfo: %s", PQerrorMessage(wdb));
+        return 1;
+    }
+    PGresult *r = aq_bench_exec(wdb, "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user",
+                                0, NULL);
     char role[128];
     snprintf(role, sizeof role, "%s", PQgetvalue(r, 0, 0));
     int super = PQgetvalue(r, 0, 1)[0] == 't';
@@ -187,9 +195,9 @@ int aq_bench_cmd_turns(const aq_bench_opts *o)
                               " (SELECT count(*) FROM jobs WHERE status = 'running'),"
                               " (SELECT count(*) FROM pg_stat_activity WHERE usename = $1), clock_timestamp(),"
                               " (SELECT count(*) FROM workers)", 1, rp);
-        long left = atol(PQgetvalue(r, 0, 0)), running = atol(PQgetvalue(r, 0, 1)), conns = atol(PQgetvalue(r, 0, 2));
+        long left = num(r, 0), running = num(r, 1), conns = num(r, 2);
         snprintf(stopped_at, sizeof stopped_at, "%s", PQgetvalue(r, 0, 3));
-        if (atol(PQgetvalue(r, 0, 4)) > 0) started = 1;
+        if (num(r, 4) > 0) started = 1;
         PQclear(r);
         long threads = aq_bench_proc_status(pid, "Threads");
         samples++;
@@ -229,11 +237,11 @@ int aq_bench_cmd_turns(const aq_bench_opts *o)
         "  GROUP BY job_id HAVING count(*) > 1) d),"
         " count(*) FILTER (WHERE status = 'succeeded')"
         " FROM jobs WHERE job_type = 'agent_turn'", 2, p);
-    long ok = atol(PQgetvalue(r, 0, 0)), failed = atol(PQgetvalue(r, 0, 1)), unfinished = atol(PQgetvalue(r, 0, 2));
-    double secs = PQgetisnull(r, 0, 3) ? 0 : atof(PQgetvalue(r, 0, 3));
-    double p50 = atof(PQgetvalue(r, 0, 4)), p99 = atof(PQgetvalue(r, 0, 5));
-    long reclaimed = atol(PQgetvalue(r, 0, 6)), replies = atol(PQgetvalue(r, 0, 7));
-    long doubled = atol(PQgetvalue(r, 0, 8)), ok_all = atol(PQgetvalue(r, 0, 9));
+    long ok = num(r, 0), failed = num(r, 1), unfinished = num(r, 2);
+    double secs = PQgetisnull(r, 0, 3) ? 0 : real(r, 3);
+    double p50 = real(r, 4), p99 = real(r, 5);
+    long reclaimed = num(r, 6), replies = num(r, 7);
+    long doubled = num(r, 8), ok_all = num(r, 9);
     PQclear(r);
     r = aq_bench_exec(db, "SELECT count(*), left(coalesce(last_error, status), 160) FROM jobs"
                           " WHERE job_type = 'agent_turn' AND status <> 'succeeded' GROUP BY 2 ORDER BY 1 DESC LIMIT 5",

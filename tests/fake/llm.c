@@ -224,8 +224,8 @@ static void answer(lconn *c, int ok)
 static void refuse(lconn *c, int status, const char *why)
 {
     S.requests++;
-    render_error(&c->out, status, status == 413 ? "Content Too Large" : status == 501 ? "Not Implemented" : "Bad Request",
-                 "invalid_request_error", NULL, why, 1);
+    const char *reason = status == 413 ? "Content Too Large" : status == 501 ? "Not Implemented" : "Bad Request";
+    render_error(&c->out, status, reason, "invalid_request_error", NULL, why, 1);
     c->close_after = 1;
     answer(c, 0);
 }
