@@ -147,7 +147,7 @@ run: deps
 	$(Q)sh deploy/run.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench $(BINDIR)/agentq-fake
 	$(Q)sh tests/bench.sh
 
 PREFIX ?= /usr/local

@@ -7,7 +7,14 @@
 # medians and writes the report. Runs unattended as root or not; about
 # 2 minutes plus the steady-state runs (STEADY_SECONDS at each of
 # STEADY_PCTS, 60 s x 3 by default) and the 1,000,000-finished-rows drains:
-# about 6 minutes in all.
+# about 6 minutes in all; then the agent turn step (about 2 minutes): a fake
+# model (bin/agentq-fake --llm-delay-ms) answering instantly and after 1 s,
+# the cluster restarted at max_connections=60, the worker logged in as a
+# role that is not a superuser.
+#
+# AGENTQ_BENCH_ONLY=turns runs only the agent turn step: its figures go to
+# stdout and docs/BENCHMARKS.md is left as it is. AGENTQ_BENCH_PORT picks the
+# cluster's port (default 55433; the next port up is the API's).
 # shellcheck disable=SC2086  # $WFLAGS and the per-run lists split on purpose
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,6 +34,7 @@ LAT_INTERVAL_MS=10
 LAT_CONCURRENCY=1
 IDLE_MS=2000             # a worker idles this long before its RSS is read
 PORT=${AGENTQ_BENCH_PORT:-55433}
+ONLY=${AGENTQ_BENCH_ONLY:-}
 DIR=.tmp/bench-pg
 OUT=docs/BENCHMARKS.md
 # targets (from the benchmark issue)
@@ -46,6 +54,18 @@ STEADY_WINDOW_S=10       # figures per window of this many seconds
 STEADY_API_PCT=10        # of each rate, this % as single rows through POST /v1/jobs; the rest 100-row INSERTs
 TARGET_STEADY_PCT=25     # p99 ≤ TARGET_STEADY_P99_US at this rate
 TARGET_STEADY_P99_US=10000
+TURNS_MAX_CONNECTIONS=60   # agent turns: Postgres restarted at this max_connections
+TURNS_ROLE=agentq_bench_worker   # ... the worker logs in as this role (no superuser)
+TURNS_CEIL_JOBS=3000       # ceiling: this many turns against an instant model ...
+TURNS_CEIL_CONCURRENCY=40  # ... at this --concurrency (under max_connections: a connection per turn today)
+TURNS_DELAY_MS=1000        # then a model answering after this long, at each --concurrency of
+TURNS_CONCURRENCIES="100 1000 5000"
+TURNS_WAVES=3              # turns per run: this many × the concurrency
+TURNS_TIMEOUT_S=40         # each run is cut off after this long (figures: what completed)
+TARGET_TURNS_AT=5000       # targets at this concurrency:
+TARGET_TURNS_PCT=80        #   turns/s ≥ 80 % of min(concurrency/delay, ceiling)
+TARGET_TURNS_CONNS=16      #   worker database connections at peak
+TARGET_TURNS_KB=262144     #   worker VmHWM (256 MiB)
 BIG_FINISHED=1000000     # the history case: this many finished rows ...
 BIG_JOBS=100000          # ... and this many queued, drained by a fresh worker, twice
 TARGET_BIG_PCT=10        # the first drain within 10 % of the second
@@ -63,14 +83,14 @@ for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; d
 export AGENTQ_DBNAME=agentq_bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-for b in agentq agentq-api agentq-worker agentq-bench; do
-    [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench)"
+for b in agentq agentq-api agentq-worker agentq-bench agentq-fake; do
+    [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench bin/agentq-fake)"
 done
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
 # Copies, so a build running meanwhile (e.g. `make test` relinking bin/ as the
 # SANITIZE=1 variant) cannot swap the binaries under a measurement.
 mkdir -p "$BIN"
-cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench "$BIN/"
+cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench bin/agentq-fake "$BIN/"
 grep -q __asan_init "$WORKER" &&
     die "bin/agentq-worker is the SANITIZE=1 build; benchmark the plain one (make all bin/agentq-bench)"
 M_BUILD="bin/ as built by make (checked: not the SANITIZE=1 variant)"
@@ -139,6 +159,126 @@ WFLAGS="--concurrency $CONCURRENCY --prefetch $PREFETCH"
 
 say "agentq bench — $M_DATE, $M_NPROC CPUs, kernel $M_KERNEL, PostgreSQL $M_PG"
 say "fsync=$M_FSYNC synchronous_commit=$M_SYNC; worker flags: $WFLAGS; load average $M_LOAD"
+
+# ---- agent turns (issue 13): defined here, run last (it restarts the cluster) ----
+# One run: turns_run NAME JOBS DELAY_MS CONCURRENCY; sets T_<field>_NAME for the report.
+turns_run() {
+    out=$(AQ_BENCH_FAKE="$BIN/agentq-fake" AQ_BENCH_WORKER_URL="$WURL" $BENCH turns --jobs "$2" --delay-ms "$3" \
+        --timeout-s "$TURNS_TIMEOUT_S" --log "$LOGS/turns/$1.log" -- $WORKER --concurrency "$4" 2>"$LOGS/turns/$1.err") ||
+        { cat "$LOGS/turns/$1.err" >&2; die "agentq-bench turns $1 failed"; }
+    for k in succeeded failed unfinished seconds turns_per_s turn_p50_ms turn_p99_ms peak_db_conns peak_threads \
+        hwm_kb model_max_waiting replies doubled_replies started timed_out; do
+        eval "T_${k}_$1=\$(kv \"\$out\" $k)"
+    done
+    say "turns $1: $2 turns, model $3 ms, --concurrency $4: $(kv "$out" succeeded) succeeded," \
+        "$(kv "$out" failed) failed, $(kv "$out" unfinished) unfinished in $(kv "$out" seconds) s" \
+        "= $(kv "$out" turns_per_s) turns/s; worker peak $(kv "$out" peak_db_conns) database connections," \
+        "$(kv "$out" peak_threads) threads, VmHWM $(kv "$out" hwm_kb) kB; model calls waiting at once:" \
+        "$(kv "$out" model_max_waiting); turn p50 $(kv "$out" turn_p50_ms) ms, p99 $(kv "$out" turn_p99_ms) ms;" \
+        "$(kv "$out" replies) replies stored, $(kv "$out" doubled_replies) turns with more than one;" \
+        "$(kv "$out" peak_running) turns running at once at peak"
+    [ "$(kv "$out" started)" = 1 ] || say "  the worker did not start: $(tail -n 3 "$LOGS/turns/$1.log" | tr '\n' ' ')"
+    sed 's/^/  /' "$LOGS/turns/$1.err"
+}
+turns_step() {
+    T_STEP_START=$(date +%s)
+    mkdir -p "$LOGS/turns"
+    rm -f "$LOGS"/turns/*
+    AQ_PG_MAX_CONNECTIONS=$TURNS_MAX_CONNECTIONS sh deploy/pg.sh restart "$DIR" "$PORT"
+    T_MAXCONN=$(sql 'SHOW max_connections')
+    [ "$T_MAXCONN" = "$TURNS_MAX_CONNECTIONS" ] || die "max_connections is $T_MAXCONN after the restart"
+    sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$TURNS_ROLE') THEN
+             CREATE ROLE $TURNS_ROLE LOGIN NOSUPERUSER; END IF; END \$\$" >/dev/null
+    sql "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $TURNS_ROLE" >/dev/null
+    sql "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO $TURNS_ROLE" >/dev/null
+    WURL=$(printf '%s' "$URL" | sed "s/user=postgres/user=$TURNS_ROLE/")
+    turns_run ceiling "$TURNS_CEIL_JOBS" 0 "$TURNS_CEIL_CONCURRENCY"
+    T_CEIL=$T_turns_per_s_ceiling
+    T_ROWS="| ceiling: instant model | $TURNS_CEIL_CONCURRENCY | $TURNS_CEIL_JOBS | $(turns_cells ceiling) | — |
+"
+    for c in $TURNS_CONCURRENCIES; do
+        turns_run "c$c" $((c * TURNS_WAVES)) "$TURNS_DELAY_MS" "$c"
+        ideal=$(calc '%.0f' "($c * 1000 / $TURNS_DELAY_MS < $T_CEIL) ? $c * 1000 / $TURNS_DELAY_MS : $T_CEIL")
+        eval "pct=\$(calc '%.0f' \"100 * \$T_turns_per_s_c$c / ($ideal > 0 ? $ideal : 1)\")"
+        eval "T_pct_c$c=$pct; T_ideal_c$c=$ideal"
+        T_ROWS="$T_ROWS| $TURNS_DELAY_MS ms model | $c | $((c * TURNS_WAVES)) | $(turns_cells "c$c") | $pct % of $ideal |
+"
+    done
+    a=c$TARGET_TURNS_AT
+    eval "tr_pct=\$T_pct_$a; tr_ideal=\$T_ideal_$a; tr_rate=\$T_turns_per_s_$a; tr_conns=\$T_peak_db_conns_$a"
+    eval "tr_kb=\$T_hwm_kb_$a; tr_ran=\$T_started_$a"
+    # a worker that did not start (or refused the flags) meets none of them
+    VT_RATE=$(verdict "$tr_ran == 1 && $tr_pct >= $TARGET_TURNS_PCT")
+    VT_CONNS=$(verdict "$tr_ran == 1 && $tr_conns <= $TARGET_TURNS_CONNS")
+    VT_KB=$(verdict "$tr_ran == 1 && $tr_kb >= 0 && $tr_kb <= $TARGET_TURNS_KB")
+    f_rate="$tr_rate turns/s = $tr_pct % of $tr_ideal"; f_conns="$tr_conns at peak"; f_kb="VmHWM $tr_kb kB"
+    if [ "$tr_ran" != 1 ]; then f_rate="the worker did not start"; f_conns=$f_rate; f_kb=$f_rate; fi
+    TURNS_VERDICTS="| $TARGET_TURNS_AT turns in flight: turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling) | $f_rate | $VT_RATE |
+| $TARGET_TURNS_AT turns in flight: ≤ $TARGET_TURNS_CONNS database connections | $f_conns | $VT_CONNS |
+| $TARGET_TURNS_AT turns in flight: ≤ $(mib "$TARGET_TURNS_KB") resident | $f_kb | $VT_KB |
+"
+    pf() { if [ "$1" = met ]; then echo PASS; else echo MISS; fi; }
+    say "target: $TARGET_TURNS_AT in flight, turns/s ≥ $TARGET_TURNS_PCT % of min($TARGET_TURNS_AT/s, ceiling $T_CEIL/s):" \
+        "$f_rate: $(pf "$VT_RATE")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $TARGET_TURNS_CONNS database connections: $f_conns: $(pf "$VT_CONNS")"
+    say "target: $TARGET_TURNS_AT in flight, ≤ $(mib "$TARGET_TURNS_KB") resident: $f_kb: $(pf "$VT_KB")"
+    T_STEP_S=$(( $(date +%s) - T_STEP_START ))
+    say "agent turn step: $T_STEP_S s"
+}
+# The cells of one run's row in the report: turns/s | ok/failed/unfinished | conns | threads | VmHWM | waiting | p50/p99
+turns_cells() {
+    eval "r=\$T_turns_per_s_$1; ok=\$T_succeeded_$1; f=\$T_failed_$1; u=\$T_unfinished_$1; co=\$T_peak_db_conns_$1"
+    eval "th=\$T_peak_threads_$1; kb=\$T_hwm_kb_$1; w=\$T_model_max_waiting_$1; p50=\$T_turn_p50_ms_$1"
+    eval "p99=\$T_turn_p99_ms_$1; st=\$T_started_$1; to=\$T_timed_out_$1"
+    note=""
+    [ "$st" = 1 ] || note=" (the worker did not start)"
+    [ "$to" = 1 ] && note=" (cut off at $TURNS_TIMEOUT_S s)"
+    if [ "$kb" -ge 0 ] 2>/dev/null; then kb=$(mib "$kb"); else kb="—"; fi
+    printf '**%s**%s | %s / %s / %s | %s | %s | %s | %s | %s / %s ms' "$r" "$note" "$ok" "$f" "$u" "$co" "$th" \
+        "$kb" "$w" "$p50" "$p99"
+}
+# The report's section on agent turns (markdown, to stdout).
+turns_section() {
+    cat <<EOT
+## Agent turns
+
+    make bench                              # all steps; or only this one (figures to stdout):
+    AGENTQ_BENCH_ONLY=turns make bench
+
+The same cluster, restarted with \`max_connections=$T_MAXCONN\`. One worker
+(\`agentq-worker --concurrency C\`, its defaults otherwise) logs in as
+\`$TURNS_ROLE\`, a role that is not a superuser, and runs \`agent_turn\` jobs
+against \`agentq-fake --llm-delay-ms D\`, an OpenAI-compatible model that
+answers every request after D ms (\`LLM_PROVIDER=openai\`). Each run starts
+from emptied jobs and chat tables with its turns queued: one per user, each
+in a new session, inserted by the statement \`POST /v1/chat\` runs
+(\`aq_jobs_sql_enqueue_batch\`, 1,000 rows per statement, no HTTP). The
+first row is the ceiling: an instant model at --concurrency
+$TURNS_CEIL_CONCURRENCY (below max_connections, so a worker that opens a
+connection per turn is measured at its best), the database-bound rate. The
+others: a $TURNS_DELAY_MS ms model at each --concurrency, $TURNS_WAVES × C turns
+per run; "of ideal" is turns/s against min(C / ${TURNS_DELAY_MS} ms, ceiling). A run is cut off after
+$TURNS_TIMEOUT_S s and reports what completed by then. This step took $T_STEP_S s.
+
+| model | --concurrency | turns | turns/s | succeeded / failed / unfinished | worker DB connections, peak | worker threads, peak | worker VmHWM | model calls waiting at once, peak | turn p50 / p99 | of ideal |
+|---|---|---|---|---|---|---|---|---|---|---|
+$T_ROWS
+Connections: sessions of \`$TURNS_ROLE\` in \`pg_stat_activity\`, threads:
+\`Threads:\` in \`/proc/PID/status\`, both sampled every 100 ms; VmHWM read
+when the run ends; model calls waiting: the fake's own count; turn p50/p99:
+\`finished_at - started_at\` of the succeeded turns. Failures, by reason,
+are in the bench's stdout.
+EOT
+}
+verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
+if [ "$ONLY" = turns ]; then
+    turns_step
+    say ""
+    turns_section
+    exit 0
+elif [ -n "$ONLY" ]; then
+    die "AGENTQ_BENCH_ONLY=$ONLY: the only step that runs alone is 'turns'"
+fi
 
 # ---- footprint: one idle worker with the drain flags ----
 idle=$($BENCH idle --idle-ms "$IDLE_MS" --log "$LOGS/idle.log" -- $WORKER $WFLAGS)
@@ -323,11 +463,12 @@ EMPTY1=$(echo $EMPTY | cut -d' ' -f1); EMPTY2=$(echo $EMPTY | cut -d' ' -f2)
 BIG_DIFF=$(calc '%.0f' "100 * ($BIG1 - $BIG2) / $BIG2")
 RET1=$(calc '%.0f' "100 * $BIG1 / $EMPTY1"); RET2=$(calc '%.0f' "100 * $BIG2 / $EMPTY2")
 
+turns_step
+
 WARNS=$(cat "$LOGS"/*.log | grep -c '"level":"\(warn\|error\)"' || true)
 [ "$WARNS" = 0 ] || say "note: the worker logs ($LOGS) hold $WARNS warning/error lines"
 
 # ---- targets ----
-verdict() { if awk "BEGIN {exit !($1)}"; then echo met; else echo "**missed**"; fi; }
 V1=$(verdict "$R1 >= $TARGET_RATIO_PCT"); V2=$(verdict "$R2 >= $TARGET_RATIO_PCT")
 VL=$(verdict "$L_p99 <= $TARGET_P99_US"); VM=$(verdict "$IDLE_KB < $TARGET_IDLE_KB")
 VAX=$(verdict "$A_X >= $TARGET_API_X"); VAP=$(verdict "$A_P99 <= $TARGET_API_P99_MS")
@@ -353,7 +494,7 @@ and one run: compare ratios across machines, not absolute numbers.
     make bench
 
 It builds everything, starts a private PostgreSQL cluster in \`$DIR\`
-(port $PORT, fsync and synchronous_commit on), runs every step below, stops
+(port $PORT, from AGENTQ_BENCH_PORT, default 55433; fsync and synchronous_commit on), runs every step below, stops
 the cluster, and prints the same figures to stdout. It runs copies of
 \`bin/*\` taken at its start (in \`$BIN\`), so a concurrent rebuild cannot
 change them mid-run. This run took $ELAPSED s.
@@ -407,7 +548,7 @@ change them mid-run. This run took $ELAPSED s.
 ${ST_VERDICTS}| steady state at $TARGET_STEADY_PCT %: p99 ≤ $(ms "$TARGET_STEADY_P99_US") ms in every window | worst window $(ms "${ST_TARGET_P99:-0}") ms | $VST |
 | history: first drain within $TARGET_BIG_PCT % of the second | $BIG1 vs $BIG2 jobs/s ($BIG_DIFF %) | $VBIG |
 | retention: each history drain ≥ $TARGET_RETENTION_PCT % of the empty-table drain beside it | $RET1 % ($BIG1 vs $EMPTY1), $RET2 % ($BIG2 vs $EMPTY2) | $VRET |
-
+${TURNS_VERDICTS}
 ## Steady state
 
 One worker (\`$WFLAGS\`) starts on an empty, freshly vacuumed table and idles
@@ -430,6 +571,8 @@ History: $BIG_JOBS queued jobs beside $BIG_FINISHED finished rows (loaded, \`VAC
 \`CHECKPOINT\`), drained by a fresh worker, twice: **$BIG1** then **$BIG2** jobs/s ($BIG_DIFF %).
 Each alternated with the same $BIG_JOBS-job drain on an empty table: **$EMPTY1** and **$EMPTY2**
 jobs/s, so the history leaves the drain at $RET1 % and $RET2 % of an empty table's.
+
+$(turns_section)
 
 ## Where we stand, and what limits us
 
@@ -499,6 +642,20 @@ jobs/s, so the history leaves the drain at $RET1 % and $RET2 % of an empty table
   200–250 µs per completion call under these loads
   (\`pg_stat_statements.track_planning\` in trial runs; off here, as it adds
   contention of its own).
+- **Agent turns (issue 13).** The baseline, before the worker holds turns in
+  flight without a thread and a connection (commit 8e28552, this machine,
+  2026-11-30, the same step): ceiling 303 turns/s (43 connections, 45
+  threads, 16.9 MiB). With the 1 s model every turn in flight held a pool
+  thread and that thread's own connection, so max_connections capped the
+  rest: at --concurrency 100, 105 threads and 56 connections at peak, 282
+  of 300 turns succeeded and 18 failed "database unreachable (gave up after
+  5 attempts)" (turns/s 7, since the stragglers' retries ran to the 40 s
+  cut-off); at 1,000, 1,005 threads, 56 connections, 151 succeeded and
+  2,849 failed the same way (each had stored its reply before failing: 3,000
+  replies for 151 successes); at 5,000 the worker refused to start
+  (\`--concurrency\` was capped at 1,024). In a trial run of the ceiling the
+  engine's two connections also deadlocked on a completion round twice; the
+  resent rounds were fenced out and 12 turns stored their reply twice.
 - **Memory.** An idle worker is a little over 1 MiB of private memory; the
   rest of its resident size is shared-library pages. libcurl/OpenSSL are
   initialised on first use, not at start (that alone was 3 MiB).
@@ -554,6 +711,14 @@ jobs/s, so the history leaves the drain at $RET1 % and $RET2 % of an empty table
   queued ones and analyzed with them; run twice, a fresh worker each time, the
   first right after the history was loaded; each followed by the same drain on
   an empty table (the retention comparison: \`agentq-bench drain --jobs $BIG_JOBS\`).
+- **Agent turns.** \`agentq-bench turns\` (tests/bench/turns.c), per run: empty
+  \`jobs\`, \`workers\` and the chat tables, queue the turns (above), \`VACUUM
+  ANALYZE\`, \`CHECKPOINT\`, start the fake model, read the database clock,
+  start the worker; then every 100 ms sample until no turn is queued or
+  running. turns/s = succeeded ÷ (last success − that stamp); in a run cut
+  off at $TURNS_TIMEOUT_S s, those succeeded by the cut-off ÷ the time to it.
+  The worker is stopped with SIGTERM (\`AGENTQ_SHUTDOWN_GRACE_SECONDS=5\`).
+  The step runs last, since it restarts the cluster.
 - **Memory.** VmRSS / VmHWM from \`/proc/PID/status\` of workers this bench
   started (and stops, by PID). "Idle" is read after the worker has connected,
   written its first heartbeat and idled $IDLE_MS ms with an empty queue.

@@ -4,10 +4,13 @@
  * (malformed input, pipelining, Expect: 100-continue): steps in order and the
  * request log, JSON and string bodies, headers, delay_ms, repeat, match, the
  * exhausted script, appending steps to a running fake, raw replies, caps,
- * many clients at once, and a clean exit on SIGTERM. No database. */
+ * many clients at once, and a clean exit on SIGTERM; and the --llm-delay-ms
+ * mode: replies the project's LLM client reads, the API's errors, and a
+ * thousand connections waiting at once. No database. */
 #include "harness.h"
 #include "aq_alloc.h"
 #include "aq_time.h"
+#include "llm.h"
 #include <cJSON.h>
 #include <curl/curl.h>
 #include <arpa/inet.h>
@@ -17,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -708,6 +712,168 @@ static void bad_scripts_refused(void)
     stop_fake(pid);
 }
 
+/* ---- --llm-delay-ms: a model for the benchmark ---- */
+
+static char llm_log[700];
+
+/* Start the fake as a model answering after delay_ms; url gets its address. */
+static pid_t start_llm_fake(long delay_ms)
+{
+    char ready[700], delay[24];
+    snprintf(ready, sizeof ready, "%s.llm-ready", th_log);
+    snprintf(llm_log, sizeof llm_log, "%s.llm-summary", th_log);
+    snprintf(delay, sizeof delay, "%ld", delay_ms);
+    unlink(ready);
+    unlink(llm_log);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(th_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) { dup2(fd, 2); close(fd); }
+        const char *bin = th_bin("agentq-fake");
+        execl(bin, bin, "--port", "0", "--llm-delay-ms", delay, "--log", llm_log, "--ready-file", ready,
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(ready, "r");
+        int port = 0;
+        if (f) { if (fscanf(f, "%d", &port) != 1) port = 0; fclose(f); }
+        if (port > 0) { snprintf(url, sizeof url, "http://127.0.0.1:%d", port); return pid; }
+        aq_sleep_ms(10);
+    }
+    th_fail(__FILE__, __LINE__, "agentq-fake --llm-delay-ms did not start");
+    return pid;
+}
+
+/* Stop the model fake (exit 0) and return its summary line, parsed. */
+static cJSON *stop_llm_fake(pid_t pid)
+{
+    stop_fake(pid);
+    FILE *f = fopen(llm_log, "r");
+    char line[1024] = "";
+    if (f) { if (!fgets(line, sizeof line, f)) line[0] = '\0'; fclose(f); }
+    cJSON *j = cJSON_Parse(line);
+    if (!j) th_fail(__FILE__, __LINE__, "no summary line in %s: \"%s\"", llm_log, line);
+    return j;
+}
+
+/* An OpenAI-shaped error of this status and type. */
+static void check_llm_error(int line, th_resp *r, long status)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    if (r->status != status || !jstr(j, "error.message") || !jstr(j, "error.type") ||
+        strcmp(jstr(j, "error.type"), "invalid_request_error"))
+        th_fail(__FILE__, line, "got %ld \"%.300s\", want %ld with an invalid_request_error", r->status, r->body,
+                status);
+    cJSON_Delete(j);
+    th_resp_free(r);
+}
+
+static void llm_mode_replies_like_the_api(void)
+{
+    pid_t pid = start_llm_fake(300);
+    const char *req = "{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                      "{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[]}";
+    th_resp r = th_http("POST", at("/v1/chat/completions"), "key", req, NULL, NULL);
+    CHECK_STATUS(r, 200);
+    if (r.secs < 0.29) th_fail(__FILE__, __LINE__, "--llm-delay-ms 300 answered in %.3f s", r.secs);
+    /* the shape the API documents ... */
+    cJSON *j = cJSON_Parse(r.body);
+    CHECK_STR(jstr(j, "object"), "chat.completion");
+    CHECK_STR(jstr(j, "id"), "chatcmpl-fake-1");
+    CHECK_STR(jstr(j, "model"), "gpt-test");
+    CHECK(jnum(j, "created") > 1700000000);
+    CHECK_INT(jnum(j, "choices.0.index"), 0);
+    CHECK_STR(jstr(j, "choices.0.message.role"), "assistant");
+    CHECK_STR(jstr(j, "choices.0.finish_reason"), "stop");
+    CHECK_INT(jnum(j, "usage.prompt_tokens"), (long long)(strlen(req) + 3) / 4);
+    CHECK_INT(jnum(j, "usage.total_tokens"), jnum(j, "usage.prompt_tokens") + jnum(j, "usage.completion_tokens"));
+    cJSON_Delete(j);
+    /* ... and what the project's client reads from it */
+    aq_llm_reply lr;
+    memset(&lr, 0, sizeof lr);
+    CHECK_INT(aq_llm_parse(r.body, r.len, &lr), 0);
+    CHECK_STR(lr.content, "fake reply 1 (2 messages)");
+    CHECK(lr.tool_calls == NULL && !lr.truncated && lr.completion_tokens > 0);
+    CHECK_INT(lr.prompt_tokens, (long)(strlen(req) + 3) / 4);
+    aq_llm_reply_dispose(&lr);
+    th_resp_free(&r);
+    /* what the API refuses */
+    r = th_http("GET", at("/v1/chat/completions"), NULL, NULL, NULL, NULL);
+    check_llm_error(__LINE__, &r, 404);
+    r = th_http("POST", at("/v1/completions"), NULL, "{\"messages\":[]}", NULL, NULL);
+    check_llm_error(__LINE__, &r, 404);
+    r = th_http("POST", at("/v1/chat/completions"), NULL, "{\"messages\": [", NULL, NULL);
+    check_llm_error(__LINE__, &r, 400);
+    r = th_http("POST", at("/v1/chat/completions"), NULL, "{\"model\":\"m\"}", NULL, NULL);
+    check_llm_error(__LINE__, &r, 400);
+    /* a body one byte over the cap is refused from its head, and the connection closed */
+    char head[256], reply[2048];
+    snprintf(head, sizeof head, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             8u * 1024u * 1024u + 1u);
+    CHECK(raw_exchange(head, strlen(head), reply, sizeof reply));
+    CHECK_CONTAINS(reply, "HTTP/1.1 413 ");
+    CHECK_CONTAINS(reply, "invalid_request_error");
+    cJSON *sum = stop_llm_fake(pid);
+    CHECK_INT(jnum(sum, "requests"), 6);
+    CHECK_INT(jnum(sum, "answered"), 1);
+    CHECK_INT(jnum(sum, "refused"), 5);
+    cJSON_Delete(sum);
+}
+
+#define LLM_CONNS 1000
+
+/* LLM_CONNS connections, one request each, all waiting on the model at once. */
+static void llm_mode_holds_a_thousand_at_once(void)
+{
+    struct rlimit nofile;
+    if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &nofile) || nofile.rlim_cur < LLM_CONNS + 100) {
+        th_fail(__FILE__, __LINE__, "RLIMIT_NOFILE %ld is too low for %d connections", (long)nofile.rlim_cur,
+                LLM_CONNS);
+        return;
+    }
+    pid_t pid = start_llm_fake(3000);
+    static int fds[LLM_CONNS];
+    static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char req[256];
+    snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    uint64_t t0 = aq_now_mono_ms();
+    int opened = 0;
+    for (int i = 0; i < LLM_CONNS; i++) {
+        fds[i] = raw_connect();
+        if (fds[i] < 0 || raw_write(fds[i], req, strlen(req))) break;
+        opened++;
+    }
+    uint64_t sent_ms = aq_now_mono_ms() - t0;
+    CHECK_INT(opened, LLM_CONNS);
+    int ok = 0;
+    for (int i = 0; i < opened; i++) {
+        char buf[2048];
+        size_t n = 0;
+        if (raw_read(fds[i], buf, sizeof buf, &n, "\"total_tokens\"", 60000, NULL) &&
+            !strncmp(buf, "HTTP/1.1 200 ", 13))
+            ok++;
+        close(fds[i]);
+    }
+    CHECK_INT(ok, LLM_CONNS);
+    cJSON *sum = stop_llm_fake(pid);
+    CHECK_INT(jnum(sum, "connections"), LLM_CONNS);
+    CHECK_INT(jnum(sum, "answered"), LLM_CONNS);
+    /* every request was sent before the first reply was due: all waited at once */
+    if (sent_ms < 2900) {
+        CHECK_INT(jnum(sum, "max_waiting"), LLM_CONNS);
+        CHECK_INT(jnum(sum, "max_open"), LLM_CONNS);
+    } else {
+        fprintf(stderr, "sending took %llu ms; max_waiting not checked\n", (unsigned long long)sent_ms);
+    }
+    cJSON_Delete(sum);
+}
+
 const th_test th_fake_tests[] = {
     {"fake_steps_in_order_and_log", serves_steps_in_order_and_logs, 20, 0},
     {"fake_json_and_string_bodies", json_and_string_bodies, 20, 0},
@@ -725,5 +891,7 @@ const th_test th_fake_tests[] = {
     {"fake_raw_replies", raw_replies, 20, 0},
     {"fake_many_clients", many_clients, 60, 0},
     {"fake_bad_scripts_refused", bad_scripts_refused, 30, 0},
+    {"fake_llm_mode_replies_like_the_api", llm_mode_replies_like_the_api, 30, 0},
+    {"fake_llm_mode_holds_a_thousand_at_once", llm_mode_holds_a_thousand_at_once, 120, 0},
     {0},
 };

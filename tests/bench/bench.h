@@ -22,6 +22,7 @@ typedef struct aq_bench_opts {
     long window_s;         /* --window-s N (steady: figures per window of N s) */
     long api_pct;          /* --api-pct N (steady: this % of the rate as single rows through the API) */
     long finished;         /* --finished N (drain: N finished rows in the table besides the queued ones) */
+    long delay_ms;         /* --delay-ms N (turns: the fake model answers after N ms) */
     const char *log;       /* --log FILE (worker stdout/stderr; default /dev/null) */
     char **worker_argv;    /* everything after `--` */
 } aq_bench_opts;
@@ -32,6 +33,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o);
 int aq_bench_cmd_latency(const aq_bench_opts *o);
 int aq_bench_cmd_chatload(const aq_bench_opts *o);
 int aq_bench_cmd_steady(const aq_bench_opts *o);
+int aq_bench_cmd_turns(const aq_bench_opts *o);
 
 /* Connect with $DATABASE_URL; exits with status 1 on failure. */
 PGconn *aq_bench_connect(void);

@@ -10,6 +10,9 @@
  *                                                  check every 202 has exactly one row
  *   agentq-bench steady  --rate N --seconds N [--window-s N] [--api-pct N] -- WORKER...
  *                                                  one worker under a constant producer (steady.c)
+ *   agentq-bench turns   --jobs N --delay-ms D --log FILE [--timeout-s N] -- WORKER...
+ *                                                  agent turns against a model answering after D ms
+ *                                                  (turns.c; AQ_BENCH_FAKE, AQ_BENCH_WORKER_URL)
  *
  * drain also takes --finished N: that many succeeded rows in the table besides the queued ones.
  *
@@ -31,14 +34,16 @@ static const struct {
     {"latency", aq_bench_cmd_latency, 1},
     {"chatload", aq_bench_cmd_chatload, 0},
     {"steady", aq_bench_cmd_steady, 1},
+    {"turns", aq_bench_cmd_turns, 1},
     {NULL, NULL, 0},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload|steady [--jobs N] [--workers N]\n"
+    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload|steady|turns [--jobs N] [--workers N]\n"
                "                    [--interval-ms N] [--idle-ms N] [--timeout-s N] [--finished N] [--rate N]\n"
-               "                    [--seconds N] [--window-s N] [--api-pct N] [--log FILE] [-- WORKER ARGS...]\n"
+               "                    [--seconds N] [--window-s N] [--api-pct N] [--delay-ms N] [--log FILE]\n"
+               "                    [-- WORKER ARGS...]\n"
                "Benchmark helper for `make bench` (tests/bench.sh); connects with $DATABASE_URL.\n");
 }
 
@@ -59,7 +64,7 @@ int main(int argc, char **argv)
     }
     aq_bench_opts o = {.jobs = 1000, .workers = 1, .interval_ms = 10, .idle_ms = 2000,
                        .timeout_s = 120, .rate = 1000, .seconds = 60, .window_s = 10, .api_pct = 0,
-                       .finished = 0, .log = NULL, .worker_argv = NULL};
+                       .finished = 0, .delay_ms = 1000, .log = NULL, .worker_argv = NULL};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -74,6 +79,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--window-s")) bad = number(v, 1, 3600, &o.window_s);
         else if (!strcmp(a, "--api-pct")) bad = number(v, 0, 100, &o.api_pct);
         else if (!strcmp(a, "--finished")) bad = number(v, 0, 100000000, &o.finished);
+        else if (!strcmp(a, "--delay-ms")) bad = number(v, 0, 600000, &o.delay_ms);
         else if (!strcmp(a, "--log") && v) o.log = v;
         else bad = 1;
         if (bad) {

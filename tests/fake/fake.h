@@ -4,7 +4,9 @@
  * log; http.c parses requests (pure functions over a byte buffer); script.c
  * loads the script of response steps, picks the step a request gets and
  * renders the response bytes. The script and log formats are described in
- * main.c. Nothing here is linked into the product binaries. */
+ * main.c. llm.c is the --llm-delay-ms mode: a model answering after a fixed
+ * delay over thousands of connections (libuv), for the benchmark. Nothing
+ * here is linked into the product binaries. */
 #ifndef AQ_FAKE_H
 #define AQ_FAKE_H
 #include "aq_buf.h"
@@ -108,5 +110,13 @@ void aq_fake_render(const aq_fake_step *st, const aq_fake_req *req, aq_buf *out,
 /* Render the fake's own error reply (400, 413, 500, 501) with a JSON body
  * {"error":{"message":"fake: MSG"}} and, when close, Connection: close. */
 void aq_fake_render_error(int status, const char *msg, int close, aq_buf *out);
+
+/* ---- main.c and llm.c ---- */
+
+/* Write the port and a newline to path, atomically (a temporary file renamed). */
+int aq_fake_write_ready(const char *path, int port);
+/* The --llm-delay-ms mode (llm.c): serve until SIGTERM/SIGINT; 0 on a clean
+ * stop, 1 if it could not listen or write the ready file. */
+int aq_fake_llm_run(int port, long delay_ms, const char *ready_path, const char *log_path);
 
 #endif

@@ -3,6 +3,12 @@
  * API) and reach through the project's real libcurl code. Not installed.
  *
  *   agentq-fake --port P --script FILE --log FILE [--ready-file FILE]
+ *   agentq-fake --port P --llm-delay-ms D [--log FILE] [--ready-file FILE]
+ *
+ * The second form is a model, not a script: every POST .../chat/completions
+ * gets an OpenAI-shaped reply after D ms, over thousands of connections at
+ * once (the agent turn benchmark; format and design in llm.c). Both forms
+ * first raise the soft RLIMIT_NOFILE to the hard limit.
  *
  * Listens on 127.0.0.1:P (0: any free port) and, once listening, writes the
  * port and a newline to the ready file (atomically: a temporary file renamed).
@@ -77,6 +83,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,7 +125,9 @@ static void on_signal(int sig) { (void)sig; stopping = 1; }
 static void usage(FILE *f)
 {
     fprintf(f, "usage: agentq-fake --port P --script FILE --log FILE [--ready-file FILE]\n"
-               "A scriptable HTTP/1.1 server for tests (format: tests/fake/main.c).\n");
+               "       agentq-fake --port P --llm-delay-ms D [--log FILE] [--ready-file FILE]\n"
+               "A scriptable HTTP/1.1 server for tests (format: tests/fake/main.c), or a\n"
+               "model that answers chat completions after D ms (tests/fake/llm.c).\n");
 }
 
 static void conn_close(int slot)
@@ -367,7 +376,7 @@ static int listen_on(int port, int *bound)
     return fd;
 }
 
-static int write_ready(const char *path, int port)
+int aq_fake_write_ready(const char *path, int port)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -433,7 +442,7 @@ static int loop_once(int lfd, const sigset_t *waitmask)
 int main(int argc, char **argv)
 {
     const char *script_path = NULL, *log_path = NULL, *ready_path = NULL;
-    long port = -1;
+    long port = -1, llm_delay = -1;
     int rc = 2, lfd = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -444,6 +453,12 @@ int main(int argc, char **argv)
             port = strtol(v, &end, 10);
             if (*end || !*v || port < 0 || port > 65535) {
                 fprintf(stderr, "agentq-fake: bad --port %s\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--llm-delay-ms")) {
+            llm_delay = strtol(v, &end, 10);
+            if (*end || !*v || llm_delay < 0 || llm_delay > 3600000) {
+                fprintf(stderr, "agentq-fake: bad --llm-delay-ms %s (0..3600000)\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--script")) {
@@ -458,7 +473,17 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (port < 0 || !script_path || !log_path) { usage(stderr); return 2; }
+    if (port < 0 || (llm_delay < 0 && (!script_path || !log_path)) || (llm_delay >= 0 && script_path)) {
+        usage(stderr);
+        return 2;
+    }
+    struct rlimit nofile;   /* one descriptor per connection: as many as allowed */
+    if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (llm_delay >= 0) return aq_fake_llm_run((int)port, llm_delay, ready_path, log_path);
 
     t_start = aq_now_mono_ms();
     aq_fake_script_init(&script, script_path);
@@ -470,7 +495,6 @@ int main(int argc, char **argv)
     log_file = fopen(log_path, "a");
     if (!log_file) { fprintf(stderr, "agentq-fake: %s: %s\n", log_path, strerror(errno)); goto fail; }
 
-    signal(SIGPIPE, SIG_IGN);
     sigset_t block, waitmask;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -486,7 +510,7 @@ int main(int argc, char **argv)
     int bound = 0;
     lfd = listen_on((int)port, &bound);
     if (lfd < 0) goto fail;
-    if (ready_path && write_ready(ready_path, bound)) goto fail;
+    if (ready_path && aq_fake_write_ready(ready_path, bound)) goto fail;
     fprintf(stderr, "agentq-fake: listening on 127.0.0.1:%d, %d steps\n", bound, script.n);
 
     rc = 1;
