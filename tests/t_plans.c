@@ -39,7 +39,7 @@ static const plan_case cases[] = {
      "Index Cond: (id = f", NULL},
     {"aq_say", 1, {"[{\"parent\":ID1,\"claim\":1,\"session\":\"00000000-0000-0000-0000-000000000001\","
                    "\"channel\":\"web\",\"content\":\"x\"}]"}, "Index Cond: (id = f", NULL},
-    {"aq_claim", 5, {"{default}", "100", "w", "30", "8"}, "Index Scan using jobs_claim", "Sort"},
+    {"aq_claim", 6, {"{default}", "100", "w", "30", "8", "4"}, "Index Scan using jobs_claim", "Sort"},
     {"aq_rescue", 1, {"1000"}, "Index Scan using jobs_running", "Sort"},
     {"aq_prune", 1, {"168"}, "Index Scan using jobs_finished", "Sort"},
 };

@@ -173,6 +173,8 @@ static const char SQL_CLAIM[] =
     "WITH locked AS ("
     " SELECT id FROM jobs"
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
+    " AND (serial_key IS NULL OR (NOT EXISTS (SELECT 1 FROM jobs a WHERE a.serial_key = jobs.serial_key"
+    " AND a.status = 'queued' AND a.id < jobs.id) AND aq_claim_serial(id, serial_key, user_id, $6::int)))"
     " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
     " UPDATE jobs j SET status = 'running', attempts = j.attempts + next.counted::int, claims = j.claims + 1,"
@@ -861,11 +863,12 @@ static int pump_conn(aq_engine *eng, conn *c)
         r->wake_seq = eng->wake_seq;
         eng->claiming += r->claim_limit;
         eng->claiming_idle += r->claim_idle;
-        char limit[16], counted[16];
+        char limit[16], counted[16], cap[16];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
-        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted};
-        aq_pgloop_exec(r->c->pg, "aq_claim", 5, p, on_claim, r);
+        snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
+        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap};
+        aq_pgloop_exec(r->c->pg, "aq_claim", 6, p, on_claim, r);
     }
     if (eng->nmarks) {
         aq_buf_adds(&eng->mark_ids, "}");
