@@ -77,12 +77,16 @@ DECLARE
     n int;
 BEGIN
     -- in id order: a queued job of the key ahead of this one goes first
-    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'queued' AND id < p_id LIMIT 1;
+    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'queued' AND id < p_id ORDER BY id LIMIT 1;
+    IF FOUND THEN RETURN false; END IF;
+    -- a job of the key running already: no need to lock anything to say no
+    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'running' ORDER BY id LIMIT 1;
     IF FOUND THEN RETURN false; END IF;
     -- the key's mutex; held by another claim right now: leave the key to it
     SELECT claimed_in INTO mark FROM job_serial_keys WHERE key = p_key FOR UPDATE SKIP LOCKED;
     IF NOT FOUND OR mark = me THEN RETURN false; END IF;
-    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'running' LIMIT 1;
+    -- again, on a snapshot taken with the mutex held: decides
+    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'running' ORDER BY id LIMIT 1;
     IF FOUND THEN RETURN false; END IF;
     IF p_cap > 0 AND p_user IS NOT NULL THEN
         SELECT claimed_in, claimed INTO mark, n FROM user_inflight WHERE user_id = p_user FOR UPDATE SKIP LOCKED;

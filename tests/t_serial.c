@@ -62,6 +62,11 @@ static void five_messages_one_session_in_order(void)
     CHECK(th_wait_int(5, 60000, "SELECT count(*) FROM jobs WHERE job_type = 'agent_turn' AND status = 'succeeded'",
                       NULL));
     CHECK_INT(th_int("SELECT count(DISTINCT serial_key) FROM jobs WHERE job_type = 'agent_turn'", NULL), 1);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", th_int("SELECT min(id) FROM jobs WHERE job_type = 'agent_turn'", NULL));
+    th_resp jr = th_get(path, tok);   /* the key, read-only in the job's JSON */
+    CHECK_CONTAINS(jr.body, "\"serial_key\" : \"session:" SID "\"");
+    th_resp_free(&jr);
     /* one after another, in id order: each started after the one before it finished */
     CHECK_INT(th_int("SELECT count(*) FROM (SELECT started_at, lag(finished_at) OVER (ORDER BY id) AS prev"
                      " FROM jobs WHERE job_type = 'agent_turn') t WHERE started_at < prev", NULL), 0);
