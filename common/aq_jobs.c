@@ -192,7 +192,7 @@ int aq_jobs_cancel(PGconn *db, int64_t id, int64_t owner, aq_cancel_outcome *out
 
 #define RETRY_SET \
     " SET status = 'queued', run_at = now(), attempts = 0, lost = 0, transient_since = NULL, locked_by = NULL," \
-    " locked_until = NULL, started_at = NULL, finished_at = NULL, cancel_requested_at = NULL"
+    " locked_until = NULL, started_at = NULL, finished_at = NULL, cancel_requested_at = NULL, serial_held = false"
 
 #define STR(x) STR_(x)
 #define STR_(x) #x

@@ -10,6 +10,15 @@
 
 ALTER TABLE jobs ADD COLUMN serial_key text CHECK (serial_key <> '');
 
+-- serial_held: a queued keyed job that cannot run yet (its key has a running
+-- job, or a lower queued one) is marked by the claim that finds it so, and
+-- leaves the claim's index: a long backlog of one key, or many keys each
+-- busy, is not walked by every claim. Cleared for the key's lowest queued
+-- job by the trigger below when the key frees. Keyless jobs: always false.
+ALTER TABLE jobs ADD COLUMN serial_held boolean NOT NULL DEFAULT false;
+DROP INDEX jobs_claim;
+CREATE INDEX jobs_claim ON jobs (priority, run_at, id) WHERE status = 'queued' AND NOT serial_held;
+
 -- The claim's checks of a key (is one of its jobs running? is one queued
 -- ahead?) and of a user (how many of their keyed jobs run?) are index probes,
 -- whatever the backlog of the key or the user.
@@ -49,45 +58,69 @@ CREATE TRIGGER jobs_serial_rows AFTER INSERT ON jobs FOR EACH ROW
     WHEN (NEW.serial_key IS NOT NULL)
     EXECUTE FUNCTION aq_serial_rows();
 
--- A keyed job that stops running frees its key (and a slot of its owner's
--- cap): wake the workers so the key's next job is claimed now, not at the
--- next poll. One notification per transaction (Postgres folds identical
--- ones), and none for jobs without a key.
+-- A keyed job that stops running frees its key, and one that leaves the
+-- queue otherwise (cancelled) may uncover a new lowest id: under the key's
+-- mutex (waiting for a claim deciding on the key to commit), on a fresh
+-- snapshot, the key's lowest queued job is released from serial_held, and
+-- the workers are woken (the aq_jobs NOTIFY, folded to one per transaction)
+-- so it is claimed now, not at the next poll. SKIP LOCKED on that job: the
+-- only other writer of a queued keyed row is a cancel, whose own firing of
+-- this trigger then releases the next one; waiting for it could deadlock
+-- (it waits for the mutex we hold). Keyless jobs: the WHEN is false.
 CREATE FUNCTION aq_serial_freed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM job_serial_keys WHERE key = OLD.serial_key FOR UPDATE;
+    UPDATE jobs SET serial_held = false WHERE id = (SELECT id FROM jobs WHERE serial_key = OLD.serial_key
+        AND status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND serial_held;
     PERFORM pg_notify('aq_jobs', '');
     RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_serial_freed AFTER UPDATE OF status ON jobs FOR EACH ROW
-    WHEN (OLD.status = 'running' AND NEW.status <> 'running' AND OLD.serial_key IS NOT NULL)
+    WHEN (OLD.serial_key IS NOT NULL AND ((OLD.status = 'running' AND NEW.status <> 'running')
+          OR (OLD.status = 'queued' AND NEW.status NOT IN ('queued', 'running'))))
     EXECUTE FUNCTION aq_serial_freed();
 
 -- May the claim take keyed job p_id (key p_key, owner p_user), with at most
 -- p_cap running keyed jobs per owner (0: no cap)? Called by the claim's WHERE
--- for keyed rows only, once per candidate, in the claim's order. VOLATILE:
--- each statement below runs on a fresh snapshot (READ COMMITTED), taken after
--- the mutex above it is held, so it sees every claim of that key or user
--- that committed before (the claim that made a job running held the same
--- mutex, and released it only by committing).
+-- for keyed rows only, once per candidate, in the claim's order, before the
+-- row is locked. VOLATILE: each statement below runs on a fresh snapshot
+-- (READ COMMITTED), taken after the mutex above it is held, so it sees every
+-- claim of that key or user that committed before (the claim that made a job
+-- running held the same mutex, and released it only by committing). Never
+-- waits for a lock. A job that cannot run because of its key is marked
+-- serial_held, under the mutex, so the next claims do not walk it again.
 CREATE FUNCTION aq_claim_serial(p_id bigint, p_key text, p_user bigint, p_cap int)
 RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     me xid8 := pg_current_xact_id();
     mark xid8;
     n int;
+    low bigint;
 BEGIN
-    -- in id order: a queued job of the key ahead of this one goes first
-    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'queued' AND id < p_id ORDER BY id LIMIT 1;
-    IF FOUND THEN RETURN false; END IF;
-    -- a job of the key running already: no need to lock anything to say no
-    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'running' ORDER BY id LIMIT 1;
-    IF FOUND THEN RETURN false; END IF;
-    -- the key's mutex; held by another claim right now: leave the key to it
+    -- the owner at the cap: no (checked first, without a lock; decided below)
+    IF p_cap > 0 AND p_user IS NOT NULL AND (SELECT count(*) FROM jobs WHERE user_id = p_user
+            AND serial_key IS NOT NULL AND status = 'running') >= p_cap THEN
+        RETURN false;
+    END IF;
+    -- the key's mutex; held by another claim, or a trigger freeing the key: leave the key to it
     SELECT claimed_in INTO mark FROM job_serial_keys WHERE key = p_key FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND OR mark = me THEN RETURN false; END IF;
-    -- again, on a snapshot taken with the mutex held: decides
-    PERFORM 1 FROM jobs WHERE serial_key = p_key AND status = 'running' ORDER BY id LIMIT 1;
-    IF FOUND THEN RETURN false; END IF;
+    IF NOT FOUND THEN RETURN false; END IF;
+    -- this claim took a job of the key already: no (not held: the taken row
+    -- may yet be skipped, and a recheck of it ends here too)
+    IF mark = me THEN RETURN false; END IF;
+    -- in id order, one at a time: a lower queued job of the key, or a running one
+    SELECT id INTO low FROM jobs WHERE serial_key = p_key AND status = 'queued' AND id < p_id ORDER BY id LIMIT 1;
+    IF FOUND OR EXISTS (SELECT 1 FROM jobs WHERE serial_key = p_key AND status = 'running') THEN
+        UPDATE jobs SET serial_held = true
+            WHERE id = (SELECT id FROM jobs WHERE id = p_id AND status = 'queued' FOR UPDATE SKIP LOCKED);
+        -- repair: a free key whose lowest queued job is held (its release was
+        -- lost with a cancel that rolled back) is released by any later job's visit
+        IF low IS NOT NULL AND NOT EXISTS (SELECT 1 FROM jobs WHERE serial_key = p_key AND status = 'running') THEN
+            UPDATE jobs SET serial_held = false WHERE id = (SELECT id FROM jobs WHERE serial_key = p_key
+                AND status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AND serial_held;
+        END IF;
+        RETURN false;
+    END IF;
     IF p_cap > 0 AND p_user IS NOT NULL THEN
         SELECT claimed_in, claimed INTO mark, n FROM user_inflight WHERE user_id = p_user FOR UPDATE SKIP LOCKED;
         IF NOT FOUND THEN RETURN false; END IF;

@@ -39,6 +39,10 @@
  * user_inflight row, with the count of running keyed jobs plus those taken
  * by this statement. Claims never wait on a lock, so they cannot deadlock;
  * a skipped or rechecked row only leaves a key or a slot to the next claim.
+ * A keyed row that cannot run yet is marked serial_held under the mutex and
+ * leaves jobs_claim (whose predicate now says NOT serial_held), so a long
+ * backlog of one key is read once, not by every claim; the trigger that
+ * frees a key releases its lowest queued job (sql/015).
  *
  * Claim wanting: a NOTIFY (one per INSERT statement, and one per transaction
  * in which a keyed job stops running: sql/015), the poll timer, a
@@ -190,7 +194,7 @@ static const char SQL_CLAIM[] =
     "WITH locked AS ("
     " SELECT id FROM jobs"
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
-    " AND (serial_key IS NULL OR aq_claim_serial(id, serial_key, user_id, $6::int))"
+    " AND NOT serial_held AND (serial_key IS NULL OR aq_claim_serial(id, serial_key, user_id, $6::int))"
     " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
     " UPDATE jobs j SET status = 'running', attempts = j.attempts + next.counted::int, claims = j.claims + 1,"
