@@ -18,7 +18,8 @@
 #define JOB_JSON \
     "json_build_object('id', id, 'type', job_type, 'status', status, 'queue', queue, 'priority', priority," \
     " 'input', input, 'output', output, 'error', last_error, 'attempts', attempts," \
-    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id, 'run_at', run_at," \
+    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id, 'serial_key', serial_key," \
+    " 'run_at', run_at," \
     " 'created_at', created_at, 'started_at', started_at, 'finished_at', finished_at," \
     " 'cancel_requested_at', cancel_requested_at)"
 

@@ -72,6 +72,7 @@ static const var vars[] = {
     NUM(user_rate_per_s, "AGENTQ_USER_RATE", "50", 1, 1000000, "requests per second per user, with a burst of twice that (429 beyond)"),
     NUM(rate_sync_ms, "AGENTQ_RATE_SYNC_MS", "100", 0, 10000, "how often each API process shares the requests it admitted per user with the others through the database, in ms; AGENTQ_USER_RATE then holds across processes, within the small overshoot the Limits table states (0 = not shared: each process allows the full rate)"),
     NUM(max_connections, "AGENTQ_MAX_CONNECTIONS", "10000", 4, 1000000, "open client connections per API process (lowered to fit the file descriptor limit); at the cap a new connection closes the longest-idle one, or waits in the backlog when none is idle"),
+    NUM(user_max_inflight, "AGENTQ_USER_MAX_INFLIGHT", "0", 0, 1000000, "keyed jobs (agent turns, scheduled runs) of one user running at once, across all workers; more wait queued while other users' run (0 = no cap)"),
     NUM(user_max_waits, "AGENTQ_USER_MAX_WAITS", "100", 0, 1000000, "?wait= long-polls one user may have parked per API process; more answer at once with the job as it is (0 = no long-polls)"),
     STR(api_queues, "AGENTQ_API_QUEUES", "", "queues POST /v1/jobs accepts, comma-separated (422 otherwise); empty: the queues of the workers connected now"),
     NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),

@@ -46,6 +46,7 @@ typedef struct aq_config {
     long wait_max_seconds;
     long max_connections;
     long user_max_waits;
+    long user_max_inflight;
     long llm_timeout_ms;
     long context_messages;
     long agent_max_steps;

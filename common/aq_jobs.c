@@ -42,11 +42,29 @@ bool aq_job_state_final(aq_job_state s)
 
 /* ---- enqueue ---- */
 
+/* A new job's serial key (docs/DESIGN.md, "Serial keys"), from the columns
+ * of the row being inserted: one job of a key runs at a time, in id order.
+ * An agent turn: its session (two messages sent quickly run one after the
+ * other, the second seeing the first's reply). A scheduled run: its
+ * schedule. A Telegram update: its chat, so a burst of messages starts its
+ * turns in the order sent. No key (they run as soon as a slot is free):
+ * action_decision (it only re-queues the parked turn, which keeps its own
+ * key; putting it behind the session's running turn would only delay the
+ * approval), notify (a delivery does not depend on the one before it, and a
+ * chat whose deliveries retry for minutes must not hold the user's other
+ * replies) and every other type. Written once, used by every INSERT below. */
+#define SERIAL_KEY(type, session, schedule, input)                                                       \
+    "CASE " type " WHEN 'agent_turn' THEN 'session:' || " session "::text"                                \
+    " WHEN 'scheduled_run' THEN 'schedule:' || " schedule "::text"                                        \
+    " WHEN 'telegram_update' THEN 'telegram-chat:' || coalesce(" input " #>> '{message,chat,id}',"          \
+    " " input " #>> '{edited_message,chat,id}', " input " #>> '{callback_query,message,chat,id}') END"
+
 static const char SQL_ENQUEUE_ONE[] =
     "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, schedule_id, session_id,"
-    " idempotency_key)"
-    " VALUES ($1, coalesce($2, 'default'), $3::smallint, coalesce($4::jsonb, '{}'),"
-    " now() + make_interval(secs => $5::bigint / 1000.0), $6::int, $7::bigint, $8::bigint, $9::uuid, $10)"
+    " idempotency_key, serial_key)"
+    " SELECT $1, coalesce($2, 'default'), $3::smallint, coalesce($4::jsonb, '{}'),"
+    " now() + make_interval(secs => $5::bigint / 1000.0), $6::int, $7::bigint, $8::bigint, $9::uuid, $10, "
+    SERIAL_KEY("$1", "$9::uuid", "$8::bigint", "coalesce($4::jsonb, '{}')")
     " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
 
 int aq_jobs_enqueue(PGconn *db, const char *name, const aq_job_new *j, int64_t *id)
@@ -108,10 +126,11 @@ const char aq_jobs_sql_enqueue_batch[] =
     " FROM r JOIN chk USING (ord)),"
     " ins AS ("
     " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"
-    " idempotency_hash)"
+    " idempotency_hash, serial_key)"
     " OVERRIDING SYSTEM VALUE"
     " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"
-    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex')"
+    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex'), "
+    SERIAL_KEY("r.job_type", "r.session_id", "NULL::bigint", "r.input")
     " FROM r JOIN ok USING (ord) WHERE ok.within_quota AND ok.session_ok AND ok.type_ok AND ok.queue_ok"
     " ORDER BY r.ord"
     " ON CONFLICT DO NOTHING RETURNING id)"
@@ -129,10 +148,11 @@ const char aq_jobs_sql_enqueue_batch[] =
  * waiting (a run cancelled meanwhile leaves none). */
 const char aq_jobs_sql_followups[] =
     "INSERT INTO jobs (job_type, queue, priority, input, run_at, max_attempts, user_id, session_id,"
-    " parent_id, idempotency_key)"
+    " parent_id, idempotency_key, serial_key)"
     " SELECT f.type, coalesce(f.queue, 'default'), coalesce(f.priority, 0), coalesce(f.input, '{}'),"
     " now() + make_interval(secs => coalesce(f.delay_ms, 0) / 1000.0), f.max_attempts,"
-    " coalesce(f.user_id, p.user_id), coalesce(f.session_id, p.session_id), p.id, f.key"
+    " coalesce(f.user_id, p.user_id), coalesce(f.session_id, p.session_id), p.id, f.key, "
+    SERIAL_KEY("f.type", "coalesce(f.session_id, p.session_id)", "NULL::bigint", "f.input")
     " FROM jsonb_to_recordset($1::jsonb) AS f(parent bigint, claim int, type text, queue text,"
     " priority smallint, input jsonb, delay_ms bigint, max_attempts int, key text, user_id bigint, session_id uuid)"
     " JOIN jobs p ON p.id = f.parent AND p.claims = f.claim AND p.status IN ('succeeded', 'failed', 'waiting')"
@@ -179,7 +199,7 @@ int aq_jobs_cancel(PGconn *db, int64_t id, int64_t owner, aq_cancel_outcome *out
 
 #define RETRY_SET \
     " SET status = 'queued', run_at = now(), attempts = 0, lost = 0, transient_since = NULL, locked_by = NULL," \
-    " locked_until = NULL, started_at = NULL, finished_at = NULL, cancel_requested_at = NULL"
+    " locked_until = NULL, started_at = NULL, finished_at = NULL, cancel_requested_at = NULL, serial_held = false"
 
 #define STR(x) STR_(x)
 #define STR_(x) #x

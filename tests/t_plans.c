@@ -40,7 +40,7 @@ static const plan_case cases[] = {
      "Index Cond: (id = f", NULL},
     {"aq_say", 1, {"[{\"parent\":ID1,\"claim\":1,\"session\":\"00000000-0000-0000-0000-000000000001\","
                    "\"channel\":\"web\",\"content\":\"x\"}]"}, "Index Cond: (id = f", NULL},
-    {"aq_claim", 5, {"{default}", "100", "w", "30", "8"}, "Index Scan using jobs_claim", "Sort"},
+    {"aq_claim", 6, {"{default}", "100", "w", "30", "8", "4"}, "Index Scan using jobs_claim", "Sort"},
     {"aq_rescue", 1, {"1000"}, "Index Scan using jobs_running", "Sort"},
     {"aq_prune", 1, {"168"}, "Index Scan using jobs_finished", "Sort"},
 };
@@ -156,7 +156,82 @@ static void hot_path_plans_stay_id_lookups(void)
     check_plans(id2, "right after a vacuum");
 }
 
+/* The statements aq_claim_serial (sql/015_serial.sql) runs for a keyed
+ * candidate, as written there, each must be an index probe whatever the
+ * backlog: one key with 3,000 queued behind a running job, 3,000 keys each
+ * with one running and one queued, one user with 3,000 running keyed jobs.
+ * And the claim, with that backlog ahead of 50 keyless jobs, takes the
+ * keyless ones and, of the keys, only a free key's lowest id; it marks the
+ * rest held, so the next claim reads none of them; freeing a key releases
+ * its lowest queued job. */
+static const struct { const char *sql, *must; } serial_checks[] = {
+    {"SELECT 1 FROM jobs WHERE serial_key = 'one' AND status = 'queued' AND id < 2000 ORDER BY id LIMIT 1",
+     "Index Only Scan using jobs_serial"},
+    {"SELECT 1 FROM jobs WHERE serial_key = 'one' AND status = 'running' ORDER BY id LIMIT 1", "using jobs_serial"},
+    {"SELECT count(*) FROM jobs WHERE user_id = 1 AND serial_key IS NOT NULL AND status = 'running'",
+     "using jobs_user_running"},
+};
+
+static void serial_checks_are_index_probes(void)
+{
+    th_exec("INSERT INTO jobs (job_type, serial_key, status, user_id) VALUES ('noop', 'one', 'running', 1)", NULL);
+    th_exec("INSERT INTO jobs (job_type, serial_key) SELECT 'noop', 'one' FROM generate_series(1, 3000)", NULL);
+    th_exec("INSERT INTO jobs (job_type, serial_key, status, user_id)"
+            " SELECT 'noop', 'k' || i, 'running', 1 FROM generate_series(1, 3000) i", NULL);
+    th_exec("INSERT INTO jobs (job_type, serial_key) SELECT 'noop', 'k' || i FROM generate_series(1, 3000) i", NULL);
+    th_exec("INSERT INTO jobs (job_type, serial_key) SELECT 'noop', 'free' FROM generate_series(1, 3)", NULL);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 50)", NULL);
+    th_exec("VACUUM ANALYZE jobs", NULL);
+    for (const char *const *set = aq_engine_session_settings; *set; set++) th_exec(*set, NULL);
+    for (size_t i = 0; i < sizeof serial_checks / sizeof serial_checks[0]; i++) {
+        aq_buf b;
+        aq_buf_init(&b);
+        aq_buf_addf(&b, "EXPLAIN (COSTS OFF) %s", serial_checks[i].sql);
+        PGresult *r = PQexec(th_db(), b.p);
+        aq_buf_dispose(&b);
+        aq_buf_init(&b);
+        for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
+            aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
+        PQclear(r);
+        char *plan = aq_buf_take(&b);
+        if (!strstr(plan, serial_checks[i].must) || strstr(plan, "Seq Scan"))
+            th_fail(__FILE__, __LINE__, "%s: want \"%s\"; plan:\n%s", serial_checks[i].sql, serial_checks[i].must, plan);
+        free(plan);
+    }
+    PGresult *r = PQprepare(th_db(), "claim", aq_engine_statement_sql("aq_claim"), 0, NULL);
+    CHECK_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    th_exec("EXECUTE claim('{default}', 100, 'w', 30, 8, 4)", NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE locked_by = 'w' AND serial_key IS NULL", NULL), 50);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE locked_by = 'w' AND serial_key IS NOT NULL", NULL), 1);
+    CHECK_INT(th_int("SELECT min(id) FROM jobs WHERE serial_key = 'free'", NULL),
+              th_int("SELECT id FROM jobs WHERE locked_by = 'w' AND serial_key = 'free'", NULL));
+    /* the first claim marked what cannot run (but the rows of a key it took
+     * itself, which the next claim marks); after that a claim reads none of it */
+    th_exec("EXECUTE claim('{default}', 100, 'w', 30, 8, 4)", NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued' AND NOT serial_held", NULL), 0);
+    th_exec("BEGIN", NULL);
+    r = PQexec(th_db(), "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE claim('{default}', 100, 'w2', 30, 8, 4)");
+    aq_buf b;
+    aq_buf_init(&b);
+    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
+        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
+    PQclear(r);
+    if (!strstr(b.p ? b.p : "", "Index Scan using jobs_claim on jobs (actual rows=0 loops=1)") ||
+        strstr(b.p ? b.p : "", "Rows Removed by Filter"))
+        th_fail(__FILE__, __LINE__, "the second claim read held rows:\n%s", b.p ? b.p : "");
+    aq_buf_dispose(&b);
+    th_exec("ROLLBACK", NULL);
+    /* the key frees: its lowest queued job is released, and only it */
+    th_exec("UPDATE jobs SET status = 'succeeded' WHERE serial_key = 'free' AND status = 'running'", NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE serial_key = 'free' AND status = 'queued' AND NOT serial_held",
+                     NULL), 1);
+    CHECK_INT(th_int("SELECT min(id) FROM jobs WHERE serial_key = 'free' AND status = 'queued'", NULL),
+              th_int("SELECT id FROM jobs WHERE serial_key = 'free' AND status = 'queued' AND NOT serial_held", NULL));
+}
+
 const th_test th_plans_tests[] = {
     {"plans_hot_path_stay_id_lookups", hot_path_plans_stay_id_lookups, 300, 1},
+    {"plans_serial_checks_are_index_probes", serial_checks_are_index_probes, 120, 1},
     {0},
 };

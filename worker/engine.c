@@ -25,7 +25,28 @@
  * back to the list and are sent again; a batch that fails for a reason other
  * than the connection is retried one job per round to isolate the bad row.
  *
- * Claim wanting: a NOTIFY (one per INSERT statement), the poll timer, a
+ * Serial keys (issue 13; docs/DESIGN.md, "Serial keys"): the claim's
+ * selection adds `serial_key IS NULL OR aq_claim_serial(...)` (sql/015).
+ * Keyless rows stop at the NULL test. For a keyed row the function decides
+ * under the key's mutex, a row of job_serial_keys locked FOR UPDATE SKIP
+ * LOCKED until this claim commits: no lower queued id of the key, no job of
+ * the key running, on a snapshot taken after the lock (VOLATILE: a fresh
+ * one per statement). Two claimers never start two jobs of one key: they
+ * cannot hold the mutex at once (the other skips), and the one holding it
+ * sees every earlier claim of the key, since that claim released the mutex
+ * only by committing, and only a claim makes a job running. A mark on the
+ * key row refuses a second job of the key within one claim. The per-user
+ * cap ($6, AGENTQ_USER_MAX_INFLIGHT) is the same pattern on the owner's
+ * user_inflight row, with the count of running keyed jobs plus those taken
+ * by this statement. Claims never wait on a lock, so they cannot deadlock;
+ * a skipped or rechecked row only leaves a key or a slot to the next claim.
+ * A keyed row that cannot run yet is marked serial_held under the mutex and
+ * leaves jobs_claim (whose predicate now says NOT serial_held), so a long
+ * backlog of one key is read once, not by every claim; the trigger that
+ * frees a key releases its lowest queued job (sql/015).
+ *
+ * Claim wanting: a NOTIFY (one per INSERT statement, and one per transaction
+ * in which a keyed job stops running: sql/015), the poll timer, a
  * reconnect, a rescue, or a previous claim that came back full sets
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
@@ -186,6 +207,7 @@ static const char SQL_CLAIM[] =
     "WITH locked AS ("
     " SELECT id FROM jobs"
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
+    " AND NOT serial_held AND (serial_key IS NULL OR aq_claim_serial(id, serial_key, user_id, $6::int))"
     " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
     " UPDATE jobs j SET status = 'running', attempts = j.attempts + next.counted::int, claims = j.claims + 1,"
@@ -911,11 +933,12 @@ static int pump_conn(aq_engine *eng, conn *c)
         r->wake_seq = eng->wake_seq;
         eng->claiming += r->claim_limit;
         eng->claiming_idle += r->claim_idle;
-        char limit[16], counted[16];
+        char limit[16], counted[16], cap[16];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
-        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted};
-        aq_pgloop_exec(r->c->pg, "aq_claim", 5, p, on_claim, r);
+        snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
+        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap};
+        aq_pgloop_exec(r->c->pg, "aq_claim", 6, p, on_claim, r);
     }
     if (eng->nmarks) {
         aq_buf_adds(&eng->mark_ids, "}");
