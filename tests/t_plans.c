@@ -223,7 +223,7 @@ static void serial_checks_are_index_probes(void)
     aq_buf_dispose(&b);
     th_exec("ROLLBACK", NULL);
     /* the key frees: its lowest queued job is released, and only it */
-    th_exec("UPDATE jobs SET status = 'succeeded' WHERE serial_key = 'free' AND status = 'running'", NULL);
+    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL WHERE serial_key = 'free' AND status = 'running'", NULL);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE serial_key = 'free' AND status = 'queued' AND NOT serial_held",
                      NULL), 1);
     CHECK_INT(th_int("SELECT min(id) FROM jobs WHERE serial_key = 'free' AND status = 'queued'", NULL),
