@@ -18,6 +18,7 @@
 #define AQ_LLM_H
 #include <cJSON.h>
 #include "aq_config.h"
+#include "aq_http.h"
 
 /* the most tokens one reply may report for prompt or completion */
 #define AQ_LLM_MAX_TOKENS 1000000000L
@@ -39,6 +40,13 @@ typedef struct aq_llm_reply {
 int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms,
                     aq_llm_reply *out);
 void aq_llm_reply_dispose(aq_llm_reply *r);
+/* The two halves of aq_llm_complete for LLM_PROVIDER=openai, for a caller
+ * that performs the request itself (an agent turn awaiting it on the
+ * worker's loop): the request (heap; free with aq_http_request_free; its
+ * Authorization header holds the key), and the reading of its outcome (hrc:
+ * aq_http_perform's return, 0 when a response arrived). */
+aq_http_request *aq_llm_request(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms);
+int aq_llm_response(const aq_config *cfg, int hrc, const aq_http_resp *r, aq_llm_reply *out);
 /* The offline responder (used by aq_llm_complete when LLM_PROVIDER=offline). */
 int aq_llm_offline(const cJSON *messages, aq_llm_reply *out);
 /* Parse a /chat/completions response body into out (exposed for unit tests);

@@ -84,6 +84,8 @@
 #include "aq_pgloop.h"
 #include "aq_time.h"
 #include "backoff.h"
+#include "dbpool.h"
+#include "http_multi.h"
 #include "jobrun.h"
 #include "pool.h"
 #include <sodium.h>
@@ -152,8 +154,13 @@ struct aq_engine {
     int want_claim;
     unsigned wake_seq;
     aq_pool *pool;
-    int held;                  /* claimed and not yet back from the pool */
-    int abandoned;             /* of those, timed out or handed back: result ignored */
+    aq_dbpool *dbs;            /* the handler steps' connections */
+    aq_http_multi *multi;      /* requests of awaiting jobs */
+    aq_jobrun *jobs;           /* every job held (eprev/enext) */
+    aq_jobrun *pending_head, *pending_tail;   /* claimed ahead (prefetch), not started */
+    int held;                  /* claimed and not yet completed (the jobs list) */
+    int active;                /* of those, started (in flight: on a thread, queued for one, or awaiting) */
+    int abandoned;             /* of those, timed out or handed back while on a thread: result ignored */
     completion *done_head, *done_tail;
     int ndone;
     uint64_t next_extend, next_rescue, next_prune;
@@ -402,7 +409,73 @@ static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *wh
     push_completion(eng, c);
 }
 
-/* ---- jobs coming back from the pool ---- */
+/* ---- the jobs held: pending, on the pool, awaiting ---- */
+
+static void track(aq_engine *eng, aq_jobrun *jr)
+{
+    jr->eprev = NULL;
+    jr->enext = eng->jobs;
+    if (eng->jobs) eng->jobs->eprev = jr;
+    eng->jobs = jr;
+    eng->held++;
+}
+
+/* Forget a job and free it (it is on no thread and awaits nothing). */
+static void drop_job(aq_engine *eng, aq_jobrun *jr)
+{
+    if (jr->eprev) jr->eprev->enext = jr->enext; else eng->jobs = jr->enext;
+    if (jr->enext) jr->enext->eprev = jr->eprev;
+    eng->held--;
+    if (jr->where != JR_PENDING) eng->active--;
+    aq_jobrun_destroy(jr);
+}
+
+/* Start claimed jobs while in-flight slots are free (the prefetched first). */
+static void fill_slots(aq_engine *eng, aq_jobrun *fresh)
+{
+    aq_jobrun *list = NULL, **tail = &list;
+    for (aq_jobrun *jr = fresh, *next; jr; jr = next) {   /* behind those already waiting */
+        next = jr->next;
+        jr->next = NULL;
+        if (eng->pending_tail) eng->pending_tail->next = jr; else eng->pending_head = jr;
+        eng->pending_tail = jr;
+    }
+    while (eng->pending_head && eng->active < eng->opts.concurrency && !eng->stopping) {
+        aq_jobrun *jr = eng->pending_head;
+        eng->pending_head = jr->next;
+        if (!eng->pending_head) eng->pending_tail = NULL;
+        jr->next = NULL;
+        jr->where = JR_POOL;
+        jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
+        eng->active++;
+        *tail = jr;
+        tail = &jr->next;
+    }
+    aq_pool_submit(eng->pool, list);
+}
+
+static void on_http_done(void *arg, int rc, aq_http_resp *resp)
+{
+    aq_jobrun *jr = arg;
+    aq_engine *eng = jr->engine;
+    jr->call = NULL;
+    jr->where = JR_POOL;
+    aq_dispatch_response(jr, resp);
+    jr->next = NULL;
+    aq_pool_submit(eng->pool, jr);
+}
+
+/* A step asked for a request: perform it, bounded by the job's time left. */
+static void start_request(aq_engine *eng, aq_jobrun *jr)
+{
+    aq_http_request *req = aq_dispatch_request(jr);
+    uint64_t now = aq_now_mono_ms();
+    long left = jr->deadline_ms > now ? (long)(jr->deadline_ms - now) : 1;
+    if (req->timeout_ms <= 0 || req->timeout_ms > left) req->timeout_ms = left;
+    jr->where = JR_AWAIT;
+    jr->call = aq_http_multi_start(eng->multi, req, on_http_done, jr);
+    aq_http_request_free(req);
+}
 
 static void on_pool_done(void *arg, aq_jobrun *list)
 {
@@ -410,10 +483,13 @@ static void on_pool_done(void *arg, aq_jobrun *list)
     while (list) {
         aq_jobrun *jr = list;
         list = jr->next;
-        eng->held--;
+        jr->next = NULL;
         if (jr->abandoned) {
             eng->abandoned--;
             aq_log(AQ_LOG_INFO, "worker", jr->job.id, "late result of an abandoned job ignored");
+        } else if (jr->awaiting) {
+            start_request(eng, jr);
+            continue;
         } else {
             completion *c = completion_from(jr);
             c->status = jr->status;
@@ -428,8 +504,9 @@ static void on_pool_done(void *arg, aq_jobrun *list)
             push_completion(eng, c);
             eng->jobs_done++;
         }
-        aq_jobrun_destroy(jr);
+        drop_job(eng, jr);
     }
+    fill_slots(eng, NULL);
     pump(eng);
     maybe_finish(eng);
 }
@@ -507,13 +584,14 @@ static void on_claim(void *arg, PGresult *res)
             continue;
         }
         jr->next = NULL;
+        jr->where = JR_PENDING;
         *tail = jr;
         tail = &jr->next;
-        eng->held++;
+        track(eng, jr);
     }
     free(batch);
     aq_debug("worker", "claimed %d jobs", n);
-    aq_pool_submit(eng->pool, list);
+    fill_slots(eng, list);
 }
 
 /* ---- the round ---- */
@@ -795,12 +873,6 @@ static void send_setup(conn *c)
     if (aq_pgloop_sync(c->pg, on_round_done, r)) { c->inflight--; c->eng->round_inflight--; free(r); }
 }
 
-static void add_held_id(void *arg, aq_jobrun *jr)
-{
-    aq_buf *b = arg;
-    aq_buf_addf(b, "%s%lld", b->len > 1 ? "," : "", (long long)jr->job.id);
-}
-
 /* The ids of every job this worker holds (claimed and not yet completed), as
  * a Postgres array literal (heap). */
 static char *held_ids(aq_engine *eng)
@@ -808,7 +880,8 @@ static char *held_ids(aq_engine *eng)
     aq_buf b;
     aq_buf_init(&b);
     aq_buf_adds(&b, "{");
-    aq_pool_each_held(eng->pool, add_held_id, &b);
+    for (aq_jobrun *jr = eng->jobs; jr; jr = jr->enext)
+        aq_buf_addf(&b, "%s%lld", b.len > 1 ? "," : "", (long long)jr->job.id);
     for (completion *c = eng->done_head; c; c = c->next)
         aq_buf_addf(&b, "%s%lld", b.len > 1 ? "," : "", (long long)c->id);
     aq_buf_adds(&b, "}");
@@ -962,13 +1035,12 @@ static void on_poll_timer(uv_timer_t *t)
     pump(eng);
 }
 
-/* A running job past its deadline: complete it as a retry, ignore its result. */
-static void check_timeout(void *arg, aq_jobrun *jr)
+/* A running job past its deadline: complete it as a retry; a request it
+ * awaits is aborted, a step on a thread has its result ignored. Returns 1
+ * when the job is gone. */
+static int check_timeout(aq_engine *eng, aq_jobrun *jr)
 {
-    aq_engine *eng = arg;
-    if (jr->abandoned || aq_now_mono_ms() < jr->deadline_ms) return;
-    jr->abandoned = 1;
-    eng->abandoned++;
+    if (jr->where == JR_PENDING || jr->abandoned || aq_now_mono_ms() < jr->deadline_ms) return 0;
     int timeout_s = jr->handler ? jr->handler->timeout_s : 60;
     completion *c = completion_from(jr);
     long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, -1, eng->cfg->retry_base_ms,
@@ -980,14 +1052,22 @@ static void check_timeout(void *arg, aq_jobrun *jr)
     c->delay_ms = d < 0 ? 0 : d;
     c->error = aq_sprintf("timed out after %d s", timeout_s);
     push_completion(eng, c);
-    aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s", jr->job.job_type, c->error);
+    aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s%s", jr->job.job_type, c->error,
+           jr->where == JR_AWAIT ? ": its request aborted" : "");
+    if (jr->where == JR_AWAIT) {
+        aq_http_multi_abort(eng->multi, jr->call);
+        drop_job(eng, jr);
+        return 1;
+    }
+    jr->abandoned = 1;
+    eng->abandoned++;
+    return 0;
 }
 
 /* A prefetched job whose handler started since the last tick: count its run. */
-static void mark_started(void *arg, aq_jobrun *jr)
+static void mark_started(aq_engine *eng, aq_jobrun *jr)
 {
-    aq_engine *eng = arg;
-    if (jr->marked || jr->abandoned) return;
+    if (jr->where == JR_PENDING || jr->marked || jr->abandoned) return;
     jr->marked = 1;
     const char *sep = eng->nmarks++ ? "," : "{";
     aq_buf_addf(&eng->mark_ids, "%s%lld", sep, (long long)jr->job.id);
@@ -995,17 +1075,15 @@ static void mark_started(void *arg, aq_jobrun *jr)
     aq_buf_addf(&eng->mark_attempts, "%s%d", sep, jr->job.attempts);
 }
 
-static void on_running(void *arg, aq_jobrun *jr)
-{
-    check_timeout(arg, jr);
-    mark_started(arg, jr);
-}
-
 /* Every second: timeouts, marks, and due maintenance (extend, rescue, prune). */
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    aq_pool_each_running(eng->pool, on_running, eng);
+    for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {
+        next = jr->enext;
+        if (!check_timeout(eng, jr)) mark_started(eng, jr);
+    }
+    fill_slots(eng, NULL);
     pump(eng);
     maybe_finish(eng);
 }
@@ -1023,6 +1101,9 @@ static void exit_now(aq_engine *eng)
     uv_close((uv_handle_t *)&eng->wake_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->grace_timer, on_handle_closed);
     for (int i = 0; i < eng->nconns; i++) aq_pgloop_close(eng->conns[i].pg);
+    aq_http_multi_close(eng->multi);   /* aborts what is left: those jobs return through lease expiry */
+    eng->multi = NULL;
+    for (aq_jobrun *jr = eng->jobs; jr; jr = jr->enext) jr->call = NULL;
     aq_pool_close(eng->pool);
     eng->on_exit(eng->exit_arg);
 }
@@ -1049,13 +1130,15 @@ static void maybe_finish(aq_engine *eng)
     exit_now(eng);
 }
 
-static void abandon(void *arg, aq_jobrun *jr)
+/* Hand back steps queued for a thread: those never started as unstarted. */
+static void hand_back_queued(aq_engine *eng)
 {
-    aq_engine *eng = arg;
-    if (jr->abandoned) return;
-    jr->abandoned = 1;
-    eng->abandoned++;
-    hand_back(eng, jr, 1, "worker shut down before the handler finished");
+    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+        next = jr->next;
+        int started = jr->ctx != NULL;
+        hand_back(eng, jr, started, started ? "worker shut down before the handler finished" : NULL);
+        drop_job(eng, jr);
+    }
 }
 
 static void on_grace(uv_timer_t *t)
@@ -1063,7 +1146,19 @@ static void on_grace(uv_timer_t *t)
     aq_engine *eng = t->data;
     if (eng->held > eng->abandoned) {
         aq_warn("worker", "grace period over: handing back %d running jobs", eng->held - eng->abandoned);
-        aq_pool_each_running(eng->pool, abandon, eng);
+        hand_back_queued(eng);
+        for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {
+            next = jr->enext;
+            if (jr->abandoned) continue;
+            hand_back(eng, jr, 1, "worker shut down before the handler finished");
+            if (jr->where == JR_AWAIT) {   /* its request is aborted, its connection closed */
+                aq_http_multi_abort(eng->multi, jr->call);
+                drop_job(eng, jr);
+            } else {
+                jr->abandoned = 1;
+                eng->abandoned++;
+            }
+        }
         /* give the hand-back round a little time, then leave regardless */
         uv_timer_start(&eng->grace_timer, on_grace, 5000, 0);
         pump(eng);
@@ -1082,13 +1177,24 @@ void aq_engine_stop(aq_engine *eng)
     uv_timer_stop(&eng->poll_timer);
     uv_timer_stop(&eng->wake_timer);
     int unstarted = 0;
-    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+    for (aq_jobrun *jr = eng->pending_head, *next; jr; jr = next) {
         next = jr->next;
         hand_back(eng, jr, 0, NULL);
-        aq_jobrun_destroy(jr);
-        eng->held--;
+        drop_job(eng, jr);
         unstarted++;
     }
+    eng->pending_head = eng->pending_tail = NULL;
+    /* first steps not yet on a thread go back too; later steps carry on */
+    aq_jobrun *requeue = NULL, **tail = &requeue;
+    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+        next = jr->next;
+        jr->next = NULL;
+        if (jr->ctx) { *tail = jr; tail = &jr->next; continue; }
+        hand_back(eng, jr, 0, NULL);
+        drop_job(eng, jr);
+        unstarted++;
+    }
+    aq_pool_submit(eng->pool, requeue);
     aq_info("worker", "stopping: %d running, %d claimed but not started (handed back)",
             eng->held - eng->abandoned, unstarted);
     uv_timer_start(&eng->grace_timer, on_grace, (uint64_t)eng->cfg->grace_seconds * 1000u, 0);
@@ -1121,7 +1227,9 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
         aq_pgloop_callbacks cb = {on_pg_state, on_notify, c};
         c->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
     }
-    eng->pool = aq_pool_create(loop, opts->concurrency, cfg, on_pool_done, eng);
+    eng->dbs = aq_dbpool_create(cfg->database_url, opts->handler_db_connections);
+    eng->pool = aq_pool_create(loop, opts->handler_threads, cfg, eng->dbs, on_pool_done, eng);
+    eng->multi = aq_http_multi_create(loop);
     aq_buf_init(&eng->mark_ids);
     aq_buf_init(&eng->mark_claims);
     aq_buf_init(&eng->mark_attempts);
@@ -1135,8 +1243,9 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
 
 void aq_engine_start(aq_engine *eng)
 {
-    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, %d connection(s), lease %ld s",
-            eng->id, eng->opts.queues, eng->opts.concurrency, eng->opts.prefetch, eng->nconns,
+    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, %d connection(s), %d handler thread(s),"
+            " %d handler connection(s), lease %ld s", eng->id, eng->opts.queues, eng->opts.concurrency,
+            eng->opts.prefetch, eng->nconns, eng->opts.handler_threads, eng->opts.handler_db_connections,
             eng->cfg->lease_seconds);
     uv_timer_start(&eng->poll_timer, on_poll_timer, (uint64_t)eng->cfg->poll_ms, (uint64_t)eng->cfg->poll_ms);
     uv_timer_start(&eng->tick_timer, on_tick, 1000, 1000);
@@ -1155,6 +1264,8 @@ void aq_engine_destroy(aq_engine *eng)
 {
     if (!eng) return;
     if (aq_pool_destroy(eng->pool)) return;   /* a handler thread still runs: it uses eng */
+    while (eng->jobs) drop_job(eng, eng->jobs);
+    aq_dbpool_destroy(eng->dbs);
     for (completion *c = eng->done_head, *next; c; c = next) {
         next = c->next;
         completion_free(c);

@@ -10,10 +10,12 @@
 typedef struct aq_engine aq_engine;
 
 typedef struct aq_engine_opts {
-    int concurrency;            /* handlers at once (thread pool size) */
+    int concurrency;            /* jobs in flight at once (started, not yet completed) */
     int prefetch;               /* claimed jobs held beyond those running */
     const char *queues;         /* Postgres array literal, e.g. {default,mail} */
     int connections;            /* database connections carrying rounds (>= 1) */
+    int handler_threads;        /* threads running handler steps */
+    int handler_db_connections; /* database connections lent to handler steps */
 } aq_engine_opts;
 
 /* cfg must outlive the engine. on_exit runs once shutdown has finished. */

@@ -2,7 +2,6 @@
 #include "pool.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
-#include "aq_time.h"
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@ struct aq_pool {
     aq_jobrun *done_head, *done_tail;
     int quit;
     const aq_config *cfg;
+    aq_dbpool *dbs;
     uv_async_t async;
     pthread_t *threads;
     bool *joined;                         /* threads[i] has been joined */
@@ -38,10 +38,9 @@ static void *thread_main(void *p)
         jr->next = pool->running;
         if (pool->running) pool->running->prev = jr;
         pool->running = jr;
-        jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
         pthread_mutex_unlock(&pool->mu);
 
-        aq_dispatch_run(jr, pool->cfg);
+        aq_dispatch_step(jr, pool->cfg, pool->dbs);
 
         pthread_mutex_lock(&pool->mu);
         if (jr->prev) jr->prev->next = jr->next; else pool->running = jr->next;
@@ -68,10 +67,11 @@ static void on_async(uv_async_t *a)
     if (list) pool->done(pool->arg, list);
 }
 
-aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg,
+aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg, aq_dbpool *dbs,
                         void (*done)(void *, aq_jobrun *), void *arg)
 {
     aq_pool *pool = aq_calloc(1, sizeof *pool);
+    pool->dbs = dbs;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pool->cfg = cfg;
@@ -113,22 +113,6 @@ aq_jobrun *aq_pool_take_queued(aq_pool *pool)
     return list;
 }
 
-void aq_pool_each_running(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
-{
-    pthread_mutex_lock(&pool->mu);
-    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
-    pthread_mutex_unlock(&pool->mu);
-}
-
-void aq_pool_each_held(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
-{
-    pthread_mutex_lock(&pool->mu);
-    for (aq_jobrun *jr = pool->queue_head; jr; jr = jr->next) fn(arg, jr);
-    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
-    for (aq_jobrun *jr = pool->done_head; jr; jr = jr->next) fn(arg, jr);
-    pthread_mutex_unlock(&pool->mu);
-}
-
 void aq_pool_close(aq_pool *pool)
 {
     pthread_mutex_lock(&pool->mu);
@@ -155,22 +139,11 @@ int aq_pool_join(aq_pool *pool, long ms)
     return left;
 }
 
-static void destroy_list(aq_jobrun *jr)
-{
-    for (aq_jobrun *next; jr; jr = next) {
-        next = jr->next;
-        aq_jobrun_destroy(jr);
-    }
-}
-
 int aq_pool_destroy(aq_pool *pool)
 {
     if (!pool) return 0;
     for (int i = 0; i < pool->nthreads; i++)
         if (!pool->joined[i]) return AQ_ECONFLICT;
-    destroy_list(pool->queue_head);
-    destroy_list(pool->running);
-    destroy_list(pool->done_head);
     pthread_cond_destroy(&pool->cv);
     pthread_mutex_destroy(&pool->mu);
     free(pool->joined);
