@@ -222,7 +222,10 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
         }
         int inactive = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f';
         PQclear(r);
-        if (inactive) { aq_ctx_error(ctx, "telegram chat %s is inactive (the bot was blocked)", chat_s); return AQ_JOB_FAIL; }
+        if (inactive) {
+            aq_ctx_error(ctx, "telegram chat %s is inactive (the bot was blocked)", chat_s);
+            return AQ_JOB_FAIL;
+        }
     }
     unsigned char sent[MAX_CHUNKS] = {0};
     cJSON *ids = cJSON_CreateArray();

@@ -158,7 +158,8 @@ static void many_turns_few_connections(void)
     for (int i = 0; i < 3000 && done < MANY; i++) {   /* up to 300 s */
         long long n = th_int("SELECT count(*) FROM pg_stat_activity WHERE usename = current_database() || '_w'", NULL);
         if (n > peak) peak = n;
-        done = th_int("SELECT count(*) FROM jobs WHERE job_type = 'agent_turn' AND status IN ('succeeded', 'failed')", NULL);
+        done = th_int("SELECT count(*) FROM jobs WHERE job_type = 'agent_turn'"
+                      " AND status IN ('succeeded', 'failed')", NULL);
         th_sleep_ms(100);
     }
     CHECK_INT(done, MANY);
@@ -195,7 +196,8 @@ static void faults_in_flight(int how)
         CHECK_INT(th_run_env_cmd("AQ_TEST_PG_RESTART"), 0);
     }
     if (how != 2) w = worker_with(args, NULL, "AGENTQ_SHUTDOWN_GRACE_SECONDS=1", "AGENTQ_LEASE_SECONDS=3");
-    CHECK(th_wait_int(SOME, 180000, "SELECT count(*) FROM jobs WHERE job_type = 'agent_turn' AND status IN ('succeeded', 'failed')", NULL));
+    CHECK(th_wait_int(SOME, 180000, "SELECT count(*) FROM jobs WHERE job_type = 'agent_turn'"
+                      " AND status IN ('succeeded', 'failed')", NULL));
     check_each_reply_once(SOME);
     CHECK(th_alive(w));
     CHECK_INT(th_stop(w, SIGTERM, 30000), 0);

@@ -50,7 +50,8 @@ void aq_dbpool_return(aq_dbpool *p, PGconn *db, int64_t job_id)
     if (!db) return;
     PGTransactionStatusType ts = PQtransactionStatus(db);
     if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
-        aq_log(AQ_LOG_ERROR, "dispatch", job_id, "a handler step ended inside a transaction: rolled back (handler bug)");
+        aq_log(AQ_LOG_ERROR, "dispatch", job_id,
+               "a handler step ended inside a transaction: rolled back (handler bug)");
         aq_db_query(db, "rolling back what a step left open", "ROLLBACK", 0, NULL, NULL);
     }
     pthread_mutex_lock(&p->mu);

@@ -29,8 +29,18 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
  *
- * Attempts count runs, not claims: the claim counts only the rows that go to
- * an idle thread at once (row_number() <= idle threads, in the same UPDATE);
+ * Jobs in flight (issue 13): --concurrency counts jobs started and not yet
+ * completed, not threads. A started job is on the pool (a step running or
+ * queued for a thread) or awaits an HTTP response on the multi handle
+ * (http_multi.c); prefetched jobs wait in the engine's pending list until
+ * a slot frees. The engine keeps every job it holds in one list (lease
+ * extension, timeouts, marks, shutdown walk it). A step returning
+ * AQ_JOB_AWAIT comes back through on_pool_done with its request, which the
+ * loop starts; its outcome sends the job back to the pool.
+ *
+ * Attempts count runs, not claims: the claim counts only the rows that
+ * start at once ($5: free in-flight slots, row_number() <= them, in the same
+ * UPDATE; each such row goes straight to the thread queue);
  * a prefetched row's run is counted by its completion (attempts = c.a, an
  * absolute value), or, if it is still running at the once-a-second tick, by
  * a batched mark in the next round. A drain of short jobs thus writes
@@ -930,8 +940,8 @@ static int pump_conn(aq_engine *eng, conn *c)
     }
     if (!eng->stopping && eng->want_claim && free_slots > 0) {
         r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
-        /* rows that go to an idle thread at once are counted by the claim;
-         * the rest (prefetched) count when they start (see the DESIGN above) */
+        /* rows that start at once (free in-flight slots) are counted by the
+         * claim; the rest (prefetched) count when they start (see the DESIGN above) */
         int idle = eng->opts.concurrency - eng->held - eng->claiming_idle;
         r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;

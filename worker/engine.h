@@ -1,5 +1,6 @@
 /* engine.h — the worker's loop-side engine: claims batches of jobs, runs them
- * on the handler thread pool (pool.h), completes them in batches, extends leases,
+ * as steps on the handler thread pool (pool.h) and their HTTP requests on the
+ * loop (http_multi.h), completes them in batches, extends leases,
  * rescues expired ones, heartbeats, prunes, and shuts down gracefully.
  * Loop thread only. */
 #ifndef AQ_ENGINE_H

@@ -63,7 +63,8 @@
  * log, and the connection closed.
  *
  * DESIGN: one thread, ppoll() over the listening socket and up to 4096
- * connections (the open-file limit is raised to its hard limit), each a small state machine: READ (parse what has arrived) ->
+ * connections (the open-file limit is raised to its hard limit), each a
+ * small state machine: READ (parse what has arrived) ->
  * WAIT (response rendered at once, sent when its delay is due) -> WRITE ->
  * back to READ, or LINGER (write side shut, input drained and dropped for
  * up to 2 s) before closing. The step is chosen and logged when the request
