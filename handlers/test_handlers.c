@@ -18,6 +18,10 @@
  *                  "Steps"): reads the clock through aq_ctx_db, awaits a POST
  *                  to U, then succeeds with {"status", "body_len", "error",
  *                  "steps"} (error null when a response arrived)
+ *                  {"leave_open": true}: the first step also opens a transaction
+ *                  and inserts test_executions(job_id, attempt 1) in it without
+ *                  committing (a handler bug: the dispatcher rolls it back), the
+ *                  second inserts (job_id, attempt 2) outside any transaction
  *   test_http_short  the same with a 2 s timeout
  */
 #include "aq_time.h"
@@ -140,6 +144,17 @@ aq_job_status aq_handle_test_http(aq_ctx *ctx, const cJSON *input, cJSON **outpu
     }
     ++*steps;
     const aq_http_resp *r = aq_ctx_http_response(ctx);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "leave_open"))) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)aq_ctx_job(ctx)->id);
+        const char *p[] = {id, r ? "2" : "1"};
+        if ((!r && aq_db_query(db, "test http: begin", "BEGIN", 0, NULL, NULL)) ||
+            aq_db_query(db, "test http: insert", "INSERT INTO test_executions (job_id, attempt) VALUES ($1, $2)",
+                        2, p, NULL)) {
+            aq_ctx_error(ctx, "test http: %s", aq_db_error_message());
+            return AQ_JOB_RETRY;
+        }
+    }
     if (!r) {
         const cJSON *url = cJSON_GetObjectItemCaseSensitive(input, "url");
         if (!cJSON_IsString(url)) { aq_ctx_error(ctx, "input.url: required"); return AQ_JOB_FAIL; }

@@ -91,6 +91,30 @@ static void await_holds_no_thread(void)
     CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
 }
 
+/* A job awaiting an answer longer than its lease (2 s): the lease is
+ * extended while it awaits, so it is never rescued, and it runs once. A step
+ * that leaves a transaction open (a handler bug) has it rolled back when the
+ * step ends: its insert is gone, and the next step's insert commits on its
+ * own instead of joining a transaction nobody commits. */
+static void lease_extended_while_awaiting(void)
+{
+    th_fake("[{\"delay_ms\":6000,\"repeat\":-1,\"body\":{\"ok\":true}}]", fake_url, sizeof fake_url);
+    pid_t w = worker_with(NULL, NULL, "AGENTQ_LEASE_SECONDS=2", NULL);
+    char url[200];
+    snprintf(url, sizeof url, "%s/slow", fake_url);
+    long long id = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_http',"
+                          " json_build_object('url', $1::text, 'leave_open', true)) RETURNING id", url, NULL);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(id), NULL));
+    CHECK_INT(th_int("SELECT attempts * 10 + lost FROM jobs WHERE id = $1", th_num(id), NULL), 10);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND output->>'steps' = '2'", th_num(id), NULL), 1);
+    cJSON *reqs = th_fake_requests();
+    CHECK_INT(cJSON_GetArraySize(reqs), 1);
+    cJSON_Delete(reqs);
+    CHECK_INT(th_int("SELECT (coalesce(string_agg(attempt::text, ','), '') = '2')::int FROM test_executions"
+                     " WHERE job_id = $1", th_num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+}
+
 /* Lines in the fake's list of connections clients closed before their answer. */
 static int closed_early(void)
 {
@@ -210,6 +234,7 @@ static void db_restart_in_flight(void) { faults_in_flight(2); }
 const th_test th_inflight_tests[] = {
     {"inflight_await_holds_no_thread", await_holds_no_thread, 90, 1},
     {"inflight_timeout_aborts_request", timeout_aborts_request, 60, 1},
+    {"inflight_lease_extended_while_awaiting", lease_extended_while_awaiting, 60, 1},
     {"inflight_many_turns_few_connections", many_turns_few_connections, 400, 1},
     {"inflight_sigterm", sigterm_in_flight, 300, 1},
     {"inflight_kill9", kill9_in_flight, 300, 1},
