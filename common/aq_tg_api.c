@@ -174,12 +174,18 @@ int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text
     return rc;
 }
 
-int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, const char *text,
-                          aq_tg_result *out)
+cJSON *aq_tg_answer_callback_params(const char *callback_query_id, const char *text)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "callback_query_id", callback_query_id);
     if (text) cJSON_AddStringToObject(p, "text", text);
+    return p;
+}
+
+int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, const char *text,
+                          aq_tg_result *out)
+{
+    cJSON *p = aq_tg_answer_callback_params(callback_query_id, text);
     int rc = aq_tg_call(cfg, "answerCallbackQuery", p, out);
     cJSON_Delete(p);
     return rc;

@@ -70,8 +70,9 @@ void aq_tg_result_dispose(aq_tg_result *r);
 aq_http_request *aq_tg_request(const aq_config *cfg, const char *method, const cJSON *params, long timeout_ms,
                                aq_tg_result *out);
 int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_http_resp *r, aq_tg_result *out);
-/* sendMessage's params (heap JSON; the caller deletes it). */
+/* sendMessage's and answerCallbackQuery's params (heap JSON; the caller deletes it). */
 cJSON *aq_tg_send_message_params(long long chat_id, const char *text, const cJSON *reply_markup);
+cJSON *aq_tg_answer_callback_params(const char *callback_query_id, const char *text);
 
 /* Split UTF-8 text into chunks of at most `limit` units each, counted as
  * Telegram does in UTF-16 code units (a code point above U+FFFF counts 2).

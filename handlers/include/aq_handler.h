@@ -38,7 +38,7 @@
  * the ctx gathers — the error, follow-ups (aq_ctx_enqueue), session messages,
  * the cancel seen — carries over from step to step and commits with the last
  * step's completion, as for a one-step handler. A handler that never awaits
- * (noop, the tests' types, scheduled_run, ...) is one step, as before. A job
+ * (noop, the tests' types, action_decision) is one step, as before. A job
  * past its timeout while awaiting has its request aborted (the connection
  * closed), not abandoned; a worker told to stop hands awaiting jobs back
  * after the grace period the same way.
