@@ -79,7 +79,7 @@ static void handler_sizes(const aq_config *cfg, long concurrency, int *threads, 
     if (cpus < 1) cpus = 1;
     long t = cfg->handler_threads > 0 ? cfg->handler_threads : clamp(4 * cpus, 8, 64);
     if (t > concurrency) t = concurrency;
-    long c = cfg->handler_db_connections > 0 ? cfg->handler_db_connections : clamp(2 * cpus + 4, 8, 14);
+    long c = cfg->handler_db_connections > 0 ? cfg->handler_db_connections : clamp(2 * cpus + 4, 8, 13);
     if (c > t) c = t;
     *threads = (int)t;
     *conns = (int)c;
