@@ -222,6 +222,8 @@ static void faults_in_flight(int how)
     if (how == 0) {
         CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
         CHECK(th_int("SELECT count(*) FROM jobs WHERE status = 'running'", NULL) == 0);
+        for (int i = 0; i < 100 && closed_early() < SOME / 2; i++) th_sleep_ms(100);
+        CHECK(closed_early() >= SOME / 2);   /* the requests in flight were aborted, not left open */
     } else if (how == 1) {
         kill(w, SIGKILL);
         th_stop(w, SIGKILL, 5000);
