@@ -174,7 +174,7 @@ static void engine_and_pool_destroy(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
 
-    aq_pool *pool = aq_pool_create(&loop, 3, &cfg, NULL, NULL, NULL);
+    aq_pool *pool = aq_pool_create(&loop, 3, 3, &cfg, NULL, NULL, NULL);
     aq_pool_close(pool);
     CHECK_INT(aq_pool_join(pool, 10000), 0);
     uv_run(&loop, UV_RUN_DEFAULT);   /* closes the pool's async handle */

@@ -32,9 +32,11 @@
  * Jobs in flight (issue 13): --concurrency counts jobs started and not yet
  * completed, not threads. A started job is on the pool (a step running or
  * queued for a thread) or awaits an HTTP response on the multi handle
- * (http_multi.c); prefetched jobs wait in the engine's pending list until
- * a slot frees. The engine keeps every job it holds in one list (lease
- * extension, timeouts, marks, shutdown walk it). A step returning
+ * (http_multi.c); prefetched jobs wait unstarted on the pool's first-step
+ * queue until a slot frees (the pool counts the slots: a thread goes
+ * straight from one job to the next while there is room). The engine keeps
+ * every job it holds in one list (lease extension, timeouts, marks and
+ * shutdown walk it). A step returning
  * AQ_JOB_AWAIT comes back through on_pool_done with its request, which the
  * loop starts; its outcome sends the job back to the pool.
  *
@@ -167,9 +169,7 @@ struct aq_engine {
     aq_dbpool *dbs;            /* the handler steps' connections */
     aq_http_multi *multi;      /* requests of awaiting jobs */
     aq_jobrun *jobs;           /* every job held (eprev/enext) */
-    aq_jobrun *pending_head, *pending_tail;   /* claimed ahead (prefetch), not started */
     int held;                  /* claimed and not yet completed (the jobs list) */
-    int active;                /* of those, started (in flight: on a thread, queued for one, or awaiting) */
     int abandoned;             /* of those, timed out or handed back while on a thread: result ignored */
     completion *done_head, *done_tail;
     int ndone;
@@ -419,7 +419,7 @@ static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *wh
     push_completion(eng, c);
 }
 
-/* ---- the jobs held: pending, on the pool, awaiting ---- */
+/* ---- the jobs held: on the pool, awaiting ---- */
 
 static void track(aq_engine *eng, aq_jobrun *jr)
 {
@@ -430,38 +430,15 @@ static void track(aq_engine *eng, aq_jobrun *jr)
     eng->held++;
 }
 
-/* Forget a job and free it (it is on no thread and awaits nothing). */
+/* Forget a job and free it (it is on no thread and awaits nothing). A job
+ * whose last step awaited holds an in-flight slot no thread will free. */
 static void drop_job(aq_engine *eng, aq_jobrun *jr)
 {
     if (jr->eprev) jr->eprev->enext = jr->enext; else eng->jobs = jr->enext;
     if (jr->enext) jr->enext->eprev = jr->eprev;
     eng->held--;
-    if (jr->where != JR_PENDING) eng->active--;
+    if (jr->started && jr->awaiting) aq_pool_release(eng->pool, 1);
     aq_jobrun_destroy(jr);
-}
-
-/* Start claimed jobs while in-flight slots are free (the prefetched first). */
-static void fill_slots(aq_engine *eng, aq_jobrun *fresh)
-{
-    aq_jobrun *list = NULL, **tail = &list;
-    for (aq_jobrun *jr = fresh, *next; jr; jr = next) {   /* behind those already waiting */
-        next = jr->next;
-        jr->next = NULL;
-        if (eng->pending_tail) eng->pending_tail->next = jr; else eng->pending_head = jr;
-        eng->pending_tail = jr;
-    }
-    while (eng->pending_head && eng->active < eng->opts.concurrency && !eng->stopping) {
-        aq_jobrun *jr = eng->pending_head;
-        eng->pending_head = jr->next;
-        if (!eng->pending_head) eng->pending_tail = NULL;
-        jr->next = NULL;
-        jr->where = JR_POOL;
-        jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
-        eng->active++;
-        *tail = jr;
-        tail = &jr->next;
-    }
-    aq_pool_submit(eng->pool, list);
 }
 
 static void on_http_done(void *arg, int rc, aq_http_resp *resp)
@@ -471,8 +448,7 @@ static void on_http_done(void *arg, int rc, aq_http_resp *resp)
     jr->call = NULL;
     jr->where = JR_POOL;
     aq_dispatch_response(jr, resp);
-    jr->next = NULL;
-    aq_pool_submit(eng->pool, jr);
+    aq_pool_resume(eng->pool, jr);
 }
 
 /* A step asked for a request: perform it. The job's timeout is the tick's
@@ -519,7 +495,6 @@ static void on_pool_done(void *arg, aq_jobrun *list)
         }
         drop_job(eng, jr);
     }
-    fill_slots(eng, NULL);
     pump(eng);
     maybe_finish(eng);
 }
@@ -597,14 +572,14 @@ static void on_claim(void *arg, PGresult *res)
             continue;
         }
         jr->next = NULL;
-        jr->where = JR_PENDING;
+        jr->where = JR_POOL;
         *tail = jr;
         tail = &jr->next;
         track(eng, jr);
     }
     free(batch);
     aq_debug("worker", "claimed %d jobs", n);
-    fill_slots(eng, list);
+    aq_pool_submit(eng->pool, list);
 }
 
 /* ---- the round ---- */
@@ -1048,12 +1023,10 @@ static void on_poll_timer(uv_timer_t *t)
     pump(eng);
 }
 
-/* A running job past its deadline: complete it as a retry; a request it
- * awaits is aborted, a step on a thread has its result ignored. Returns 1
- * when the job is gone. */
-static int check_timeout(aq_engine *eng, aq_jobrun *jr)
+/* A started job past its deadline: complete it as a retry; a request it
+ * awaits is aborted, a step on a thread has its result ignored. */
+static void time_out(aq_engine *eng, aq_jobrun *jr)
 {
-    if (jr->where == JR_PENDING || jr->abandoned || aq_now_mono_ms() < jr->deadline_ms) return 0;
     int timeout_s = jr->handler ? jr->handler->timeout_s : 60;
     completion *c = completion_from(jr);
     long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, -1, eng->cfg->retry_base_ms,
@@ -1070,17 +1043,16 @@ static int check_timeout(aq_engine *eng, aq_jobrun *jr)
     if (jr->where == JR_AWAIT) {
         aq_http_multi_abort(eng->multi, jr->call);
         drop_job(eng, jr);
-        return 1;
+        return;
     }
     jr->abandoned = 1;
     eng->abandoned++;
-    return 0;
 }
 
 /* A prefetched job whose handler started since the last tick: count its run. */
 static void mark_started(aq_engine *eng, aq_jobrun *jr)
 {
-    if (jr->where == JR_PENDING || jr->marked || jr->abandoned) return;
+    if (jr->marked || jr->abandoned) return;
     jr->marked = 1;
     const char *sep = eng->nmarks++ ? "," : "{";
     aq_buf_addf(&eng->mark_ids, "%s%lld", sep, (long long)jr->job.id);
@@ -1088,15 +1060,31 @@ static void mark_started(aq_engine *eng, aq_jobrun *jr)
     aq_buf_addf(&eng->mark_attempts, "%s%d", sep, jr->job.attempts);
 }
 
+typedef struct scan { aq_engine *eng; aq_jobrun *late; } scan;
+
+/* Under the pool's lock (->started, ->deadline_ms): marks, and the jobs past
+ * their deadline gathered (by ->tnext) to be timed out after it. */
+static void scan_started(void *arg)
+{
+    scan *sc = arg;
+    uint64_t now = aq_now_mono_ms();
+    for (aq_jobrun *jr = sc->eng->jobs; jr; jr = jr->enext) {
+        if (!jr->started || jr->abandoned) continue;
+        mark_started(sc->eng, jr);
+        if (now >= jr->deadline_ms) { jr->tnext = sc->late; sc->late = jr; }
+    }
+}
+
 /* Every second: timeouts, marks, and due maintenance (extend, rescue, prune). */
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {
-        next = jr->enext;
-        if (!check_timeout(eng, jr)) mark_started(eng, jr);
+    scan sc = {eng, NULL};
+    aq_pool_locked(eng->pool, scan_started, &sc);
+    for (aq_jobrun *jr = sc.late, *next; jr; jr = next) {
+        next = jr->tnext;
+        time_out(eng, jr);
     }
-    fill_slots(eng, NULL);
     pump(eng);
     maybe_finish(eng);
 }
@@ -1143,13 +1131,13 @@ static void maybe_finish(aq_engine *eng)
     exit_now(eng);
 }
 
-/* Hand back steps queued for a thread: those never started as unstarted. */
+/* Hand back the steps queued for a thread: continuations (started), and
+ * first steps claimed since the stop began (none: claims stop with it). */
 static void hand_back_queued(aq_engine *eng)
 {
-    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+    for (aq_jobrun *jr = aq_pool_take_ready(eng->pool), *next; jr; jr = next) {
         next = jr->next;
-        int started = jr->ctx != NULL;
-        hand_back(eng, jr, started, started ? "worker shut down before the handler finished" : NULL);
+        hand_back(eng, jr, 1, "worker shut down before the handler finished");
         drop_job(eng, jr);
     }
 }
@@ -1190,24 +1178,12 @@ void aq_engine_stop(aq_engine *eng)
     uv_timer_stop(&eng->poll_timer);
     uv_timer_stop(&eng->wake_timer);
     int unstarted = 0;
-    for (aq_jobrun *jr = eng->pending_head, *next; jr; jr = next) {
+    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {   /* later steps carry on */
         next = jr->next;
         hand_back(eng, jr, 0, NULL);
         drop_job(eng, jr);
         unstarted++;
     }
-    eng->pending_head = eng->pending_tail = NULL;
-    /* first steps not yet on a thread go back too; later steps carry on */
-    aq_jobrun *requeue = NULL, **tail = &requeue;
-    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
-        next = jr->next;
-        jr->next = NULL;
-        if (jr->ctx) { *tail = jr; tail = &jr->next; continue; }
-        hand_back(eng, jr, 0, NULL);
-        drop_job(eng, jr);
-        unstarted++;
-    }
-    aq_pool_submit(eng->pool, requeue);
     aq_info("worker", "stopping: %d running, %d claimed but not started (handed back)",
             eng->held - eng->abandoned, unstarted);
     uv_timer_start(&eng->grace_timer, on_grace, (uint64_t)eng->cfg->grace_seconds * 1000u, 0);
@@ -1241,7 +1217,7 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
         c->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
     }
     eng->dbs = aq_dbpool_create(cfg->database_url, opts->handler_db_connections);
-    eng->pool = aq_pool_create(loop, opts->handler_threads, cfg, eng->dbs, on_pool_done, eng);
+    eng->pool = aq_pool_create(loop, opts->handler_threads, opts->concurrency, cfg, eng->dbs, on_pool_done, eng);
     eng->multi = aq_http_multi_create(loop);
     aq_buf_init(&eng->mark_ids);
     aq_buf_init(&eng->mark_claims);

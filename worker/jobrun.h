@@ -42,16 +42,18 @@ typedef struct aq_jobrun {
                                         hand-back or a transient retry within its budget) */
 
     /* loop-side bookkeeping */
-    uint64_t deadline_ms;            /* set when it starts (in flight) */
-    int where;                       /* JR_PENDING, JR_POOL (on or queued for a thread), JR_AWAIT */
+    uint64_t deadline_ms;            /* set when it starts (in flight), under the pool lock */
+    int started;                     /* its first step began (under the pool lock) */
+    int where;                       /* JR_POOL (queued for, or on, a thread), JR_AWAIT */
     struct aq_http_call *call;       /* JR_AWAIT: the request in flight */
     struct aq_jobrun *eprev, *enext; /* the engine's list of every job it holds */
+    struct aq_jobrun *tnext;         /* the engine's list of jobs past their deadline */
     int marked;                      /* its run is counted in the row, or a mark is on its way */
     int abandoned;                   /* timed out or handed back: ignore the result */
     struct aq_jobrun *prev, *next;
 } aq_jobrun;
 
-enum { JR_PENDING, JR_POOL, JR_AWAIT };
+enum { JR_POOL, JR_AWAIT };
 
 struct aq_dbpool;
 /* Run one step of a job on the calling (pool) thread: the first validates

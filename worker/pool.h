@@ -18,12 +18,24 @@ typedef struct aq_pool aq_pool;
 
 /* done(arg, list) runs on the loop thread with finished jobs linked by ->next,
  * in finishing order; the callee owns them. */
-aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg, aq_dbpool *dbs,
+aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, int limit, const aq_config *cfg, aq_dbpool *dbs,
                         void (*done)(void *arg, aq_jobrun *list), void *arg);
-/* Queue jobs (linked by ->next) at the tail. Loop thread. */
+/* Queue claimed jobs (linked by ->next) for their first step; one starts
+ * (->started, ->deadline_ms set under the lock) only while fewer than limit
+ * jobs are in flight. Loop thread. */
 void aq_pool_submit(aq_pool *pool, aq_jobrun *list);
-/* Remove and return every job not yet started (linked by ->next). Loop thread. */
+/* Queue a job's next step (after an await); it runs before any first step. */
+void aq_pool_resume(aq_pool *pool, aq_jobrun *jr);
+/* n jobs in flight ended outside a thread (dropped while awaiting): their
+ * slots free. A thread frees its job's slot itself when a step ends
+ * without awaiting. */
+void aq_pool_release(aq_pool *pool, int n);
+/* Remove and return every first step not yet started / every queued
+ * continuation (linked by ->next). Loop thread. */
 aq_jobrun *aq_pool_take_queued(aq_pool *pool);
+aq_jobrun *aq_pool_take_ready(aq_pool *pool);
+/* Run fn(arg) under the pool's lock (to read ->started and ->deadline_ms). */
+void aq_pool_locked(aq_pool *pool, void (*fn)(void *arg), void *arg);
 /* Stop the threads once they finish their current job (does not wait). */
 void aq_pool_close(aq_pool *pool);
 /* After aq_pool_close: wait up to ms for the threads to exit (a handler
