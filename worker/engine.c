@@ -1253,7 +1253,10 @@ void aq_engine_destroy(aq_engine *eng)
 {
     if (!eng) return;
     if (aq_pool_destroy(eng->pool)) return;   /* a handler thread still runs: it uses eng */
-    while (eng->jobs) drop_job(eng, eng->jobs);
+    for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {   /* the pool is gone: no slot to free */
+        next = jr->enext;
+        aq_jobrun_destroy(jr);
+    }
     aq_dbpool_destroy(eng->dbs);
     for (completion *c = eng->done_head, *next; c; c = next) {
         next = c->next;

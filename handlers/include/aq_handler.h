@@ -112,8 +112,9 @@ PGconn *aq_ctx_db(aq_ctx *ctx);
 /* Hand req (copied) to the engine; return AQ_JOB_AWAIT from this step. A
  * later call in the same step replaces the earlier. */
 void aq_ctx_http(aq_ctx *ctx, const aq_http_request *req);
-/* In the step after an await: the outcome (status 0 and error set when no
- * response arrived: curl's reason, a timeout, "reply over N MiB"); NULL in
+/* In the step after an await: the outcome, as aq_http_perform gives it
+ * (error set when no complete response arrived: curl's reason, a timeout,
+ * "reply over N MiB"; status then 0 or the status line that came); NULL in
  * a step that follows no await. Valid until the step ends. */
 const aq_http_resp *aq_ctx_http_response(const aq_ctx *ctx);
 /* The handler's own state between steps: state_free(state) runs when it is
