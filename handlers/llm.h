@@ -1,7 +1,9 @@
 /* llm.h — the LLM call of an agent turn: one request to an OpenAI-compatible
  * /chat/completions endpoint (LLM_PROVIDER=openai) or to the built-in offline
  * responder (LLM_PROVIDER=offline, the default; it says plainly that it is
- * not a model). Blocking; handler threads only.
+ * not a model). aq_llm_complete blocks (handler threads only); an agent
+ * turn uses its two halves instead (aq_llm_request, aq_llm_response) and
+ * awaits the request on the worker's loop.
  *
  * The reply is normalised whatever shape the provider used: content as a
  * string or a list of content blocks, tool calls as {id, name, arguments}
