@@ -452,14 +452,14 @@ static void on_http_done(void *arg, int rc, aq_http_resp *resp)
 }
 
 /* A step asked for a request: perform it. The job's timeout is the tick's
- * to enforce (check_timeout aborts the request then); curl's own bound is
- * the request's, cut to a little past the job's time left, so a request
- * never outlives its job even if the tick is late. */
+ * to enforce (time_out aborts the request then); curl's own bound is the
+ * request's, cut to 30 s past the job's time left: a backstop only, should
+ * the tick ever be that late. */
 static void start_request(aq_engine *eng, aq_jobrun *jr)
 {
     aq_http_request *req = aq_dispatch_request(jr);
     uint64_t now = aq_now_mono_ms();
-    long left = (jr->deadline_ms > now ? (long)(jr->deadline_ms - now) : 0) + 2000;
+    long left = (jr->deadline_ms > now ? (long)(jr->deadline_ms - now) : 0) + 30000;
     if (req->timeout_ms <= 0 || req->timeout_ms > left) req->timeout_ms = left;
     jr->where = JR_AWAIT;
     jr->call = aq_http_multi_start(eng->multi, req, on_http_done, jr);
