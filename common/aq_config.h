@@ -26,6 +26,8 @@ typedef struct aq_config {
     long concurrency;
     long prefetch;
     long db_connections;
+    long handler_threads;
+    long handler_db_connections;
     long lease_seconds;
     long poll_ms;
     long retry_base_ms;

@@ -98,7 +98,8 @@ static void classify(const aq_config *cfg, const char *method, const aq_http_res
     cJSON_Delete(doc);
 }
 
-static int call(const aq_config *cfg, const char *method, const cJSON *params, long timeout_ms, aq_tg_result *out)
+aq_http_request *aq_tg_request(const aq_config *cfg, const char *method, const cJSON *params, long timeout_ms,
+                               aq_tg_result *out)
 {
     memset(out, 0, sizeof *out);
     out->retry_after_ms = -1;
@@ -106,27 +107,47 @@ static int call(const aq_config *cfg, const char *method, const cJSON *params, l
     const char *token = cfg->telegram_bot_token ? cfg->telegram_bot_token : "";
     if (!token[0]) {
         out->error = aq_strdup("TELEGRAM_BOT_TOKEN is not set");
-        return AQ_EIO;
+        return NULL;
     }
     const char *base = cfg->telegram_api_base ? cfg->telegram_api_base : "";
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/') bl--;
     char *url = aq_sprintf("%.*s/bot%s/%s", (int)bl, base, token, method);
     char *body = params ? cJSON_PrintUnformatted(params) : NULL;
-    aq_http_resp r;
-    int hrc = aq_http_post_json(url, NULL, body ? body : "{}", timeout_ms, MAX_REPLY, &r);
+    const char *hdrs[] = {"Content-Type: application/json", NULL};
+    aq_http_request r = {.url = url, .headers = hdrs, .body = body ? body : "{}", .body_len = body ? strlen(body) : 2,
+                         .timeout_ms = timeout_ms, .max_bytes = MAX_REPLY};
+    aq_http_request *copy = aq_http_request_copy(&r);
     explicit_bzero(url, strlen(url));   /* it holds the token */
     free(url);
     cJSON_free(body);
-    out->http_status = r.status;
+    return copy;
+}
+
+int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_http_resp *r, aq_tg_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after_ms = -1;
+    out->http_status = r->status;
     if (hrc != 0) {
         out->status = AQ_TG_RETRY;
-        set_error(out, cfg, "Telegram %s: no usable response: %s", method, r.error);
+        set_error(out, cfg, "Telegram %s: no usable response: %s", method, r->error);
     } else {
-        classify(cfg, method, &r, out);
+        classify(cfg, method, r, out);
     }
-    aq_http_resp_dispose(&r);
     return out->status == AQ_TG_OK ? 0 : AQ_EIO;
+}
+
+static int call(const aq_config *cfg, const char *method, const cJSON *params, long timeout_ms, aq_tg_result *out)
+{
+    aq_http_request *req = aq_tg_request(cfg, method, params, timeout_ms, out);
+    if (!req) return AQ_EIO;
+    aq_http_resp r;
+    int hrc = aq_http_perform(req, &r);
+    aq_http_request_free(req);
+    int rc = aq_tg_response(cfg, method, hrc, &r, out);
+    aq_http_resp_dispose(&r);
+    return rc;
 }
 
 int aq_tg_call(const aq_config *cfg, const char *method, const cJSON *params, aq_tg_result *out)
@@ -134,8 +155,7 @@ int aq_tg_call(const aq_config *cfg, const char *method, const cJSON *params, aq
     return call(cfg, method, params, cfg->telegram_timeout_ms, out);
 }
 
-int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text, const cJSON *reply_markup,
-                       aq_tg_result *out)
+cJSON *aq_tg_send_message_params(long long chat_id, const char *text, const cJSON *reply_markup)
 {
     char id[32];
     snprintf(id, sizeof id, "%lld", chat_id);
@@ -143,6 +163,13 @@ int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text
     cJSON_AddRawToObject(p, "chat_id", id);   /* exact for any 64-bit id */
     cJSON_AddStringToObject(p, "text", text);
     if (reply_markup) cJSON_AddItemToObject(p, "reply_markup", cJSON_Duplicate(reply_markup, 1));
+    return p;
+}
+
+int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text, const cJSON *reply_markup,
+                       aq_tg_result *out)
+{
+    cJSON *p = aq_tg_send_message_params(chat_id, text, reply_markup);
     int rc = aq_tg_call(cfg, "sendMessage", p, out);
     aq_metrics_telegram_send(out->status == AQ_TG_OK ? NULL : out->status == AQ_TG_RETRY ? "retry"
                              : out->status == AQ_TG_BLOCKED ? "blocked" : "failed");
@@ -150,12 +177,18 @@ int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text
     return rc;
 }
 
-int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, const char *text,
-                          aq_tg_result *out)
+cJSON *aq_tg_answer_callback_params(const char *callback_query_id, const char *text)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "callback_query_id", callback_query_id);
     if (text) cJSON_AddStringToObject(p, "text", text);
+    return p;
+}
+
+int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, const char *text,
+                          aq_tg_result *out)
+{
+    cJSON *p = aq_tg_answer_callback_params(callback_query_id, text);
     int rc = aq_tg_call(cfg, "answerCallbackQuery", p, out);
     cJSON_Delete(p);
     return rc;

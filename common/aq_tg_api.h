@@ -28,6 +28,7 @@
 #include <cJSON.h>
 #include <stddef.h>
 #include "aq_config.h"
+#include "aq_http.h"
 
 typedef enum { AQ_TG_OK, AQ_TG_RETRY, AQ_TG_BLOCKED, AQ_TG_FAILED } aq_tg_status;
 
@@ -61,6 +62,17 @@ int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, c
  * cfg->telegram_timeout_ms. OK: result is an array of Updates. */
 int aq_tg_get_updates(const aq_config *cfg, long long offset, int timeout_s, aq_tg_result *out);
 void aq_tg_result_dispose(aq_tg_result *r);
+/* The two halves of every call above, for a caller that performs the
+ * request itself (notify awaiting it on the worker's loop): the request for
+ * method with params (heap; free with aq_http_request_free; its URL holds the
+ * token), or NULL with *out filled (no token); and the sorting of its outcome
+ * (hrc: aq_http_perform's return) into *out, returning as the calls do. */
+aq_http_request *aq_tg_request(const aq_config *cfg, const char *method, const cJSON *params, long timeout_ms,
+                               aq_tg_result *out);
+int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_http_resp *r, aq_tg_result *out);
+/* sendMessage's and answerCallbackQuery's params (heap JSON; the caller deletes it). */
+cJSON *aq_tg_send_message_params(long long chat_id, const char *text, const cJSON *reply_markup);
+cJSON *aq_tg_answer_callback_params(const char *callback_query_id, const char *text);
 
 /* Split UTF-8 text into chunks of at most `limit` units each, counted as
  * Telegram does in UTF-16 code units (a code point above U+FFFF counts 2).

@@ -40,6 +40,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a turn keeps between its steps (aq_ctx_set_state): only what this
+ * run did, for its output; the turn's real state is the stored history. */
+typedef struct turn_state {
+    cJSON *made;                 /* tool calls made: [{name, arguments, result}] */
+    long prompt_tokens, completion_tokens, model_calls;
+} turn_state;
+
 typedef struct turn {
     aq_ctx *ctx;
     PGconn *db;
@@ -47,9 +54,15 @@ typedef struct turn {
     const aq_config *cfg;
     const char *session;
     char uid[24], jid[24];
-    cJSON *made;                 /* tool calls made: [{name, arguments, result}] */
-    long prompt_tokens, completion_tokens, model_calls;
+    turn_state *s;
 } turn;
+
+static void state_free(void *p)
+{
+    turn_state *s = p;
+    cJSON_Delete(s->made);
+    free(s);
+}
 
 static const char *str(const cJSON *o, const char *key)
 {
@@ -77,10 +90,10 @@ static int store_message(turn *t, const char *role, const char *content, const c
 static cJSON *usage(const turn *t)
 {
     cJSON *u = cJSON_CreateObject();
-    cJSON_AddNumberToObject(u, "prompt_tokens", (double)t->prompt_tokens);
-    cJSON_AddNumberToObject(u, "completion_tokens", (double)t->completion_tokens);
-    cJSON_AddNumberToObject(u, "total_tokens", (double)(t->prompt_tokens + t->completion_tokens));
-    cJSON_AddNumberToObject(u, "model_calls", (double)t->model_calls);
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)t->s->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)t->s->completion_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(t->s->prompt_tokens + t->s->completion_tokens));
+    cJSON_AddNumberToObject(u, "model_calls", (double)t->s->model_calls);
     return u;
 }
 
@@ -88,8 +101,8 @@ static cJSON *output(turn *t, const char *reply)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "reply", reply);
-    cJSON_AddItemToObject(o, "tool_calls", t->made);
-    t->made = NULL;
+    cJSON_AddItemToObject(o, "tool_calls", t->s->made);
+    t->s->made = NULL;
     cJSON_AddItemToObject(o, "usage", usage(t));
     return o;
 }
@@ -102,7 +115,7 @@ static void note_made(turn *t, const char *name, const char *args_text, const ch
     cJSON_AddStringToObject(m, "arguments", args_text);
     cJSON *parsed = cJSON_Parse(result);
     if (parsed) cJSON_AddItemToObject(m, "result", parsed); else cJSON_AddStringToObject(m, "result", result);
-    cJSON_AddItemToArray(t->made, m);
+    cJSON_AddItemToArray(t->s->made, m);
 }
 
 /* Store a tool's result; for a normal tool run it in the same transaction. */
@@ -374,9 +387,74 @@ static int take_calls(turn *t, const aq_llm_reply *reply)
     return ok ? 0 : -1;
 }
 
+enum { NEXT_CALL, NEXT_DONE };
+
+/* A model reply (or its failure) becomes history, the output, or the
+ * job's error. NEXT_CALL: call the model again; NEXT_DONE: *st is the answer. */
+static int take_reply(turn *t, aq_llm_reply *reply, cJSON **out, aq_job_status *st)
+{
+    aq_ctx *ctx = t->ctx;
+    t->s->model_calls++;
+    int next = NEXT_DONE;
+    if (aq_ctx_cancelled(ctx)) {   /* cancelled while the model thought: its answer is dropped */
+    } else if (reply->error) {
+        /* a final failure's apology is the registry hook's (handlers/apology.c) */
+        aq_ctx_error(ctx, "%s", reply->error);
+        if (reply->transient) aq_ctx_retry_transient(ctx, reply->retry_after_ms);
+        *st = reply->transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
+    } else {
+        t->s->prompt_tokens += reply->prompt_tokens;
+        t->s->completion_tokens += reply->completion_tokens;
+        if (reply->content) aq_utf8_sanitize(reply->content);
+        if (reply->tool_calls) {
+            if (take_calls(t, reply) == 0) {
+                next = NEXT_CALL;
+            } else {
+                aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t->db));
+                *st = AQ_JOB_RETRY;
+            }
+        } else if (store_message(t, "assistant", reply->content, NULL, NULL)) {
+            *out = output(t, reply->content);
+            if (reply->truncated) cJSON_AddBoolToObject(*out, "truncated", 1);   /* cut off at the length limit */
+        } else {
+            aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t->db));
+            *st = AQ_JOB_RETRY;
+        }
+    }
+    aq_llm_reply_dispose(reply);
+    return next;
+}
+
+/* Store the session (kept by its owner) and this turn's user message, once.
+ * 1 stored (or there already), 0 the session is another user's, -1 database. */
+static int store_user_message(turn *t, const char *channel, const char *message)
+{
+    const char *p[] = {t->session, t->uid, channel, message, t->jid};
+    PGresult *r = NULL;
+    if (aq_db_query(t->db, "agent turn: storing the user message",
+                    "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
+                       " ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE chat_sessions.user_id = $2"
+                       " RETURNING user_id),"
+                       " m AS (INSERT INTO chat_message_history (session_id, role, content, job_id)"
+                       " SELECT $1, 'user', $4, $5 WHERE EXISTS (SELECT 1 FROM s) AND NOT EXISTS"
+                       " (SELECT 1 FROM chat_message_history h WHERE h.session_id = $1 AND h.job_id = $5"
+                       " AND h.role = 'user'))"
+                       " SELECT count(*) FROM s", 5, p, &r))
+        return -1;
+    int mine = !strcmp(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    return mine;
+}
+
+/* DESIGN (steps): the turn runs as steps (aq_handler.h). A step finishes
+ * pending tool calls and builds the next model request from the stored
+ * history, hands it to the worker's loop and ends (AQ_JOB_AWAIT): no thread
+ * and no database connection waits on the model. The next step reads the
+ * reply, stores it, and goes on. The offline responder answers at once, in
+ * the same step. */
 aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
 {
-    turn t = {.ctx = ctx, .job = aq_ctx_job(ctx), .cfg = aq_ctx_config(ctx)};
+    turn t = {.ctx = ctx, .job = aq_ctx_job(ctx), .cfg = aq_ctx_config(ctx), .s = aq_ctx_state(ctx)};
     const char *message = str(input, "message"), *channel = str(input, "channel");
     t.session = str(input, "session_id") ? str(input, "session_id") : t.job->session_id;
     if (!channel) channel = "web";
@@ -392,28 +470,23 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
     snprintf(t.uid, sizeof t.uid, "%lld", (long long)t.job->user_id);
     snprintf(t.jid, sizeof t.jid, "%lld", (long long)t.job->id);
 
-    /* the session (kept by its owner) and this turn's user message, once */
-    const char *p[] = {t.session, t.uid, channel, message, t.jid};
-    PGresult *r = NULL;
-    if (aq_db_query(t.db, "agent turn: storing the user message",
-                    "WITH s AS (INSERT INTO chat_sessions (id, user_id, channel) VALUES ($1, $2, $3)"
-                       " ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE chat_sessions.user_id = $2"
-                       " RETURNING user_id),"
-                       " m AS (INSERT INTO chat_message_history (session_id, role, content, job_id)"
-                       " SELECT $1, 'user', $4, $5 WHERE EXISTS (SELECT 1 FROM s) AND NOT EXISTS"
-                       " (SELECT 1 FROM chat_message_history h WHERE h.session_id = $1 AND h.job_id = $5"
-                       " AND h.role = 'user'))"
-                       " SELECT count(*) FROM s", 5, p, &r)) {
-        aq_ctx_error(ctx, "storing the message: %s", PQerrorMessage(t.db));
-        return AQ_JOB_RETRY;
+    if (!t.s) {   /* the first step */
+        int mine = store_user_message(&t, channel, message);
+        if (mine < 0) { aq_ctx_error(ctx, "storing the message: %s", PQerrorMessage(t.db)); return AQ_JOB_RETRY; }
+        if (!mine) { aq_ctx_error(ctx, "session %s belongs to another user", t.session); return AQ_JOB_FAIL; }
+        t.s = aq_calloc(1, sizeof *t.s);
+        t.s->made = cJSON_CreateArray();
+        aq_ctx_set_state(ctx, t.s, state_free);
     }
-    int mine = !strcmp(PQgetvalue(r, 0, 0), "1");
-    PQclear(r);
-    if (!mine) { aq_ctx_error(ctx, "session %s belongs to another user", t.session); return AQ_JOB_FAIL; }
 
-    t.made = cJSON_CreateArray();
-    cJSON *tools = aq_tools_schema();
     aq_job_status st = AQ_JOB_OK;
+    const aq_http_resp *resp = aq_ctx_http_response(ctx);
+    if (resp) {   /* the model answered (or failed): the request of the step before */
+        aq_llm_reply reply;
+        aq_llm_response(t.cfg, resp->error ? AQ_EIO : 0, resp, &reply);
+        if (take_reply(&t, &reply, out, &st) == NEXT_DONE) return st;
+    }
+    cJSON *tools = aq_tools_schema();
     for (;;) {
         /* a cancel stops the turn between steps (and the owned writes refuse after it on their own) */
         if (aq_ctx_cancelled(ctx)) break;
@@ -422,10 +495,10 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
         if (step == STEP_WAIT) { *out = wait; st = AQ_JOB_WAIT; break; }
         if (step == STEP_ERROR) { aq_ctx_error(ctx, "running a tool: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
         if (step == STEP_DONE_CALLS) continue;
-        if (t.model_calls >= t.cfg->agent_max_steps) {
+        if (t.s->model_calls >= t.cfg->agent_max_steps) {
             char msg[200];
             snprintf(msg, sizeof msg, "I stopped after %ld steps without finishing; please rephrase or split the request.",
-                     t.model_calls);
+                     t.s->model_calls);
             store_message(&t, "assistant", msg, NULL, NULL);
             *out = output(&t, msg);
             cJSON_AddStringToObject(*out, "stopped", "max_steps");
@@ -434,40 +507,20 @@ aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
         cJSON *msgs = aq_agent_context(t.db, t.session, t.uid, t.jid, t.cfg->context_messages);
         if (!msgs) { aq_ctx_error(ctx, "loading the context: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
         long left = aq_ctx_time_left_ms(ctx) - 1000;
-        aq_llm_reply reply;
-        aq_llm_complete(t.cfg, msgs, tools, left < t.cfg->llm_timeout_ms ? (left > 1000 ? left : 1000) : t.cfg->llm_timeout_ms,
-                        &reply);
+        long timeout = left < t.cfg->llm_timeout_ms ? (left > 1000 ? left : 1000) : t.cfg->llm_timeout_ms;
+        if (!strcmp(t.cfg->llm_provider, "openai")) {   /* the loop asks the model; the next step reads it */
+            aq_http_request *req = aq_llm_request(t.cfg, msgs, tools, timeout);
+            aq_ctx_http(ctx, req);
+            aq_http_request_free(req);
+            cJSON_Delete(msgs);
+            st = AQ_JOB_AWAIT;
+            break;
+        }
+        aq_llm_reply reply;   /* offline (or a bad LLM_PROVIDER): answered here */
+        aq_llm_complete(t.cfg, msgs, tools, timeout, &reply);
         cJSON_Delete(msgs);
-        t.model_calls++;
-        if (aq_ctx_cancelled(ctx)) {   /* cancelled while the model thought: its answer is dropped */
-            aq_llm_reply_dispose(&reply);
-            break;
-        }
-        if (reply.error) {
-            /* a final failure's apology is the registry hook's (handlers/apology.c) */
-            aq_ctx_error(ctx, "%s", reply.error);
-            if (reply.transient) aq_ctx_retry_transient(ctx, reply.retry_after_ms);
-            st = reply.transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
-            aq_llm_reply_dispose(&reply);
-            break;
-        }
-        t.prompt_tokens += reply.prompt_tokens;
-        t.completion_tokens += reply.completion_tokens;
-        if (reply.content) aq_utf8_sanitize(reply.content);
-        if (reply.tool_calls) {
-            int ok = take_calls(&t, &reply) == 0;
-            aq_llm_reply_dispose(&reply);
-            if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; break; }
-            continue;
-        }
-        int ok = store_message(&t, "assistant", reply.content, NULL, NULL);
-        if (ok) *out = output(&t, reply.content);
-        if (ok && reply.truncated) cJSON_AddBoolToObject(*out, "truncated", 1);   /* cut off at the length limit */
-        aq_llm_reply_dispose(&reply);
-        if (!ok) { aq_ctx_error(ctx, "storing the reply: %s", PQerrorMessage(t.db)); st = AQ_JOB_RETRY; }
-        break;
+        if (take_reply(&t, &reply, out, &st) == NEXT_DONE) break;
     }
     cJSON_Delete(tools);
-    cJSON_Delete(t.made);
     return st;
 }

@@ -1,6 +1,7 @@
 /* llm.c — OpenAI-compatible /chat/completions over libcurl (see llm.h).
- * The request goes through aq_http, whose per-thread curl handle reuses
- * connections to the provider. */
+ * The request is built once (aq_llm_request) and its response read once
+ * (aq_llm_response), whether it is performed blocking (aq_llm_complete,
+ * through aq_http) or awaited on the worker's loop (agent_turn.c). */
 #include "llm.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -219,6 +220,67 @@ static char *provider_message(const char *body, size_t len)
     return s;
 }
 
+/* The /chat/completions request for messages and tools (heap, see llm.h). */
+aq_http_request *aq_llm_request(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "model", cfg->llm_model);
+    cJSON_AddItemToObject(req, "messages", cJSON_Duplicate(messages, 1));
+    if (tools && cJSON_GetArraySize(tools) > 0) {
+        cJSON_AddItemToObject(req, "tools", cJSON_Duplicate(tools, 1));
+        cJSON_AddStringToObject(req, "tool_choice", "auto");
+    }
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char url[1024];
+    size_t bl = strlen(cfg->llm_base_url);
+    snprintf(url, sizeof url, "%.*s/chat/completions", (int)(bl && cfg->llm_base_url[bl - 1] == '/' ? bl - 1 : bl),
+             cfg->llm_base_url);
+    char *auth = cfg->llm_api_key[0] ? aq_sprintf("Authorization: Bearer %s", cfg->llm_api_key) : NULL;
+    const char *hdrs[] = {"Content-Type: application/json", auth, NULL};
+    aq_http_request r = {.url = url, .headers = hdrs, .body = body, .body_len = strlen(body),
+                         .timeout_ms = timeout_ms, .max_bytes = MAX_RESPONSE};
+    aq_http_request *copy = aq_http_request_copy(&r);
+    if (auth) {   /* it held the key */
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+    }
+    cJSON_free(body);
+    return copy;
+}
+
+int aq_llm_response(const aq_config *cfg, int hrc, const aq_http_resp *r, aq_llm_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after_ms = r->retry_after_ms;
+    out->http_status = r->status;
+    int ret;
+    long st = r->status;
+    if (hrc != 0) {
+        ret = fail(out, 1, "the model could not be reached: %s", r->error);
+    } else if (st == 200) {
+        ret = aq_llm_parse(r->body, r->len, out);
+    } else {
+        char *pm = provider_message(r->body, r->len);
+        char *detail = aq_sprintf("HTTP %ld%s%s", st, pm ? ": " : "", pm ? pm : "");
+        free(pm);
+        int transient = st == 408 || st == 409 || st == 429 || st >= 500;
+        ret = fail(out, transient,
+                   transient ? "the model is unavailable (%s)" : "the model refused the request (%s); check LLM_* settings",
+                   detail);
+        free(detail);
+    }
+    own_ids(out->tool_calls);
+    /* the provider may quote the key back ("Incorrect API key provided: sk-...") */
+    if (out->error) {
+        out->error = aq_scrub(out->error, cfg->llm_api_key, "<LLM_API_KEY>");
+        cut_error(out->error);
+    }
+    aq_metrics_model_call(cfg->llm_provider, cfg->llm_model, ret == 0, out->transient, out->prompt_tokens,
+                          out->completion_tokens);
+    return ret;
+}
+
 int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms,
                     aq_llm_reply *out)
 {
@@ -233,50 +295,11 @@ int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *to
     }
     if (strcmp(cfg->llm_provider, "openai"))
         return fail(out, 0, "LLM_PROVIDER=%s: expected offline or openai", cfg->llm_provider);
-
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "model", cfg->llm_model);
-    cJSON_AddItemToObject(req, "messages", cJSON_Duplicate(messages, 1));
-    if (tools && cJSON_GetArraySize(tools) > 0) {
-        cJSON_AddItemToObject(req, "tools", cJSON_Duplicate(tools, 1));
-        cJSON_AddStringToObject(req, "tool_choice", "auto");
-    }
-    char *body = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    char url[1024];
-    size_t bl = strlen(cfg->llm_base_url);
-    snprintf(url, sizeof url, "%.*s/chat/completions", (int)(bl && cfg->llm_base_url[bl - 1] == '/' ? bl - 1 : bl),
-             cfg->llm_base_url);
+    aq_http_request *req = aq_llm_request(cfg, messages, tools, timeout_ms);
     aq_http_resp r;
-    int hrc = aq_http_post_json(url, cfg->llm_api_key[0] ? cfg->llm_api_key : NULL, body, timeout_ms, MAX_RESPONSE,
-                                &r);
-    cJSON_free(body);
-    out->http_status = r.status;
-    out->retry_after_ms = r.retry_after_ms;
-    int ret;
-    long st = r.status;
-    if (hrc != 0) {
-        ret = fail(out, 1, "the model could not be reached: %s", r.error);
-    } else if (st == 200) {
-        ret = aq_llm_parse(r.body, r.len, out);
-    } else {
-        char *pm = provider_message(r.body, r.len);
-        char *detail = aq_sprintf("HTTP %ld%s%s", st, pm ? ": " : "", pm ? pm : "");
-        free(pm);
-        int transient = st == 408 || st == 409 || st == 429 || st >= 500;
-        ret = fail(out, transient,
-                   transient ? "the model is unavailable (%s)" : "the model refused the request (%s); check LLM_* settings",
-                   detail);
-        free(detail);
-    }
+    int hrc = aq_http_perform(req, &r);
+    aq_http_request_free(req);
+    int ret = aq_llm_response(cfg, hrc, &r, out);
     aq_http_resp_dispose(&r);
-    own_ids(out->tool_calls);
-    /* the provider may quote the key back ("Incorrect API key provided: sk-...") */
-    if (out->error) {
-        out->error = aq_scrub(out->error, cfg->llm_api_key, "<LLM_API_KEY>");
-        cut_error(out->error);
-    }
-    aq_metrics_model_call(cfg->llm_provider, cfg->llm_model, ret == 0, out->transient, out->prompt_tokens,
-                          out->completion_tokens);
     return ret;
 }

@@ -1,7 +1,9 @@
 /* llm.h — the LLM call of an agent turn: one request to an OpenAI-compatible
  * /chat/completions endpoint (LLM_PROVIDER=openai) or to the built-in offline
  * responder (LLM_PROVIDER=offline, the default; it says plainly that it is
- * not a model). Blocking; handler threads only.
+ * not a model). aq_llm_complete blocks (handler threads only); an agent
+ * turn uses its two halves instead (aq_llm_request, aq_llm_response) and
+ * awaits the request on the worker's loop.
  *
  * The reply is normalised whatever shape the provider used: content as a
  * string or a list of content blocks, tool calls as {id, name, arguments}
@@ -18,6 +20,7 @@
 #define AQ_LLM_H
 #include <cJSON.h>
 #include "aq_config.h"
+#include "aq_http.h"
 
 /* the most tokens one reply may report for prompt or completion */
 #define AQ_LLM_MAX_TOKENS 1000000000L
@@ -39,6 +42,13 @@ typedef struct aq_llm_reply {
 int aq_llm_complete(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms,
                     aq_llm_reply *out);
 void aq_llm_reply_dispose(aq_llm_reply *r);
+/* The two halves of aq_llm_complete for LLM_PROVIDER=openai, for a caller
+ * that performs the request itself (an agent turn awaiting it on the
+ * worker's loop): the request (heap; free with aq_http_request_free; its
+ * Authorization header holds the key), and the reading of its outcome (hrc:
+ * aq_http_perform's return, 0 when a response arrived). */
+aq_http_request *aq_llm_request(const aq_config *cfg, const cJSON *messages, const cJSON *tools, long timeout_ms);
+int aq_llm_response(const aq_config *cfg, int hrc, const aq_http_resp *r, aq_llm_reply *out);
 /* The offline responder (used by aq_llm_complete when LLM_PROVIDER=offline). */
 int aq_llm_offline(const cJSON *messages, aq_llm_reply *out);
 /* Parse a /chat/completions response body into out (exposed for unit tests);

@@ -17,7 +17,8 @@
  * (bot blocked) fails for good and marks the chat's channel inactive; a 400
  * saying the group became a supergroup (migrate_to_chat_id) moves the chat's
  * channel to the new id and sends the rest there; other 4xx fail for good.
- * Writes and sends happen only while the run owns the job. */
+ * Writes and sends happen only while the run owns the job. Each send is a
+ * step of its own (see to_telegram). */
 #include "aq_alloc.h"
 #include "aq_error.h"
 #include "aq_db.h"
@@ -125,87 +126,51 @@ static int still_owner(aq_ctx *ctx, PGconn *db)
     return 1;
 }
 
-static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, const char *kind, const char *text,
-                                 cJSON **out)
+/* What a Telegram delivery keeps between its steps: the chunk whose
+ * sendMessage is in flight and the chat it went to (a migration moves it). */
+typedef struct tg_state {
+    long long chat;
+    int chunk;
+    int migrated;
+} tg_state;
+
+static void tg_state_free(void *p) { free(p); }
+
+/* Telegram's answer to the chunk in flight. AQ_JOB_AWAIT: go on with the next
+ * chunk (this one recorded, or to be sent again to a migrated chat); else
+ * the job's answer. */
+static aq_job_status take_answer(aq_ctx *ctx, PGconn *db, tg_state *s, const char *jid, int n,
+                                 const aq_http_resp *resp)
 {
     const aq_config *cfg = aq_ctx_config(ctx);
-    const cJSON *chat_v = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
-    if (!cJSON_IsNumber(chat_v)) { aq_ctx_error(ctx, "input.chat_id: required for telegram, an integer"); return AQ_JOB_FAIL; }
-    long long chat = (long long)chat_v->valuedouble;
-    char chat_s[24], jid[24];
-    snprintf(chat_s, sizeof chat_s, "%lld", chat);
-    snprintf(jid, sizeof jid, "%lld", (long long)aq_ctx_job(ctx)->id);
-
-    /* a chat whose bot was blocked stays quiet until it writes again */
-    const char *cp[] = {chat_s};
-    PGresult *r;
-    if (aq_db_query(db, "notify: reading the channel",
-                    "SELECT active FROM channels WHERE kind = 'telegram' AND address = $1", 1, cp, &r)) {
-        aq_ctx_error(ctx, "reading the channel: %s", aq_db_error_message());
-        return AQ_JOB_RETRY;
-    }
-    int inactive = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f';
-    PQclear(r);
-    if (inactive) { aq_ctx_error(ctx, "telegram chat %s is inactive (the bot was blocked)", chat_s); return AQ_JOB_FAIL; }
-
-    size_t starts[MAX_CHUNKS], lens[MAX_CHUNKS];
-    int n = aq_tg_split(text, AQ_TG_TEXT_LIMIT, starts, lens, MAX_CHUNKS);
-    if (n < 0) { aq_ctx_error(ctx, "text too long: more than %d Telegram messages", MAX_CHUNKS); return AQ_JOB_FAIL; }
-    if (n == 0) { aq_ctx_error(ctx, "input.text: only whitespace, nothing to send"); return AQ_JOB_FAIL; }
-    unsigned char sent[MAX_CHUNKS] = {0};
-    cJSON *ids = cJSON_CreateArray();
-    if (sent_chunks(db, jid, sent, ids)) {
-        aq_ctx_error(ctx, "reading sent chunks: %s", aq_db_error_message());
-        cJSON_Delete(ids);
-        return AQ_JOB_RETRY;
-    }
-    const cJSON *action = cJSON_GetObjectItemCaseSensitive(input, "action_id");
-    cJSON *markup = !strcmp(kind, "approval") && cJSON_IsNumber(action) ? approval_buttons((long long)action->valuedouble)
-                                                                         : NULL;
-    aq_job_status st = AQ_JOB_OK;
-    int migrated = 0;
-    for (int i = 0; i < n; i++) {
-        if (sent[i]) continue;
-        if (!still_owner(ctx, db)) { st = AQ_JOB_RETRY; break; }
-        char *chunk = aq_strndup(text + starts[i], lens[i]);
-        aq_tg_result res;
-        aq_tg_send_message(cfg, chat, chunk, i == n - 1 ? markup : NULL, &res);
-        free(chunk);
-        if (res.status == AQ_TG_OK) {
-            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(res.result, "message_id");
-            int has_mid = cJSON_IsNumber(mid);
-            double mid_v = has_mid ? mid->valuedouble : 0;
-            char ci[16], mi[24];
-            snprintf(ci, sizeof ci, "%d", i);
-            snprintf(mi, sizeof mi, "%lld", (long long)mid_v);
-            const char *p[] = {jid, ci, has_mid ? mi : NULL};
-            int stored = !aq_db_query(db, "notify: recording a chunk", "INSERT INTO telegram_sent (job_id, chunk,"
-                                      " message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, p, NULL);
-            aq_tg_result_dispose(&res);
-            if (!stored) {   /* sent but not recorded: the retry may repeat this one chunk */
-                aq_ctx_error(ctx, "recording chunk %d: %s", i, aq_db_error_message());
-                st = AQ_JOB_RETRY;
-                break;
-            }
-            cJSON_AddItemToArray(ids, cJSON_CreateNumber(mid_v));
-            continue;
+    aq_tg_result res;
+    aq_tg_response(cfg, "sendMessage", resp->error ? AQ_EIO : 0, resp, &res);
+    aq_job_status st = AQ_JOB_AWAIT;
+    char chat_s[24];
+    snprintf(chat_s, sizeof chat_s, "%lld", s->chat);
+    if (res.status == AQ_TG_OK) {
+        const cJSON *mid = cJSON_GetObjectItemCaseSensitive(res.result, "message_id");
+        char ci[16], mi[24];
+        snprintf(ci, sizeof ci, "%d", s->chunk);
+        snprintf(mi, sizeof mi, "%lld", cJSON_IsNumber(mid) ? (long long)mid->valuedouble : 0LL);
+        const char *p[] = {jid, ci, cJSON_IsNumber(mid) ? mi : NULL};
+        if (aq_db_query(db, "notify: recording a chunk", "INSERT INTO telegram_sent (job_id, chunk,"
+                        " message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, p, NULL)) {
+            /* sent but not recorded: the retry may repeat this one chunk */
+            aq_ctx_error(ctx, "recording chunk %d: %s", s->chunk, aq_db_error_message());
+            st = AQ_JOB_RETRY;
         }
-        if (res.status == AQ_TG_FAILED && res.migrate_to_chat_id && !migrated) {
-            /* the group became a supergroup: move the channel, send this chunk there */
-            migrated = 1;
-            long long to = res.migrate_to_chat_id;
-            aq_tg_result_dispose(&res);
-            if (aq_tg_chat_move(db, chat, to)) {
-                aq_ctx_error(ctx, "moving chat %s to %lld: %s", chat_s, to, PQerrorMessage(db));
-                st = AQ_JOB_RETRY;
-                break;
-            }
-            chat = to;
-            snprintf(chat_s, sizeof chat_s, "%lld", chat);
-            i--;
-            continue;
+    } else if (res.status == AQ_TG_FAILED && res.migrate_to_chat_id && !s->migrated) {
+        /* the group became a supergroup: move the channel, send this chunk there */
+        s->migrated = 1;
+        long long to = res.migrate_to_chat_id;
+        if (aq_tg_chat_move(db, s->chat, to)) {
+            aq_ctx_error(ctx, "moving chat %s to %lld: %s", chat_s, to, PQerrorMessage(db));
+            st = AQ_JOB_RETRY;
         }
-        aq_ctx_error(ctx, "chunk %d of %d: %s", i + 1, n, res.error ? res.error : "Telegram refused it");
+        s->chat = to;
+    } else {
+        aq_ctx_error(ctx, "chunk %d of %d: %s", s->chunk + 1, n, res.error ? res.error : "Telegram refused it");
         if (res.status == AQ_TG_RETRY) {
             aq_ctx_retry_transient(ctx, res.retry_after_ms);   /* an outage or retry_after: no attempt spent */
             st = AQ_JOB_RETRY;
@@ -213,16 +178,93 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
             if (res.status == AQ_TG_BLOCKED) deactivate(ctx, chat_s, res.error ? res.error : "blocked");
             st = AQ_JOB_FAIL;
         }
-        aq_tg_result_dispose(&res);
-        break;
     }
+    aq_tg_result_dispose(&res);
+    return st;
+}
+
+/* DESIGN (steps): one sendMessage per step, awaited on the worker's loop
+ * (aq_ctx_http), so a slow Bot API holds no thread and no connection. Each
+ * step reads which chunks telegram_sent holds and sends the first missing
+ * one; the step after records Telegram's answer. */
+static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, const char *kind, const char *text,
+                                 cJSON **out)
+{
+    const aq_config *cfg = aq_ctx_config(ctx);
+    const cJSON *chat_v = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
+    if (!cJSON_IsNumber(chat_v)) { aq_ctx_error(ctx, "input.chat_id: required for telegram, an integer"); return AQ_JOB_FAIL; }
+    char jid[24];
+    snprintf(jid, sizeof jid, "%lld", (long long)aq_ctx_job(ctx)->id);
+    size_t starts[MAX_CHUNKS], lens[MAX_CHUNKS];
+    int n = aq_tg_split(text, AQ_TG_TEXT_LIMIT, starts, lens, MAX_CHUNKS);
+    if (n < 0) { aq_ctx_error(ctx, "text too long: more than %d Telegram messages", MAX_CHUNKS); return AQ_JOB_FAIL; }
+    if (n == 0) { aq_ctx_error(ctx, "input.text: only whitespace, nothing to send"); return AQ_JOB_FAIL; }
+
+    tg_state *s = aq_ctx_state(ctx);
+    const aq_http_resp *resp = aq_ctx_http_response(ctx);
+    if (s && resp) {
+        aq_job_status st = take_answer(ctx, db, s, jid, n, resp);
+        if (st != AQ_JOB_AWAIT) return st;
+    }
+    if (!s) {   /* the first step */
+        s = aq_calloc(1, sizeof *s);
+        s->chat = (long long)chat_v->valuedouble;
+        aq_ctx_set_state(ctx, s, tg_state_free);
+        /* a chat whose bot was blocked stays quiet until it writes again */
+        char chat_s[24];
+        snprintf(chat_s, sizeof chat_s, "%lld", s->chat);
+        const char *cp[] = {chat_s};
+        PGresult *r;
+        if (aq_db_query(db, "notify: reading the channel",
+                        "SELECT active FROM channels WHERE kind = 'telegram' AND address = $1", 1, cp, &r)) {
+            aq_ctx_error(ctx, "reading the channel: %s", aq_db_error_message());
+            return AQ_JOB_RETRY;
+        }
+        int inactive = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f';
+        PQclear(r);
+        if (inactive) {
+            aq_ctx_error(ctx, "telegram chat %s is inactive (the bot was blocked)", chat_s);
+            return AQ_JOB_FAIL;
+        }
+    }
+    unsigned char sent[MAX_CHUNKS] = {0};
+    cJSON *ids = cJSON_CreateArray();
+    if (sent_chunks(db, jid, sent, ids)) {
+        aq_ctx_error(ctx, "reading sent chunks: %s", aq_db_error_message());
+        cJSON_Delete(ids);
+        return AQ_JOB_RETRY;
+    }
+    int next = 0;
+    while (next < n && sent[next]) next++;
+    if (next == n) {
+        *out = cJSON_CreateObject();
+        cJSON_AddNumberToObject(*out, "chat_id", (double)s->chat);
+        cJSON_AddNumberToObject(*out, "chunks", n);
+        cJSON_AddItemToObject(*out, "message_ids", ids);
+        return AQ_JOB_OK;
+    }
+    cJSON_Delete(ids);
+    if (!still_owner(ctx, db)) return AQ_JOB_RETRY;   /* a run past its timeout sends nothing more */
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(input, "action_id");
+    cJSON *markup = next == n - 1 && !strcmp(kind, "approval") && cJSON_IsNumber(action)
+                  ? approval_buttons((long long)action->valuedouble) : NULL;
+    char *chunk = aq_strndup(text + starts[next], lens[next]);
+    cJSON *params = aq_tg_send_message_params(s->chat, chunk, markup);
+    free(chunk);
     cJSON_Delete(markup);
-    if (st != AQ_JOB_OK) { cJSON_Delete(ids); return st; }
-    *out = cJSON_CreateObject();
-    cJSON_AddNumberToObject(*out, "chat_id", (double)chat);
-    cJSON_AddNumberToObject(*out, "chunks", n);
-    cJSON_AddItemToObject(*out, "message_ids", ids);
-    return AQ_JOB_OK;
+    aq_tg_result res;
+    aq_http_request *req = aq_tg_request(cfg, "sendMessage", params, cfg->telegram_timeout_ms, &res);
+    cJSON_Delete(params);
+    if (!req) {   /* no token: nothing can be sent */
+        aq_ctx_error(ctx, "chunk %d of %d: %s", next + 1, n, res.error ? res.error : "Telegram refused it");
+        aq_tg_result_dispose(&res);
+        return AQ_JOB_FAIL;
+    }
+    aq_tg_result_dispose(&res);
+    s->chunk = next;
+    aq_ctx_http(ctx, req);
+    aq_http_request_free(req);
+    return AQ_JOB_AWAIT;
 }
 
 aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **out)

@@ -32,6 +32,8 @@ const aq_handler_def aq_handler_table[] = {
     {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true,  NULL},
     {"test_followup",  aq_handle_test_followup,  25,     60,  false, true,  NULL},
     {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL},
+    {"test_http",      aq_handle_test_http,      25,     60,  false, true,  NULL},
+    {"test_http_short", aq_handle_test_http,      1,      2,  false, true,  NULL},
     {NULL, NULL, 0, 0, false, false, NULL},
 };
 

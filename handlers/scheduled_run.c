@@ -32,7 +32,8 @@ aq_job_status aq_handle_scheduled_run(aq_ctx *ctx, const cJSON *input, cJSON **o
         aq_ctx_error(ctx, "loading schedule %s: %s", id, aq_db_error_message());
         return AQ_JOB_RETRY;
     }
-    if (PQntuples(r) == 0 || PQgetvalue(r, 0, 2)[0] != 't') {
+    /* disabled while its turn runs (a later step): the turn finishes */
+    if (PQntuples(r) == 0 || (PQgetvalue(r, 0, 2)[0] != 't' && !aq_ctx_state(ctx))) {
         *out = cJSON_CreateObject();
         cJSON_AddStringToObject(*out, "skipped", PQntuples(r) ? "the schedule was disabled after it fired"
                                                               : "the schedule was deleted after it fired");

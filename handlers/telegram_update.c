@@ -268,13 +268,43 @@ static aq_job_status on_message(aq_ctx *ctx, PGconn *db, long long update_id, co
     return AQ_JOB_OK;
 }
 
-static void answer_button(aq_ctx *ctx, const char *query_id, const char *text)
+static void delete_json(void *p) { cJSON_Delete(p); }
+
+/* Answer the button (cosmetic: the spinner stops) in a step of its own,
+ * awaited on the worker's loop (aq_ctx_http): the output waits in the
+ * state meanwhile. Returns AQ_JOB_AWAIT, or AQ_JOB_OK when nothing can be
+ * sent (no token). */
+static aq_job_status answer_button(aq_ctx *ctx, const char *query_id, const char *text, cJSON **out)
+{
+    const aq_config *cfg = aq_ctx_config(ctx);
+    cJSON *params = aq_tg_answer_callback_params(query_id, text);
+    aq_tg_result res;
+    aq_http_request *req = aq_tg_request(cfg, "answerCallbackQuery", params, cfg->telegram_timeout_ms, &res);
+    cJSON_Delete(params);
+    if (!req) {
+        aq_log(AQ_LOG_WARN, "telegram", aq_ctx_job(ctx)->id, "answerCallbackQuery: %s", res.error ? res.error : "failed");
+        aq_tg_result_dispose(&res);
+        return AQ_JOB_OK;
+    }
+    aq_tg_result_dispose(&res);
+    aq_ctx_http(ctx, req);
+    aq_http_request_free(req);
+    aq_ctx_set_state(ctx, *out, delete_json);
+    *out = NULL;
+    return AQ_JOB_AWAIT;
+}
+
+/* The step after answer_button: log a refusal, hand the output over. */
+static aq_job_status answered(aq_ctx *ctx, const aq_http_resp *resp, cJSON **out)
 {
     aq_tg_result res;
-    if (aq_tg_answer_callback(aq_ctx_config(ctx), query_id, text, &res))   /* cosmetic: the spinner stops */
+    if (aq_tg_response(aq_ctx_config(ctx), "answerCallbackQuery", resp->error ? AQ_EIO : 0, resp, &res))
         aq_log(AQ_LOG_WARN, "telegram", aq_ctx_job(ctx)->id, "answerCallbackQuery: %s",
                res.error ? res.error : "failed");
     aq_tg_result_dispose(&res);
+    const cJSON *kept = aq_ctx_state(ctx);
+    *out = kept ? cJSON_Duplicate(kept, 1) : NULL;
+    return AQ_JOB_OK;
 }
 
 static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, const cJSON *cq, cJSON **out)
@@ -293,19 +323,17 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
     char verb[16] = "";
     if (!data || sscanf(data, "act:%lld:%15[a-z]", &action, verb) != 2 || action <= 0 ||
         (strcmp(verb, "approve") && strcmp(verb, "reject"))) {
-        answer_button(ctx, qid, "Unknown button.");
         cJSON_AddStringToObject(*out, "callback", "unknown button");
-        return AQ_JOB_OK;
+        return answer_button(ctx, qid, "Unknown button.", out);
     }
     link l;
     if (linked(db, chat_s, &l)) { aq_ctx_error(ctx, "reading the link: %s", PQerrorMessage(db)); return AQ_JOB_RETRY; }
     if (l.user_id && !may_act(&l, chat, sender(cq))) {   /* a group member who is not the linker */
-        answer_button(ctx, qid, !l.linked_by && chat < 0
-                                    ? "This group must be linked again before its buttons work."
-                                    : "Sorry, only the person who linked this chat can decide this.");
         cJSON_AddStringToObject(*out, "callback", "not the linker");
         cJSON_AddNumberToObject(*out, "action_id", (double)action);
-        return AQ_JOB_OK;
+        return answer_button(ctx, qid, !l.linked_by && chat < 0
+                                           ? "This group must be linked again before its buttons work."
+                                           : "Sorry, only the person who linked this chat can decide this.", out);
     }
     char aid[24], uid[24];
     snprintf(aid, sizeof aid, "%lld", action);
@@ -338,14 +366,15 @@ static aq_job_status on_callback(aq_ctx *ctx, PGconn *db, long long update_id, c
         result = yes ? "approved" : "rejected";
     }
     PQclear(r);
-    answer_button(ctx, qid, answer);
     cJSON_AddStringToObject(*out, "callback", result);
     cJSON_AddNumberToObject(*out, "action_id", (double)action);
-    return AQ_JOB_OK;
+    return answer_button(ctx, qid, answer, out);
 }
 
 aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON **out)
 {
+    const aq_http_resp *resp = aq_ctx_http_response(ctx);
+    if (resp) return answered(ctx, resp, out);   /* the button was answered (a step of its own) */
     long long update_id;
     if (!int_of(get(input, "update_id"), &update_id)) { aq_ctx_error(ctx, "update_id: required, an integer"); return AQ_JOB_FAIL; }
     const cJSON *msg = get(input, "message"), *cq = get(input, "callback_query");

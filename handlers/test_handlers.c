@@ -14,11 +14,21 @@
  *   test_followup  {"count":N, "type":T}  enqueues N follow-up jobs of type T (noop)
  *   test_output    {"text":S, "invalid_utf8":bool} succeeds with {"text":S} (default "fine"),
  *                  or with an output holding bad UTF-8
+ *   test_http      {"url":U, "timeout_ms":N}  a two-step handler (aq_handler.h,
+ *                  "Steps"): reads the clock through aq_ctx_db, awaits a POST
+ *                  to U, then succeeds with {"status", "body_len", "error",
+ *                  "steps"} (error null when a response arrived)
+ *                  {"leave_open": true}: the first step also opens a transaction
+ *                  and inserts test_executions(job_id, attempt 1) in it without
+ *                  committing (a handler bug: the dispatcher rolls it back), the
+ *                  second inserts (job_id, attempt 2) outside any transaction
+ *   test_http_short  the same with a 2 s timeout
  */
 #include "aq_time.h"
 #include "aq_db.h"
 #include "handlers.h"
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -116,5 +126,48 @@ aq_job_status aq_handle_test_output(aq_ctx *ctx, const cJSON *input, cJSON **out
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(input, "text");
         cJSON_AddStringToObject(*output, "text", cJSON_IsString(text) ? text->valuestring : "fine");
     }
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_http(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    if (aq_db_query(db, "test http: the clock", "SELECT clock_timestamp()", 0, NULL, NULL)) {
+        aq_ctx_error(ctx, "test http: %s", aq_db_error_message());
+        return AQ_JOB_RETRY;
+    }
+    long *steps = aq_ctx_state(ctx);
+    if (!steps) {
+        steps = calloc(1, sizeof *steps);
+        aq_ctx_set_state(ctx, steps, free);
+    }
+    ++*steps;
+    const aq_http_resp *r = aq_ctx_http_response(ctx);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(input, "leave_open"))) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)aq_ctx_job(ctx)->id);
+        const char *p[] = {id, r ? "2" : "1"};
+        if ((!r && aq_db_query(db, "test http: begin", "BEGIN", 0, NULL, NULL)) ||
+            aq_db_query(db, "test http: insert", "INSERT INTO test_executions (job_id, attempt) VALUES ($1, $2)",
+                        2, p, NULL)) {
+            aq_ctx_error(ctx, "test http: %s", aq_db_error_message());
+            return AQ_JOB_RETRY;
+        }
+    }
+    if (!r) {
+        const cJSON *url = cJSON_GetObjectItemCaseSensitive(input, "url");
+        if (!cJSON_IsString(url)) { aq_ctx_error(ctx, "input.url: required"); return AQ_JOB_FAIL; }
+        const char *hdrs[] = {"Content-Type: application/json", NULL};
+        aq_http_request req = {.url = url->valuestring, .headers = hdrs, .body = "{}", .body_len = 2,
+                               .timeout_ms = num(input, "timeout_ms", 30000), .max_bytes = 1u << 20};
+        aq_ctx_http(ctx, &req);
+        return AQ_JOB_AWAIT;
+    }
+    *output = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*output, "status", (double)r->status);
+    cJSON_AddNumberToObject(*output, "body_len", (double)r->len);
+    if (r->error) cJSON_AddStringToObject(*output, "error", r->error); else cJSON_AddNullToObject(*output, "error");
+    cJSON_AddNumberToObject(*output, "steps", (double)*steps);
     return AQ_JOB_OK;
 }

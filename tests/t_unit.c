@@ -174,14 +174,15 @@ static void engine_and_pool_destroy(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
 
-    aq_pool *pool = aq_pool_create(&loop, 3, &cfg, NULL, NULL);
+    aq_pool *pool = aq_pool_create(&loop, 3, 3, &cfg, NULL, NULL, NULL);
     aq_pool_close(pool);
     CHECK_INT(aq_pool_join(pool, 10000), 0);
     uv_run(&loop, UV_RUN_DEFAULT);   /* closes the pool's async handle */
     CHECK_INT(aq_pool_destroy(pool), 0);
 
     int exited = 0;
-    aq_engine_opts opts = {.concurrency = 2, .prefetch = 2, .queues = "{default}", .connections = 2};
+    aq_engine_opts opts = {.concurrency = 2, .prefetch = 2, .queues = "{default}", .connections = 2,
+                           .handler_threads = 2, .handler_db_connections = 2};
     aq_engine *eng = aq_engine_create(&loop, &cfg, &opts, on_engine_exit, &exited);
     aq_engine_stop(eng);             /* nothing claimed, not connected: exits at once */
     CHECK_INT(exited, 1);

@@ -6,7 +6,12 @@
  * path to 'failed' passes through final_failure(): the type's hook and the
  * completion hook (the failure notice on the job's reply routes, which
  * handlers/ supplies: aq_handler_completion). Also implements the aq_ctx_*
- * calls handlers make (aq_handler.h), among them the owned (fenced) writes. */
+ * calls handlers make (aq_handler.h), among them the owned (fenced) writes.
+ *
+ * A job runs as one or more steps (aq_dispatch_step): its ctx lives with the
+ * jobrun from the first step to the end, so what the handler gathers carries
+ * over; a step that returns AQ_JOB_AWAIT leaves its request in the ctx for
+ * the loop (aq_dispatch_request) and gives its database connection back. */
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_db.h"
@@ -15,6 +20,7 @@
 #include "aq_log.h"
 #include "aq_time.h"
 #include "backoff.h"
+#include "dbpool.h"
 #include "jobrun.h"
 #include "metrics.h"
 #include <sodium.h>
@@ -26,6 +32,15 @@
 struct aq_ctx {
     aq_jobrun *jr;
     const aq_config *cfg;
+    aq_dbpool *dbs;
+    PGconn *db;        /* lent to the current step */
+    cJSON *input;      /* parsed at the first step */
+    int routes_ok;
+    void *state;
+    void (*state_free)(void *);
+    aq_http_request *req;        /* asked by the current step */
+    aq_http_resp resp;           /* for the step after an await */
+    int has_resp;
     char *error;
     long retry_ms;
     int transient;
@@ -33,8 +48,6 @@ struct aq_ctx {
     int nfollowups, nsays;
     int cancelled;     /* a cancel was recorded while it ran (seen by the handler or the fence) */
 };
-
-static __thread PGconn *thread_db;
 
 const aq_job *aq_ctx_job(const aq_ctx *ctx) { return &ctx->jr->job; }
 const aq_config *aq_ctx_config(const aq_ctx *ctx) { return ctx->cfg; }
@@ -63,20 +76,70 @@ void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...)
 
 PGconn *aq_ctx_db(aq_ctx *ctx)
 {
-    if (thread_db && PQstatus(thread_db) != CONNECTION_OK) PQreset(thread_db);
-    if (thread_db && PQstatus(thread_db) == CONNECTION_OK) return thread_db;
-    if (thread_db) { PQfinish(thread_db); thread_db = NULL; }
+    if (ctx->db && PQstatus(ctx->db) != CONNECTION_OK) PQreset(ctx->db);
+    if (ctx->db && PQstatus(ctx->db) == CONNECTION_OK) return ctx->db;
+    if (ctx->db) aq_dbpool_return(ctx->dbs, ctx->db, ctx->jr->job.id);   /* closes it */
     char err[512];
-    thread_db = aq_db_connect(ctx->cfg->database_url, err, sizeof err);
-    if (!thread_db) aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "handler database connection: %s", err);
-    return thread_db;
+    ctx->db = aq_dbpool_borrow(ctx->dbs, err, sizeof err);
+    if (!ctx->db) aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "handler database connection: %s", err);
+    return ctx->db;
 }
 
-void aq_dispatch_thread_cleanup(void)
+void aq_ctx_http(aq_ctx *ctx, const aq_http_request *req)
 {
-    if (thread_db) PQfinish(thread_db);
-    thread_db = NULL;
-    aq_handlers_thread_cleanup();
+    aq_http_request_free(ctx->req);
+    ctx->req = aq_http_request_copy(req);
+}
+
+const aq_http_resp *aq_ctx_http_response(const aq_ctx *ctx) { return ctx->has_resp ? &ctx->resp : NULL; }
+
+void aq_ctx_set_state(aq_ctx *ctx, void *state, void (*state_free)(void *))
+{
+    if (ctx->state && ctx->state_free && ctx->state != state) ctx->state_free(ctx->state);
+    ctx->state = state;
+    ctx->state_free = state_free;
+}
+
+void *aq_ctx_state(const aq_ctx *ctx) { return ctx->state; }
+
+void aq_dispatch_thread_cleanup(void) { aq_handlers_thread_cleanup(); }
+
+aq_http_request *aq_dispatch_request(aq_jobrun *jr)
+{
+    aq_http_request *req = jr->ctx ? jr->ctx->req : NULL;
+    if (req) jr->ctx->req = NULL;
+    return req;
+}
+
+void aq_dispatch_response(aq_jobrun *jr, aq_http_resp *resp)
+{
+    aq_ctx *ctx = jr->ctx;
+    if (ctx->has_resp) aq_http_resp_dispose(&ctx->resp);
+    ctx->resp = *resp;
+    ctx->has_resp = 1;
+    memset(resp, 0, sizeof *resp);
+}
+
+static void ctx_free(aq_ctx *ctx)
+{
+    if (!ctx) return;
+    aq_ctx_set_state(ctx, NULL, NULL);
+    aq_http_request_free(ctx->req);
+    if (ctx->has_resp) aq_http_resp_dispose(&ctx->resp);
+    cJSON_Delete(ctx->input);
+    free(ctx->error);
+    aq_buf_dispose(&ctx->followups);
+    aq_buf_dispose(&ctx->says);
+    free(ctx);
+}
+
+/* The step is over: its connection goes back, its response is spent. */
+static void end_step(aq_ctx *ctx)
+{
+    if (ctx->db) aq_dbpool_return(ctx->dbs, ctx->db, ctx->jr->job.id);
+    ctx->db = NULL;
+    if (ctx->has_resp) aq_http_resp_dispose(&ctx->resp);
+    ctx->has_resp = 0;
 }
 
 static int is_uuid(const char *s)
@@ -279,42 +342,67 @@ static void final_failure(aq_ctx *ctx, const cJSON *input, int routes_ok)
         aq_handler_completion.done(ctx, routes_ok ? input : NULL, NULL, "failed", jr->error);
 }
 
-void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
+/* Turn the handler's answer into the job's result. */
+static void conclude(aq_ctx *ctx, aq_job_status st, cJSON *output)
+{
+    aq_jobrun *jr = ctx->jr;
+    char *out = output ? cJSON_PrintUnformatted(output) : NULL;
+    char *msg = ctx->error ? ctx->error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");
+    ctx->error = NULL;
+    aq_utf8_sanitize(msg);
+    if (st == AQ_JOB_OK && out && !aq_utf8_valid(out, strlen(out))) {
+        free(msg);
+        msg = aq_strdup("handler output is not valid UTF-8");
+        st = AQ_JOB_FAIL;
+    }
+    if (st == AQ_JOB_OK || st == AQ_JOB_WAIT) {
+        jr->status = st == AQ_JOB_OK ? AQ_STATE_SUCCEEDED : AQ_STATE_WAITING;
+        jr->output = out ? aq_strdup(out) : NULL;
+        free(msg);
+    } else if (st == AQ_JOB_FAIL) {
+        fail(jr, msg);
+    } else {
+        retry(ctx, msg);
+    }
+    cJSON_free(out);
+}
+
+void aq_dispatch_step(aq_jobrun *jr, const aq_config *cfg, aq_dbpool *dbs)
 {
     const aq_job *j = &jr->job;
-    aq_ctx ctx = {.jr = jr, .cfg = cfg, .retry_ms = -1};
-    aq_worker_metrics_started(jr);
-    aq_buf_init(&ctx.followups);
-    aq_buf_init(&ctx.says);
-    cJSON *input = NULL, *output = NULL;
-    int routes_ok = 0;
-    char *refused = refusal(jr, cfg, &input, &routes_ok);
-    if (refused) {
-        fail(jr, refused);   /* no handler ran: attempts stay */
-    } else {
-        jr->spent = 1;
-        aq_job_status st = jr->handler->fn(&ctx, input, &output);
-        char *out = output ? cJSON_PrintUnformatted(output) : NULL;
-        char *msg = ctx.error ? ctx.error : aq_strdup(st == AQ_JOB_OK ? "" : "handler gave no reason");
-        ctx.error = NULL;
-        aq_utf8_sanitize(msg);
-        if (st == AQ_JOB_OK && out && !aq_utf8_valid(out, strlen(out))) {
-            free(msg);
-            msg = aq_strdup("handler output is not valid UTF-8");
+    jr->awaiting = 0;
+    cJSON *output = NULL;
+    aq_ctx *ctx = jr->ctx;
+    if (!ctx) {   /* the first step: check the job */
+        aq_worker_metrics_started(jr);
+        ctx = jr->ctx = aq_calloc(1, sizeof *ctx);
+        ctx->jr = jr;
+        ctx->cfg = cfg;
+        ctx->dbs = dbs;
+        ctx->retry_ms = -1;
+        aq_buf_init(&ctx->followups);
+        aq_buf_init(&ctx->says);
+        char *refused = refusal(jr, cfg, &ctx->input, &ctx->routes_ok);
+        if (refused) fail(jr, refused);   /* no handler ran: attempts stay */
+        else jr->spent = 1;
+    }
+    if (jr->spent) {
+        aq_job_status st = jr->handler->fn(ctx, ctx->input, &output);
+        if (st == AQ_JOB_AWAIT && ctx->req) {
+            cJSON_Delete(output);
+            end_step(ctx);
+            jr->awaiting = 1;
+            return;
+        }
+        if (st == AQ_JOB_AWAIT) {
+            aq_ctx_error(ctx, "the handler awaited without a request (handler bug)");
             st = AQ_JOB_FAIL;
         }
-        if (st == AQ_JOB_OK || st == AQ_JOB_WAIT) {
-            jr->status = st == AQ_JOB_OK ? AQ_STATE_SUCCEEDED : AQ_STATE_WAITING;
-            jr->output = out ? aq_strdup(out) : NULL;
-            free(msg);
-        } else if (st == AQ_JOB_FAIL) {
-            fail(jr, msg);
-        } else {
-            retry(&ctx, msg);
-        }
-        cJSON_free(out);
+        aq_http_request_free(ctx->req);
+        ctx->req = NULL;
+        conclude(ctx, st, output);
     }
-    if (ctx.cancelled) {
+    if (ctx->cancelled) {
         /* the run saw the cancel: it ends cancelled and leaves nothing (no reply, no follow-up) */
         free(jr->output);
         free(jr->error);
@@ -322,30 +410,29 @@ void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg)
         jr->error = aq_strdup("cancelled while running");
         jr->status = AQ_STATE_CANCELLED;
     }
-    if (jr->status == AQ_STATE_FAILED) final_failure(&ctx, input, routes_ok);
+    if (jr->status == AQ_STATE_FAILED) final_failure(ctx, ctx->input, ctx->routes_ok);
     else if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED && aq_handler_completion.done)
-        aq_handler_completion.done(&ctx, input, output, aq_job_state_name(jr->status), jr->error);
+        aq_handler_completion.done(ctx, ctx->input, output, aq_job_state_name(jr->status), jr->error);
     if (jr->status != AQ_STATE_QUEUED && jr->status != AQ_STATE_CANCELLED) {
-        if (ctx.nfollowups && aq_utf8_valid(ctx.followups.p, ctx.followups.len)) {
-            aq_buf_adds(&ctx.followups, "]");
-            jr->followups = aq_buf_take(&ctx.followups);
+        if (ctx->nfollowups && aq_utf8_valid(ctx->followups.p, ctx->followups.len)) {
+            aq_buf_adds(&ctx->followups, "]");
+            jr->followups = aq_buf_take(&ctx->followups);
         }
-        if (ctx.nsays) {
-            aq_buf_adds(&ctx.says, "]");
-            jr->says = aq_buf_take(&ctx.says);
+        if (ctx->nsays) {
+            aq_buf_adds(&ctx->says, "]");
+            jr->says = aq_buf_take(&ctx->says);
         }
     }
-    cJSON_Delete(input);
     cJSON_Delete(output);
-    free(ctx.error);
-    aq_buf_dispose(&ctx.followups);
-    aq_buf_dispose(&ctx.says);
+    end_step(ctx);
+    aq_ctx_set_state(ctx, NULL, NULL);   /* the run is over: the handler's state goes now */
     if (jr->status == AQ_STATE_FAILED) aq_log(AQ_LOG_WARN, "dispatch", j->id, "%s failed: %s", j->job_type, jr->error);
 }
 
 void aq_jobrun_destroy(aq_jobrun *jr)
 {
     if (!jr) return;
+    ctx_free(jr->ctx);
     free(jr->strs);
     free(jr->output);
     free(jr->error);

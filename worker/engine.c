@@ -51,8 +51,20 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
  *
- * Attempts count runs, not claims: the claim counts only the rows that go to
- * an idle thread at once (row_number() <= idle threads, in the same UPDATE);
+ * Jobs in flight (issue 13): --concurrency counts jobs started and not yet
+ * completed, not threads. A started job is on the pool (a step running or
+ * queued for a thread) or awaits an HTTP response on the multi handle
+ * (http_multi.c); prefetched jobs wait unstarted on the pool's first-step
+ * queue until a slot frees (the pool counts the slots: a thread goes
+ * straight from one job to the next while there is room). The engine keeps
+ * every job it holds in one list (lease extension, timeouts, marks and
+ * shutdown walk it). A step returning
+ * AQ_JOB_AWAIT comes back through on_pool_done with its request, which the
+ * loop starts; its outcome sends the job back to the pool.
+ *
+ * Attempts count runs, not claims: the claim counts only the rows that
+ * start at once ($5: free in-flight slots, row_number() <= them, in the same
+ * UPDATE; each such row goes straight to the thread queue);
  * a prefetched row's run is counted by its completion (attempts = c.a, an
  * absolute value), or, if it is still running at the once-a-second tick, by
  * a batched mark in the next round. A drain of short jobs thus writes
@@ -115,6 +127,8 @@
 #include "aq_pgloop.h"
 #include "aq_time.h"
 #include "backoff.h"
+#include "dbpool.h"
+#include "http_multi.h"
 #include "jobrun.h"
 #include "metrics.h"
 #include "pool.h"
@@ -185,8 +199,11 @@ struct aq_engine {
     int want_claim;
     unsigned wake_seq;
     aq_pool *pool;
-    int held;                  /* claimed and not yet back from the pool */
-    int abandoned;             /* of those, timed out or handed back: result ignored */
+    aq_dbpool *dbs;            /* the handler steps' connections */
+    aq_http_multi *multi;      /* requests of awaiting jobs */
+    aq_jobrun *jobs;           /* every job held (eprev/enext) */
+    int held;                  /* claimed and not yet completed (the jobs list) */
+    int abandoned;             /* of those, timed out or handed back while on a thread: result ignored */
     completion *done_head, *done_tail;
     int ndone;
     uint64_t next_extend, next_rescue, next_prune;
@@ -454,7 +471,52 @@ static void hand_back(aq_engine *eng, aq_jobrun *jr, int started, const char *wh
     push_completion(eng, c);
 }
 
-/* ---- jobs coming back from the pool ---- */
+/* ---- the jobs held: on the pool, awaiting ---- */
+
+static void track(aq_engine *eng, aq_jobrun *jr)
+{
+    jr->eprev = NULL;
+    jr->enext = eng->jobs;
+    if (eng->jobs) eng->jobs->eprev = jr;
+    eng->jobs = jr;
+    eng->held++;
+}
+
+/* Forget a job and free it (it is on no thread and awaits nothing). A job
+ * whose last step awaited holds an in-flight slot no thread will free. */
+static void drop_job(aq_engine *eng, aq_jobrun *jr)
+{
+    if (jr->eprev) jr->eprev->enext = jr->enext; else eng->jobs = jr->enext;
+    if (jr->enext) jr->enext->eprev = jr->eprev;
+    eng->held--;
+    if (jr->started && jr->awaiting) aq_pool_release(eng->pool, 1);
+    aq_jobrun_destroy(jr);
+}
+
+static void on_http_done(void *arg, int rc, aq_http_resp *resp)
+{
+    aq_jobrun *jr = arg;
+    aq_engine *eng = jr->engine;
+    jr->call = NULL;
+    jr->where = JR_POOL;
+    aq_dispatch_response(jr, resp);
+    aq_pool_resume(eng->pool, jr);
+}
+
+/* A step asked for a request: perform it. The job's timeout is the tick's
+ * to enforce (time_out aborts the request then); curl's own bound is the
+ * request's, cut to 30 s past the job's time left: a backstop only, should
+ * the tick ever be that late. */
+static void start_request(aq_engine *eng, aq_jobrun *jr)
+{
+    aq_http_request *req = aq_dispatch_request(jr);
+    uint64_t now = aq_now_mono_ms();
+    long left = (jr->deadline_ms > now ? (long)(jr->deadline_ms - now) : 0) + 30000;
+    if (req->timeout_ms <= 0 || req->timeout_ms > left) req->timeout_ms = left;
+    jr->where = JR_AWAIT;
+    jr->call = aq_http_multi_start(eng->multi, req, on_http_done, jr);
+    aq_http_request_free(req);
+}
 
 static void on_pool_done(void *arg, aq_jobrun *list)
 {
@@ -462,10 +524,13 @@ static void on_pool_done(void *arg, aq_jobrun *list)
     while (list) {
         aq_jobrun *jr = list;
         list = jr->next;
-        eng->held--;
+        jr->next = NULL;
         if (jr->abandoned) {
             eng->abandoned--;
             aq_log(AQ_LOG_INFO, "worker", jr->job.id, "late result of an abandoned job ignored");
+        } else if (jr->awaiting) {
+            start_request(eng, jr);
+            continue;
         } else {
             completion *c = completion_from(jr);
             c->status = jr->status;
@@ -481,7 +546,7 @@ static void on_pool_done(void *arg, aq_jobrun *list)
             eng->jobs_done++;
             aq_worker_metrics_finished(jr);
         }
-        aq_jobrun_destroy(jr);
+        drop_job(eng, jr);
     }
     pump(eng);
     maybe_finish(eng);
@@ -560,9 +625,10 @@ static void on_claim(void *arg, PGresult *res)
             continue;
         }
         jr->next = NULL;
+        jr->where = JR_POOL;
         *tail = jr;
         tail = &jr->next;
-        eng->held++;
+        track(eng, jr);
     }
     free(batch);
     aq_debug("worker", "claimed %d jobs", n);
@@ -860,12 +926,6 @@ static void send_setup(conn *c)
     if (aq_pgloop_sync(c->pg, on_round_done, r)) { c->inflight--; c->eng->round_inflight--; free(r); }
 }
 
-static void add_held_id(void *arg, aq_jobrun *jr)
-{
-    aq_buf *b = arg;
-    aq_buf_addf(b, "%s%lld", b->len > 1 ? "," : "", (long long)jr->job.id);
-}
-
 /* The ids of every job this worker holds (claimed and not yet completed), as
  * a Postgres array literal (heap). */
 static char *held_ids(aq_engine *eng)
@@ -873,7 +933,8 @@ static char *held_ids(aq_engine *eng)
     aq_buf b;
     aq_buf_init(&b);
     aq_buf_adds(&b, "{");
-    aq_pool_each_held(eng->pool, add_held_id, &b);
+    for (aq_jobrun *jr = eng->jobs; jr; jr = jr->enext)
+        aq_buf_addf(&b, "%s%lld", b.len > 1 ? "," : "", (long long)jr->job.id);
     for (completion *c = eng->done_head; c; c = c->next)
         aq_buf_addf(&b, "%s%lld", b.len > 1 ? "," : "", (long long)c->id);
     aq_buf_adds(&b, "}");
@@ -926,8 +987,8 @@ static int pump_conn(aq_engine *eng, conn *c)
     }
     if (!eng->stopping && eng->want_claim && free_slots > 0) {
         r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
-        /* rows that go to an idle thread at once are counted by the claim;
-         * the rest (prefetched) count when they start (see the DESIGN above) */
+        /* rows that start at once (free in-flight slots) are counted by the
+         * claim; the rest (prefetched) count when they start (see the DESIGN above) */
         int idle = eng->opts.concurrency - eng->held - eng->claiming_idle;
         r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;
@@ -1039,13 +1100,10 @@ static void on_poll_timer(uv_timer_t *t)
     pump(eng);
 }
 
-/* A running job past its deadline: complete it as a retry, ignore its result. */
-static void check_timeout(void *arg, aq_jobrun *jr)
+/* A started job past its deadline: complete it as a retry; a request it
+ * awaits is aborted, a step on a thread has its result ignored. */
+static void time_out(aq_engine *eng, aq_jobrun *jr)
 {
-    aq_engine *eng = arg;
-    if (jr->abandoned || aq_now_mono_ms() < jr->deadline_ms) return;
-    jr->abandoned = 1;
-    eng->abandoned++;
     int timeout_s = jr->handler ? jr->handler->timeout_s : 60;
     completion *c = completion_from(jr);
     long d = aq_retry_delay_ms(jr->job.attempts, jr->job.max_attempts, -1, eng->cfg->retry_base_ms,
@@ -1058,13 +1116,20 @@ static void check_timeout(void *arg, aq_jobrun *jr)
     c->error = aq_sprintf("timed out after %d s", timeout_s);
     push_completion(eng, c);
     aq_worker_metrics_timed_out(jr);
-    aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s", jr->job.job_type, c->error);
+    aq_log(AQ_LOG_WARN, "worker", jr->job.id, "%s %s%s", jr->job.job_type, c->error,
+           jr->where == JR_AWAIT ? ": its request aborted" : "");
+    if (jr->where == JR_AWAIT) {
+        aq_http_multi_abort(eng->multi, jr->call);
+        drop_job(eng, jr);
+        return;
+    }
+    jr->abandoned = 1;
+    eng->abandoned++;
 }
 
 /* A prefetched job whose handler started since the last tick: count its run. */
-static void mark_started(void *arg, aq_jobrun *jr)
+static void mark_started(aq_engine *eng, aq_jobrun *jr)
 {
-    aq_engine *eng = arg;
     if (jr->marked || jr->abandoned) return;
     jr->marked = 1;
     const char *sep = eng->nmarks++ ? "," : "{";
@@ -1073,17 +1138,31 @@ static void mark_started(void *arg, aq_jobrun *jr)
     aq_buf_addf(&eng->mark_attempts, "%s%d", sep, jr->job.attempts);
 }
 
-static void on_running(void *arg, aq_jobrun *jr)
+typedef struct scan { aq_engine *eng; aq_jobrun *late; } scan;
+
+/* Under the pool's lock (->started, ->deadline_ms): marks, and the jobs past
+ * their deadline gathered (by ->tnext) to be timed out after it. */
+static void scan_started(void *arg)
 {
-    check_timeout(arg, jr);
-    mark_started(arg, jr);
+    scan *sc = arg;
+    uint64_t now = aq_now_mono_ms();
+    for (aq_jobrun *jr = sc->eng->jobs; jr; jr = jr->enext) {
+        if (!jr->started || jr->abandoned) continue;
+        mark_started(sc->eng, jr);
+        if (now >= jr->deadline_ms) { jr->tnext = sc->late; sc->late = jr; }
+    }
 }
 
 /* Every second: timeouts, marks, and due maintenance (extend, rescue, prune). */
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    aq_pool_each_running(eng->pool, on_running, eng);
+    scan sc = {eng, NULL};
+    aq_pool_locked(eng->pool, scan_started, &sc);
+    for (aq_jobrun *jr = sc.late, *next; jr; jr = next) {
+        next = jr->tnext;
+        time_out(eng, jr);
+    }
     pump(eng);
     maybe_finish(eng);
 }
@@ -1103,6 +1182,9 @@ static void exit_now(aq_engine *eng)
     uv_close((uv_handle_t *)&eng->wake_timer, on_handle_closed);
     uv_close((uv_handle_t *)&eng->grace_timer, on_handle_closed);
     for (int i = 0; i < eng->nconns; i++) aq_pgloop_close(eng->conns[i].pg);
+    aq_http_multi_close(eng->multi);   /* aborts what is left: those jobs return through lease expiry */
+    eng->multi = NULL;
+    for (aq_jobrun *jr = eng->jobs; jr; jr = jr->enext) jr->call = NULL;
     aq_pool_close(eng->pool);
     eng->on_exit(eng->exit_arg);
 }
@@ -1131,13 +1213,15 @@ static void maybe_finish(aq_engine *eng)
     exit_now(eng);
 }
 
-static void abandon(void *arg, aq_jobrun *jr)
+/* Hand back the steps queued for a thread: continuations (started), and
+ * first steps claimed since the stop began (none: claims stop with it). */
+static void hand_back_queued(aq_engine *eng)
 {
-    aq_engine *eng = arg;
-    if (jr->abandoned) return;
-    jr->abandoned = 1;
-    eng->abandoned++;
-    hand_back(eng, jr, 1, "worker shut down before the handler finished");
+    for (aq_jobrun *jr = aq_pool_take_ready(eng->pool), *next; jr; jr = next) {
+        next = jr->next;
+        hand_back(eng, jr, 1, "worker shut down before the handler finished");
+        drop_job(eng, jr);
+    }
 }
 
 static void on_grace(uv_timer_t *t)
@@ -1145,7 +1229,19 @@ static void on_grace(uv_timer_t *t)
     aq_engine *eng = t->data;
     if (eng->held > eng->abandoned) {
         aq_warn("worker", "grace period over: handing back %d running jobs", eng->held - eng->abandoned);
-        aq_pool_each_running(eng->pool, abandon, eng);
+        hand_back_queued(eng);
+        for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {
+            next = jr->enext;
+            if (jr->abandoned) continue;
+            hand_back(eng, jr, 1, "worker shut down before the handler finished");
+            if (jr->where == JR_AWAIT) {   /* its request is aborted, its connection closed */
+                aq_http_multi_abort(eng->multi, jr->call);
+                drop_job(eng, jr);
+            } else {
+                jr->abandoned = 1;
+                eng->abandoned++;
+            }
+        }
         /* give the hand-back round a little time, then leave regardless */
         uv_timer_start(&eng->grace_timer, on_grace, 5000, 0);
         pump(eng);
@@ -1164,11 +1260,10 @@ void aq_engine_stop(aq_engine *eng)
     uv_timer_stop(&eng->poll_timer);
     uv_timer_stop(&eng->wake_timer);
     int unstarted = 0;
-    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {
+    for (aq_jobrun *jr = aq_pool_take_queued(eng->pool), *next; jr; jr = next) {   /* later steps carry on */
         next = jr->next;
         hand_back(eng, jr, 0, NULL);
-        aq_jobrun_destroy(jr);
-        eng->held--;
+        drop_job(eng, jr);
         unstarted++;
     }
     aq_info("worker", "stopping: %d running, %d claimed but not started (handed back)",
@@ -1203,7 +1298,9 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
         aq_pgloop_callbacks cb = {on_pg_state, on_notify, c};
         c->pg = aq_pgloop_create(loop, cfg->database_url, &cb);
     }
-    eng->pool = aq_pool_create(loop, opts->concurrency, cfg, on_pool_done, eng);
+    eng->dbs = aq_dbpool_create(cfg->database_url, opts->handler_db_connections);
+    eng->pool = aq_pool_create(loop, opts->handler_threads, opts->concurrency, cfg, eng->dbs, on_pool_done, eng);
+    eng->multi = aq_http_multi_create(loop);
     aq_buf_init(&eng->mark_ids);
     aq_buf_init(&eng->mark_claims);
     aq_buf_init(&eng->mark_attempts);
@@ -1217,8 +1314,9 @@ aq_engine *aq_engine_create(uv_loop_t *loop, const aq_config *cfg, const aq_engi
 
 void aq_engine_start(aq_engine *eng)
 {
-    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, %d connection(s), lease %ld s",
-            eng->id, eng->opts.queues, eng->opts.concurrency, eng->opts.prefetch, eng->nconns,
+    aq_info("worker", "starting %s: queues %s, concurrency %d, prefetch %d, %d connection(s), %d handler thread(s),"
+            " %d handler connection(s), lease %ld s", eng->id, eng->opts.queues, eng->opts.concurrency,
+            eng->opts.prefetch, eng->nconns, eng->opts.handler_threads, eng->opts.handler_db_connections,
             eng->cfg->lease_seconds);
     uv_timer_start(&eng->poll_timer, on_poll_timer, (uint64_t)eng->cfg->poll_ms, (uint64_t)eng->cfg->poll_ms);
     uv_timer_start(&eng->tick_timer, on_tick, 1000, 1000);
@@ -1237,6 +1335,11 @@ void aq_engine_destroy(aq_engine *eng)
 {
     if (!eng) return;
     if (aq_pool_destroy(eng->pool)) return;   /* a handler thread still runs: it uses eng */
+    for (aq_jobrun *jr = eng->jobs, *next; jr; jr = next) {   /* the pool is gone: no slot to free */
+        next = jr->enext;
+        aq_jobrun_destroy(jr);
+    }
+    aq_dbpool_destroy(eng->dbs);
     for (completion *c = eng->done_head, *next; c; c = next) {
         next = c->next;
         completion_free(c);

@@ -1,5 +1,6 @@
 /* engine.h — the worker's loop-side engine: claims batches of jobs, runs them
- * on the handler thread pool (pool.h), completes them in batches, extends leases,
+ * as steps on the handler thread pool (pool.h) and their HTTP requests on the
+ * loop (http_multi.h), completes them in batches, extends leases,
  * rescues expired ones, heartbeats, prunes, and shuts down gracefully.
  * Loop thread only. */
 #ifndef AQ_ENGINE_H
@@ -10,10 +11,12 @@
 typedef struct aq_engine aq_engine;
 
 typedef struct aq_engine_opts {
-    int concurrency;            /* handlers at once (thread pool size) */
+    int concurrency;            /* jobs in flight at once (started, not yet completed) */
     int prefetch;               /* claimed jobs held beyond those running */
     const char *queues;         /* Postgres array literal, e.g. {default,mail} */
     int connections;            /* database connections carrying rounds (>= 1) */
+    int handler_threads;        /* threads running handler steps */
+    int handler_db_connections; /* database connections lent to handler steps */
 } aq_engine_opts;
 
 /* cfg must outlive the engine. on_exit runs once shutdown has finished. */

@@ -28,6 +28,9 @@ typedef struct aq_jobrun {
     int64_t started_us;              /* wall clock when its handler started (metrics.c), 0 before */
     char *strs;                      /* owns every string above */
 
+    struct aq_ctx *ctx;              /* from the first step to the end (dispatch.c) */
+    int awaiting;                    /* the last step returned AQ_JOB_AWAIT: its request waits */
+
     /* results, written by the pool thread */
     aq_job_state status;             /* succeeded, failed, waiting, queued or cancelled */
     char *output;                    /* JSON text or NULL */
@@ -40,17 +43,31 @@ typedef struct aq_jobrun {
                                         hand-back or a transient retry within its budget) */
 
     /* loop-side bookkeeping */
-    uint64_t deadline_ms;
+    uint64_t deadline_ms;            /* set when it starts (in flight), under the pool lock */
+    int started;                     /* its first step began (under the pool lock) */
+    int where;                       /* JR_POOL (queued for, or on, a thread), JR_AWAIT */
+    struct aq_http_call *call;       /* JR_AWAIT: the request in flight */
+    struct aq_jobrun *eprev, *enext; /* the engine's list of every job it holds */
+    struct aq_jobrun *tnext;         /* the engine's list of jobs past their deadline */
     int marked;                      /* its run is counted in the row, or a mark is on its way */
     int abandoned;                   /* timed out or handed back: ignore the result */
     struct aq_jobrun *prev, *next;
 } aq_jobrun;
 
-/* Validate and run one job on the calling (pool) thread; fills the results. */
-void aq_dispatch_run(aq_jobrun *jr, const aq_config *cfg);
+enum { JR_POOL, JR_AWAIT };
+
+struct aq_dbpool;
+/* Run one step of a job on the calling (pool) thread: the first validates
+ * it. Either fills the results, or sets jr->awaiting with a request waiting
+ * (aq_dispatch_request). */
+void aq_dispatch_step(aq_jobrun *jr, const aq_config *cfg, struct aq_dbpool *dbs);
+/* The request an awaiting job's step made (the caller frees it), once. */
+aq_http_request *aq_dispatch_request(aq_jobrun *jr);
+/* Its outcome, for the next step (*resp is taken over and zeroed). */
+void aq_dispatch_response(aq_jobrun *jr, aq_http_resp *resp);
 /* Free a jobrun and everything it owns. */
 void aq_jobrun_destroy(aq_jobrun *jr);
-/* Close this thread's handler database connection, if any. */
+/* Release what handlers keep on this thread (its HTTP handle). */
 void aq_dispatch_thread_cleanup(void);
 
 #endif

@@ -7,11 +7,13 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_config.h"
+#include "aq_http.h"
 #include "aq_log.h"
 #include "engine.h"
 #include "jobrun.h"
 #include "scheduler.h"
 #include <signal.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,33 @@ bad:
     return NULL;
 }
 
+static long clamp(long v, long lo, long hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Handler threads and their connections: AGENTQ_HANDLER_* or from the CPU
+ * count (README, "Running"). Never more threads than jobs in flight, never
+ * more connections than threads. */
+static void handler_sizes(const aq_config *cfg, long concurrency, int *threads, int *conns)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    long t = cfg->handler_threads > 0 ? cfg->handler_threads : clamp(4 * cpus, 8, 64);
+    if (t > concurrency) t = concurrency;
+    long c = cfg->handler_db_connections > 0 ? cfg->handler_db_connections : clamp(2 * cpus + 4, 8, 13);
+    if (c > t) c = t;
+    *threads = (int)t;
+    *conns = (int)c;
+}
+
+/* Thousands of requests in flight need as many sockets: the soft limit on
+ * open files goes up to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max) return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl)) aq_warn("worker", "could not raise the open-file limit");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     if (++signals_seen > 1) {
@@ -97,7 +126,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--concurrency") && v && !parse_long(v, 1, 1024, &concurrency)) i++;
+        else if (!strcmp(a, "--concurrency") && v && !parse_long(v, 1, 100000, &concurrency)) i++;
         else if (!strcmp(a, "--prefetch") && v && !parse_long(v, 0, 100000, &prefetch)) i++;
         else if (!strcmp(a, "--queues") && v) { queues = v; i++; }
         else {
@@ -124,8 +153,11 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    aq_http_global_init();   /* before any thread starts */
     uv_loop_t *loop = uv_default_loop();
-    aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit, (int)cfg.db_connections};
+    aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit, (int)cfg.db_connections, 0, 0};
+    handler_sizes(&cfg, concurrency, &opts.handler_threads, &opts.handler_db_connections);
     engine = aq_engine_create(loop, &cfg, &opts, on_exit_cb, loop);
     uv_signal_t sigterm, sigint;
     uv_signal_init(loop, &sigterm);

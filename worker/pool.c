@@ -1,4 +1,10 @@
-/* pool.c — handler thread pool (see pool.h). */
+/* pool.c — handler thread pool (see pool.h).
+ *
+ * DESIGN: two FIFOs. Continuations (a step after an await) run first: they
+ * bring turns to their end and free in-flight slots. First steps (claimed
+ * jobs) start only while fewer than `limit` jobs are in flight, so a
+ * thread goes straight from one job to the next without a trip through the
+ * loop while there is room, and claimed-ahead jobs wait here unstarted. */
 #include "pool.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
@@ -11,11 +17,14 @@
 struct aq_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    aq_jobrun *queue_head, *queue_tail;   /* not started */
+    aq_jobrun *queue_head, *queue_tail;   /* first steps: not started */
+    aq_jobrun *ready_head, *ready_tail;   /* continuations */
+    int inflight, limit;                  /* jobs started and not ended; the most at once */
     aq_jobrun *running;                   /* doubly linked */
     aq_jobrun *done_head, *done_tail;
     int quit;
     const aq_config *cfg;
+    aq_dbpool *dbs;
     uv_async_t async;
     pthread_t *threads;
     bool *joined;                         /* threads[i] has been joined */
@@ -29,21 +38,31 @@ static void *thread_main(void *p)
     aq_pool *pool = p;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->queue_head && !pool->quit) pthread_cond_wait(&pool->cv, &pool->mu);
+        while (!pool->ready_head && !(pool->queue_head && pool->inflight < pool->limit) && !pool->quit)
+            pthread_cond_wait(&pool->cv, &pool->mu);
         if (pool->quit) break;
-        aq_jobrun *jr = pool->queue_head;
-        pool->queue_head = jr->next;
-        if (!pool->queue_head) pool->queue_tail = NULL;
+        aq_jobrun *jr = pool->ready_head;
+        if (jr) {
+            pool->ready_head = jr->next;
+            if (!pool->ready_head) pool->ready_tail = NULL;
+        } else {
+            jr = pool->queue_head;
+            pool->queue_head = jr->next;
+            if (!pool->queue_head) pool->queue_tail = NULL;
+            pool->inflight++;
+            jr->started = 1;
+            jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
+        }
         jr->prev = NULL;
         jr->next = pool->running;
         if (pool->running) pool->running->prev = jr;
         pool->running = jr;
-        jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
         pthread_mutex_unlock(&pool->mu);
 
-        aq_dispatch_run(jr, pool->cfg);
+        aq_dispatch_step(jr, pool->cfg, pool->dbs);
 
         pthread_mutex_lock(&pool->mu);
+        if (!jr->awaiting) pool->inflight--;   /* its run is over: a slot frees */
         if (jr->prev) jr->prev->next = jr->next; else pool->running = jr->next;
         if (jr->next) jr->next->prev = jr->prev;
         jr->prev = NULL;
@@ -68,10 +87,12 @@ static void on_async(uv_async_t *a)
     if (list) pool->done(pool->arg, list);
 }
 
-aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, const aq_config *cfg,
+aq_pool *aq_pool_create(uv_loop_t *loop, int nthreads, int limit, const aq_config *cfg, aq_dbpool *dbs,
                         void (*done)(void *, aq_jobrun *), void *arg)
 {
     aq_pool *pool = aq_calloc(1, sizeof *pool);
+    pool->dbs = dbs;
+    pool->limit = limit > 0 ? limit : 1;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pool->cfg = cfg;
@@ -104,6 +125,24 @@ void aq_pool_submit(aq_pool *pool, aq_jobrun *list)
     pthread_mutex_unlock(&pool->mu);
 }
 
+void aq_pool_resume(aq_pool *pool, aq_jobrun *jr)
+{
+    jr->next = NULL;
+    pthread_mutex_lock(&pool->mu);
+    if (pool->ready_tail) pool->ready_tail->next = jr; else pool->ready_head = jr;
+    pool->ready_tail = jr;
+    pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void aq_pool_release(aq_pool *pool, int n)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->inflight -= n;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
 aq_jobrun *aq_pool_take_queued(aq_pool *pool)
 {
     pthread_mutex_lock(&pool->mu);
@@ -113,19 +152,19 @@ aq_jobrun *aq_pool_take_queued(aq_pool *pool)
     return list;
 }
 
-void aq_pool_each_running(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
+aq_jobrun *aq_pool_take_ready(aq_pool *pool)
 {
     pthread_mutex_lock(&pool->mu);
-    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
+    aq_jobrun *list = pool->ready_head;
+    pool->ready_head = pool->ready_tail = NULL;
     pthread_mutex_unlock(&pool->mu);
+    return list;
 }
 
-void aq_pool_each_held(aq_pool *pool, void (*fn)(void *, aq_jobrun *), void *arg)
+void aq_pool_locked(aq_pool *pool, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&pool->mu);
-    for (aq_jobrun *jr = pool->queue_head; jr; jr = jr->next) fn(arg, jr);
-    for (aq_jobrun *jr = pool->running; jr; jr = jr->next) fn(arg, jr);
-    for (aq_jobrun *jr = pool->done_head; jr; jr = jr->next) fn(arg, jr);
+    fn(arg);
     pthread_mutex_unlock(&pool->mu);
 }
 
@@ -155,22 +194,11 @@ int aq_pool_join(aq_pool *pool, long ms)
     return left;
 }
 
-static void destroy_list(aq_jobrun *jr)
-{
-    for (aq_jobrun *next; jr; jr = next) {
-        next = jr->next;
-        aq_jobrun_destroy(jr);
-    }
-}
-
 int aq_pool_destroy(aq_pool *pool)
 {
     if (!pool) return 0;
     for (int i = 0; i < pool->nthreads; i++)
         if (!pool->joined[i]) return AQ_ECONFLICT;
-    destroy_list(pool->queue_head);
-    destroy_list(pool->running);
-    destroy_list(pool->done_head);
     pthread_cond_destroy(&pool->cv);
     pthread_mutex_destroy(&pool->mu);
     free(pool->joined);

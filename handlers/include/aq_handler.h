@@ -5,23 +5,49 @@
  *
  *     aq_job_status fn(aq_ctx *ctx, const cJSON *input, cJSON **output);
  *
- * A handler runs on a worker thread (never the loop), may block, and returns:
+ * A handler runs on a handler thread (never the loop) and returns:
  *   AQ_JOB_OK     success; *output (may stay NULL) becomes jobs.output and is
  *                 freed by the caller;
  *   AQ_JOB_RETRY  try again later: after aq_ctx_retry_after()'s delay if set,
  *                 else exponential backoff; failed once max_attempts is spent;
  *   AQ_JOB_FAIL   permanent failure, no retry;
  *   AQ_JOB_WAIT   park the job as 'waiting' with *output (e.g. a pending
- *                 approval) until something outside re-queues it.
+ *                 approval) until something outside re-queues it;
+ *   AQ_JOB_AWAIT  this step has handed an HTTP request to the engine
+ *                 (aq_ctx_http); *output is ignored. See "Steps" below.
  * Set the reason for RETRY/FAIL with aq_ctx_error(); for a transient fault (an
  * outage, a rate limit) call aq_ctx_retry_transient() and return RETRY. The
  * dispatcher has already checked the type, that input is a JSON object, and
  * its size: handlers do not repeat that. Execution is at-least-once: a job
  * may run again after a crash, so handlers make repeats harmless where a
- * repeat would be visible. A run that timed out or lost its lease keeps
- * running on its thread until it returns: writes others can see go through
+ * repeat would be visible. A run that timed out or lost its lease may still
+ * be running a step on its thread: writes others can see go through
  * aq_ctx_begin_owned()/aq_ctx_exec_owned(), which refuse once the run no
  * longer owns the job or the job was cancelled (aq_ctx_cancelled).
+ *
+ * Steps. A handler that talks to an HTTP service (the model, the Bot API)
+ * does not wait for it on its thread. It describes the request, calls
+ * aq_ctx_http(ctx, &req) and returns AQ_JOB_AWAIT: that ends the step. The
+ * worker's loop performs the request (libcurl multi; its timeout is the
+ * request's, cut to the job's time left) while the job holds no thread and
+ * no database connection; then the same fn is called again, the next step,
+ * with the same ctx and input, and aq_ctx_http_response(ctx) gives the
+ * outcome (status, body, curl's error, Retry-After) for that step only.
+ * What a handler must remember between steps it keeps in aq_ctx_set_state
+ * (freed with the job); the first step sees aq_ctx_state() == NULL. What
+ * the ctx gathers — the error, follow-ups (aq_ctx_enqueue), session messages,
+ * the cancel seen — carries over from step to step and commits with the last
+ * step's completion, as for a one-step handler. A handler that never awaits
+ * (noop, the tests' types, action_decision) is one step, as before. A job
+ * past its timeout while awaiting has its request aborted (the connection
+ * closed), not abandoned; a worker told to stop hands awaiting jobs back
+ * after the grace period the same way.
+ * Database: aq_ctx_db lends the step one of the worker's few handler
+ * connections (AGENTQ_HANDLER_DB_CONNECTIONS) until the step ends; a step
+ * must end with no transaction open (if it does not, the dispatcher rolls
+ * back and logs a handler bug). So a step is short: its statements, its
+ * computation, no sleep and no blocking network call (the tests' sleep
+ * handlers excepted, which hold a thread as they mean to).
  *
  * A type may also have a final-failure hook (registry column on_fail): it
  * runs on a pool thread on every path to 'failed' — the handler's permanent
@@ -35,8 +61,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "aq_config.h"
+#include "aq_http.h"
 
-typedef enum { AQ_JOB_OK, AQ_JOB_RETRY, AQ_JOB_FAIL, AQ_JOB_WAIT } aq_job_status;
+typedef enum { AQ_JOB_OK, AQ_JOB_RETRY, AQ_JOB_FAIL, AQ_JOB_WAIT, AQ_JOB_AWAIT } aq_job_status;
 
 /* The claimed row, as the handler sees it. Strings live as long as the ctx. */
 typedef struct aq_job {
@@ -78,9 +105,22 @@ typedef struct aq_enqueue_opts {
 
 const aq_job *aq_ctx_job(const aq_ctx *ctx);
 const aq_config *aq_ctx_config(const aq_ctx *ctx);
-/* This thread's own database connection, connected on first use and reused;
+/* A database connection lent to this step (the same one for every call in
+ * the step; given back when the step ends); may wait while all are lent.
  * NULL when the database is unreachable (return AQ_JOB_RETRY then). */
 PGconn *aq_ctx_db(aq_ctx *ctx);
+/* Hand req (copied) to the engine; return AQ_JOB_AWAIT from this step. A
+ * later call in the same step replaces the earlier. */
+void aq_ctx_http(aq_ctx *ctx, const aq_http_request *req);
+/* In the step after an await: the outcome, as aq_http_perform gives it
+ * (error set when no complete response arrived: curl's reason, a timeout,
+ * "reply over N MiB"; status then 0 or the status line that came); NULL in
+ * a step that follows no await. Valid until the step ends. */
+const aq_http_resp *aq_ctx_http_response(const aq_ctx *ctx);
+/* The handler's own state between steps: state_free(state) runs when it is
+ * replaced or the job's run ends (state_free may be NULL). */
+void aq_ctx_set_state(aq_ctx *ctx, void *state, void (*state_free)(void *));
+void *aq_ctx_state(const aq_ctx *ctx);
 /* Set the error text for RETRY/FAIL (printf-style; last call wins). */
 void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ask for a specific retry delay (e.g. an upstream Retry-After). */

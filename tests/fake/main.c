@@ -64,8 +64,13 @@
  * (1000 header lines), body 8 MiB, beyond: 413. Malformed: 400. Both close
  * the connection after a lingering drain, so the client reads the reply.
  *
- * DESIGN: one thread, ppoll() over the listening socket and up to 64
- * connections, each a small state machine: READ (parse what has arrived) ->
+ * A client that closes its connection while its answer waits (its request
+ * aborted) is noted as a line {"conn": N, "ms": M} in FILE.closed beside the
+ * log, and the connection closed.
+ *
+ * DESIGN: one thread, ppoll() over the listening socket and up to 4096
+ * connections (the open-file limit is raised to its hard limit), each a
+ * small state machine: READ (parse what has arrived) ->
  * WAIT (response rendered at once, sent when its delay is due) -> WRITE ->
  * back to READ, or LINGER (write side shut, input drained and dropped for
  * up to 2 s) before closing. The step is chosen and logged when the request
@@ -87,7 +92,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_CONNS 64
+#define MAX_CONNS 4096
 #define IN_CAP (AQ_FAKE_MAX_HEAD + AQ_FAKE_MAX_BODY + 1024u * 1024u)   /* chunk framing slack */
 #define READ_SIZE (64u * 1024u)
 #define LINGER_MS 2000
@@ -119,6 +124,7 @@ static unsigned long req_seq;
 static uint64_t t_start;
 static aq_fake_script script;
 static FILE *log_file;
+static FILE *closed_file;
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
@@ -366,7 +372,7 @@ static int listen_on(int port, int *bound)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 128) ||
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, MAX_CONNS) ||
         getsockname(fd, (struct sockaddr *)&a, &len)) {
         fprintf(stderr, "agentq-fake: 127.0.0.1:%d: %s\n", port, strerror(errno));
         close(fd);
@@ -390,6 +396,28 @@ int aq_fake_write_ready(const char *path, int port)
     return 0;
 }
 
+/* The client closed while its answer waited: note it, close. */
+static void client_left(int slot)
+{
+    conn *c = conns[slot];
+    fprintf(stderr, "agentq-fake: conn %u: closed by the client before the answer\n", c->id);
+    if (closed_file) {
+        fprintf(closed_file, "{\"conn\": %u, \"ms\": %llu}\n", c->id,
+                (unsigned long long)(aq_now_mono_ms() - t_start));
+        fflush(closed_file);
+    }
+    conn_close(slot);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* One ppoll round: wait for sockets or the next timer, then act. */
 static int loop_once(int lfd, const sigset_t *waitmask)
 {
@@ -401,7 +429,7 @@ static int loop_once(int lfd, const sigset_t *waitmask)
     for (int i = 0; i < MAX_CONNS; i++) {
         conn *c = conns[i];
         if (!c) continue;
-        short ev = c->state == C_WRITE ? POLLOUT : c->state == C_WAIT ? 0 : POLLIN;
+        short ev = c->state == C_WRITE ? POLLOUT : c->state == C_WAIT ? (c->eof ? 0 : POLLRDHUP) : POLLIN;
         if (c->state == C_WAIT || c->state == C_LINGER) next = c->at < next ? c->at : next;
         slot_of[n] = i;
         pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
@@ -425,7 +453,8 @@ static int loop_once(int lfd, const sigset_t *waitmask)
         conn *c = conns[i];
         short re = pfd[k].revents;
         if (!c || !re) continue;
-        if (c->state == C_WRITE && (re & POLLOUT)) do_write(i);
+        if (c->state == C_WAIT && !c->eof && (re & (POLLRDHUP | POLLHUP | POLLERR))) client_left(i);
+        else if (c->state == C_WRITE && (re & POLLOUT)) do_write(i);
         else if (c->state != C_WAIT && c->state != C_WRITE && (re & (POLLIN | POLLHUP | POLLERR)))
             do_read(i);
         else if (re & (POLLHUP | POLLERR)) conn_close(i);
@@ -494,6 +523,10 @@ int main(int argc, char **argv)
     }
     log_file = fopen(log_path, "a");
     if (!log_file) { fprintf(stderr, "agentq-fake: %s: %s\n", log_path, strerror(errno)); goto fail; }
+    char closed_path[4200];
+    snprintf(closed_path, sizeof closed_path, "%s.closed", log_path);
+    closed_file = fopen(closed_path, "a");
+    raise_fd_limit();
 
     sigset_t block, waitmask;
     sigemptyset(&block);
@@ -522,6 +555,7 @@ fail:
         if (conns[i]) conn_close(i);
     if (lfd >= 0) close(lfd);
     if (log_file) fclose(log_file);
+    if (closed_file) fclose(closed_file);
     aq_fake_script_dispose(&script);
     return rc;
 }
