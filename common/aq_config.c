@@ -72,6 +72,7 @@ static const var vars[] = {
     NUM(max_connections, "AGENTQ_MAX_CONNECTIONS", "10000", 4, 1000000, "open client connections per API process (lowered to fit the file descriptor limit); at the cap a new connection closes the longest-idle one, or waits in the backlog when none is idle"),
     NUM(user_max_waits, "AGENTQ_USER_MAX_WAITS", "100", 0, 1000000, "?wait= long-polls one user may have parked per API process; more answer at once with the job as it is (0 = no long-polls)"),
     STR(api_queues, "AGENTQ_API_QUEUES", "", "queues POST /v1/jobs accepts, comma-separated (422 otherwise); empty: the queues of the workers connected now"),
+    STR(web_dir, "AGENTQ_WEB_DIR", "", "folder the API serves the web console from, read on each request (for editing web/ without rebuilding); empty: the console built into agentq-api"),
     NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),
     NUM(test_handlers, "AGENTQ_TEST_HANDLERS", "0", 0, 1, "1 registers the test-only job types (test_*); never in production"),
 };

@@ -21,6 +21,7 @@ typedef struct aq_config {
     const char *telegram_api_base;
     const char *telegram_webhook_secret;
     const char *api_queues;     /* comma-separated; "" = the connected workers' queues */
+    const char *web_dir;        /* "" = the web console embedded at build time */
     long concurrency;
     long prefetch;
     long db_connections;
