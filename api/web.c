@@ -69,24 +69,24 @@ done:
 int aq_api_web_serve(api_call *c, const char *path, size_t len)
 {
     char name[65];
-    if (len == 1) snprintf(name, sizeof name, "index.html");
-    else if (len - 1 < sizeof name) snprintf(name, sizeof name, "%.*s", (int)(len - 1), path + 1);
-    else return -1;
-    const char *type = type_of(name, strlen(name));
-    if (!type) return -1;
-    const char *dir = c->t->srv->cfg->web_dir;
     aq_buf b;
     aq_buf_init(&b);
-    const char *data = NULL;
+    int rc = -1;
+    if (len == 1) snprintf(name, sizeof name, "index.html");
+    else if (len - 1 < sizeof name) snprintf(name, sizeof name, "%.*s", (int)(len - 1), path + 1);
+    else goto done;
+    const char *type = type_of(name, strlen(name));
+    if (!type) goto done;
+    const char *dir = c->t->srv->cfg->web_dir, *data = NULL;
     size_t n = 0;
     if (dir && *dir) {
-        if (read_dir_file(dir, name, &b)) { aq_buf_dispose(&b); return -1; }
+        if (read_dir_file(dir, name, &b)) goto done;
         data = b.p ? b.p : "";
         n = b.len;
     } else {
         for (const api_web_file *f = aq_api_web_files; f->name && !data; f++)
             if (!strcmp(f->name, name)) data = f->data, n = f->len;
-        if (!data) return -1;
+        if (!data) goto done;
     }
     h2o_req_t *req = c->req;
     if (req) {
@@ -99,6 +99,8 @@ int aq_api_web_serve(api_call *c, const char *path, size_t len)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
     }
     aq_api_reply_text(c, 200, type, data, n);
+    rc = 0;
+done:
     aq_buf_dispose(&b);
-    return 0;
+    return rc;
 }
