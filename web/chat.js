@@ -94,14 +94,18 @@ export async function show(main, ctx) {
     try {
       for (;;) {
         note.textContent = 'The agent is working…';
-        const job = await settled(jobId, signal);
+        let job;
+        try {
+          job = await settled(jobId, signal);
+        } catch (e) {
+          if (e.status === 404) sessionStorage.removeItem(key);   /* gone (pruned): nothing to wait for */
+          throw e;
+        }
         if (job.status !== 'waiting') break;
         note.textContent = '';
         note.append('A tool call waits for your approval: ', el('a', { href: '#/approvals', text: 'open Approvals' }), '.');
         await loadMessages();
         await pause(3000, signal);
-        const again = await api('GET', `/v1/jobs/${jobId}`, undefined, signal);
-        if (again.status === 'waiting') continue;
       }
       sessionStorage.removeItem(key);
       note.textContent = '';
