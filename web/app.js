@@ -93,6 +93,9 @@ async function start() {
   await render();
 }
 
+// the unread badge follows new notifications while the console is open
+setInterval(() => { if (token() && !document.hidden) refreshUnread(); }, 15000);
+
 whenUnauthorized(() => {
   current?.abort();
   signinNote = 'The server refused this token (401 Unauthorized). Paste a valid token to sign in again.';

@@ -77,11 +77,11 @@ export async function show(main, ctx) {
     if (!r.items.length) list.append(el('li', { class: 'muted', text: 'No conversations yet.' }));
   }
 
+  // Fetched first, then swapped in at once: the log never shows half a conversation.
   async function loadMessages() {
-    clear(log);
-    if (!sid) { log.append(el('p', { class: 'muted', text: 'Start a new conversation below.' })); return; }
+    if (!sid) { log.replaceChildren(el('p', { class: 'muted', text: 'Start a new conversation below.' })); return; }
     const items = await allMessages(sid, signal);
-    for (const m of items) { const n = renderMessage(m); if (n) log.append(n); }
+    log.replaceChildren(...items.map(renderMessage).filter(Boolean));
     log.scrollTop = log.scrollHeight;
   }
 
