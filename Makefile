@@ -61,12 +61,13 @@ CLI_SRC     := $(wildcard cli/*.c)
 TEST_SRC    := $(wildcard tests/*.c)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
 MIGRATIONS  := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+WEB_FILES   := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ  := $(call obj,$(COMMON_SRC)) $(BUILD)/build/migrations.o
 HANDLER_OBJ := $(call obj,$(HANDLER_SRC))
 WORKER_OBJ  := $(call obj,$(WORKER_SRC))
-API_OBJ     := $(call obj,$(API_SRC))
+API_OBJ     := $(call obj,$(API_SRC)) $(BUILD)/build/web.o
 CLI_OBJ     := $(call obj,$(CLI_SRC))
 TEST_OBJ    := $(call obj,$(TEST_SRC))
 BENCH_OBJ   := $(call obj,$(BENCH_SRC))
@@ -128,6 +129,15 @@ $(BUILD)/api/%.o: api/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC     $<"
 	$(Q)$(CC) $(CFLAGS) $(call incs,$<) -DH2O_USE_LIBUV=1 -c -o $@ $<
+
+# the web console, embedded in agentq-api (api/web.c serves it)
+build/web.c: $(WEB_FILES) web/embed.sh
+	@mkdir -p build
+	$(Q)sh web/embed.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/build/web.o: build/web.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Iapi -c -o $@ $<
 
 $(BUILD)/build/migrations.o: build/migrations.c
 	@mkdir -p $(dir $@)

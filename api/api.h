@@ -34,7 +34,7 @@ enum {
     R_SESSION_MESSAGES, R_ACTIONS_LIST, R_ACTION_DECIDE, R_SCHEDULES_LIST, R_SCHEDULES_CREATE, R_SCHEDULE_GET,
     R_SCHEDULE_PATCH, R_SCHEDULE_DELETE, R_TELEGRAM_WEBHOOK, R_TELEGRAM_LINK, R_CHANNELS_LIST, R_NOTIFICATIONS_LIST,
     R_NOTIFICATION_READ, R_AUDIT_LIST, R_TASKS_LIST, R_TASK_DECIDE, R_CONNECTIONS_LIST, R_CONNECTIONS_CREATE,
-    R_CONNECTION_DELETE, R_NOT_FOUND, R_COUNT
+    R_CONNECTION_DELETE, R_JOB_RETRY, R_QUEUE, R_SESSIONS_LIST, R_CRON_NEXT, R_WEB, R_NOT_FOUND, R_COUNT
 };
 extern const char *const aq_api_route_names[R_COUNT];
 
@@ -238,6 +238,15 @@ void aq_api_task_dismiss(api_call *c);
 void aq_api_connections_list(api_call *c);
 void aq_api_connections_create(api_call *c);
 void aq_api_connection_delete(api_call *c);
+void aq_api_job_retry(api_call *c);       /* console_api.c */
+void aq_api_queue(api_call *c);
+void aq_api_sessions_list(api_call *c);
+void aq_api_cron_next(api_call *c);
+
+/* ---- the web console's files (web.c) ---- */
+/* Answer a GET for path (one of the console's files): 0, or -1 when there is
+ * no such file (nothing sent; the caller answers 404). */
+int aq_api_web_serve(api_call *c, const char *path, size_t len);
 
 /* ---- enqueue batching (enqueue.c) ---- */
 typedef struct api_enqueue_req {

@@ -21,7 +21,7 @@ const char *const aq_api_route_names[R_COUNT] = {
     "session_messages", "actions_list", "action_decide", "schedules_list", "schedules_create", "schedule_get",
     "schedule_patch", "schedule_delete", "telegram_webhook", "telegram_link", "channels_list", "notifications_list",
     "notification_read", "audit_list", "tasks_list", "task_decide", "connections_list", "connections_create",
-    "connection_delete", "not_found",
+    "connection_delete", "job_retry", "queue", "sessions_list", "cron_next", "web", "not_found",
 };
 const double aq_api_latency_bounds[API_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,

@@ -2,6 +2,7 @@
  * paths, 405 (with Allow) for a known path with the wrong method. HEAD is
  * answered wherever GET is, like GET without the body (RFC 9110 §9.3.2).
  * Path ids must be plain positive integers and session ids UUIDs, else 404.
+ * A GET for any other path outside /v1/ may be a web console file (web.c).
  * A request whose framing or size is refused (aq_api_request_refused) is
  * answered before routing. */
 #include "api.h"
@@ -25,6 +26,10 @@ static const route routes[] = {
     {"POST", "/v1/jobs",                   R_JOBS_CREATE,      aq_api_jobs_create,      1},
     {"GET",  "/v1/jobs/:id",               R_JOB_GET,          aq_api_job_get,          1},
     {"POST", "/v1/jobs/:id/cancel",        R_JOB_CANCEL,       aq_api_job_cancel,       1},
+    {"POST", "/v1/jobs/:id/retry",         R_JOB_RETRY,        aq_api_job_retry,        1},
+    {"GET",  "/v1/queue",                  R_QUEUE,            aq_api_queue,            1},
+    {"GET",  "/v1/sessions",               R_SESSIONS_LIST,    aq_api_sessions_list,    1},
+    {"GET",  "/v1/cron/next",              R_CRON_NEXT,        aq_api_cron_next,        1},
     {"GET",  "/v1/sessions/:uuid/messages", R_SESSION_MESSAGES, aq_api_session_messages, 1},
     {"GET",  "/v1/actions",                R_ACTIONS_LIST,     aq_api_actions_list,     1},
     {"POST", "/v1/actions/:id/approve",    R_ACTION_DECIDE,    aq_api_action_approve,   1},
@@ -108,6 +113,11 @@ int aq_api_route(api_thread *t, h2o_req_t *req)
     if (aq_api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
     if (!found) {
         api_call *c = aq_api_call_new(t, req, R_NOT_FOUND);
+        if (!allow[0] && (head || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) &&
+            !(len >= 4 && !memcmp(path, "/v1/", 4))) {
+            c->route = R_WEB;   /* the web console's files (web.c) */
+            if (!aq_api_web_serve(c, path, len)) return 0;
+        }
         if (allow[0]) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base, strlen(allow));
             aq_api_reply_error(c, AQ_EMETHOD, "use %s for this path", allow);

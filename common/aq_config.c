@@ -77,6 +77,7 @@ static const var vars[] = {
     NUM(user_max_inflight, "AGENTQ_USER_MAX_INFLIGHT", "0", 0, 1000000, "keyed jobs (agent turns, scheduled runs) of one user running at once, across all workers; more wait queued while other users' run (0 = no cap)"),
     NUM(user_max_waits, "AGENTQ_USER_MAX_WAITS", "100", 0, 1000000, "?wait= long-polls one user may have parked per API process; more answer at once with the job as it is (0 = no long-polls)"),
     STR(api_queues, "AGENTQ_API_QUEUES", "", "queues POST /v1/jobs accepts, comma-separated (422 otherwise); empty: the queues of the workers connected now"),
+    STR(web_dir, "AGENTQ_WEB_DIR", "", "folder the API serves the web console from, read on each request (for editing web/ without rebuilding); empty: the console built into agentq-api"),
     NUM(wait_max_seconds, "AGENTQ_WAIT_MAX_SECONDS", "30", 1, 3600, "longest ?wait= long-poll; larger values are clamped"),
     NUM(max_email_bytes, "AGENTQ_MAX_EMAIL_BYTES", "10485760", 64, 104857600, "largest raw message email_processing reads (POST /v1/jobs: 413 beyond; IMAP: the message is skipped and the connection notes why); the body and job-input caps of an email_processing job stretch to fit it"),
     NUM(email_max_parts, "AGENTQ_EMAIL_MAX_PARTS", "100", 1, 10000, "MIME parts of one message read; the rest are skipped (and the model is told so)"),

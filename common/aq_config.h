@@ -21,8 +21,9 @@ typedef struct aq_config {
     const char *telegram_bot_token;
     const char *telegram_api_base;
     const char *telegram_webhook_secret;
-    const char *api_queues;
-    const char *imap_ca_file;   /* "" = the system's CAs */     /* comma-separated; "" = the connected workers' queues */
+    const char *api_queues;     /* comma-separated; "" = the connected workers' queues */
+    const char *imap_ca_file;   /* "" = the system's CAs */
+    const char *web_dir;        /* "" = the web console embedded at build time */
     long concurrency;
     long prefetch;
     long db_connections;

@@ -205,7 +205,7 @@ int aq_jobs_cancel(PGconn *db, int64_t id, int64_t owner, aq_cancel_outcome *out
 #define STR_(x) #x
 
 /* The row is locked first, so the status seen is the one the update acts on. */
-static const char SQL_RETRY_ONE[] =
+const char aq_jobs_sql_retry[] =
     "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
     " u AS (UPDATE jobs" RETRY_SET " FROM j WHERE jobs.id = j.id"
     " AND j.status IN ('failed', 'cancelled') RETURNING jobs.id),"
@@ -229,7 +229,7 @@ int aq_jobs_retry(PGconn *db, int64_t id, int *requeued, char was[16])
     snprintf(id_s, sizeof id_s, "%lld", (long long)id);
     const char *p[] = {id_s};
     PGresult *r;
-    int rc = aq_db_query(db, "retrying the job", SQL_RETRY_ONE, 1, p, &r);
+    int rc = aq_db_query(db, "retrying the job", aq_jobs_sql_retry, 1, p, &r);
     if (rc) return rc;
     *requeued = PQntuples(r) && !strcmp(PQgetvalue(r, 0, 1), "1");
     snprintf(was, 16, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");

@@ -107,6 +107,9 @@ int aq_jobs_cancel(PGconn *db, int64_t id, int64_t owner, aq_cancel_outcome *out
  * *requeued (1 done, 0 it had another status, in was; "" when no such job),
  * or AQ_EDB / AQ_EUNAVAIL. */
 int aq_jobs_retry(PGconn *db, int64_t id, int *requeued, char was[16]);
+/* Its statement, for the API to run asynchronously: $1 job id; one row
+ * (status before, 1 when re-queued else 0, notified) or none when no such job. */
+extern const char aq_jobs_sql_retry[];
 /* Up to AQ_JOBS_RETRY_BATCH failed jobs (of type, if not NULL) that had
  * failed by `before` (a timestamptz as text) back to queued. 0 with *n the
  * number, or AQ_EDB / AQ_EUNAVAIL. Call again while *n is the batch size. */

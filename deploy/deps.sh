@@ -2,15 +2,18 @@
 # Installs the build, test and run dependencies that are missing on a Debian 12
 # machine (apt-get, as root or through sudo; prometheus is there for promtool,
 # which the metrics tests run on /metrics; dovecot-imapd and openssl serve the
-# IMAP tests' throwaway server, tests/dovecot.sh), and the OpenAPI linter the tests
-# run (@redocly/cli, pinned, from npm into the git-ignored .tmp/node). Does
-# nothing when all are present. Called by `make deps`, which `make test`,
+# IMAP tests' throwaway server, tests/dovecot.sh; chromium the web console's
+# browser test), and the node packages the tests
+# run (@redocly/cli, the OpenAPI linter, and puppeteer-core, which drives
+# Debian's chromium in the web console's browser test; both pinned, from npm
+# into the git-ignored .tmp/node; no browser is downloaded). Does nothing
+# when all are present. Called by `make deps`, which `make test`,
 # `make run` and `make bench` depend on.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="gcc make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
       libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15 python3 python3-yaml systemd
-      wrk procps iproute2 util-linux prometheus dovecot-imapd openssl"
+      wrk procps iproute2 util-linux prometheus dovecot-imapd openssl chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -31,23 +34,27 @@ if [ -n "$missing" ]; then
     esac
 fi
 
-# The OpenAPI linter (the docs_openapi_lint test). Only the version below is
-# used; no lock file or package.json is written into the repository (the
-# install lives in .tmp/node, which git ignores). Without node and npm it is
-# skipped here, and that test fails saying so.
+# The node packages: the OpenAPI linter (the docs_openapi_lint test) and
+# puppeteer-core (the web_console test drives /usr/bin/chromium with it).
+# Only the versions below are used; no lock file or package.json is written
+# into the repository (the install lives in .tmp/node, which git ignores).
+# Both are installed by one npm command, so neither install prunes the other.
+# Without node and npm they are skipped here, and those tests fail saying so.
 REDOCLY_VERSION=2.77.0
+PUPPETEER_VERSION=25.16.0
 node_dir="$top/.tmp/node"
-cli_pkg="$node_dir/node_modules/@redocly/cli/package.json"
-have=""
-[ -f "$cli_pkg" ] && command -v node >/dev/null &&
-    have=$(node -p "require(process.argv[1]).version" "$cli_pkg" 2>/dev/null || true)
-if [ "$have" != "$REDOCLY_VERSION" ]; then
+version_of() {
+    f="$node_dir/node_modules/$1/package.json"
+    [ -f "$f" ] && command -v node >/dev/null && node -p "require(process.argv[1]).version" "$f" 2>/dev/null || true
+}
+if [ "$(version_of @redocly/cli)" != "$REDOCLY_VERSION" ] ||
+   [ "$(version_of puppeteer-core)" != "$PUPPETEER_VERSION" ]; then
     if command -v npm >/dev/null && command -v node >/dev/null; then
-        echo "deps: installing @redocly/cli $REDOCLY_VERSION into .tmp/node"
+        echo "deps: installing @redocly/cli $REDOCLY_VERSION and puppeteer-core $PUPPETEER_VERSION into .tmp/node"
         mkdir -p "$node_dir"
-        npm install --prefix "$node_dir" --no-save --no-package-lock --no-audit --no-fund \
-            --loglevel=error "@redocly/cli@$REDOCLY_VERSION" >/dev/null
+        PUPPETEER_SKIP_DOWNLOAD=1 npm install --prefix "$node_dir" --no-save --no-package-lock --no-audit --no-fund \
+            --loglevel=error "@redocly/cli@$REDOCLY_VERSION" "puppeteer-core@$PUPPETEER_VERSION" >/dev/null
     else
-        echo "deps: node and npm are not installed: the OpenAPI lint test (docs_openapi_lint) will fail" >&2
+        echo "deps: node and npm are not installed: the tests docs_openapi_lint and web_console will fail" >&2
     fi
 fi

@@ -7,7 +7,8 @@
 # first run, mode 600, ignored by git). It applies migrations, creates a first
 # operator "admin" if there is no user yet and prints its token (saved in
 # .agentq.token for later runs), then runs the API on AGENTQ_LISTEN and
-# AGENTQ_WORKERS worker processes (default 1).
+# AGENTQ_WORKERS worker processes (default 1), and prints the web console's
+# URL.
 #
 # It writes .agentq.env (mode 600) with that DATABASE_URL and the key file's
 # path (AGENTQ_SECRET_KEY_FILE), which bin/agentq reads from the current
@@ -163,7 +164,9 @@ while [ "$i" -lt "$n" ]; do
     i=$((i + 1))
 done
 listen=${AGENTQ_LISTEN:-127.0.0.1:8080}
-say "run: API on http://$listen and $n worker(s); Ctrl-C stops everything. Try:"
+say "run: API on http://$listen and $n worker(s); Ctrl-C stops everything."
+say "run: web console: http://$listen/ (sign in with the token in .agentq.token)"
+say "run: or try:"
 say "  curl -s -H \"Authorization: Bearer \$(cat .agentq.token)\" -d '{\"message\":\"hello\"}' http://$listen/v1/chat"
 
 # Until a signal, or until one of them exits by itself.

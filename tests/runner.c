@@ -20,13 +20,13 @@
 
 extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_api_tests[], th_fake_tests[],
     th_agent_tests[], th_cron_tests[], th_schedule_tests[], th_telegram_api_tests[], th_telegram_tests[], th_cli_tests[],
-    th_failure_tests[], th_docs_tests[], th_api_limits_tests[], th_layout_tests[], th_plans_tests[], th_deploy_tests[], th_email_tests[], th_serial_tests[], th_inflight_tests[],
+    th_failure_tests[], th_docs_tests[], th_api_limits_tests[], th_layout_tests[], th_plans_tests[], th_deploy_tests[], th_email_tests[], th_serial_tests[], th_inflight_tests[], th_web_tests[],
     th_metrics_tests[];
 static const th_test *groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
                                    th_api_limits_tests,
                                    th_fake_tests, th_agent_tests, th_schedule_tests, th_telegram_api_tests,
                                    th_telegram_tests, th_cli_tests, th_failure_tests, th_docs_tests, th_layout_tests,
-                                   th_plans_tests, th_metrics_tests, th_deploy_tests, th_email_tests, th_serial_tests, th_inflight_tests,
+                                   th_plans_tests, th_metrics_tests, th_deploy_tests, th_email_tests, th_serial_tests, th_inflight_tests, th_web_tests,
                                    NULL};
 
 extern char th_url[512], th_log[512];

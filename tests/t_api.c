@@ -600,8 +600,8 @@ static void bad_paths_and_methods(void)
         "/v1/jobs/1/extra", "/v1/sessions/not-a-uuid/messages",
         "/v1/sessions/0123456789ab-cdef-0123-4567-89abcdef0123/messages",
         "/v1/sessions/00000000-0000-4000-8000-000000000000/messages",   /* well-formed, nobody's */
-        "/nope", "/", "/v1", "/v2/chat", "/v1/chat/extra", "/healthz/x", NULL,
-    };
+        "/nope", "/nope.js", "/v1", "/v2/chat", "/v1/chat/extra", "/healthz/x", NULL,
+    };   /* ("/" is the web console: t_web.c) */
     for (int i = 0; paths[i]; i++) {
         th_resp r = th_get(paths[i], a);
         if (r.status != 404) th_fail(__FILE__, __LINE__, "GET %s", paths[i]);

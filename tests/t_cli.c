@@ -1108,6 +1108,14 @@ static void run_and_stop(const char *top, const char *dir, int via_make, stop_ho
         if (!up) th_sleep_ms(100);
     }
     CHECK(up);
+    /* it names the web console's URL, and the console is there */
+    char console[80];
+    snprintf(console, sizeof console, "run: web console: http://127.0.0.1:%d/", api_port);
+    CHECK(wait_for_text(log, console));
+    th_resp page = th_http("GET", strstr(console, "http"), NULL, NULL, NULL, NULL);
+    CHECK_INT(page.status, 200);
+    CHECK_CONTAINS(page.body, "<title>agentq console</title>");
+    th_resp_free(&page);
     pid_t ps[16];
     int n = run_procs(dir, "agentq-worker", ps, 16);
     CHECK_INT(n, 1);
