@@ -135,6 +135,9 @@ char *aq_api_keep(api_call *c, char *s);
 /* Value of query parameter name (first occurrence; %xx and '+' decoded);
  * heap string kept by the call, or NULL when absent. */
 const char *aq_api_query_param(api_call *c, const char *name);
+/* Its pure part: the value of parameter name in query[0..len) (the text after
+ * '?'), decoded, as a heap string the caller frees; NULL when absent. */
+char *aq_api_query_value(const char *query, size_t len, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
 const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
@@ -201,6 +204,12 @@ void aq_api_authenticate(api_call *c);
 
 /* ---- routes ---- */
 int aq_api_route(api_thread *t, h2o_req_t *req);
+/* The pure part of routing: the route table's entry for method and path
+ * (trailing slashes ignored) as an index, with *route_id (an R_ value) and
+ * *id / uuid from the path; or -1 with *route_id R_NOT_FOUND and, in allow
+ * (allowcap bytes), the methods the path does take ("" for an unknown path). */
+int aq_api_route_find(const char *method, size_t mlen, const char *path, size_t len, int *route_id,
+                      int64_t *id, char uuid[37], char *allow, size_t allowcap);
 void aq_api_healthz(api_call *c);
 void aq_api_readyz(api_call *c);
 void aq_api_metrics(api_call *c);

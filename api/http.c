@@ -164,11 +164,9 @@ static int hexval(char ch)
     return -1;
 }
 
-const char *aq_api_query_param(api_call *c, const char *name)
+char *aq_api_query_value(const char *query, size_t len, const char *name)
 {
-    h2o_req_t *req = c->req;
-    if (!req || req->query_at == SIZE_MAX) return NULL;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    const char *p = query, *end = query + len;
     size_t nlen = strlen(name);
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -188,11 +186,19 @@ const char *aq_api_query_param(api_call *c, const char *name)
                 }
             }
             out[n] = '\0';
-            return aq_api_keep(c, out);
+            return out;
         }
         p = amp + 1;
     }
     return NULL;
+}
+
+const char *aq_api_query_param(api_call *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    if (!req || req->query_at == SIZE_MAX) return NULL;
+    char *v = aq_api_query_value(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, name);
+    return v ? aq_api_keep(c, v) : NULL;
 }
 
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
