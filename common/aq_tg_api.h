@@ -61,6 +61,11 @@ int aq_tg_answer_callback(const aq_config *cfg, const char *callback_query_id, c
  * cfg->telegram_timeout_ms. OK: result is an array of Updates. */
 int aq_tg_get_updates(const aq_config *cfg, long long offset, int timeout_s, aq_tg_result *out);
 void aq_tg_result_dispose(aq_tg_result *r);
+/* The pure part of a call: sort a reply that arrived (r: its status, body
+ * and Retry-After) to method into *out, as in the table above; *out is
+ * zeroed beforehand with retry_after_ms -1 and status AQ_TG_FAILED. */
+struct aq_http_resp;
+void aq_tg_classify(const aq_config *cfg, const char *method, const struct aq_http_resp *r, aq_tg_result *out);
 
 /* Split UTF-8 text into chunks of at most `limit` units each, counted as
  * Telegram does in UTF-16 code units (a code point above U+FFFF counts 2).

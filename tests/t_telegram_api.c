@@ -515,6 +515,27 @@ static void garbled_replies_retry(void)
     aq_http_thread_cleanup();
 }
 
+/* Found by fuzzing (fz_tg_reply): an error_code beyond a long was cast to
+ * one (undefined behaviour; in practice "HTTP -9223372036854775808"). An
+ * error_code that is no HTTP status leaves the 200 an unexpected reply. */
+static void error_code_not_a_status(void)
+{
+    th_fake("[{\"body\":{\"ok\":false,\"error_code\":1e300}}, {\"body\":{\"ok\":false,\"error_code\":-4e34}},"
+            " {\"body\":{\"ok\":false,\"error_code\":99}}, {\"body\":{\"ok\":false,\"error_code\":403}}]",
+            fake_url, sizeof fake_url);
+    aq_config cfg = config(fake_url);
+    aq_tg_result r;
+    for (int i = 0; i < 3; i++) {
+        aq_tg_send_message(&cfg, 1, "x", NULL, &r);
+        CHECK_RESULT(r, AQ_TG_RETRY, "Telegram sendMessage: HTTP 200 but the reply is not the expected JSON");
+        aq_tg_result_dispose(&r);
+    }
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);   /* a real status in a 200 still counts */
+    CHECK_RESULT(r, AQ_TG_BLOCKED, "HTTP 403");
+    aq_tg_result_dispose(&r);
+    aq_http_thread_cleanup();
+}
+
 /* A 127.0.0.1 port nothing listens on (bound, then closed). */
 static int dead_port(void)
 {
@@ -676,6 +697,7 @@ const th_test th_telegram_api_tests[] = {
     {"tg_api_4xx_failed", client_errors_fail, 20, 0},
     {"tg_api_migrated_chat", migrated_chat_named, 20, 0},
     {"tg_api_garbled_retry", garbled_replies_retry, 30, 0},
+    {"tg_api_error_code_not_a_status", error_code_not_a_status, 20, 0},
     {"tg_api_no_response_retry", no_response_retries, 20, 0},
     {"tg_api_no_token_no_request", no_token_no_request, 20, 0},
     {"tg_api_token_never_in_errors", token_never_in_errors, 30, 0},
