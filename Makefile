@@ -151,7 +151,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench
 	$(Q)sh tests/bench.sh
 
-# ---- fuzzing (tests/fuzz/README.md) ----
+# ---- fuzzing (README.md, "Fuzzing") ----
 # Each tests/fuzz/fz_NAME.c is one libFuzzer harness, linked against an archive
 # of every object but the mains, all compiled with clang in build/fuzz (never
 # mixed with build/rel or build/san): a harness pulls in only what it calls.

@@ -1,12 +1,13 @@
 #!/bin/sh
-# Installs the build, test and run dependencies that are missing on a Debian 12
+# Installs the build, test, fuzz and run dependencies that are missing on a Debian 12
 # machine (apt-get, as root or through sudo), and the OpenAPI linter the tests
 # run (@redocly/cli, pinned, from npm into the git-ignored .tmp/node). Does
-# nothing when all are present. Called by `make deps`, which `make test`,
+# nothing when all are present. Called by `make deps`, which `make test`, `make fuzz`,
 # `make run` and `make bench` depend on.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-PKGS="gcc make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
+# clang and libclang-rt-14-dev (libFuzzer's runtime): `make fuzz`
+PKGS="gcc clang libclang-rt-14-dev make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
       libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15
       wrk procps iproute2 util-linux"
 missing=""
