@@ -166,6 +166,10 @@ int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
  * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
 int aq_api_parse_body(api_call *c);
+/* Its pure part, for s[0..n): 0 with the object in *out (the caller
+ * cJSON_Deletes it); or NULL in *out, the reason in why, and AQ_EJSON
+ * (control character, not JSON, not an object) or AQ_EINVAL (\u0000). */
+int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen);
 /* Before routing: 1 once the request has been answered 400 bad_request (conflicting
  * Content-Length, or both Content-Length and Transfer-Encoding; the
  * connection closes) or 431 headers_too_large (over API_MAX_HEADER_BYTES). */

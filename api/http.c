@@ -217,6 +217,32 @@ const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
+int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    /* cJSON takes raw control bytes (NUL included) inside strings, and its
+     * strings end at NUL: both would cut a value short, so they are refused */
+    size_t nul_at, bad_at = aq_json_scan(s, n, &nul_at);
+    if (bad_at != SIZE_MAX) {
+        snprintf(why, whylen, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
+                 " (e.g. \\n, \\t, \\u001b)", (unsigned char)s[bad_at], bad_at);
+        return AQ_EJSON;
+    }
+    cJSON *v = aq_json_parse_whole(s, n);
+    if (!cJSON_IsObject(v)) {
+        snprintf(why, whylen, "%s", v ? "the body must be a JSON object" : "request body is not valid JSON");
+        cJSON_Delete(v);
+        return AQ_EJSON;
+    }
+    if (nul_at != SIZE_MAX) {
+        snprintf(why, whylen, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+        cJSON_Delete(v);
+        return AQ_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 int aq_api_parse_body(api_call *c)
 {
     h2o_req_t *req = c->req;
@@ -229,21 +255,10 @@ int aq_api_parse_body(api_call *c)
                            c->t->srv->cfg->max_body_bytes);
         return -1;
     }
-    /* cJSON takes raw control bytes (NUL included) inside strings, and its
-     * strings end at NUL: both would cut a value short, so they are refused */
-    size_t nul_at, bad_at = aq_json_scan(req->entity.base, req->entity.len, &nul_at);
-    if (bad_at != SIZE_MAX) {
-        aq_api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
-                           " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
-        return -1;
-    }
-    c->body = aq_json_parse_whole(req->entity.base, req->entity.len);
-    if (!cJSON_IsObject(c->body)) {
-        aq_api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
-        return -1;
-    }
-    if (nul_at != SIZE_MAX) {
-        aq_api_reply_error(c, AQ_EINVAL, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+    char why[160];
+    int rc = aq_api_body_parse(req->entity.base, req->entity.len, &c->body, why, sizeof why);
+    if (rc) {
+        aq_api_reply_error(c, rc, "%s", why);
         return -1;
     }
     return 0;

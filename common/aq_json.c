@@ -348,9 +348,10 @@ static int exact_numbers(cJSON *v)
         snprintf(num, sizeof num, "%.*g", prec, v->valuedouble);
         if (strtod(num, NULL) == v->valuedouble) break;
     }
-    char *raw = cJSON_malloc(strlen(num) + 1);
+    size_t len = strlen(num) + 1;
+    char *raw = cJSON_malloc(len);
     if (!raw) return -1;
-    strcpy(raw, num);
+    memcpy(raw, num, len);
     v->type = cJSON_Raw;   /* cJSON_Delete frees valuestring of any non-reference item */
     v->valuestring = raw;
     return 0;

@@ -20,7 +20,8 @@
 
 /* ---- a naive second reading of the grammar (aq_cron.h), for the UTC check ---- */
 
-static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                     "jul", "aug", "sep", "oct", "nov", "dec"};
 static const char *const wdays[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 static int ref_value(const char **p, const char *e, int field, int *out)
@@ -81,7 +82,8 @@ static int ref_parse(const char *expr, ref *r)
     }
     if (n == 1 && f[0][0] == '@') {
         for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
-            if ((size_t)(fe[0] - f[0]) == strlen(macros[i][0]) && !strncasecmp(f[0], macros[i][0], strlen(macros[i][0])))
+            if ((size_t)(fe[0] - f[0]) == strlen(macros[i][0]) &&
+                !strncasecmp(f[0], macros[i][0], strlen(macros[i][0])))
                 return ref_parse(macros[i][1], r);
         return -1;
     }

@@ -1,11 +1,15 @@
-/* fz_json.c — request bodies as the API reads them (aq_api_parse_body's pure
- * steps: aq_json_scan, then aq_json_parse_whole) and the strict validator
- * (aq_json_strict), with the UTF-8 helpers and the escaper. Contracts: what
+/* fz_json.c — request bodies as the API reads them (aq_api_body_parse, the
+ * pure part of aq_api_parse_body: aq_json_scan, then aq_json_parse_whole)
+ * and the strict validator (aq_json_strict), with the UTF-8 helpers and the
+ * escaper. Contracts: an accepted body is an object with no raw control
+ * character and no \u0000, and a refused one has a reason; what
  * the strict validator accepts passes the pre-scan, parses, and survives
  * print-and-reparse (aq_json_print, as job input is stored) unchanged, every
  * number to the bit; the escaper's output is the JSON string of its
  * input; sanitized text is valid UTF-8 of the same length. */
 #include "fuzz.h"
+#include "api.h"
+#include "aq_error.h"
 #include "aq_json.h"
 #include <math.h>
 
@@ -34,8 +38,15 @@ static void body(const char *s, size_t n)
     size_t nul_at, bad_at = aq_json_scan(s, n, &nul_at);
     FZ_CHECK(bad_at == SIZE_MAX || bad_at < n);
     FZ_CHECK(nul_at == SIZE_MAX || nul_at + 6 <= n);
+    cJSON *obj = NULL;
+    char why[160] = "";
+    int rc = aq_api_body_parse(s, n, &obj, why, sizeof why);
+    if (rc == 0) FZ_CHECK(cJSON_IsObject(obj) && bad_at == SIZE_MAX && nul_at == SIZE_MAX);
+    else FZ_CHECK(obj == NULL && why[0] && (rc == AQ_EJSON || (rc == AQ_EINVAL && nul_at != SIZE_MAX)));
+    cJSON_Delete(obj);
+
     cJSON *v = bad_at == SIZE_MAX ? aq_json_parse_whole(s, n) : NULL;
-    char why[128];
+    why[0] = '\0';
     if (aq_json_strict(s, n, why, sizeof why)) {
         FZ_CHECK(aq_utf8_valid(s, n));
         FZ_CHECK(bad_at == SIZE_MAX && nul_at == SIZE_MAX);

@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *sp = strchr(in, ' ');
     if (sp && (!nl || sp < nl)) ra = strtol(sp + 1, NULL, 10);
     aq_config cfg = {.telegram_bot_token = TOKEN};
-    aq_http_resp r = {.status = status, .body = nl ? nl + 1 : in + size, .retry_after_ms = ra < 0 || ra > 86400 ? -1 : ra * 1000};
+    aq_http_resp r = {.status = status, .body = nl ? nl + 1 : in + size,
+                      .retry_after_ms = ra < 0 || ra > 86400 ? -1 : ra * 1000};
     r.len = nl ? size - (size_t)(nl + 1 - in) : 0;
     if (r.len > strlen(r.body)) r.len = strlen(r.body);   /* the body as aq_http keeps it: NUL-terminated */
 
@@ -35,8 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(out.result == NULL && out.error != NULL);
         FZ_CHECK(aq_utf8_valid(out.error, strlen(out.error)) && !strstr(out.error, TOKEN));
     }
-    if (out.status == AQ_TG_RETRY) FZ_CHECK(out.retry_after_ms == -1 || (out.retry_after_ms >= 0 && out.retry_after_ms <= 86400000L));
-    else FZ_CHECK(out.retry_after_ms == -1);
+    if (out.status == AQ_TG_RETRY)
+        FZ_CHECK(out.retry_after_ms == -1 || (out.retry_after_ms >= 0 && out.retry_after_ms <= 86400000L));
+    else
+        FZ_CHECK(out.retry_after_ms == -1);
     if (out.status != AQ_TG_FAILED) FZ_CHECK(out.migrate_to_chat_id == 0);
     FZ_CHECK(out.migrate_to_chat_id > -9007199254740992LL && out.migrate_to_chat_id < 9007199254740992LL);
     aq_tg_result_dispose(&out);
