@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -70,7 +71,9 @@ int aq_http_post_json(const char *url, const char *bearer, const char *body, lon
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     curl_off_t ra = -1;
-    if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) out->retry_after_ms = (long)ra * 1000;
+    /* a delay whose milliseconds overflow a long is no delay anyone meant */
+    if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0 && ra <= LONG_MAX / 1000)
+        out->retry_after_ms = (long)ra * 1000;
     curl_slist_free_all(hdrs);
     if (auth) {   /* the header held a secret */
         explicit_bzero(auth, strlen(auth));

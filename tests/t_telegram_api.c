@@ -385,6 +385,27 @@ static void rate_limited_retry_after(void)
     aq_http_thread_cleanup();
 }
 
+/* A Retry-After whose milliseconds overflow a long (seen while writing
+ * fz_tg_reply: the header's seconds were multiplied unchecked, undefined
+ * behaviour) counts as no delay named. */
+static void retry_after_beyond_a_long(void)
+{
+    th_fake("[{\"status\":429,\"headers\":{\"Retry-After\":\"9300000000000000\"},\"body\":\"slow down\"},"
+            " {\"status\":503,\"headers\":{\"Retry-After\":\"9223372036854775\"},\"body\":\"busy\"}]",
+            fake_url, sizeof fake_url);
+    aq_config cfg = config(fake_url);
+    aq_tg_result r;
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);
+    CHECK_RESULT(r, AQ_TG_RETRY, "HTTP 429");
+    CHECK_INT(r.retry_after_ms, -1);
+    aq_tg_result_dispose(&r);
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);   /* the largest that fits is kept */
+    CHECK_RESULT(r, AQ_TG_RETRY, "HTTP 503");
+    CHECK_INT(r.retry_after_ms, 9223372036854775000LL);
+    aq_tg_result_dispose(&r);
+    aq_http_thread_cleanup();
+}
+
 static void server_errors_retry(void)
 {
     th_fake("[{\"status\":500,\"body\":\"oops\"},"
@@ -692,6 +713,7 @@ const th_test th_telegram_api_tests[] = {
     {"tg_api_split_too_many", split_too_many_chunks, 10, 0},
     {"tg_api_send_message", send_message_shape_and_ok, 20, 0},
     {"tg_api_429_retry_after", rate_limited_retry_after, 20, 0},
+    {"tg_api_retry_after_beyond_a_long", retry_after_beyond_a_long, 20, 0},
     {"tg_api_5xx_retry", server_errors_retry, 20, 0},
     {"tg_api_403_blocked", forbidden_is_blocked, 20, 0},
     {"tg_api_4xx_failed", client_errors_fail, 20, 0},
