@@ -1,7 +1,8 @@
 # agentq — the only build entry. `make` builds bin/agentq-api, bin/agentq-worker and bin/agentq;
 # `make test` runs every test against a throwaway Postgres; `make run` starts
 # the stack on a project-local cluster; `make bench` measures. Variants:
-# SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0), V=1 (show commands).
+# SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0), V=1 (show commands). `make fuzz` runs the
+# libFuzzer harnesses (tests/fuzz/) built with clang in build/fuzz.
 
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
@@ -79,7 +80,7 @@ VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
 BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
-.PHONY: all deps test run bench install clean
+.PHONY: all deps test run bench fuzz install clean
 all: $(BINS)
 
 $(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
@@ -159,6 +160,43 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench $(BINDIR)/agentq-fake
 	$(Q)sh tests/bench.sh
+
+# ---- fuzzing (README.md, "Fuzzing") ----
+# Each tests/fuzz/fz_NAME.c is one libFuzzer harness, linked against an archive
+# of every object but the mains, all compiled with clang in build/fuzz (never
+# mixed with build/rel or build/san): a harness pulls in only what it calls.
+# FUZZ_SECONDS per harness (default 600), FUZZ=NAME to run one.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(filter-out -O% -g,$(CFLAGS)) $(FUZZ_SAN)
+FUZZ_SRC     := $(filter-out api/main.c worker/main.c,$(COMMON_SRC) $(API_SRC) $(HANDLER_SRC) $(WORKER_SRC))
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_SRC)) $(FUZZ_BUILD)/build/migrations.o
+FUZZ_NAMES   := $(patsubst tests/fuzz/fz_%.c,%,$(wildcard tests/fuzz/fz_*.c))
+FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/bin/fz_%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 600
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC     $< (fuzz)"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(call incs,$<) -c -o $@ $<
+
+$(FUZZ_BUILD)/build/migrations.o: build/migrations.c
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(call incs,$<) -c -o $@ $<
+
+$(FUZZ_BUILD)/libagentq.a: $(FUZZ_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/bin/fz_%: tests/fuzz/fz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libagentq.a
+	@mkdir -p $(dir $@)
+	@echo "  LD     $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(INC_tests) -Iapi \
+	    -o $@ $< $(FUZZ_BUILD)/libagentq.a $(API_LIBS) $(PKG_LIBS) -lm -pthread
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory $(if $(FUZZ),$(FUZZ_BUILD)/bin/fz_$(FUZZ),$(FUZZ_BINS))
+	$(Q)FUZZ_BIN=$(CURDIR)/$(FUZZ_BUILD)/bin sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(or $(FUZZ),$(FUZZ_NAMES))
 
 PREFIX ?= /usr/local
 install: all

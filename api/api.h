@@ -140,6 +140,9 @@ char *aq_api_keep(api_call *c, char *s);
 /* Value of query parameter name (first occurrence; %xx and '+' decoded);
  * heap string kept by the call, or NULL when absent. */
 const char *aq_api_query_param(api_call *c, const char *name);
+/* Its pure part: the value of parameter name in query[0..len) (the text after
+ * '?'), decoded, as a heap string the caller frees; NULL when absent. */
+char *aq_api_query_value(const char *query, size_t len, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
 const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
@@ -168,6 +171,10 @@ int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
  * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
 int aq_api_parse_body(api_call *c);
+/* Its pure part, for s[0..n): 0 with the object in *out (the caller
+ * cJSON_Deletes it); or NULL in *out, the reason in why, and AQ_EJSON
+ * (control character, not JSON, not an object) or AQ_EINVAL (\u0000). */
+int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen);
 /* Before routing: 1 once the request has been answered 400 bad_request (conflicting
  * Content-Length, or both Content-Length and Transfer-Encoding; the
  * connection closes) or 431 headers_too_large (over API_MAX_HEADER_BYTES). */
@@ -209,6 +216,12 @@ void aq_api_authenticate(api_call *c);
 
 /* ---- routes ---- */
 int aq_api_route(api_thread *t, h2o_req_t *req);
+/* The pure part of routing: the route table's entry for method and path
+ * (trailing slashes ignored) as an index, with *route_id (an R_ value) and
+ * *id / uuid from the path; or -1 with *route_id R_NOT_FOUND and, in allow
+ * (allowcap bytes), the methods the path does take ("" for an unknown path). */
+int aq_api_route_find(const char *method, size_t mlen, const char *path, size_t len, int *route_id,
+                      int64_t *id, char uuid[37], char *allow, size_t allowcap);
 void aq_api_healthz(api_call *c);
 void aq_api_readyz(api_call *c);
 void aq_api_metrics(api_call *c);

@@ -15,6 +15,7 @@
 #include "aq_buf.h"
 #include "aq_error.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "aq_link_code.h"
 #include "aq_log.h"
 #include "aq_tg_update.h"
@@ -83,7 +84,7 @@ void aq_api_telegram_webhook(api_call *c)
     if (!u) { update_dropped(c, update_id, why); return; }
     api_enqueue_req r = {
         .job_type = "telegram_update",
-        .input_json = aq_api_keep(c, cJSON_PrintUnformatted(u)),
+        .input_json = aq_api_keep(c, aq_json_print(u)),
         .priority = AQ_PRIORITY_TELEGRAM,
         .idempotency_key = aq_api_keep(c, aq_sprintf(AQ_TELEGRAM_KEY_FMT, update_id)),
     };

@@ -180,11 +180,9 @@ static int hexval(char ch)
     return -1;
 }
 
-const char *aq_api_query_param(api_call *c, const char *name)
+char *aq_api_query_value(const char *query, size_t len, const char *name)
 {
-    h2o_req_t *req = c->req;
-    if (!req || req->query_at == SIZE_MAX) return NULL;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    const char *p = query, *end = query + len;
     size_t nlen = strlen(name);
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -204,11 +202,19 @@ const char *aq_api_query_param(api_call *c, const char *name)
                 }
             }
             out[n] = '\0';
-            return aq_api_keep(c, out);
+            return out;
         }
         p = amp + 1;
     }
     return NULL;
+}
+
+const char *aq_api_query_param(api_call *c, const char *name)
+{
+    h2o_req_t *req = c->req;
+    if (!req || req->query_at == SIZE_MAX) return NULL;
+    char *v = aq_api_query_value(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, name);
+    return v ? aq_api_keep(c, v) : NULL;
 }
 
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len)
@@ -227,6 +233,32 @@ const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
+int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    /* cJSON takes raw control bytes (NUL included) inside strings, and its
+     * strings end at NUL: both would cut a value short, so they are refused */
+    size_t nul_at, bad_at = aq_json_scan(s, n, &nul_at);
+    if (bad_at != SIZE_MAX) {
+        snprintf(why, whylen, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
+                 " (e.g. \\n, \\t, \\u001b)", (unsigned char)s[bad_at], bad_at);
+        return AQ_EJSON;
+    }
+    cJSON *v = aq_json_parse_whole(s, n);
+    if (!cJSON_IsObject(v)) {
+        snprintf(why, whylen, "%s", v ? "the body must be a JSON object" : "request body is not valid JSON");
+        cJSON_Delete(v);
+        return AQ_EJSON;
+    }
+    if (nul_at != SIZE_MAX) {
+        snprintf(why, whylen, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+        cJSON_Delete(v);
+        return AQ_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 int aq_api_parse_body(api_call *c)
 {
     h2o_req_t *req = c->req;
@@ -242,21 +274,10 @@ int aq_api_parse_body(api_call *c)
         aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", req->entity.len, cap);
         return -1;
     }
-    /* cJSON takes raw control bytes (NUL included) inside strings, and its
-     * strings end at NUL: both would cut a value short, so they are refused */
-    size_t nul_at, bad_at = aq_json_scan(req->entity.base, req->entity.len, &nul_at);
-    if (bad_at != SIZE_MAX) {
-        aq_api_reply_error(c, AQ_EJSON, "raw control character 0x%02x at byte %zu: JSON strings must escape it"
-                           " (e.g. \\n, \\t, \\u001b)", (unsigned char)req->entity.base[bad_at], bad_at);
-        return -1;
-    }
-    c->body = aq_json_parse_whole(req->entity.base, req->entity.len);
-    if (!cJSON_IsObject(c->body)) {
-        aq_api_reply_error(c, AQ_EJSON, c->body ? "the body must be a JSON object" : "request body is not valid JSON");
-        return -1;
-    }
-    if (nul_at != SIZE_MAX) {
-        aq_api_reply_error(c, AQ_EINVAL, "\\u0000 at byte %zu: text cannot contain the NUL character (U+0000)", nul_at);
+    char why[160];
+    int rc = aq_api_body_parse(req->entity.base, req->entity.len, &c->body, why, sizeof why);
+    if (rc) {
+        aq_api_reply_error(c, rc, "%s", why);
         return -1;
     }
     return 0;

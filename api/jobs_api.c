@@ -281,7 +281,7 @@ void aq_api_jobs_create(api_call *c)
         aq_api_reply_error(c, AQ_EINVAL, "idempotency key: 1 to 255 bytes of UTF-8");
         return;
     }
-    char *input_json = aq_api_keep(c, input ? cJSON_PrintUnformatted(input) : aq_strdup("{}"));
+    char *input_json = aq_api_keep(c, input ? aq_json_print(input) : aq_strdup("{}"));
     if (!aq_utf8_valid(input_json, strlen(input_json))) {
         aq_api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
         return;

@@ -87,29 +87,36 @@ static int match(const char *pattern, const char *path, size_t len, int64_t *id,
     return s == end;
 }
 
-int aq_api_route(api_thread *t, h2o_req_t *req)
+int aq_api_route_find(const char *method, size_t mlen, const char *path, size_t len, int *route_id,
+                      int64_t *id, char uuid[37], char *allow, size_t allowcap)
 {
-    const char *path = req->path_normalized.base;
-    size_t len = req->path_normalized.len;
     while (len > 1 && path[len - 1] == '/') len--;   /* "/v1/jobs/" is "/v1/jobs" */
-    const route *found = NULL;
-    char allow[64] = "";
-    int64_t id = 0;
-    char uuid[37] = "";
-    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    int head = h2o_memis(method, mlen, H2O_STRLIT("HEAD"));
+    *route_id = R_NOT_FOUND;
+    allow[0] = '\0';
     for (const route *r = routes; r->method; r++) {
-        if (!match(r->pattern, path, len, &id, uuid)) continue;
-        if (h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method)) ||
-            (head && !strcmp(r->method, "GET"))) {
-            found = r;
-            break;
+        if (!match(r->pattern, path, len, id, uuid)) continue;
+        if (h2o_memis(method, mlen, r->method, strlen(r->method)) || (head && !strcmp(r->method, "GET"))) {
+            *route_id = r->route;
+            return (int)(r - routes);
         }
         const char *m = strcmp(r->method, "GET") ? r->method : "GET, HEAD";
-        if (strlen(allow) + strlen(m) + 3 < sizeof allow) {
+        if (strlen(allow) + strlen(m) + 3 < allowcap) {
             if (allow[0]) strcat(allow, ", ");
             strcat(allow, m);
         }
     }
+    return -1;
+}
+
+int aq_api_route(api_thread *t, h2o_req_t *req)
+{
+    char allow[64];
+    int64_t id = 0;
+    char uuid[37] = "";
+    int route_id, i = aq_api_route_find(req->method.base, req->method.len, req->path_normalized.base,
+                                        req->path_normalized.len, &route_id, &id, uuid, allow, sizeof allow);
+    const route *found = i < 0 ? NULL : &routes[i];
     if (aq_api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
     if (!found) {
         api_call *c = aq_api_call_new(t, req, R_NOT_FOUND);

@@ -24,6 +24,7 @@
 #include "aq_db.h"
 #include "aq_http.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "aq_link_code.h"
 #include "aq_tg_update.h"
 #include "aq_time.h"
@@ -75,7 +76,7 @@ static int store(PGconn *db, const char *bot, const cJSON *updates, int *stored,
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(u, "update_id");
         int has_id = cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= (double)AQ_TG_UPDATE_ID_MAX;
         if (has_id && (long long)id->valuedouble >= next) next = (long long)id->valuedouble + 1;
-        char *json = cJSON_PrintUnformatted(u);
+        char *json = aq_json_print(u);
         long long update_id;
         const char *why;
         cJSON *ok = json ? aq_tg_update_parse(json, strlen(json), &update_id, &why) : NULL;

@@ -66,7 +66,11 @@ void aq_cron_free(aq_cron *c);
 GTimeZone *aq_tz_open(const char *name, char *err, size_t errlen);
 
 /* The first fire time strictly after `after` (Unix seconds) in *out (Unix
- * seconds), with the DST rules above; tz is any GTimeZone (aq_tz_open's).
+ * seconds), with the DST rules above; tz is any GTimeZone (aq_tz_open's)
+ * whose UTC offsets stay within 26 hours, as in every TZif file (RFC 8536:
+ * -25:59:59 to +25:59:59). GLib builds zones beyond that from POSIX TZ
+ * strings ("AAA1BBB-84,M3.5.0,M10.5.0"), which aq_tz_open never hands out;
+ * in those the result is not reliable.
  * Returns 0; AQ_EINVAL when `after` lies outside the years 1-9990; AQ_ENOTFOUND
  * when there is none within 8 years (which a parsed expression never gives).
  * Typically a few microseconds. */

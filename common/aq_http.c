@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -115,7 +116,9 @@ int aq_http_xfer_finish(aq_http_xfer *x, int rc, aq_http_resp *out)
     out->curl_code = rc;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &out->status);
     curl_off_t ra = -1;
-    if (curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) out->retry_after_ms = (long)ra * 1000;
+    /* a delay whose milliseconds overflow a long is no delay anyone meant */
+    if (curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0 && ra <= LONG_MAX / 1000)
+        out->retry_after_ms = (long)ra * 1000;
     curl_slist_free_all(x->hdrs);   /* may hold a secret; curl copied nothing it keeps */
     int ret = 0;
     if (rc != CURLE_OK) {

@@ -3,6 +3,7 @@
 #include "aq_json.h"
 #include "aq_alloc.h"
 #include "aq_error.h"
+#include <math.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -334,4 +335,32 @@ cJSON *aq_json_parse_whole(const char *s, size_t n)
         v = NULL;
     }
     return v;
+}
+
+/* Turn every finite number in v into raw text that reads back as the same double. */
+static int exact_numbers(cJSON *v)
+{
+    for (cJSON *c = v->child; c; c = c->next)
+        if (exact_numbers(c)) return -1;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return 0;
+    char num[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, v->valuedouble);
+        if (strtod(num, NULL) == v->valuedouble) break;
+    }
+    size_t len = strlen(num) + 1;
+    char *raw = cJSON_malloc(len);
+    if (!raw) return -1;
+    memcpy(raw, num, len);
+    v->type = cJSON_Raw;   /* cJSON_Delete frees valuestring of any non-reference item */
+    v->valuestring = raw;
+    return 0;
+}
+
+char *aq_json_print(const cJSON *v)
+{
+    cJSON *copy = cJSON_Duplicate(v, 1);
+    char *text = copy && !exact_numbers(copy) ? cJSON_PrintUnformatted(copy) : NULL;
+    cJSON_Delete(copy);
+    return text;
 }

@@ -29,6 +29,12 @@ size_t aq_json_scan(const char *s, size_t n, size_t *nul_at);
  * ("{...}garbage" is refused, which cJSON alone would accept): the value
  * (the caller cJSON_Deletes it), or NULL. */
 cJSON *aq_json_parse_whole(const char *s, size_t n);
+/* cJSON_PrintUnformatted, except that every number prints as the exact double
+ * it holds: cJSON's printer keeps 15 digits whenever it deems them within an
+ * epsilon of the value, so 9007199254740991 would print as 9.00719925474099e+15
+ * and 0.30000000000000004 as 0.3. Infinite numbers print as null, as cJSON's.
+ * The caller frees the text (free); NULL when out of memory. */
+char *aq_json_print(const cJSON *v);
 /* Characters (code points) in valid UTF-8 text, as AGENTQ_MAX_MESSAGE_CHARS counts them. */
 size_t aq_utf8_chars(const char *s);
 /* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */

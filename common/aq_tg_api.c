@@ -54,14 +54,16 @@ static char *description(const cJSON *doc)
     return aq_strndup(d->valuestring, n);
 }
 
-/* Sort a reply that arrived (see the table in aq_tg_api.h). */
-static void classify(const aq_config *cfg, const char *method, const aq_http_resp *r, aq_tg_result *out)
+void aq_tg_classify(const aq_config *cfg, const char *method, const aq_http_resp *r, aq_tg_result *out)
 {
     cJSON *doc = cJSON_ParseWithLength(r->body, r->len);
     const cJSON *ok = cJSON_GetObjectItemCaseSensitive(doc, "ok");
     const cJSON *code_j = cJSON_GetObjectItemCaseSensitive(doc, "error_code");
     long code = r->status;
-    if (code == 200 && cJSON_IsFalse(ok) && cJSON_IsNumber(code_j)) code = (long)code_j->valuedouble;
+    /* an error_code that is no HTTP status leaves the 200 an unexpected reply */
+    if (code == 200 && cJSON_IsFalse(ok) && cJSON_IsNumber(code_j) && code_j->valuedouble >= 100 &&
+        code_j->valuedouble < 600)
+        code = (long)code_j->valuedouble;
     if (code == 200) {
         cJSON *result = cJSON_IsTrue(ok) ? cJSON_DetachItemFromObjectCaseSensitive(doc, "result") : NULL;
         if (result) {
@@ -133,7 +135,7 @@ int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_h
         out->status = AQ_TG_RETRY;
         set_error(out, cfg, "Telegram %s: no usable response: %s", method, r->error);
     } else {
-        classify(cfg, method, r, out);
+        aq_tg_classify(cfg, method, r, out);
     }
     return out->status == AQ_TG_OK ? 0 : AQ_EIO;
 }

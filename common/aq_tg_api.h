@@ -73,6 +73,10 @@ int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_h
 /* sendMessage's and answerCallbackQuery's params (heap JSON; the caller deletes it). */
 cJSON *aq_tg_send_message_params(long long chat_id, const char *text, const cJSON *reply_markup);
 cJSON *aq_tg_answer_callback_params(const char *callback_query_id, const char *text);
+/* The pure part of a call: sort a reply that arrived (r: its status, body
+ * and Retry-After) to method into *out, as in the table above; the caller
+ * zeroes *out beforehand, with retry_after_ms -1 and status AQ_TG_FAILED. */
+void aq_tg_classify(const aq_config *cfg, const char *method, const aq_http_resp *r, aq_tg_result *out);
 
 /* Split UTF-8 text into chunks of at most `limit` units each, counted as
  * Telegram does in UTF-16 code units (a code point above U+FFFF counts 2).

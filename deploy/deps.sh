@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the build, test and run dependencies that are missing on a Debian 12
+# Installs the build, test, fuzz and run dependencies that are missing on a Debian 12
 # machine (apt-get, as root or through sudo; prometheus is there for promtool,
 # which the metrics tests run on /metrics; dovecot-imapd and openssl serve the
 # IMAP tests' throwaway server, tests/dovecot.sh; chromium the web console's
@@ -7,11 +7,12 @@
 # run (@redocly/cli, the OpenAPI linter, and puppeteer-core, which drives
 # Debian's chromium in the web console's browser test; both pinned, from npm
 # into the git-ignored .tmp/node; no browser is downloaded). Does nothing
-# when all are present. Called by `make deps`, which `make test`,
+# when all are present. Called by `make deps`, which `make test`, `make fuzz`,
 # `make run` and `make bench` depend on.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-PKGS="gcc make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
+# clang and libclang-rt-14-dev (libFuzzer's runtime): `make fuzz`
+PKGS="gcc clang libclang-rt-14-dev make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
       libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15 python3 python3-yaml systemd
       wrk procps iproute2 util-linux prometheus dovecot-imapd openssl chromium"
 missing=""

@@ -784,6 +784,26 @@ static void bad_wait_values(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* Found by fuzzing (fz_tg_update's re-serialisation check): cJSON's printer
+ * keeps 15 digits when it deems them close enough, so a job's input lost the
+ * last digit of such numbers on the way to jsonb. */
+static void job_input_numbers_exact(void)
+{
+    pid_t api = th_api(NULL);
+    char *a = th_user("alice", 0);
+    allow_noop();
+    th_resp r = th_http("POST", "/v1/jobs", a, "{\"type\":\"noop\",\"input\":{\"x\":0.30000000000000004,"
+                        "\"id\":9007199254740991,\"small\":-1.5e-300}}", NULL, NULL);
+    CHECK_STATUS(r, 202);
+    long long job = jint(&r, "job_id");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND input->>'x' = '0.30000000000000004'"
+                     " AND input->>'id' = '9007199254740991' AND (input->>'small')::float8 = -1.5e-300",
+                     th_num(job), NULL), 1);
+    free(a);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 /* ---- 4. idempotency ---- */
 
 static void idempotency_key(void)
@@ -1392,6 +1412,7 @@ static void concurrent_chats_durable(void)
 }
 
 const th_test th_api_tests[] = {
+    {"api_job_input_numbers_exact", job_input_numbers_exact, 30, 1},
     {"api_chat_end_to_end", chat_end_to_end, 60, 1},
     {"api_wait_wakes_on_finish", wait_wakes_on_finish, 40, 1},
     {"api_isolation_between_users", isolation_between_users, 40, 1},

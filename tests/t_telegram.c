@@ -394,6 +394,25 @@ static void webhook_secret_and_dedupe(void)
     CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
 }
 
+/* Found by fz_tg_update: cJSON's printer keeps 15 digits when it deems them
+ * close enough, so the stored update said 9007199254740990 (and another
+ * chat's id) while its idempotency key said ...991. The stored input holds
+ * the numbers exactly as Telegram sent them. */
+static void webhook_stores_big_numbers_exactly(void)
+{
+    pid_t api = api_tg();
+    th_resp r = webhook("{\"update_id\":9007199254740991,\"message\":{\"message_id\":9007199254740989,"
+                        "\"chat\":{\"id\":-9007199254740989,\"type\":\"private\"},\"text\":\"hi\"}}");
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"duplicate\":false");
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE idempotency_key = 'telegram:9007199254740991'"
+                     " AND input->>'update_id' = '9007199254740991'"
+                     " AND input->'message'->>'message_id' = '9007199254740989'"
+                     " AND input->'message'->'chat'->>'id' = '-9007199254740989'", NULL), 1);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 static void webhook_off(void)
 {
     const char *const env[] = {"TELEGRAM_WEBHOOK_SECRET=", NULL};
@@ -1727,6 +1746,7 @@ static void cli_link_code(void)
 const th_test th_telegram_tests[] = {
     {"tg_webhook_secret_and_dedupe", webhook_secret_and_dedupe, 30, 1},
     {"tg_webhook_off", webhook_off, 30, 1},
+    {"tg_webhook_stores_big_numbers_exactly", webhook_stores_big_numbers_exactly, 30, 1},
     {"tg_link_and_reply", link_and_reply, 60, 1},
     {"tg_link_codes", link_codes, 60, 1},
     {"tg_long_reply_three_messages", long_reply_three_messages, 60, 1},

@@ -385,6 +385,27 @@ static void rate_limited_retry_after(void)
     aq_http_thread_cleanup();
 }
 
+/* A Retry-After whose milliseconds overflow a long (seen while writing
+ * fz_tg_reply: the header's seconds were multiplied unchecked, undefined
+ * behaviour) counts as no delay named. */
+static void retry_after_beyond_a_long(void)
+{
+    th_fake("[{\"status\":429,\"headers\":{\"Retry-After\":\"9300000000000000\"},\"body\":\"slow down\"},"
+            " {\"status\":503,\"headers\":{\"Retry-After\":\"9223372036854775\"},\"body\":\"busy\"}]",
+            fake_url, sizeof fake_url);
+    aq_config cfg = config(fake_url);
+    aq_tg_result r;
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);
+    CHECK_RESULT(r, AQ_TG_RETRY, "HTTP 429");
+    CHECK_INT(r.retry_after_ms, -1);
+    aq_tg_result_dispose(&r);
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);   /* the largest that fits is kept */
+    CHECK_RESULT(r, AQ_TG_RETRY, "HTTP 503");
+    CHECK_INT(r.retry_after_ms, 9223372036854775000LL);
+    aq_tg_result_dispose(&r);
+    aq_http_thread_cleanup();
+}
+
 static void server_errors_retry(void)
 {
     th_fake("[{\"status\":500,\"body\":\"oops\"},"
@@ -511,6 +532,27 @@ static void garbled_replies_retry(void)
     aq_tg_send_message(&cfg, 1, "x", NULL, &r);   /* and the client recovers */
     CHECK_RESULT(r, AQ_TG_OK, NULL);
     CHECK(cJSON_IsTrue(r.result));
+    aq_tg_result_dispose(&r);
+    aq_http_thread_cleanup();
+}
+
+/* Found by fuzzing (fz_tg_reply): an error_code beyond a long was cast to
+ * one (undefined behaviour; in practice "HTTP -9223372036854775808"). An
+ * error_code that is no HTTP status leaves the 200 an unexpected reply. */
+static void error_code_not_a_status(void)
+{
+    th_fake("[{\"body\":{\"ok\":false,\"error_code\":1e300}}, {\"body\":{\"ok\":false,\"error_code\":-4e34}},"
+            " {\"body\":{\"ok\":false,\"error_code\":99}}, {\"body\":{\"ok\":false,\"error_code\":403}}]",
+            fake_url, sizeof fake_url);
+    aq_config cfg = config(fake_url);
+    aq_tg_result r;
+    for (int i = 0; i < 3; i++) {
+        aq_tg_send_message(&cfg, 1, "x", NULL, &r);
+        CHECK_RESULT(r, AQ_TG_RETRY, "Telegram sendMessage: HTTP 200 but the reply is not the expected JSON");
+        aq_tg_result_dispose(&r);
+    }
+    aq_tg_send_message(&cfg, 1, "x", NULL, &r);   /* a real status in a 200 still counts */
+    CHECK_RESULT(r, AQ_TG_BLOCKED, "HTTP 403");
     aq_tg_result_dispose(&r);
     aq_http_thread_cleanup();
 }
@@ -671,11 +713,13 @@ const th_test th_telegram_api_tests[] = {
     {"tg_api_split_too_many", split_too_many_chunks, 10, 0},
     {"tg_api_send_message", send_message_shape_and_ok, 20, 0},
     {"tg_api_429_retry_after", rate_limited_retry_after, 20, 0},
+    {"tg_api_retry_after_beyond_a_long", retry_after_beyond_a_long, 20, 0},
     {"tg_api_5xx_retry", server_errors_retry, 20, 0},
     {"tg_api_403_blocked", forbidden_is_blocked, 20, 0},
     {"tg_api_4xx_failed", client_errors_fail, 20, 0},
     {"tg_api_migrated_chat", migrated_chat_named, 20, 0},
     {"tg_api_garbled_retry", garbled_replies_retry, 30, 0},
+    {"tg_api_error_code_not_a_status", error_code_not_a_status, 20, 0},
     {"tg_api_no_response_retry", no_response_retries, 20, 0},
     {"tg_api_no_token_no_request", no_token_no_request, 20, 0},
     {"tg_api_token_never_in_errors", token_never_in_errors, 30, 0},

@@ -194,7 +194,27 @@ static void engine_and_pool_destroy(void)
     CHECK_INT(uv_loop_close(&loop), 0);   /* no handle of theirs is left open */
 }
 
+/* aq_json_print: each number prints as the exact double it holds (fuzzing
+ * found cJSON's printer dropping the last digit, tests/fuzz/fz_tg_update.c). */
+static void json_print_keeps_numbers(void)
+{
+    const char *in = "{\"id\":9007199254740991,\"x\":0.30000000000000004,\"a\":[-0,1e300,-1.5e-300,7],"
+                     "\"s\":\"9.9\",\"t\":true,\"n\":null,\"o\":{}}";
+    cJSON *v = cJSON_Parse(in);
+    char *out = aq_json_print(v);
+    CHECK_STR(out, "{\"id\":9007199254740991,\"x\":0.30000000000000004,\"a\":[-0,1e+300,"
+                   "-1.5e-300,7],\"s\":\"9.9\",\"t\":true,\"n\":null,\"o\":{}}");
+    cJSON *back = cJSON_Parse(out);
+    CHECK(cJSON_GetObjectItem(back, "id")->valuedouble == 9007199254740991.0);
+    CHECK(cJSON_GetObjectItem(back, "x")->valuedouble == 0.30000000000000004);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(v, "id")));   /* the original is untouched */
+    cJSON_Delete(back);
+    free(out);
+    cJSON_Delete(v);
+}
+
 const th_test th_unit_tests[] = {
+    {"unit_json_print_keeps_numbers", json_print_keeps_numbers, 10, 0},
     {"unit_engine_and_pool_destroy", engine_and_pool_destroy, 30, 0},
     {"unit_common_errors_are_aq_codes", common_errors_are_aq_codes, 10, 0},
     {"unit_backoff", backoff_grows_caps_and_jitters, 10, 0},
