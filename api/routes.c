@@ -120,6 +120,10 @@ int aq_api_route(api_thread *t, h2o_req_t *req)
     if (aq_api_request_refused(t, req, found ? found->route : R_NOT_FOUND)) return 0;
     if (!found) {
         api_call *c = aq_api_call_new(t, req, R_NOT_FOUND);
+        const char *path = req->path_normalized.base;
+        size_t len = req->path_normalized.len;
+        while (len > 1 && path[len - 1] == '/') len--;
+        int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
         if (!allow[0] && (head || h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) &&
             !(len >= 4 && !memcmp(path, "/v1/", 4))) {
             c->route = R_WEB;   /* the web console's files (web.c) */
