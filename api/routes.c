@@ -128,6 +128,7 @@ int aq_api_route(api_thread *t, h2o_req_t *req)
             !(len >= 4 && !memcmp(path, "/v1/", 4))) {
             c->route = R_WEB;   /* the web console's files (web.c) */
             if (!aq_api_web_serve(c, path, len)) return 0;
+            c->route = R_NOT_FOUND;   /* no such file: counted as what it is */
         }
         if (allow[0]) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base, strlen(allow));

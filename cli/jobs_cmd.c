@@ -78,7 +78,7 @@ static int need_id(const char *usage, const char *cmd, int npos, const char *s)
 #define JOB_JSON(EXTRA, TAIL) \
     "json_build_object('id', id, 'type', job_type, 'status', status, 'queue', queue," \
     " 'priority', priority," EXTRA " 'error', last_error, 'attempts', attempts," \
-    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id," \
+    " 'max_attempts', max_attempts, 'session_id', session_id, 'parent_id', parent_id, 'serial_key', serial_key," \
     " 'run_at', run_at, 'created_at', created_at, 'started_at', started_at," \
     " 'finished_at', finished_at, 'cancel_requested_at', cancel_requested_at," \
     " 'user_id', user_id, 'schedule_id', schedule_id, 'idempotency_key', idempotency_key," \

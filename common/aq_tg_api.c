@@ -137,6 +137,10 @@ int aq_tg_response(const aq_config *cfg, const char *method, int hrc, const aq_h
     } else {
         aq_tg_classify(cfg, method, r, out);
     }
+    /* every sendMessage outcome, blocking or awaited on the worker's loop */
+    if (!strcmp(method, "sendMessage"))
+        aq_metrics_telegram_send(out->status == AQ_TG_OK ? NULL : out->status == AQ_TG_RETRY ? "retry"
+                                 : out->status == AQ_TG_BLOCKED ? "blocked" : "failed");
     return out->status == AQ_TG_OK ? 0 : AQ_EIO;
 }
 
@@ -173,8 +177,6 @@ int aq_tg_send_message(const aq_config *cfg, long long chat_id, const char *text
 {
     cJSON *p = aq_tg_send_message_params(chat_id, text, reply_markup);
     int rc = aq_tg_call(cfg, "sendMessage", p, out);
-    aq_metrics_telegram_send(out->status == AQ_TG_OK ? NULL : out->status == AQ_TG_RETRY ? "retry"
-                             : out->status == AQ_TG_BLOCKED ? "blocked" : "failed");
     cJSON_Delete(p);
     return rc;
 }

@@ -5,14 +5,16 @@
  * and linked Telegram chats). POST /v1/jobs writes it, and so does
  * imap_poll for each unseen message of a mailbox (with "connection_id").
  *
- * Steps: decode and parse (mime.c, with the AGENTQ_EMAIL_* caps); build the
- * prompt (extract.c); ask the model (ask_model: the one HTTP step, today the
- * blocking client of handlers/llm.c, the agent turn's); check the answer
- * (extract.c) and, when it is refused, ask once more with the reason, then
- * fail with it; store the tasks (is_ai_suggested, suggestion 'pending',
- * linked to the message and to this job) and answer {"reply": summary, ...},
- * which the reply routes deliver. A message with no task answers "skipped"
- * and nobody is bothered.
+ * Steps (aq_handler.h): decode and parse (mime.c, with the AGENTQ_EMAIL_*
+ * caps); build the prompt (extract.c); hand the model request to the engine
+ * (aq_ctx_http, the agent turn's request and response code in llm.c) and
+ * return AQ_JOB_AWAIT, holding no thread and no connection while the model
+ * thinks; in the next step check the answer (extract.c) and, when it is
+ * refused, ask once more with the reason, then fail with it; store the tasks
+ * (is_ai_suggested, suggestion 'pending', linked to the message and to this
+ * job) and answer {"reply": summary, ...}, which the reply routes deliver. A
+ * message with no task answers "skipped" and nobody is bothered. Between
+ * steps the state keeps the parsed message and the conversation.
  *
  * At-least-once: the tasks are keyed by (this job, their index), so a re-run
  * stores nothing twice; a re-run that finds them stored does not ask the
@@ -71,16 +73,31 @@ static char *raw_message(aq_ctx *ctx, const cJSON *input, size_t *len)
     return bin;
 }
 
-/* The HTTP step: one request to the model. Today the agent turn's blocking
- * client (handlers/llm.c); the "turns at scale" engine (issue 13) moves it
- * onto its non-blocking path. Returns 0 with out->content, or non-zero with
- * out->error / out->transient set. */
-static int ask_model(aq_ctx *ctx, const cJSON *messages, aq_llm_reply *out)
+/* What the handler keeps between its steps (aq_ctx_set_state). */
+typedef struct email_state {
+    aq_mime_msg m;
+    cJSON *messages;   /* the conversation with the model so far */
+    int round, retried;
+} email_state;
+
+static void state_free(void *p)
+{
+    email_state *es = p;
+    aq_mime_msg_dispose(&es->m);
+    cJSON_Delete(es->messages);
+    free(es);
+}
+
+/* Hand the conversation to the engine: the next step reads the answer. */
+static aq_job_status ask_model(aq_ctx *ctx, email_state *es)
 {
     const aq_config *cfg = aq_ctx_config(ctx);
     long left = aq_ctx_time_left_ms(ctx);
     long timeout = left < cfg->llm_timeout_ms ? (left > 1000 ? left : 1000) : cfg->llm_timeout_ms;
-    return aq_llm_complete(cfg, messages, NULL, timeout, out);
+    aq_http_request *req = aq_llm_request(cfg, es->messages, NULL, timeout);
+    aq_ctx_http(ctx, req);
+    aq_http_request_free(req);
+    return AQ_JOB_AWAIT;
 }
 
 /* The summary people get: count, sender, subject and the first titles (heap). */
@@ -103,48 +120,42 @@ static char *summary(const aq_mime_msg *m, const cJSON *tasks, int capped)
     return aq_buf_take(&b);
 }
 
-/* Ask, check, and ask once more with the reason. 0 with *tasks; or the
- * status to return (the reason is on ctx). */
-static aq_job_status extract(aq_ctx *ctx, const aq_mime_msg *m, cJSON **tasks, int *capped, int *retried)
+/* The model's answer to the request of the step before: checked, and when
+ * refused the first time asked again with the reason (AQ_JOB_AWAIT). 0...:
+ * AQ_JOB_OK with *tasks, or the status to return (the reason is on ctx). */
+static aq_job_status take_answer(aq_ctx *ctx, email_state *es, const aq_http_resp *resp, cJSON **tasks,
+                                 int *capped)
 {
-    cJSON *messages = aq_extract_prompt(m);
-    aq_job_status st = AQ_JOB_FAIL;
+    aq_llm_reply reply;
+    aq_job_status st;
     char why[300] = "";
-    for (int round = 0; round < 2; round++) {
-        if (aq_ctx_cancelled(ctx)) { aq_ctx_error(ctx, "cancelled"); break; }
-        aq_llm_reply reply;
-        if (ask_model(ctx, messages, &reply)) {
-            aq_ctx_error(ctx, "%s", reply.error ? reply.error : "the model call failed");
-            if (reply.transient) aq_ctx_retry_transient(ctx, reply.retry_after_ms);
-            st = reply.transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
-            aq_llm_reply_dispose(&reply);
-            break;
-        }
-        int rc = aq_extract_check(reply.content, tasks, capped, why, sizeof why);
-        if (rc == 0) {
-            st = AQ_JOB_OK;
-            aq_llm_reply_dispose(&reply);
-            break;
-        }
+    if (aq_llm_response(aq_ctx_config(ctx), resp->error ? AQ_EIO : 0, resp, &reply)) {
+        aq_ctx_error(ctx, "%s", reply.error ? reply.error : "the model call failed");
+        if (reply.transient) aq_ctx_retry_transient(ctx, reply.retry_after_ms);
+        st = reply.transient ? AQ_JOB_RETRY : AQ_JOB_FAIL;
+    } else if (aq_extract_check(reply.content, tasks, capped, why, sizeof why) == 0) {
+        st = AQ_JOB_OK;
+    } else if (es->round++ == 0) {   /* feed the reason back, once */
         aq_log(AQ_LOG_INFO, "email", aq_ctx_job(ctx)->id, "the model's answer was refused: %s", why);
-        if (round == 0) {   /* feed the reason back */
-            *retried = 1;
-            cJSON *a = cJSON_CreateObject();
-            cJSON_AddStringToObject(a, "role", "assistant");
-            cJSON_AddStringToObject(a, "content", reply.content ? reply.content : "");
-            cJSON_AddItemToArray(messages, a);
-            char *text = aq_extract_retry_text(why);
-            cJSON *u = cJSON_CreateObject();
-            cJSON_AddStringToObject(u, "role", "user");
-            cJSON_AddStringToObject(u, "content", text);
-            cJSON_AddItemToArray(messages, u);
-            free(text);
-        } else {
-            aq_ctx_error(ctx, "the model's answer was refused twice; the last: %s", why);
-        }
-        aq_llm_reply_dispose(&reply);
+        es->retried = 1;
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "role", "assistant");
+        cJSON_AddStringToObject(a, "content", reply.content ? reply.content : "");
+        cJSON_AddItemToArray(es->messages, a);
+        char *text = aq_extract_retry_text(why);
+        cJSON *u = cJSON_CreateObject();
+        cJSON_AddStringToObject(u, "role", "user");
+        cJSON_AddStringToObject(u, "content", text);
+        cJSON_AddItemToArray(es->messages, u);
+        free(text);
+        st = aq_ctx_cancelled(ctx) ? AQ_JOB_FAIL : ask_model(ctx, es);
+        if (st == AQ_JOB_FAIL) aq_ctx_error(ctx, "cancelled");
+    } else {
+        aq_log(AQ_LOG_INFO, "email", aq_ctx_job(ctx)->id, "the model's answer was refused: %s", why);
+        aq_ctx_error(ctx, "the model's answer was refused twice; the last: %s", why);
+        st = AQ_JOB_FAIL;
     }
-    cJSON_Delete(messages);
+    aq_llm_reply_dispose(&reply);
     return st;
 }
 
@@ -171,67 +182,83 @@ aq_job_status aq_handle_email_processing(aq_ctx *ctx, const cJSON *input, cJSON 
     const aq_config *cfg = aq_ctx_config(ctx);
     const aq_job *job = aq_ctx_job(ctx);
     aq_job_status st = AQ_JOB_FAIL;
-    size_t len = 0;
     cJSON *tasks = NULL;
-    int parsed = 0, capped = 0, retried = 0, down = 0;
-    aq_mime_msg m;
-    char *raw = raw_message(ctx, input, &len);
-    if (!raw) goto done;
-    if (!job->user_id) { aq_ctx_error(ctx, "the job has no owner to give tasks to"); goto done; }
-    aq_mime_limits lim = {(size_t)cfg->max_email_bytes, (int)cfg->email_max_parts, (int)cfg->email_max_depth,
-                          (size_t)cfg->email_text_bytes};
-    char err[256];
-    if (aq_mime_parse(raw, len, &lim, &m, err, sizeof err)) { aq_ctx_error(ctx, "%s", err); goto done; }
-    parsed = 1;
-    if (!strcmp(cfg->llm_provider, "offline")) {
-        *output = cJSON_CreateObject();
-        cJSON_AddStringToObject(*output, "skipped", "LLM_PROVIDER=offline: no model reads mail; no tasks suggested");
-        st = AQ_JOB_OK;
-        goto done;
-    }
-    tasks = stored_tasks(ctx, &down);
-    if (down) { aq_ctx_error(ctx, "the database is unreachable"); st = AQ_JOB_RETRY; goto done; }
-    if (!tasks) {
-        st = extract(ctx, &m, &tasks, &capped, &retried);
-        if (st != AQ_JOB_OK) goto done;
+    int capped = 0, down = 0;
+    email_state *es = aq_ctx_state(ctx);
+    const aq_http_resp *resp = aq_ctx_http_response(ctx);
+    if (!es) {   /* the first step: the message, and what an earlier run left */
+        size_t len = 0;
+        char *raw = raw_message(ctx, input, &len);
+        if (!raw) return AQ_JOB_FAIL;
+        if (!job->user_id) {
+            free(raw);
+            aq_ctx_error(ctx, "the job has no owner to give tasks to");
+            return AQ_JOB_FAIL;
+        }
+        aq_mime_limits lim = {(size_t)cfg->max_email_bytes, (int)cfg->email_max_parts, (int)cfg->email_max_depth,
+                              (size_t)cfg->email_text_bytes};
+        char err[256];
+        es = aq_calloc(1, sizeof *es);
+        int bad = aq_mime_parse(raw, len, &lim, &es->m, err, sizeof err);
+        free(raw);
+        if (bad) {
+            free(es);
+            aq_ctx_error(ctx, "%s", err);
+            return AQ_JOB_FAIL;
+        }
+        aq_ctx_set_state(ctx, es, state_free);
+        if (!strcmp(cfg->llm_provider, "offline")) {
+            *output = cJSON_CreateObject();
+            cJSON_AddStringToObject(*output, "skipped", "LLM_PROVIDER=offline: no model reads mail; no tasks suggested");
+            return AQ_JOB_OK;
+        }
+        tasks = stored_tasks(ctx, &down);
+        if (down) { aq_ctx_error(ctx, "the database is unreachable"); return AQ_JOB_RETRY; }
+        if (!tasks) {
+            if (aq_ctx_cancelled(ctx)) { aq_ctx_error(ctx, "cancelled"); return AQ_JOB_FAIL; }
+            es->messages = aq_extract_prompt(&es->m);
+            return ask_model(ctx, es);
+        }
+    } else if (resp) {   /* the model answered (or failed) */
+        st = take_answer(ctx, es, resp, &tasks, &capped);
+        if (st != AQ_JOB_OK) return st;
         char uid[24], jid[24];
         snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
         snprintf(jid, sizeof jid, "%lld", (long long)job->id);
         char *tj = cJSON_PrintUnformatted(tasks);
-        const char *p[] = {uid, jid, tj, m.from, m.subject, m.message_id};
+        const char *p[] = {uid, jid, tj, es->m.from, es->m.subject, es->m.message_id};
         int rc = cJSON_GetArraySize(tasks) ? aq_ctx_exec_owned(ctx, SQL_STORE, 6, p, NULL) : 0;
         cJSON_free(tj);
-        if (rc == AQ_EUNAVAIL || rc == AQ_EDB) { st = AQ_JOB_RETRY; goto done; }
-        if (rc) { st = AQ_JOB_FAIL; goto done; }   /* no longer ours (cancelled, lost): the error says so */
         cJSON_Delete(tasks);
+        tasks = NULL;
+        if (rc == AQ_EUNAVAIL || rc == AQ_EDB) return AQ_JOB_RETRY;
+        if (rc) return AQ_JOB_FAIL;   /* no longer ours (cancelled, lost): the error says so */
         tasks = stored_tasks(ctx, &down);   /* with their ids */
-        if (down) { aq_ctx_error(ctx, "the database is unreachable"); st = AQ_JOB_RETRY; goto done; }
+        if (down) { aq_ctx_error(ctx, "the database is unreachable"); return AQ_JOB_RETRY; }
         if (!tasks) tasks = cJSON_CreateArray();
+    } else {
+        aq_ctx_error(ctx, "email_processing: a step with neither a message nor an answer (handler bug)");
+        return AQ_JOB_FAIL;
     }
+    const aq_mime_msg *m = &es->m;
     *output = cJSON_CreateObject();
     if (cJSON_GetArraySize(tasks)) {
-        char *s = summary(&m, tasks, capped);
+        char *s = summary(m, tasks, capped);
         cJSON_AddStringToObject(*output, "reply", s);
         free(s);
     } else {
         cJSON_AddStringToObject(*output, "skipped", "no tasks in the message");
     }
     cJSON_AddItemToObject(*output, "tasks", tasks);
-    tasks = NULL;
     cJSON *msg = cJSON_AddObjectToObject(*output, "message");
-    cJSON_AddStringToObject(msg, "from", m.from);
-    cJSON_AddStringToObject(msg, "subject", m.subject);
-    cJSON_AddStringToObject(msg, "date", m.date);
-    cJSON_AddStringToObject(msg, "message_id", m.message_id);
-    cJSON_AddItemToObject(msg, "attachments", cJSON_Duplicate(m.attachments, 1));
-    cJSON_AddBoolToObject(msg, "text_cut", m.text_cut);
-    cJSON_AddNumberToObject(msg, "parts_skipped", m.parts_skipped);
+    cJSON_AddStringToObject(msg, "from", m->from);
+    cJSON_AddStringToObject(msg, "subject", m->subject);
+    cJSON_AddStringToObject(msg, "date", m->date);
+    cJSON_AddStringToObject(msg, "message_id", m->message_id);
+    cJSON_AddItemToObject(msg, "attachments", cJSON_Duplicate(m->attachments, 1));
+    cJSON_AddBoolToObject(msg, "text_cut", m->text_cut);
+    cJSON_AddNumberToObject(msg, "parts_skipped", m->parts_skipped);
     cJSON_AddBoolToObject(*output, "capped", capped);
-    cJSON_AddBoolToObject(*output, "retried", retried);
-    st = AQ_JOB_OK;
-done:
-    cJSON_Delete(tasks);
-    if (parsed) aq_mime_msg_dispose(&m);
-    free(raw);
-    return st;
+    cJSON_AddBoolToObject(*output, "retried", es->retried);
+    return AQ_JOB_OK;
 }

@@ -245,6 +245,10 @@ static void console_in_a_browser(void)
     long long t1 = th_int("INSERT INTO tasks (user_id, title) VALUES ($1, 'old report') RETURNING id", th_num(uid), NULL);
     long long t2 = th_int("INSERT INTO tasks (user_id, title) VALUES ($1, 'keep me') RETURNING id", th_num(uid), NULL);
     th_exec("INSERT INTO notifications (user_id, kind, body) VALUES ($1, 'info', $2)", th_num(uid), XSS, NULL);
+    long long t3 = th_int("INSERT INTO tasks (user_id, title, is_ai_suggested, suggestion, source_job_id, source_index,"
+                          " source_from, source_subject) VALUES ($1, $2, true, 'pending', 424242, 1,"
+                          " 'boss@example.com', 'Quarterly numbers') RETURNING id",
+                          th_num(uid), XSS, NULL);
     long long f = failed_job("disk on fire");
     char *d1 = call_step("d1", "delete_task", t1), *d2 = call_step("d2", "delete_task", t2);
     char *script = aq_sprintf("[%s,%s,%s,%s,%s]",
@@ -283,6 +287,7 @@ static void console_in_a_browser(void)
     CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE name = $1 AND timezone = 'America/New_York'"
                      " AND cron = '30 9 * * 1-5' AND NOT enabled", XSS, NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM notifications WHERE body = $1 AND read_at IS NOT NULL", XSS, NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE id = $1 AND suggestion = 'accepted'", th_num(t3), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(f), NULL), 1);
     CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'user' AND content = $1", XSS, NULL), 1);
     aq_buf_dispose(&out);

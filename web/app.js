@@ -1,5 +1,5 @@
 // app.js — the console's shell: sign-in, the hash router (#/chat, #/inbox,
-// #/approvals, #/schedules, #/ops) and the header. Without a token every
+// #/approvals, #/schedules, #/tasks, #/ops) and the header. Without a token every
 // view shows the sign-in and nothing is asked of the server. Each view is a
 // module exporting show(main, ctx); ctx.signal aborts when the person leaves
 // the view (its long-polls and refresh timers stop).
@@ -9,9 +9,10 @@ import * as chat from './chat.js';
 import * as inbox from './inbox.js';
 import * as approvals from './approvals.js';
 import * as schedules from './schedules.js';
+import * as tasks from './tasks.js';
 import * as ops from './ops.js';
 
-const VIEWS = { chat, inbox, approvals, schedules, ops };
+const VIEWS = { chat, inbox, approvals, schedules, tasks, ops };
 const main = document.getElementById('main');
 let current = null;        // AbortController of the view on screen
 let operator = false;

@@ -6,7 +6,7 @@
 //   session list; approvals approve → continued reply, reject → refusal;
 //   inbox mark read; a schedule with a time zone whose preview matches
 //   `agentq cron next`; operators: a failed job with its error, retry → runs;
-//   an XSS title in a message, a notification and a schedule name renders
+//   an XSS title in a message, a notification, a schedule name and a task renders
 //   as text (no dialog, DOM text equal); no CSP violation anywhere.
 // Screenshots of each view go to AQ_WEB_SHOTS. Prints "ok - ..." per step;
 // on the first failure prints "FAIL ..." and exits 1.
@@ -71,11 +71,11 @@ async function noToken(browser) {
   watch(page);
   const answered = [];
   page.on('response', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) answered.push([r.url(), r.status()]); });
-  for (const view of ['chat', 'inbox', 'approvals', 'schedules', 'ops', 'chat/6f1c1b7e-0000-4000-8000-000000000001']) {
+  for (const view of ['chat', 'inbox', 'approvals', 'schedules', 'tasks', 'ops', 'chat/6f1c1b7e-0000-4000-8000-000000000001']) {
     await page.goto(`${BASE}#/${view}`, { waitUntil: 'load' });
     await page.waitForSelector('#signin #token', { visible: true, timeout: T });
     check(await page.$eval('#nav', (e) => e.classList.contains('hidden')), `#/${view}: the navigation is hidden`);
-    check(!(await page.$('#messages, #notifications, #actions, #schedules, #ops')), `#/${view}: no view content`);
+    check(!(await page.$('#messages, #notifications, #actions, #schedules, #tasks, #ops')), `#/${view}: no view content`);
   }
   // the API itself refuses a request without (or with a wrong) token
   const statuses = await page.evaluate(async () => Promise.all(['/v1/sessions', '/v1/jobs', '/v1/notifications']
@@ -208,6 +208,27 @@ async function schedules(page) {
   await shot(page, 'schedules');
 }
 
+async function tasks(page) {
+  step = 'tasks';
+  await go(page, '#/tasks');
+  await page.waitForFunction((x) => [...document.querySelectorAll('#tasks li.task .title')].some((e) => e.textContent === x),
+    { timeout: T }, XSS);
+  check(!(await page.$('main img')), 'no <img> element in the tasks');
+  const source = await page.$$eval('#tasks li.task', (lis, x) => {
+    const li = lis.find((l) => l.querySelector('.title').textContent === x);
+    return li.querySelector('.source') ? li.querySelector('.source').textContent : '';
+  }, XSS);
+  check(source.includes('boss@example.com') && source.includes('Quarterly numbers'), `the message it came from: ${source}`);
+  await shot(page, 'tasks');
+  await page.$$eval('#tasks li.task', (lis, x) => {
+    lis.find((l) => l.querySelector('.title').textContent === x).querySelector('.accept').click();
+  }, XSS);
+  await page.waitForFunction((x) => [...document.querySelectorAll('#tasks li.task')].some((l) =>
+    l.querySelector('.title').textContent === x && l.textContent.includes('suggested: accepted') && !l.querySelector('.accept')),
+  { timeout: T }, XSS);
+  ok('tasks: the suggested task from mail (its XSS title is text) shows its message and is accepted');
+}
+
 async function operator(page) {
   step = 'operators';
   await page.click('#signout');
@@ -244,6 +265,7 @@ async function operator(page) {
     await approval(page, 'delete keep me', 'reject', 'Fine, I kept it.', false);
     await inbox(page);
     await schedules(page);
+    await tasks(page);
     await operator(page);
     step = 'the end';
     check(dialogs.length === 0, `no dialog opened: ${JSON.stringify(dialogs)}`);
