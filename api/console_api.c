@@ -13,6 +13,7 @@
 #include "aq_buf.h"
 #include "aq_cron.h"
 #include "aq_error.h"
+#include "aq_audit.h"
 #include "aq_jobs.h"
 #include "aq_schedule.h"
 #include <stdio.h>
@@ -130,6 +131,7 @@ static void retried(api_call *c, PGresult *res)
 void aq_api_job_retry(api_call *c)
 {
     if (!c->operator) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such endpoint"); return; }
-    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id))};
-    aq_api_query(c, aq_jobs_sql_retry, 1, p, retried);
+    const char *p[] = {aq_api_keep(c, aq_sprintf("%lld", (long long)c->id)),
+                       aq_api_keep(c, aq_sprintf("%lld", (long long)c->user_id)), AQ_AUDIT_API};
+    aq_api_query(c, aq_jobs_sql_retry_audited, 3, p, retried);
 }

@@ -212,6 +212,18 @@ const char aq_jobs_sql_retry[] =
     " n AS (SELECT pg_notify('" AQ_CHANNEL_JOBS "', '') FROM u)"
     " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n) FROM j";
 
+/* The same, for the API: $2 the operator's user id, $3 the channel; when the
+ * job went back to the queue, its audit_log row (job.retry) in the same
+ * statement. */
+const char aq_jobs_sql_retry_audited[] =
+    "WITH j AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE),"
+    " u AS (UPDATE jobs" RETRY_SET " FROM j WHERE jobs.id = j.id"
+    " AND j.status IN ('failed', 'cancelled') RETURNING jobs.id),"
+    " n AS (SELECT pg_notify('" AQ_CHANNEL_JOBS "', '') FROM u),"
+    " a AS (SELECT " AQ_AUDIT_CALL("$2::bigint", "NULL", "$3", "'job.retry'", "'job:' || u.id",
+                                   "jsonb_build_object('was', (SELECT status FROM j))") " FROM u)"
+    " SELECT j.status, (SELECT count(*) FROM u), (SELECT count(*) FROM n), (SELECT count(*) FROM a) FROM j";
+
 /* Only jobs that had failed when the command started ($2): one that fails
  * again while the batches run is not picked up a second time. The batch's
  * ids as an array, so the update probes the primary key for each. */

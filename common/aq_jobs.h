@@ -110,6 +110,8 @@ int aq_jobs_retry(PGconn *db, int64_t id, int *requeued, char was[16]);
 /* Its statement, for the API to run asynchronously: $1 job id; one row
  * (status before, 1 when re-queued else 0, notified) or none when no such job. */
 extern const char aq_jobs_sql_retry[];
+/* aq_jobs_sql_retry plus its audit row: $1 id, $2 the acting user's id, $3 the channel (aq_audit.h). */
+extern const char aq_jobs_sql_retry_audited[];
 /* Up to AQ_JOBS_RETRY_BATCH failed jobs (of type, if not NULL) that had
  * failed by `before` (a timestamptz as text) back to queued. 0 with *n the
  * number, or AQ_EDB / AQ_EUNAVAIL. Call again while *n is the batch size. */

@@ -208,6 +208,10 @@ static void queue_and_retry_for_operators(void)
     r = th_post("/v1/jobs/999999/retry", op, NULL);
     CHECK_INT(r.status, 404);
     th_resp_free(&r);
+    /* one audit row, for the retry that changed the job, naming the operator */
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'job.retry'", NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM audit_log WHERE action = 'job.retry' AND channel = 'api' AND actor = 'olga'"
+                     " AND target = 'job:' || $1 AND details->>'was' = 'failed'", th_num(f), NULL), 1);
     pid_t w = th_worker(NULL, NULL);
     CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(f), NULL));
     CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM workers", NULL));
