@@ -171,7 +171,7 @@ FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g $(filter-out -O% -g,$(CFLAGS)) $(FUZZ_SAN)
 FUZZ_SRC     := $(filter-out api/main.c worker/main.c,$(COMMON_SRC) $(API_SRC) $(HANDLER_SRC) $(WORKER_SRC))
-FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_SRC)) $(FUZZ_BUILD)/build/migrations.o
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_SRC)) $(FUZZ_BUILD)/build/migrations.o $(FUZZ_BUILD)/build/web.o
 FUZZ_NAMES   := $(patsubst tests/fuzz/fz_%.c,%,$(wildcard tests/fuzz/fz_*.c))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/bin/fz_%,$(FUZZ_NAMES))
 FUZZ_SECONDS ?= 600
@@ -184,6 +184,10 @@ $(FUZZ_BUILD)/%.o: %.c
 $(FUZZ_BUILD)/build/migrations.o: build/migrations.c
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(call incs,$<) -c -o $@ $<
+
+$(FUZZ_BUILD)/build/web.o: build/web.c
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iapi -c -o $@ $<
 
 $(FUZZ_BUILD)/libagentq.a: $(FUZZ_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
