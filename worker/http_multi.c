@@ -149,23 +149,32 @@ static int on_timeout(CURLM *multi, long ms, void *userp)
 
 aq_http_multi *aq_http_multi_create(uv_loop_t *loop)
 {
-    aq_http_global_init();
     aq_http_multi *m = aq_calloc(1, sizeof *m);
     m->loop = loop;
-    m->multi = curl_multi_init();
-    if (!m->multi) abort();
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     m->open_handles = 1;
+    return m;
+}
+
+/* libcurl (and the TLS library under it: ~3 MiB resident once initialised)
+ * is set up at the first request, not at start: a worker that never calls
+ * out stays small. */
+static void ensure_multi(aq_http_multi *m)
+{
+    if (m->multi) return;
+    aq_http_global_init();
+    m->multi = curl_multi_init();
+    if (!m->multi) abort();
     curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
-    return m;
 }
 
 aq_http_call *aq_http_multi_start(aq_http_multi *m, const aq_http_request *req, aq_http_done_fn done, void *arg)
 {
+    ensure_multi(m);
     aq_http_call *c = aq_calloc(1, sizeof *c);
     c->m = m;
     c->done = done;
@@ -196,7 +205,7 @@ void aq_http_multi_close(aq_http_multi *m)
 {
     if (!m) return;
     while (m->calls) aq_http_multi_abort(m, m->calls);
-    curl_multi_cleanup(m->multi);   /* closes its cached connections */
+    if (m->multi) curl_multi_cleanup(m->multi);   /* closes its cached connections */
     m->multi = NULL;
     while (m->socks) close_sock(m, m->socks);
     m->closing = 1;

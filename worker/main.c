@@ -7,7 +7,6 @@
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_config.h"
-#include "aq_http.h"
 #include "aq_log.h"
 #include "engine.h"
 #include "jobrun.h"
@@ -154,7 +153,6 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    aq_http_global_init();   /* before any thread starts */
     uv_loop_t *loop = uv_default_loop();
     aq_engine_opts opts = {(int)concurrency, (int)prefetch, qlit, (int)cfg.db_connections, 0, 0};
     handler_sizes(&cfg, concurrency, &opts.handler_threads, &opts.handler_db_connections);
