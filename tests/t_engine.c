@@ -405,8 +405,30 @@ static void extension_and_completion_never_deadlock(void)
     CHECK_INT(bad, 0);
 }
 
+/* A statement that fails inside a round without completions (those run in
+ * an explicit BEGIN ... COMMIT) must not leave the connection in an aborted
+ * transaction: the next rounds would all fail with 25P02 and, one connection
+ * being the worker's only one, no job would ever finish. The first claim is
+ * made to fail once, by a trigger counting on a sequence (not rolled back). */
+static void failed_round_leaves_no_aborted_block(void)
+{
+    th_exec("CREATE SEQUENCE claim_fail_once", NULL);
+    th_exec("CREATE FUNCTION claim_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF nextval('claim_fail_once') = 1 THEN RAISE EXCEPTION 'injected claim failure'; END IF;"
+            " RETURN NEW; END $$", NULL);
+    th_exec("CREATE TRIGGER claim_fail_once BEFORE UPDATE OF status ON jobs FOR EACH ROW"
+            " WHEN (OLD.status = 'queued' AND NEW.status = 'running') EXECUTE FUNCTION claim_fail_once()", NULL);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 50)", NULL);
+    const char *const env[] = {"AGENTQ_DB_CONNECTIONS=1", "AGENTQ_POLL_MS=100", NULL};
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(50, 20000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK(th_int("SELECT last_value FROM claim_fail_once", NULL) >= 2);   /* the failure happened, then claims went on */
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 const th_test th_engine_tests[] = {
     {"engine_lifecycle_success", lifecycle_success, 30, 1},
+    {"engine_failed_round_leaves_no_aborted_block", failed_round_leaves_no_aborted_block, 40, 1},
     {"engine_output_quoting", output_survives_quoting, 30, 1},
     {"engine_retry_then_success", retry_then_success, 30, 1},
     {"engine_retries_exhausted", retries_exhausted, 30, 1},

@@ -743,8 +743,10 @@ static void on_round_done(void *arg, PGresult *res)
         }
     } else if (r->failed || r->conn_lost) {
         /* the whole transaction rolled back: resend everything it carried */
-        /* class 40 (deadlock, serialization failure) is transient: resend as is */
-        int transient = r->conn_lost || !strncmp(r->sqlstate, "40", 2);
+        /* class 40 (deadlock, serialization failure) is transient: resend as is;
+         * so is 25P02, a round sent behind a failed one on the same connection
+         * before the ROLLBACK below reached it (its own rows were never tried) */
+        int transient = r->conn_lost || !strncmp(r->sqlstate, "40", 2) || !strcmp(r->sqlstate, "25P02");
         int isolate = !transient && r->ndone > 1;
         if (transient && !r->conn_lost) aq_warn("worker", "round rolled back, sending it again: %s", r->errmsg);
         if (!transient) {
@@ -770,6 +772,14 @@ static void on_round_done(void *arg, PGresult *res)
         r->done = NULL;
     } else {
         arm_retry_wake(eng, r->done);
+    }
+    if (r->failed && !r->conn_lost) {
+        /* A round without completions runs in an explicit BEGIN ... COMMIT (for
+         * synchronous_commit = off); a failure inside it leaves that block
+         * aborted past the Sync, and every later statement on the connection
+         * would fail with 25P02. End it: harmless when no block is open. */
+        aq_pgloop_query(r->c->pg, "ROLLBACK", 0, NULL, NULL, NULL);
+        aq_pgloop_sync(r->c->pg, NULL, NULL);
     }
     if (!r->setup && (r->failed || r->conn_lost)) {
         /* maintenance it carried did not happen: due again (after a pause if refused) */
