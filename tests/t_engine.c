@@ -405,6 +405,42 @@ static void extension_and_completion_never_deadlock(void)
     CHECK_INT(bad, 0);
 }
 
+/* The attempt mark of a prefetched job must not wait for a row another
+ * transaction holds (in production, the worker's other connection completing
+ * it): waiting deadlocked against that completion. With one connection a
+ * waiting mark stalls every later round; so here another session holds the
+ * marked job's row while a second job, enqueued afterwards, must still run. */
+static void mark_skips_a_locked_row(void)
+{
+    const char *const env[] = {"AGENTQ_DB_CONNECTIONS=1", "AGENTQ_POLL_MS=100", "AGENTQ_HANDLER_THREADS=4", NULL};
+    const char *const args[] = {"--concurrency", "2", "--prefetch", "10", NULL};
+    pid_t w = th_worker(args, env);
+    th_sleep_ms(300);
+    th_exec("INSERT INTO jobs (job_type, input) SELECT 'test_sleep', '{\"ms\": 1500}' FROM generate_series(1, 2)", NULL);
+    long long held = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 12000}') RETURNING id",
+                            NULL);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL));
+    PGconn *locker = PQconnectdb(th_db_url());
+    CHECK(PQstatus(locker) == CONNECTION_OK);
+    PGresult *r = PQexec(locker, "BEGIN");
+    PQclear(r);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", held);
+    r = PQexec(locker, sql);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    /* the two short jobs finish, the held one starts on a freed slot and the
+     * once-a-second tick sends its mark */
+    CHECK(th_wait_int(2, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'test_sleep' AND status = 'succeeded'", NULL));
+    th_sleep_ms(2500);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 20)", NULL);
+    CHECK(th_wait_int(20, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'noop' AND status = 'succeeded'", NULL));
+    r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    PQfinish(locker);
+    CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
+}
+
 /* A statement that fails inside a round without completions (those run in
  * an explicit BEGIN ... COMMIT) must not leave the connection in an aborted
  * transaction: the next rounds would all fail with 25P02 and, one connection
@@ -449,5 +485,6 @@ const th_test th_engine_tests[] = {
     {"engine_crash_loop_ends_failed", crash_loop_ends_failed, 90, 1},
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
+    {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
     {0},
 };

@@ -267,12 +267,18 @@ static const char SQL_SUCCEED[] =
 
 /* A prefetched job whose handler has started: its run counts from now on
  * (sent in the next round by the once-a-second tick; most jobs finish
- * before and their completion carries the count instead). */
+ * before and their completion carries the count instead). SKIP LOCKED, as
+ * the lease extension: a row locked right now is being completed by this
+ * worker's other connection, and that completion sets the attempts itself
+ * (c.a). Waiting for it deadlocked: the two statements lock the same rows
+ * in different orders (seen under ASan in engine_extension_no_deadlock). */
 static const char SQL_MARK[] =
-    "UPDATE jobs j SET attempts = m.a"
+    "UPDATE jobs j SET attempts = l.a"
+    " FROM (SELECT r.id, m.a"
     " FROM unnest($2::bigint[], $3::int[], $4::int[], array_fill($1::text, ARRAY[cardinality($2::bigint[])]))"
-    " AS m(id, k, a, w)"
-    " WHERE j.id = m.id AND j.claims = m.k AND j.locked_by = m.w";
+    " AS m(id, k, a, w) JOIN jobs r ON r.id = m.id AND r.claims = m.k AND r.locked_by = m.w"
+    " FOR UPDATE OF r SKIP LOCKED) AS l"
+    " WHERE j.id = l.id";
 
 /* Writes that exist only if their parent's completion committed in this same
  * transaction: the parent's row version is this transaction's (xmin), so a
