@@ -12,6 +12,7 @@
  * VACUUM ANALYZE (autovacuum's visit). */
 #include "../worker/engine.h"
 #include "aq_buf.h"
+#include "bench/bench.h"
 #include "harness.h"
 #include <signal.h>
 #include <stdlib.h>
@@ -230,8 +231,39 @@ static void serial_checks_are_index_probes(void)
               th_int("SELECT id FROM jobs WHERE serial_key = 'free' AND status = 'queued' AND NOT serial_held", NULL));
 }
 
+/* The bench's drain poll (AQ_BENCH_SQL_BUSY), beside finished rows: two
+ * probes of the partial indexes, no scan of the table (the old count(*) of
+ * status IN ('queued','running') was a sequential scan of it all, every
+ * 10 ms, taking the cores of the worker the history drain timed); and it
+ * answers what the drain waits on: 1 while a job is queued or running. */
+static void bench_poll_reads_no_history(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status, finished_at) SELECT 'noop', 'succeeded', now()"
+            " FROM generate_series(1, 20000)", NULL);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 2000)", NULL);
+    th_exec("VACUUM ANALYZE jobs", NULL);
+    PGresult *r = PQexec(th_db(), "EXPLAIN (COSTS OFF) " AQ_BENCH_SQL_BUSY);
+    aq_buf b;
+    aq_buf_init(&b);
+    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
+        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
+    PQclear(r);
+    const char *plan = b.p ? b.p : "";
+    if (!strstr(plan, "using jobs_user_queued on jobs") || !strstr(plan, "using jobs_running on jobs") ||
+        strstr(plan, "Seq Scan"))
+        th_fail(__FILE__, __LINE__, "the drain's poll reads more than two partial indexes:\n%s", plan);
+    aq_buf_dispose(&b);
+    CHECK_INT(th_int(AQ_BENCH_SQL_BUSY, NULL), 1);
+    th_exec("UPDATE jobs SET status = 'running' WHERE id = (SELECT max(id) FROM jobs)", NULL);
+    th_exec("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE status = 'queued'", NULL);
+    CHECK_INT(th_int(AQ_BENCH_SQL_BUSY, NULL), 1);
+    th_exec("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE status = 'running'", NULL);
+    CHECK_INT(th_int(AQ_BENCH_SQL_BUSY, NULL), 0);
+}
+
 const th_test th_plans_tests[] = {
     {"plans_hot_path_stay_id_lookups", hot_path_plans_stay_id_lookups, 300, 1},
     {"plans_serial_checks_are_index_probes", serial_checks_are_index_probes, 120, 1},
+    {"plans_bench_poll_reads_no_history", bench_poll_reads_no_history, 60, 1},
     {0},
 };

@@ -35,6 +35,21 @@ int aq_bench_cmd_chatload(const aq_bench_opts *o);
 int aq_bench_cmd_steady(const aq_bench_opts *o);
 int aq_bench_cmd_turns(const aq_bench_opts *o);
 
+/* The drain's poll, every 10 ms beside the worker it times: 1 while a job
+ * is queued or running, else 0. Two probes of the partial indexes whose
+ * predicate is exactly that status (sql/002's jobs_user_queued, sql/001's
+ * jobs_running), each stopping at its first live entry, whatever the table
+ * holds besides; the drain also turns sequential scans off for it, so no
+ * estimate makes a probe a walk through the finished rows. It was count(*)
+ * of status IN ('queued','running'), which no partial index serves: beside
+ * 1,000,000 finished rows a parallel sequential scan of the whole table
+ * (three processes, ~200 ms of CPU) every 10 ms, the bench taking the cores
+ * of the worker it timed (docs/DESIGN.md "Retention"). tests/t_plans.c
+ * checks the plan. */
+#define AQ_BENCH_SQL_BUSY                                                                                  \
+    "SELECT (EXISTS (SELECT FROM jobs WHERE status = 'queued')"                                           \
+    " OR EXISTS (SELECT FROM jobs WHERE status = 'running'))::int"
+
 /* Connect with $DATABASE_URL; exits with status 1 on failure. */
 PGconn *aq_bench_connect(void);
 /* Run sql with n text parameters; exits with status 1 unless the result is

@@ -51,6 +51,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o)
     PGconn *db = aq_bench_connect();
     aq_bench_load(db, o->jobs, o->finished);
 
+    PQclear(aq_bench_exec(db, "SET enable_seqscan = off", 0, NULL));   /* for the poll (bench.h) */
     PGresult *res = aq_bench_exec(db, "SELECT clock_timestamp()", 0, NULL);
     char start[64];
     snprintf(start, sizeof start, "%s", PQgetvalue(res, 0, 0));
@@ -63,8 +64,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o)
     long polls = 0;
     for (;;) {
         polls++;
-        if (!aq_bench_scalar(db, "SELECT count(*) FROM jobs WHERE status IN ('queued','running')", 0, NULL))
-            break;
+        if (!aq_bench_scalar(db, AQ_BENCH_SQL_BUSY, 0, NULL)) break;
         for (long k = 0; k < o->workers && !failed; k++)
             if (aq_bench_check_alive(&pids[k])) failed = 1;
         if (!failed && aq_now_mono_ms() - t0 > (uint64_t)o->timeout_s * 1000u) {
@@ -75,6 +75,7 @@ int aq_bench_cmd_drain(const aq_bench_opts *o)
         aq_sleep_ms(10);
     }
 
+    PQclear(aq_bench_exec(db, "RESET enable_seqscan", 0, NULL));
     long hwm = 0, rss = 0;
     for (long k = 0; k < o->workers; k++) {
         if (!pids[k]) continue;
