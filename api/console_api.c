@@ -89,24 +89,7 @@ void aq_api_cron_next(api_call *c)
 void aq_api_queue(api_call *c)
 {
     if (!c->operator) { aq_api_reply_error(c, AQ_ENOTFOUND, "no such endpoint"); return; }
-    /* unfinished rows through the partial indexes; finished ones through jobs_finished, the last hour only */
-    aq_api_query(c,
-                 "SELECT json_build_object("
-                 "'jobs', (SELECT coalesce(json_agg(json_build_object('type', job_type, 'status', st, 'count', n)"
-                 " ORDER BY job_type, st), '[]'::json) FROM (SELECT job_type,"
-                 " CASE WHEN status = 'queued' AND run_at > now() THEN 'scheduled'"
-                 " WHEN status = 'queued' THEN 'runnable' ELSE status END AS st, count(*) AS n"
-                 " FROM jobs WHERE status IN ('queued', 'running', 'waiting') GROUP BY 1, 2) d),"
-                 "'finished', (SELECT coalesce(json_agg(json_build_object('type', job_type, 'status', status,"
-                 " 'last_minute', m, 'last_hour', h) ORDER BY job_type, status), '[]'::json)"
-                 " FROM (SELECT job_type, status, count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS m,"
-                 " count(*) AS h FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')"
-                 " AND finished_at > now() - interval '1 hour' GROUP BY 1, 2) f),"
-                 "'workers', (SELECT coalesce(json_agg(json_build_object('id', id, 'host', host, 'pid', pid,"
-                 " 'queues', queues, 'concurrency', concurrency, 'running', running, 'jobs_done', jobs_done,"
-                 " 'started_at', started_at, 'last_heartbeat', last_heartbeat) ORDER BY started_at), '[]'::json)"
-                 " FROM workers WHERE last_heartbeat > now() - interval '5 minutes'))::text",
-                 0, NULL, aq_api_reply_200);
+    aq_api_query(c, aq_jobs_sql_queue_overview, 0, NULL, aq_api_reply_200);   /* common/aq_jobs.c */
 }
 
 /* ---- POST /v1/jobs/{id}/retry ---- */

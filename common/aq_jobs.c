@@ -141,6 +141,30 @@ const char aq_jobs_sql_enqueue_batch[] =
     "  AND e.idempotency_key = r.key) e ON true"
     " ORDER BY r.ord";
 
+/* Unfinished rows through the partial indexes, one status at a time: no
+ * partial index serves a list of statuses, and IN ('queued', 'running',
+ * 'waiting') read the whole table, history included, on every refresh of the
+ * console (146 ms beside 200,000 finished rows). Finished rows through
+ * jobs_finished, the last hour only. */
+const char aq_jobs_sql_queue_overview[] =
+    "SELECT json_build_object("
+    "'jobs', (SELECT coalesce(json_agg(json_build_object('type', job_type, 'status', st, 'count', n)"
+    " ORDER BY job_type, st), '[]'::json) FROM (SELECT job_type,"
+    " CASE WHEN status = 'queued' AND run_at > now() THEN 'scheduled'"
+    " WHEN status = 'queued' THEN 'runnable' ELSE status END AS st, count(*) AS n"
+    " FROM (SELECT job_type, status, run_at FROM jobs WHERE status = 'queued'"
+    " UNION ALL SELECT job_type, status, run_at FROM jobs WHERE status = 'running'"
+    " UNION ALL SELECT job_type, status, run_at FROM jobs WHERE status = 'waiting') u GROUP BY 1, 2) d),"
+    "'finished', (SELECT coalesce(json_agg(json_build_object('type', job_type, 'status', status,"
+    " 'last_minute', m, 'last_hour', h) ORDER BY job_type, status), '[]'::json)"
+    " FROM (SELECT job_type, status, count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS m,"
+    " count(*) AS h FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')"
+    " AND finished_at > now() - interval '1 hour' GROUP BY 1, 2) f),"
+    "'workers', (SELECT coalesce(json_agg(json_build_object('id', id, 'host', host, 'pid', pid,"
+    " 'queues', queues, 'concurrency', concurrency, 'running', running, 'jobs_done', jobs_done,"
+    " 'started_at', started_at, 'last_heartbeat', last_heartbeat) ORDER BY started_at), '[]'::json)"
+    " FROM workers WHERE last_heartbeat > now() - interval '5 minutes'))::text";
+
 /* Written only if the parent's completion committed in this same transaction:
  * the parent's row version is this transaction's (xmin), so a completion
  * resent after a lost answer (fenced out: its first send committed) does not

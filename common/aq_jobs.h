@@ -77,6 +77,10 @@ extern const char aq_jobs_sql_enqueue_batch[];
 /* The engine's follow-up inserts, in the parent's completion round
  * (worker/engine.c): $1 a JSON array of follow-ups. */
 extern const char aq_jobs_sql_followups[];
+/* The console's queue overview (GET /v1/queue, api/console_api.c): one JSON
+ * text of unfinished jobs per type and status, finished ones of the last hour,
+ * live workers. tests/t_plans.c checks it reads no history. */
+extern const char aq_jobs_sql_queue_overview[];
 
 /* ---- cancel ---- */
 

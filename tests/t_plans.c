@@ -11,7 +11,9 @@
  * shows the plan each statement would run with now, and again right after a
  * VACUUM ANALYZE (autovacuum's visit). */
 #include "../worker/engine.h"
+#include "aq_alloc.h"
 #include "aq_buf.h"
+#include "aq_jobs.h"
 #include "bench/bench.h"
 #include "harness.h"
 #include <signal.h>
@@ -261,9 +263,44 @@ static void bench_poll_reads_no_history(void)
     CHECK_INT(th_int(AQ_BENCH_SQL_BUSY, NULL), 0);
 }
 
+/* The console's queue overview (GET /v1/queue) beside finished rows: the
+ * unfinished ones through their partial indexes, the finished ones through
+ * jobs_finished; no scan of the whole table (status IN ('queued', 'running',
+ * 'waiting') was one, on every refresh). And its counts still split queued
+ * into runnable and scheduled, with running and waiting. */
+static void queue_overview_reads_no_history(void)
+{
+    th_exec("INSERT INTO jobs (job_type, status, finished_at) SELECT 'noop', 'succeeded', now() - interval '2 hours'"
+            " FROM generate_series(1, 20000)", NULL);
+    th_exec("INSERT INTO jobs (job_type, status, run_at) VALUES ('noop', 'queued', now()),"
+            " ('noop', 'queued', now() + interval '1 hour'), ('noop', 'running', now()), ('noop', 'waiting', now())",
+            NULL);
+    th_exec("VACUUM ANALYZE jobs", NULL);
+    char *sql = aq_sprintf("EXPLAIN (COSTS OFF) %s", aq_jobs_sql_queue_overview);
+    PGresult *r = PQexec(th_db(), sql);
+    free(sql);
+    aq_buf b;
+    aq_buf_init(&b);
+    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
+        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
+    PQclear(r);
+    const char *plan = b.p ? b.p : "";
+    if (!*plan || strstr(plan, "Seq Scan on jobs"))
+        th_fail(__FILE__, __LINE__, "the queue overview reads the whole jobs table:\n%s", plan);
+    aq_buf_dispose(&b);
+    char *json = th_str(aq_jobs_sql_queue_overview, NULL);
+    CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"runnable\", \"count\" : 1}");
+    CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"scheduled\", \"count\" : 1}");
+    CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"running\", \"count\" : 1}");
+    CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"waiting\", \"count\" : 1}");
+    CHECK_CONTAINS(json, "\"finished\" : []");
+    free(json);
+}
+
 const th_test th_plans_tests[] = {
     {"plans_hot_path_stay_id_lookups", hot_path_plans_stay_id_lookups, 300, 1},
     {"plans_serial_checks_are_index_probes", serial_checks_are_index_probes, 120, 1},
     {"plans_bench_poll_reads_no_history", bench_poll_reads_no_history, 60, 1},
+    {"plans_queue_overview_reads_no_history", queue_overview_reads_no_history, 60, 1},
     {0},
 };
