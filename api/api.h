@@ -169,11 +169,14 @@ int aq_api_is_uuid(const char *s, size_t n);
 int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parse the body as a JSON object into c->body; answers 400/413/422 and returns -1 otherwise:
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
- * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
+ * a \u0000 escape is 422 (the database's jsonb cannot store U+0000), and
+ * anything else aq_json_strict refuses (a repeated key at any depth, an
+ * unpaired surrogate escape, invalid UTF-8, nesting over 64) is 400. */
 int aq_api_parse_body(api_call *c);
 /* Its pure part, for s[0..n): 0 with the object in *out (the caller
  * cJSON_Deletes it); or NULL in *out, the reason in why, and AQ_EJSON
- * (control character, not JSON, not an object) or AQ_EINVAL (\u0000). */
+ * (control character, not JSON, not an object, not strict JSON) or
+ * AQ_EINVAL (\u0000). */
 int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen);
 /* Before routing: 1 once the request has been answered 400 bad_request (conflicting
  * Content-Length, or both Content-Length and Transfer-Encoding; the

@@ -255,6 +255,15 @@ int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t wh
         cJSON_Delete(v);
         return AQ_EINVAL;
     }
+    /* what parsers disagree on: cJSON keeps a repeated key's first value,
+     * jsonb and most others the last, so {"message":"a","message":"b"} would
+     * mean one thing here and another to a proxy or log reader */
+    char strict_why[120];
+    if (!aq_json_strict(s, n, strict_why, sizeof strict_why)) {
+        snprintf(why, whylen, "request body is not strict JSON: %s", strict_why);
+        cJSON_Delete(v);
+        return AQ_EJSON;
+    }
     *out = v;
     return 0;
 }
