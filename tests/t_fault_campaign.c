@@ -30,9 +30,11 @@
  * failed turn one apology in its session, each recorded schedule slot fired
  * exactly once, and no process crashed (only our kill -9 ended a worker; the
  * API, workers and fake exit 0 on SIGTERM; no sanitizer report in the log;
- * /healthz answers). */
+ * no core file; /healthz answers). */
 #include "harness.h"
+#include "aq_alloc.h"
 #include "aq_time.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -79,7 +81,7 @@ static char *tokens[NUSERS];
 static void note_accepted(long long id, char kind)
 {
     pthread_mutex_lock(&mu);
-    if (nacc == capacc) acc = realloc(acc, sizeof *acc * (size_t)(capacc = capacc ? capacc * 2 : 1024));
+    if (nacc == capacc) acc = aq_realloc(acc, sizeof *acc * (size_t)(capacc = capacc ? capacc * 2 : 1024));
     acc[nacc++] = (accepted){id, kind};
     pthread_mutex_unlock(&mu);
 }
@@ -407,7 +409,7 @@ static void malformed_burst(void)
     const char *const bad_secret[] = {"X-Telegram-Bot-Api-Secret-Token: wrong", NULL};
     const char *const good_secret[] = {SECRET, NULL};
     size_t big = 200 * 1024;
-    char *huge = malloc(big + 64);
+    char *huge = aq_malloc(big + 64);
     memcpy(huge, "{\"message\":\"", 12);
     memset(huge + 12, 'x', big);
     memcpy(huge + 12 + big, "\"}", 3);
@@ -487,21 +489,19 @@ static int telegram_duplicates(int *accepted_out, int *refused_out)
                 } else {
                     (*accepted_out)++;
                     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "body");
-                    char *key = NULL;
                     const char *text = th_jstr(b, "text");
-                    if (asprintf(&key, "%lld\n%s", th_jnum(b, "chat_id"), text ? text : "(none)") > 0) {
-                        cJSON *c = cJSON_GetObjectItemCaseSensitive(seen, key);
-                        if (c) {
-                            cJSON_SetNumberValue(c, c->valuedouble + 1);
-                            dups++;
-                            printf("    sent twice (fake %d, request %lld): chat %lld: %.120s\n", inc,
-                                   th_jnum(o, "n"), th_jnum(b, "chat_id"), text ? text : "");
-                            explain_duplicate(th_jnum(b, "chat_id"), text ? text : "");
-                        } else {
-                            cJSON_AddNumberToObject(seen, key, 1);
-                        }
-                        free(key);
+                    char *key = aq_sprintf("%lld\n%s", th_jnum(b, "chat_id"), text ? text : "(none)");
+                    cJSON *c = cJSON_GetObjectItemCaseSensitive(seen, key);
+                    if (c) {
+                        cJSON_SetNumberValue(c, c->valuedouble + 1);
+                        dups++;
+                        printf("    sent twice (fake %d, request %lld): chat %lld: %.120s\n", inc,
+                               th_jnum(o, "n"), th_jnum(b, "chat_id"), text ? text : "");
+                        explain_duplicate(th_jnum(b, "chat_id"), text ? text : "");
+                    } else {
+                        cJSON_AddNumberToObject(seen, key, 1);
                     }
+                    free(key);
                 }
             }
             cJSON_Delete(o);
@@ -525,6 +525,21 @@ static int sanitizer_reports(void)
             if (n++ < 5) printf("    sanitizer: %s", line);
         }
     fclose(f);
+    return n;
+}
+
+/* Core files in dir (a crash that dumped one). */
+static int core_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strcmp(e->d_name, "core") || !strncmp(e->d_name, "core.", 5)) {
+            if (n++ < 5) printf("    core file: %s/%s\n", dir, e->d_name);
+        }
+    closedir(d);
     return n;
 }
 
@@ -720,15 +735,17 @@ static void campaign(void)
     int api_st = th_stop(api_pid, SIGTERM, 20000);
     int fake_st = fake_stop();
     int san = sanitizer_reports();
+    int cores = core_files(".") + core_files(fake_dir);
     printf("    processes: workers ended by themselves %d, unclean stops %d, API /healthz %ld and SIGTERM -> %d,"
-           " fake -> %d, sanitizer reports %d; malformed requests %d, answered wrongly %d\n",
-           worker_crashes, stop_bad, health, api_st, fake_st, san, malformed_sent, malformed_wrong);
+           " fake -> %d, sanitizer reports %d, core files %d; malformed requests %d, answered wrongly %d\n",
+           worker_crashes, stop_bad, health, api_st, fake_st, san, cores, malformed_sent, malformed_wrong);
     CHECK_INT(worker_crashes, 0);
     CHECK_INT(stop_bad, 0);
     CHECK_INT(health, 200);
     CHECK_INT(api_st, 0);
     CHECK_INT(fake_st, 0);
     CHECK_INT(san, 0);
+    CHECK_INT(cores, 0);
     CHECK_INT(malformed_wrong, 0);
     printf("    fault campaign: %s\n", th_failed ? "FAILED" : "all checks held");
     fflush(stdout);
