@@ -146,8 +146,10 @@ char *aq_api_query_value(const char *query, size_t len, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
 const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
-/* One pipelined query as its own transaction; cb gets NULL if the connection
- * dropped. Answers 503 itself (and returns -1) when the database is down. */
+/* One pipelined query as its own transaction; cb gets its result once the
+ * transaction has committed (an error at once), or NULL if the connection
+ * dropped or the commit failed. Answers 503 itself (and returns -1) when the
+ * database is down. */
 int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
                  void (*cb)(api_call *c, PGresult *res));
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)

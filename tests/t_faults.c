@@ -212,6 +212,29 @@ static void enqueue_answered_after_commit(void)
     CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
 }
 
+/* The same for the API's other writes (aq_api_query): a schedule whose
+ * commit fails is not answered 201. */
+static void api_write_answered_after_commit(void)
+{
+    th_exec("CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.name = 'refused at commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;"
+            " RETURN NULL; END $$", NULL);
+    th_exec("CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON agent_schedules DEFERRABLE INITIALLY"
+            " DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()", NULL);
+    pid_t api = th_api(NULL);
+    char *tok = th_user("alice", 0);
+    th_resp r = th_post("/v1/schedules", tok, "{\"name\":\"refused at commit\",\"cron\":\"@daily\",\"prompt\":\"p\"}");
+    if (r.status >= 200 && r.status <= 299) th_fail(__FILE__, __LINE__, "accepted: %ld %s", r.status, r.body);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules", NULL), 0);
+    r = th_post("/v1/schedules", tok, "{\"name\":\"kept\",\"cron\":\"@daily\",\"prompt\":\"p\"}");
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE name = 'kept'", NULL), 1);
+    free(tok);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 const th_test th_fault_tests[] = {
     {"fault_kill9_prefetched_keep_attempts", kill9_prefetched_jobs_keep_attempts, 120, 1},
     {"fault_prefetched_crash_loop_ends_failed", prefetched_crash_loop_ends_failed, 120, 1},
@@ -222,5 +245,6 @@ const th_test th_fault_tests[] = {
     {"fault_database_restart", database_restart_mid_run, 120, 1},
     {"fault_database_down_at_start", database_down_at_start, 60, 1},
     {"fault_enqueue_answered_after_commit", enqueue_answered_after_commit, 60, 1},
+    {"fault_api_write_answered_after_commit", api_write_answered_after_commit, 60, 1},
     {0},
 };
