@@ -172,8 +172,9 @@ int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parse the body as a JSON object into c->body; answers 400/413/422 and returns -1 otherwise:
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
  * a \u0000 escape is 422 (the database's jsonb cannot store U+0000), and
- * anything else aq_json_strict refuses (a repeated key at any depth, an
- * unpaired surrogate escape, invalid UTF-8, nesting over 64) is 400. */
+ * in a UTF-8 body, anything else aq_json_strict refuses (a repeated key at
+ * any depth, an unpaired surrogate escape, nesting over 64) is 400 (invalid
+ * UTF-8 stays for the handlers: 422). */
 int aq_api_parse_body(api_call *c);
 /* Its pure part, for s[0..n): 0 with the object in *out (the caller
  * cJSON_Deletes it); or NULL in *out, the reason in why, and AQ_EJSON

@@ -259,7 +259,8 @@ int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t wh
      * jsonb and most others the last, so {"message":"a","message":"b"} would
      * mean one thing here and another to a proxy or log reader */
     char strict_why[120];
-    if (!aq_json_strict(s, n, strict_why, sizeof strict_why)) {
+    /* not UTF-8: 422 where the text is read, as before (not a parser quarrel) */
+    if (aq_utf8_valid(s, n) && !aq_json_strict(s, n, strict_why, sizeof strict_why)) {
         snprintf(why, whylen, "request body is not strict JSON: %s", strict_why);
         cJSON_Delete(v);
         return AQ_EJSON;
