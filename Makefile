@@ -80,7 +80,7 @@ VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
 BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
-.PHONY: all deps test run bench fuzz install clean
+.PHONY: all deps test faults run bench fuzz install clean
 all: $(BINS)
 
 $(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
@@ -152,6 +152,14 @@ deps:
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-test $(BINDIR)/agentq-fake
 	$(Q)AQ_TEST_BIN=$(CURDIR)/$(BINDIR) sh tests/run.sh $(TESTS)
+
+# The fault campaign (tests/t_fault_campaign.c; README "Testing under faults"):
+# FAULTS_SECONDS of injected faults under a steady mix, then the checks; the
+# logs (processes, the fake's requests) are kept in $(BUILD)/faults.
+faults: deps
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-test $(BINDIR)/agentq-fake
+	$(Q)AQ_FAULT_CAMPAIGN=1 AQ_TEST_KEEP_LOGS=$(CURDIR)/$(BUILD)/faults AQ_TEST_BIN=$(CURDIR)/$(BINDIR) \
+	    sh tests/run.sh fault_campaign
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all

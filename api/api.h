@@ -146,8 +146,10 @@ char *aq_api_query_value(const char *query, size_t len, const char *name);
 /* Header value (first occurrence) or NULL; *len receives its length. */
 const char *aq_api_header(h2o_req_t *req, const h2o_token_t *token, size_t *len);
 const char *aq_api_header_str(h2o_req_t *req, const char *name, size_t *len);
-/* One pipelined query as its own transaction; cb gets NULL if the connection
- * dropped. Answers 503 itself (and returns -1) when the database is down. */
+/* One pipelined query as its own transaction; cb gets its result once the
+ * transaction has committed (an error at once), or NULL if the connection
+ * dropped or the commit failed. Answers 503 itself (and returns -1) when the
+ * database is down. */
 int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
                  void (*cb)(api_call *c, PGresult *res));
 /* The caller's user id as an SQL parameter, or NULL (SQL NULL: all rows)
@@ -169,11 +171,15 @@ int aq_api_is_uuid(const char *s, size_t n);
 int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parse the body as a JSON object into c->body; answers 400/413/422 and returns -1 otherwise:
  * raw control characters in strings (or anywhere but JSON whitespace) are 400,
- * a \u0000 escape is 422 (the database's jsonb cannot store U+0000). */
+ * a \u0000 escape is 422 (the database's jsonb cannot store U+0000), and
+ * in a UTF-8 body, anything else aq_json_strict refuses (a repeated key at
+ * any depth, an unpaired surrogate escape, nesting over 64) is 400 (invalid
+ * UTF-8 stays for the handlers: 422). */
 int aq_api_parse_body(api_call *c);
 /* Its pure part, for s[0..n): 0 with the object in *out (the caller
  * cJSON_Deletes it); or NULL in *out, the reason in why, and AQ_EJSON
- * (control character, not JSON, not an object) or AQ_EINVAL (\u0000). */
+ * (control character, not JSON, not an object, not strict JSON) or
+ * AQ_EINVAL (\u0000). */
 int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t whylen);
 /* Before routing: 1 once the request has been answered 400 bad_request (conflicting
  * Content-Length, or both Content-Length and Transfer-Encoding; the

@@ -6,7 +6,10 @@
  * one INSERT ... SELECT FROM jsonb_to_recordset, ending its own transaction;
  * requests arriving meanwhile form the next batch. So at low load a request
  * costs one round trip, and under load one commit serves hundreds of
- * requests. A request hears 202 only after its batch has committed.
+ * requests. A request hears 202 only after its batch has committed: the
+ * INSERT's rows arrive before the commit (at the sync), so they are kept
+ * on the requests and answered when the sync reports the commit; a commit
+ * that fails or a connection lost in between answers them 503.
  *
  * One statement also checks, per row:
  *  - the user's queued-job quota: each user of the batch is counted once,
@@ -44,6 +47,7 @@ typedef struct pend {
     void (*cb)(api_call *, const api_enqueue_result *);
     char *row;          /* this request's JSON object for the batch */
     int solo;           /* send alone (its batch was refused) */
+    api_enqueue_result res;   /* its row's fate, told once the batch commits */
     struct pend *next;
 } pend;
 
@@ -104,8 +108,7 @@ static void on_rows(void *arg, PGresult *res)
         return;
     }
     pend *p = b->list;
-    for (int i = 0; i < b->n && p; i++) {
-        pend *next = p->next;
+    for (int i = 0; i < b->n && p; i++, p = p->next) {
         api_enqueue_result r = {0};
         r.over_quota = PQgetvalue(res, i, 2)[0] != 't';
         r.session_foreign = PQgetvalue(res, i, 3)[0] != 't';
@@ -117,10 +120,8 @@ static void on_rows(void *arg, PGresult *res)
             r.duplicate = 1;
             r.key_mismatch = PQgetvalue(res, i, 7)[0] == 't';
         }
-        answer(p, &r);
-        p = next;
+        p->res = r;   /* answered at the sync (on_batch_done), once committed */
     }
-    b->list = NULL;
 }
 
 static void on_batch_done(void *arg, PGresult *res)
@@ -129,10 +130,18 @@ static void on_batch_done(void *arg, PGresult *res)
     api_thread *t = b->t;
     state *s = t->enqueue;
     s->inflight = 0;
-    if (!b->answered || b->list) {   /* lost before any answer: fail what is left */
-        api_enqueue_result r = {.failed = 1, .message = "the database connection was lost"};
-        for (pend *p = b->list, *next; p; p = next) { next = p->next; answer(p, &r); }
+    /* b->list holds the rows on_rows read; they stand only if the batch committed */
+    int committed = b->answered && res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    if (b->list && !committed) {
+        aq_warn("api", "enqueue: a batch of %d did not commit: %s", b->n,
+                res ? PQresultErrorMessage(res) : "the database connection was lost");
     }
+    api_enqueue_result lost = {.failed = 1, .message = "the database connection was lost before the jobs were stored"};
+    for (pend *p = b->list, *next; p; p = next) {
+        next = p->next;
+        answer(p, committed ? &p->res : &lost);
+    }
+    b->list = NULL;
     free(b);
     flush(t);
 }

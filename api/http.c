@@ -255,6 +255,16 @@ int aq_api_body_parse(const char *s, size_t n, cJSON **out, char *why, size_t wh
         cJSON_Delete(v);
         return AQ_EINVAL;
     }
+    /* what parsers disagree on: cJSON keeps a repeated key's first value,
+     * jsonb and most others the last, so {"message":"a","message":"b"} would
+     * mean one thing here and another to a proxy or log reader */
+    char strict_why[120];
+    /* not UTF-8: 422 where the text is read, as before (not a parser quarrel) */
+    if (aq_utf8_valid(s, n) && !aq_json_strict(s, n, strict_why, sizeof strict_why)) {
+        snprintf(why, whylen, "request body is not strict JSON: %s", strict_why);
+        cJSON_Delete(v);
+        return AQ_EJSON;
+    }
     *out = v;
     return 0;
 }
@@ -432,14 +442,26 @@ int aq_api_parse_int(const char *s, long long lo, long long hi, long long *out)
 
 /* ---- one query per call ---- */
 
+/* DESIGN: a statement's rows arrive before its commit (at the sync), so a
+ * result that may have written something is kept (copied: the loop frees
+ * its own) and handed to the callback only once the sync reports the
+ * commit; a failed commit or a lost connection reaches it as NULL (the
+ * database unreachable), so nobody hears of a write a crash then undid.
+ * An error needs no wait: nothing was written. */
 typedef struct qctx {
     api_call *c;
     void (*cb)(api_call *, PGresult *);
+    PGresult *kept;     /* the statement's result, until the sync */
 } qctx;
 
 static void on_result(void *arg, PGresult *res)
 {
     qctx *q = arg;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        q->kept = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+        if (q->kept) return;
+    }
     if (q->c) {
         api_call *c = q->c;
         q->c = NULL;
@@ -447,7 +469,17 @@ static void on_result(void *arg, PGresult *res)
     }
 }
 
-static void on_sync(void *arg, PGresult *res) { free(arg); }
+static void on_sync(void *arg, PGresult *res)
+{
+    qctx *q = arg;
+    if (q->c) {
+        api_call *c = q->c;
+        q->c = NULL;
+        q->cb(c, res && PQresultStatus(res) == PGRES_PIPELINE_SYNC ? q->kept : NULL);
+    }
+    PQclear(q->kept);
+    free(q);
+}
 
 int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
                  void (*cb)(api_call *, PGresult *))
@@ -465,6 +497,9 @@ int aq_api_query(api_call *c, const char *sql, int n, const char *const *params,
         aq_api_reply_error(c, AQ_EUNAVAIL, "the database is unreachable; try again shortly");
         return -1;
     }
-    if (aq_pgloop_sync(t->pg, on_sync, q)) free(q);   /* on_result already ran with NULL */
+    if (aq_pgloop_sync(t->pg, on_sync, q)) {   /* on_result already ran with NULL */
+        PQclear(q->kept);
+        free(q);
+    }
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "aq_db.h"
 #include "aq_error.h"
 #include "aq_log.h"
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,17 @@ static __thread char last_msg[512], last_state[6];
 
 const char *aq_db_error_message(void) { return last_msg; }
 const char *aq_db_error_state(void) { return last_state; }
+
+int aq_db_usable(PGconn *db)
+{
+    if (PQstatus(db) != CONNECTION_OK) return 0;
+    /* libpq reads an idle connection's termination notice as a mere notice
+     * and still says CONNECTION_OK, so ask the socket: an idle connection
+     * (no LISTEN) has nothing to read, and anything there is the server's
+     * goodbye or its close */
+    struct pollfd p = {.fd = PQsocket(db), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
 
 void aq_db_on_error(aq_db_error_fn fn) { report = fn ? fn : log_error; }
 

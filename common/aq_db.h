@@ -27,6 +27,12 @@ const char *aq_db_error_message(void);
 const char *aq_db_error_state(void);
 typedef void (*aq_db_error_fn)(const char *name, const char *msg, const char *sqlstate);
 void aq_db_on_error(aq_db_error_fn fn);
+/* True when an idle connection (no statement in flight, no LISTEN) can
+ * carry a statement. One the server closed while it sat unused (a database
+ * restart) still says CONNECTION_OK until a statement fails on it; this
+ * looks at the socket without blocking (anything to read on an idle
+ * connection is the server's goodbye), so it can be reset before use. */
+int aq_db_usable(PGconn *db);
 /* Route libpq notices (e.g. "terminating connection") into the JSON log. */
 void aq_db_route_notices(PGconn *db);
 

@@ -27,6 +27,7 @@ typedef struct op {
     aq_pgloop_result_cb cb;
     void *arg;
     PGresult *res;
+    int stray;                  /* a sync: a result came before it (its NULL follows) */
     struct op *next;
 } op;
 
@@ -163,10 +164,17 @@ static void drain_results(aq_pgloop *pg)
         PGresult *r = PQgetResult(pg->conn);
         op *h = pg->head;
         if (h->kind == OP_SYNC) {
-            if (!r) break;
+            if (!r) {
+                if (h->stray) { h->stray = 0; continue; }   /* the end of a stray result's results */
+                break;
+            }
             if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-                /* a stray result for an already-finished query: drop it */
-                PQclear(r);
+                /* a result before the sync: the error that failed the commit
+                 * (a deferred constraint; the server going away) is kept for
+                 * the sync's callback, anything else dropped */
+                if (!h->res && PQresultStatus(r) == PGRES_FATAL_ERROR) h->res = r;
+                else PQclear(r);
+                h->stray = 1;
                 continue;
             }
         } else if (r) {
@@ -176,7 +184,8 @@ static void drain_results(aq_pgloop *pg)
         pg->head = h->next;
         if (!pg->head) pg->tail = NULL;
         pg->pending--;
-        PGresult *res = h->kind == OP_SYNC ? r : h->res;
+        PGresult *res = h->res ? h->res : r;   /* a sync: its commit's error, or the sync */
+        if (res != r) PQclear(r);
         if (h->cb) h->cb(h->arg, res);
         PQclear(res);
         free(h);

@@ -43,7 +43,10 @@ int aq_pgloop_prepare(aq_pgloop *pg, const char *name, const char *sql,
                       aq_pgloop_result_cb cb, void *arg);
 int aq_pgloop_exec(aq_pgloop *pg, const char *name, int n, const char *const *params,
                    aq_pgloop_result_cb cb, void *arg);
-/* Ends the transaction; cb gets the PIPELINE_SYNC result (or NULL if lost). */
+/* Ends the transaction; cb gets the PIPELINE_SYNC result when it committed
+ * (or ended a failed one), the error result when the commit itself failed (a
+ * deferred constraint), or NULL when the connection was lost: a caller that
+ * answers anyone on what the transaction wrote must wait for this. */
 int aq_pgloop_sync(aq_pgloop *pg, aq_pgloop_result_cb cb, void *arg);
 /* Number of queued operations whose callbacks have not run yet. */
 int aq_pgloop_pending(const aq_pgloop *pg);

@@ -4,6 +4,8 @@
 #   pg.sh start DIR PORT    initdb (first time) and start; prints the conninfo
 #   pg.sh stop DIR          fast shutdown
 #   pg.sh restart DIR PORT  stop then start (used by the fault tests)
+#   pg.sh crash DIR PORT    immediate stop (no checkpoint: WAL recovery at the
+#                           start, as after a crash) then start (the fault campaign)
 #   pg.sh url DIR PORT      print the conninfo
 #
 # initdb refuses root, so as root the cluster runs as the `postgres` user
@@ -13,7 +15,7 @@
 # step restarts its cluster at 60).
 set -eu
 PGBIN=/usr/lib/postgresql/15/bin
-cmd=${1:?usage: pg.sh start|stop|restart|url DIR [PORT]}
+cmd=${1:?usage: pg.sh start|stop|restart|crash|url DIR [PORT]}
 dir=$(realpath -m "${2:?DIR}")
 port=${3:-54329}
 
@@ -58,13 +60,14 @@ start() {
 
 stop() {
     [ -f "$dir/data/PG_VERSION" ] || return 0
-    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m "${1:-fast}" -w -t 60 stop >/dev/null 2>&1 || true
 }
 
 case "$cmd" in
     start) start ;;
     stop) stop ;;
     restart) stop; start >/dev/null ;;
+    crash) stop immediate; start >/dev/null ;;
     url) url ;;
     *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -18,10 +18,14 @@
  * saying the group became a supergroup (migrate_to_chat_id) moves the chat's
  * channel to the new id and sends the rest there; other 4xx fail for good.
  * Writes and sends happen only while the run owns the job. Each send is a
- * step of its own (see to_telegram). */
+ * step of its own (see to_telegram). A chunk Telegram accepted while the
+ * database is unreachable (a restart) is not given up: the step waits for
+ * the database, up to RECORD_WAIT_MS, to record it (a handler step's one
+ * sleep, bounded, and only in an outage), since a retry would send it again. */
 #include "aq_alloc.h"
 #include "aq_error.h"
 #include "aq_db.h"
+#include "aq_time.h"
 #include "handlers.h"
 #include "aq_tg_api.h"
 #include "telegram_chat.h"
@@ -30,6 +34,7 @@
 #include <string.h>
 
 #define MAX_CHUNKS 64
+#define RECORD_WAIT_MS 15000
 
 static const char *str(const cJSON *o, const char *key)
 {
@@ -126,6 +131,20 @@ static int still_owner(aq_ctx *ctx, PGconn *db)
     return 1;
 }
 
+/* A connection for recording an accepted chunk: waits through a database
+ * outage (up to RECORD_WAIT_MS, never past the job's timeout); NULL if the
+ * database did not come back. */
+static PGconn *db_to_record(aq_ctx *ctx)
+{
+    PGconn *db;
+    long waited = 0;
+    while (!(db = aq_ctx_db(ctx)) && waited < RECORD_WAIT_MS && aq_ctx_time_left_ms(ctx) > 1000) {
+        aq_sleep_ms(250);
+        waited += 250;
+    }
+    return db;
+}
+
 /* What a Telegram delivery keeps between its steps: the chunk whose
  * sendMessage is in flight and the chat it went to (a migration moves it). */
 typedef struct tg_state {
@@ -154,8 +173,12 @@ static aq_job_status take_answer(aq_ctx *ctx, PGconn *db, tg_state *s, const cha
         snprintf(ci, sizeof ci, "%d", s->chunk);
         snprintf(mi, sizeof mi, "%lld", cJSON_IsNumber(mid) ? (long long)mid->valuedouble : 0LL);
         const char *p[] = {jid, ci, cJSON_IsNumber(mid) ? mi : NULL};
-        if (aq_db_query(db, "notify: recording a chunk", "INSERT INTO telegram_sent (job_id, chunk,"
-                        " message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, p, NULL)) {
+        static const char record[] = "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
+                                     " ON CONFLICT DO NOTHING";
+        int rc = aq_db_query(db, "notify: recording a chunk", record, 3, p, NULL);
+        if (rc == AQ_EUNAVAIL && (db = db_to_record(ctx)))   /* the connection went: once more, on a new one */
+            rc = aq_db_query(db, "notify: recording a chunk", record, 3, p, NULL);
+        if (rc) {
             /* sent but not recorded: the retry may repeat this one chunk */
             aq_ctx_error(ctx, "recording chunk %d: %s", s->chunk, aq_db_error_message());
             st = AQ_JOB_RETRY;
@@ -278,6 +301,8 @@ aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **out)
         return AQ_JOB_FAIL;
     }
     PGconn *db = aq_ctx_db(ctx);
+    /* a step carrying Telegram's answer must record it: wait for the database */
+    if (!db && !strcmp(to, "telegram") && aq_ctx_http_response(ctx)) db = db_to_record(ctx);
     if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
     return !strcmp(to, "web") ? to_web(ctx, db, input, kind, text, out) : to_telegram(ctx, db, input, kind, text, out);
 }

@@ -6,7 +6,12 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/agentq-test-XXXXXX)
 chmod 755 "$work"
-cleanup() { sh "$top/deploy/pg.sh" stop "$work/pg" >/dev/null 2>&1; rm -rf "$work"; }
+# AQ_TEST_KEEP_LOGS=DIR: the tests' logs are copied there before the clean-up (`make faults`)
+cleanup() {
+    sh "$top/deploy/pg.sh" stop "$work/pg" >/dev/null 2>&1
+    if [ -n "${AQ_TEST_KEEP_LOGS:-}" ]; then rm -rf "$AQ_TEST_KEEP_LOGS"; mkdir -p "$AQ_TEST_KEEP_LOGS"; cp -r "$work/logs/." "$AQ_TEST_KEEP_LOGS/"; fi
+    rm -rf "$work"
+}
 trap cleanup EXIT INT TERM
 
 # The cluster's port lies above Linux's default ephemeral range (32768-60999),
@@ -28,6 +33,7 @@ sockhost=$(sh "$top/deploy/pg.sh" url "$work/pg" "$port" | sed 's/.*host=\([^ ]*
 export AQ_TEST_PGHOST="$sockhost" AQ_TEST_PGPORT="$port" AQ_TEST_BIN="${AQ_TEST_BIN:-$top/bin}"
 export AQ_TEST_LOGDIR="$work/logs"
 export AQ_TEST_PG_RESTART="sh '$top/deploy/pg.sh' restart '$work/pg' $port"
+export AQ_TEST_PG_RESTART_IMMEDIATE="sh '$top/deploy/pg.sh' crash '$work/pg' $port"
 export AQ_TEST_PG_STOP="sh '$top/deploy/pg.sh' stop '$work/pg'"
 export AQ_TEST_PG_START="sh '$top/deploy/pg.sh' start '$work/pg' $port >/dev/null"
 mkdir -p "$AQ_TEST_LOGDIR"

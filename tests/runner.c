@@ -5,6 +5,8 @@
  *
  *   agentq-test [SUBSTRING...]     run the tests whose names contain one
  *
+ * With AQ_FAULT_CAMPAIGN=1 it runs the fault campaign (`make faults`) instead.
+ *
  * Integration tests need AQ_TEST_PGHOST/AQ_TEST_PGPORT (set by tests/run.sh,
  * which also starts and stops the throwaway cluster). */
 #include "aq_db.h"
@@ -21,13 +23,16 @@
 extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_api_tests[], th_fake_tests[],
     th_agent_tests[], th_cron_tests[], th_schedule_tests[], th_telegram_api_tests[], th_telegram_tests[], th_cli_tests[],
     th_failure_tests[], th_docs_tests[], th_api_limits_tests[], th_layout_tests[], th_plans_tests[], th_deploy_tests[], th_email_tests[], th_serial_tests[], th_inflight_tests[], th_web_tests[],
-    th_metrics_tests[];
+    th_metrics_tests[], th_fault_campaign_tests[];
 static const th_test *groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
                                    th_api_limits_tests,
                                    th_fake_tests, th_agent_tests, th_schedule_tests, th_telegram_api_tests,
                                    th_telegram_tests, th_cli_tests, th_failure_tests, th_docs_tests, th_layout_tests,
                                    th_plans_tests, th_metrics_tests, th_deploy_tests, th_email_tests, th_serial_tests, th_inflight_tests, th_web_tests,
                                    NULL};
+/* The fault campaign (t_fault_campaign.c, minutes long) runs only when asked:
+ * AQ_FAULT_CAMPAIGN=1 (`make faults`) runs it instead of the groups above. */
+static const th_test *campaign_groups[] = {th_fault_campaign_tests, NULL};
 
 extern char th_url[512], th_log[512];
 
@@ -105,9 +110,11 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);   /* once, before any test forks (th_http) */
     int have_db = getenv("AQ_TEST_PGHOST") && getenv("AQ_TEST_PGPORT");
     const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
+    const char *fc = getenv("AQ_FAULT_CAMPAIGN");
+    const th_test *const *run = fc && !strcmp(fc, "1") ? campaign_groups : groups;
     int need_db = 0;
-    for (int g = 0; groups[g]; g++)
-        for (const th_test *t = groups[g]; t->name; t++)
+    for (int g = 0; run[g]; g++)
+        for (const th_test *t = run[g]; t->name; t++)
             if (t->needs_db && selected(t->name, argc, argv)) need_db = 1;
     if (need_db && have_db && make_template()) {
         fprintf(stderr, "runner: cannot prepare the template database\n");
@@ -115,8 +122,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int passed = 0, failed = 0, idx = 0;
-    for (int g = 0; groups[g]; g++) {
-        for (const th_test *t = groups[g]; t->name; t++) {
+    for (int g = 0; run[g]; g++) {
+        for (const th_test *t = run[g]; t->name; t++) {
             if (!selected(t->name, argc, argv)) continue;
             idx++;
             if (t->needs_db && !have_db) {

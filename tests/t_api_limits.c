@@ -712,6 +712,36 @@ static void json_control_bytes(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* A repeated key, at any depth, is 400: cJSON would keep the first value and
+ * jsonb or a proxy the last (found by the fault campaign's malformed burst). */
+static void json_duplicate_keys_refused(void)
+{
+    const char *const env[] = {"AGENTQ_USER_RATE=100000", "AGENTQ_API_QUEUES=default", NULL};
+    pid_t api = th_api(env);
+    char *a = th_user("alice", 0);
+    th_exec("INSERT INTO job_types (name, api_enqueue, max_attempts, timeout_s) VALUES ('noop', true, 25, 60)", NULL);
+    static const struct { const char *path, *body; } bad[] = {
+        {"/v1/chat", "{\"message\":\"a\",\"message\":\"b\"}"},
+        {"/v1/chat", "{\"message\":\"a\",\"mess\\u0061ge\":\"b\"}"},   /* the same key once unescaped */
+        {"/v1/jobs", "{\"type\":\"noop\",\"input\":{\"k\":1,\"k\":2}}"},
+        {"/v1/jobs", "{\"type\":\"noop\",\"type\":\"noop\"}"},
+        {"/v1/chat", "{\"message\":\"\\ud800\"}"},                           /* an unpaired surrogate */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        th_resp r = th_post(bad[i].path, a, bad[i].body);
+        if (r.status != 400) th_fail(__FILE__, __LINE__, "case %zu (%s): status %ld: %.300s", i, bad[i].body, r.status, r.body);
+        CHECK_CONTAINS(r.body, "\"bad_json\"");
+        th_resp_free(&r);
+    }
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 0);
+    /* the same name in sibling objects is fine */
+    th_resp r = th_post("/v1/jobs", a, "{\"type\":\"noop\",\"input\":{\"a\":{\"k\":1},\"b\":{\"k\":2}}}");
+    CHECK_STATUS(r, 202);
+    th_resp_free(&r);
+    free(a);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 /* ---- 6. framing, header size, HEAD ---- */
 
 static void conflicting_content_length(void)
@@ -881,6 +911,7 @@ const th_test th_api_limits_tests[] = {
     {"api_queue_quota_exact", queue_quota_exact, 60, 1},
     {"api_schedule_limit_exact", schedule_limit_exact, 60, 1},
     {"api_json_control_bytes", json_control_bytes, 40, 1},
+    {"api_json_duplicate_keys_refused", json_duplicate_keys_refused, 40, 1},
     {"api_conflicting_content_length", conflicting_content_length, 40, 1},
     {"api_headers_capped", headers_capped, 40, 1},
     {"api_head_like_get", head_like_get, 40, 1},

@@ -2,7 +2,8 @@
  * repeatedly, with jobs claimed ahead: attempts count runs, not claims; a
  * job that crashes its worker still ends failed), SIGTERM with jobs in
  * flight (finished within grace, or handed back after it), the database
- * restarted under a running worker, and a claim the worker never saw. */
+ * restarted under a running worker, a claim the worker never saw, and an
+ * API enqueue whose commit fails after its rows came back. */
 #include "harness.h"
 #include <signal.h>
 #include <stdlib.h>
@@ -182,6 +183,58 @@ static void unseen_claim_expires(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* A request hears 202 only once its job has committed. The rows of the
+ * enqueue batch's INSERT arrive before the commit (at the pipeline's sync);
+ * answering on them gave 202 for jobs a crash right after took away (found
+ * by the fault campaign: an accepted update gone after an immediate
+ * restart). Here a deferred trigger fails the commit itself. */
+static void enqueue_answered_after_commit(void)
+{
+    th_exec("CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.input->>'message' = 'refused at commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;"
+            " RETURN NULL; END $$", NULL);
+    th_exec("CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON jobs DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()", NULL);
+    pid_t api = th_api(NULL);
+    char *tok = th_user("alice", 0);
+    th_resp r = th_post("/v1/chat", tok, "{\"message\":\"refused at commit\"}");
+    if (r.status >= 200 && r.status <= 299) th_fail(__FILE__, __LINE__, "accepted: %ld %s", r.status, r.body);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs", NULL), 0);
+    /* the connection goes on: the next request is taken */
+    r = th_post("/v1/chat", tok, "{\"message\":\"hello\"}");
+    CHECK_INT(r.status, 202);
+    cJSON *j = cJSON_Parse(r.body);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1", th_num(th_jnum(j, "job_id")), NULL), 1);
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    free(tok);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
+/* The same for the API's other writes (aq_api_query): a schedule whose
+ * commit fails is not answered 201. */
+static void api_write_answered_after_commit(void)
+{
+    th_exec("CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.name = 'refused at commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;"
+            " RETURN NULL; END $$", NULL);
+    th_exec("CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON agent_schedules DEFERRABLE INITIALLY"
+            " DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()", NULL);
+    pid_t api = th_api(NULL);
+    char *tok = th_user("alice", 0);
+    th_resp r = th_post("/v1/schedules", tok, "{\"name\":\"refused at commit\",\"cron\":\"@daily\",\"prompt\":\"p\"}");
+    if (r.status >= 200 && r.status <= 299) th_fail(__FILE__, __LINE__, "accepted: %ld %s", r.status, r.body);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules", NULL), 0);
+    r = th_post("/v1/schedules", tok, "{\"name\":\"kept\",\"cron\":\"@daily\",\"prompt\":\"p\"}");
+    CHECK_INT(r.status, 201);
+    th_resp_free(&r);
+    CHECK_INT(th_int("SELECT count(*) FROM agent_schedules WHERE name = 'kept'", NULL), 1);
+    free(tok);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 const th_test th_fault_tests[] = {
     {"fault_kill9_prefetched_keep_attempts", kill9_prefetched_jobs_keep_attempts, 120, 1},
     {"fault_prefetched_crash_loop_ends_failed", prefetched_crash_loop_ends_failed, 120, 1},
@@ -191,5 +244,7 @@ const th_test th_fault_tests[] = {
     {"fault_sigterm_grace_expires", sigterm_grace_expires, 30, 1},
     {"fault_database_restart", database_restart_mid_run, 120, 1},
     {"fault_database_down_at_start", database_down_at_start, 60, 1},
+    {"fault_enqueue_answered_after_commit", enqueue_answered_after_commit, 60, 1},
+    {"fault_api_write_answered_after_commit", api_write_answered_after_commit, 60, 1},
     {0},
 };

@@ -957,6 +957,49 @@ static void kill_between_chunks(void)
     CHECK_INT(th_stop(w2, SIGTERM, 10000), 0);
 }
 
+/* The database restarts while a sendMessage is in flight: the step that
+ * records Telegram's answer gets a pooled connection the restart closed. It
+ * must notice and reconnect, not fail the insert and send the chunk again
+ * (found by the fault campaign: a message sent twice after a restart). */
+static void database_restart_while_sending_no_repeat(void)
+{
+    th_fake("[{\"match\":\"/sendMessage\",\"delay_ms\":5000,\"body\":{\"ok\":true,\"result\":{\"message_id\":3}}},"
+            TG_OK "]", fake_url, sizeof fake_url);
+    long long uid = new_user("alice");
+    link_in_db(uid, 555);
+    /* one handler connection, so the step after the send gets the one the restart closed */
+    pid_t w = worker_tg(0, "AGENTQ_HANDLER_DB_CONNECTIONS=1");
+    long long job = insert_notify(uid, 555, "sent once, whatever the database does");
+    CHECK(th_fake_wait(1, WAIT_MS));
+    CHECK_INT(th_run_env_cmd("AQ_TEST_PG_RESTART"), 0);
+    CHECK(wait_job(job, "succeeded"));
+    CHECK_INT(count_sends(555), 1);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE id = $1", th_num(job), NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM telegram_sent WHERE job_id = $1 AND message_id = 3", th_num(job), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* The database is down when Telegram's answer arrives: the step waits for
+ * it to record the chunk rather than give the answer up and send the chunk
+ * again on the retry (found by the fault campaign). */
+static void database_down_at_answer_no_repeat(void)
+{
+    th_fake("[{\"match\":\"/sendMessage\",\"delay_ms\":3000,\"body\":{\"ok\":true,\"result\":{\"message_id\":4}}},"
+            TG_OK "]", fake_url, sizeof fake_url);
+    long long uid = new_user("alice");
+    link_in_db(uid, 555);
+    pid_t w = worker_tg(0, NULL);
+    long long job = insert_notify(uid, 555, "sent once, though the database was down at the answer");
+    CHECK(th_fake_wait(1, WAIT_MS));
+    CHECK_INT(th_run_env_cmd("AQ_TEST_PG_STOP"), 0);
+    th_sleep_ms(4000);   /* the answer arrives meanwhile */
+    CHECK_INT(th_run_env_cmd("AQ_TEST_PG_START"), 0);
+    CHECK(wait_job(job, "succeeded"));
+    CHECK_INT(count_sends(555), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM telegram_sent WHERE job_id = $1 AND message_id = 4", th_num(job), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 /* ==== 8. an approval by inline button ==== */
 
 static void approval_by_button(void)
@@ -1748,6 +1791,8 @@ const th_test th_telegram_tests[] = {
     {"tg_webhook_off", webhook_off, 30, 1},
     {"tg_webhook_stores_big_numbers_exactly", webhook_stores_big_numbers_exactly, 30, 1},
     {"tg_link_and_reply", link_and_reply, 60, 1},
+    {"tg_database_restart_while_sending_no_repeat", database_restart_while_sending_no_repeat, 60, 1},
+    {"tg_database_down_at_answer_no_repeat", database_down_at_answer_no_repeat, 60, 1},
     {"tg_link_codes", link_codes, 60, 1},
     {"tg_long_reply_three_messages", long_reply_three_messages, 60, 1},
     {"tg_huge_reply_cut", huge_reply_is_cut, 60, 1},

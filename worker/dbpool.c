@@ -32,7 +32,7 @@ PGconn *aq_dbpool_borrow(aq_dbpool *p, char *err, size_t errlen)
     PGconn *db = p->nidle ? p->idle[--p->nidle] : NULL;
     if (!db) p->open++;   /* a slot for a new connection, made outside the lock */
     pthread_mutex_unlock(&p->mu);
-    if (db && PQstatus(db) != CONNECTION_OK) PQreset(db);
+    if (db && !aq_db_usable(db)) PQreset(db);   /* e.g. closed by a database restart while idle */
     if (db && PQstatus(db) == CONNECTION_OK) return db;
     if (db) PQfinish(db);
     db = aq_db_connect(p->conninfo, err, errlen);

@@ -76,7 +76,7 @@ void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...)
 
 PGconn *aq_ctx_db(aq_ctx *ctx)
 {
-    if (ctx->db && PQstatus(ctx->db) != CONNECTION_OK) PQreset(ctx->db);
+    if (ctx->db && !aq_db_usable(ctx->db)) PQreset(ctx->db);
     if (ctx->db && PQstatus(ctx->db) == CONNECTION_OK) return ctx->db;
     if (ctx->db) aq_dbpool_return(ctx->dbs, ctx->db, ctx->jr->job.id);   /* closes it */
     char err[512];

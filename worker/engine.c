@@ -739,6 +739,7 @@ static void on_round_done(void *arg, PGresult *res)
     eng->claiming -= r->claim_limit;
     eng->claiming_idle -= r->claim_idle;
     if (!res) r->conn_lost = 1;
+    else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) round_failed(r, res);   /* the commit failed */
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
             r->c->ready = 1;
