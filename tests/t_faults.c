@@ -63,6 +63,10 @@ static void sigterm_grace_expires(void)
     pid_t w = th_worker(NULL, env);
     long long id = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 8000}') RETURNING id", NULL);
     CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(id), NULL));
+    /* 'running' is written by the claim, before a thread takes the job: a
+     * SIGTERM in that gap hands it back unstarted (another outcome, tested
+     * elsewhere). An idle worker starts it within milliseconds. */
+    th_sleep_ms(1000);
     CHECK_INT(th_stop(w, SIGTERM, 6000), 0);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 1",
                      th_num(id), NULL), 1);
