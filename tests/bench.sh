@@ -462,7 +462,7 @@ kill -TERM "$API_PID"; wait "$API_PID" || say "note: agentq-api exited non-zero"
 API_PID=""
 if [ "$ONLY" = steady ]; then
     say "steady state at $TARGET_STEADY_PCT %: worst window p99 $(ms "${ST_TARGET_P99:-0}") ms" \
-        "(target ≤ $(ms "$TARGET_STEADY_P99_US") ms); drain, 1 worker: $MD1 jobs/s (median of$(list "$D1"))"
+        "(target ≤ $(ms "$TARGET_STEADY_P99_US") ms); drain, 1 worker: $MD1 jobs/s (median of $(list "$D1"))"
     exit 0
 fi
 

@@ -136,13 +136,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CLAIM 1000
+#define FLOOR_MAX_MS 1000   /* a claim without floor at least this often (DESIGN, "Claim floor") */
 #define MAX_ROUNDS_PER_CONN 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
 #define RESCUE_BATCH "1000"
+
+/* A position in jobs_claim's order: (priority, run_at, id). */
+typedef struct claim_key {
+    int priority;
+    int64_t run_at_us;       /* microseconds since 1970 */
+    int64_t id;
+} claim_key;
 
 typedef struct completion {
     int64_t id;
@@ -176,6 +185,7 @@ typedef struct round {
     int nsucceed, ncomplete; /* of those, sent by SQL_SUCCEED / SQL_COMPLETE */
     int claim_limit, claim_idle;
     unsigned wake_seq;
+    unsigned floor_seq;      /* eng->floor_seq when its claim was sent */
     int extend, rescue, prune, setup;
     aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
@@ -198,6 +208,10 @@ struct aq_engine {
     int nmarks;
     int want_claim;
     unsigned wake_seq;
+    claim_key floor;           /* where claims start in jobs_claim, if floor_set */
+    int floor_set;
+    unsigned floor_seq;        /* bumped whenever the floor is lowered or dropped */
+    uint64_t full_claim_at;    /* when the last claim without floor was sent */
     aq_pool *pool;
     aq_dbpool *dbs;            /* the handler steps' connections */
     aq_http_multi *multi;      /* requests of awaiting jobs */
@@ -224,6 +238,7 @@ static const char SQL_CLAIM[] =
     "WITH locked AS ("
     " SELECT id FROM jobs"
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
+    " AND (priority, run_at, id) >= ($7::smallint, $8::timestamptz, $9::bigint)"
     " AND NOT serial_held AND (serial_key IS NULL OR aq_claim_serial(id, serial_key, user_id, $6::int))"
     " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
@@ -558,6 +573,81 @@ static void on_pool_done(void *arg, aq_jobrun *list)
     maybe_finish(eng);
 }
 
+/* ---- the claim floor (see the DESIGN block, "Claim floor") ---- */
+
+static int key_cmp(const claim_key *a, const claim_key *b)
+{
+    if (a->priority != b->priority) return a->priority < b->priority ? -1 : 1;
+    if (a->run_at_us != b->run_at_us) return a->run_at_us < b->run_at_us ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Claims start at the head of jobs_claim again. */
+static void floor_drop(aq_engine *eng)
+{
+    eng->floor_set = 0;
+    eng->floor_seq++;
+}
+
+/* Rows may have become runnable at k or above: no claim starts above k. */
+static void floor_lower(aq_engine *eng, const claim_key *k)
+{
+    if (!eng->floor_set || key_cmp(k, &eng->floor) >= 0) return;
+    eng->floor = *k;
+    eng->floor_seq++;
+}
+
+/* A claim came back with rows up to k: the next claims may start there,
+ * unless the floor was lowered or dropped after that claim was sent (it may
+ * not have seen what lowered it). */
+static void floor_raise(aq_engine *eng, unsigned sent_seq, const claim_key *k)
+{
+    if (sent_seq != eng->floor_seq || (eng->floor_set && key_cmp(k, &eng->floor) <= 0)) return;
+    eng->floor = *k;
+    eng->floor_set = 1;
+}
+
+/* An 'aq_jobs' payload: "<priority> <run_at, µs since 1970>", a lower bound
+ * of the keys of the rows its INSERT statement queued (sql/020); anything
+ * else (empty: a release, a retry, a resume) says nothing about where. */
+static void floor_notified(aq_engine *eng, const char *payload)
+{
+    char *end;
+    long p = strtol(payload, &end, 10);
+    if (end == payload || *end != ' ' || p < -32768 || p > 32767) { floor_drop(eng); return; }
+    const char *us = end + 1;
+    long long t = strtoll(us, &end, 10);
+    if (end == us || *end) { floor_drop(eng); return; }
+    claim_key k = {(int)p, t, 0};
+    floor_lower(eng, &k);
+}
+
+/* The claim's floor parameters ($7, $8, $9): the floor, or the lowest key
+ * there is when there is none or a claim without floor is due. */
+static void floor_params(aq_engine *eng, uint64_t now, char prio[8], char run_at[64], char id[24])
+{
+    /* run_at as text, exactly (a float conversion could land a microsecond
+     * above the floor and skip the rest of its INSERT's rows); years 1-9999 */
+    int use = eng->floor_set && now - eng->full_claim_at < FLOOR_MAX_MS &&
+              eng->floor.run_at_us >= -62135596800000000LL && eng->floor.run_at_us <= 253402300799999999LL;
+    if (!use) {
+        eng->full_claim_at = now;
+        snprintf(prio, 8, "-32768");
+        snprintf(run_at, 64, "-infinity");
+        snprintf(id, 24, "0");
+        return;
+    }
+    long long us = eng->floor.run_at_us, secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) { frac += 1000000; secs--; }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(prio, 8, "%d", eng->floor.priority);
+    snprintf(run_at, 64, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(id, 24, "%lld", (long long)eng->floor.id);
+}
+
 /* ---- claim results ---- */
 
 static int by_order(const void *a, const void *b)
@@ -622,6 +712,8 @@ static void on_claim(void *arg, PGresult *res)
     aq_jobrun **batch = aq_malloc(sizeof *batch * (size_t)n);
     for (int i = 0; i < n; i++) batch[i] = jobrun_from_row(eng, res, i);
     qsort(batch, (size_t)n, sizeof *batch, by_order);
+    claim_key last = {batch[n - 1]->job.priority, batch[n - 1]->run_at_us, batch[n - 1]->job.id};
+    floor_raise(eng, r->floor_seq, &last);
     aq_jobrun *list = NULL, **tail = &list;
     for (int i = 0; i < n; i++) {
         aq_jobrun *jr = batch[i];
@@ -683,6 +775,7 @@ static void on_rescue(void *arg, PGresult *res)
     round *r = arg;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
         aq_warn("worker", "re-queued %d jobs whose lease expired", PQntuples(res));
+        floor_drop(r->eng);   /* they may sit below it */
         r->eng->want_claim = 1;
     }
     on_step(arg, res);
@@ -713,6 +806,7 @@ static void on_prune_side(void *arg, PGresult *res)
 static void on_wake_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
+    floor_drop(eng);   /* the retries due now may sit below it */
     eng->want_claim = 1;
     pump(eng);
 }
@@ -778,6 +872,11 @@ static void on_round_done(void *arg, PGresult *res)
         r->done = NULL;
     } else {
         arm_retry_wake(eng, r->done);
+        for (const completion *c = r->done; c; c = c->next)
+            if (c->status == AQ_STATE_QUEUED) {   /* back in the queue, perhaps below the floor */
+                floor_drop(eng);
+                break;
+            }
     }
     if (r->failed && !r->conn_lost) {
         /* A round without completions runs in an explicit BEGIN ... COMMIT (for
@@ -1008,14 +1107,16 @@ static int pump_conn(aq_engine *eng, conn *c)
         int idle = eng->opts.concurrency - eng->held - eng->claiming_idle;
         r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;
+        r->floor_seq = eng->floor_seq;
         eng->claiming += r->claim_limit;
         eng->claiming_idle += r->claim_idle;
-        char limit[16], counted[16], cap[16];
+        char limit[16], counted[16], cap[16], fprio[8], frun[64], fid[24];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
         snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
-        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap};
-        aq_pgloop_exec(r->c->pg, "aq_claim", 6, p, on_claim, r);
+        floor_params(eng, now, fprio, frun, fid);
+        const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap, fprio, frun, fid};
+        aq_pgloop_exec(r->c->pg, "aq_claim", 9, p, on_claim, r);
     }
     if (eng->nmarks) {
         aq_buf_adds(&eng->mark_ids, "}");
@@ -1094,6 +1195,7 @@ static void on_pg_state(void *arg, int connected)
     aq_engine *eng = c->eng;
     c->ready = 0;
     if (connected) {
+        floor_drop(eng);   /* a claim whose answer was lost, a rollback: start over */
         c->setup_at = 0;
         eng->next_extend = 0;
         eng->next_rescue = 0;
@@ -1104,6 +1206,7 @@ static void on_pg_state(void *arg, int connected)
 static void on_notify(void *arg, const PGnotify *n)
 {
     aq_engine *eng = ((conn *)arg)->eng;
+    floor_notified(eng, n->extra ? n->extra : "");
     eng->wake_seq++;
     eng->want_claim = 1;
     pump(eng);
@@ -1112,6 +1215,7 @@ static void on_notify(void *arg, const PGnotify *n)
 static void on_poll_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
+    floor_drop(eng);   /* rows that came due, or were skipped, below it */
     eng->want_claim = 1;
     pump(eng);
 }
