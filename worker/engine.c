@@ -140,7 +140,6 @@
 #include <unistd.h>
 
 #define MAX_CLAIM 1000
-#define FLOOR_MAX_MS 1000   /* a claim without floor at least this often (DESIGN, "Claim floor") */
 #define MAX_ROUNDS_PER_CONN 2
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
@@ -211,7 +210,7 @@ struct aq_engine {
     claim_key floor;           /* where claims start in jobs_claim, if floor_set */
     int floor_set;
     unsigned floor_seq;        /* bumped whenever the floor is lowered or dropped */
-    uint64_t full_claim_at;    /* when the last claim without floor was sent */
+    int floor_used;            /* a claim started at the floor since the last tick */
     aq_pool *pool;
     aq_dbpool *dbs;            /* the handler steps' connections */
     aq_http_multi *multi;      /* requests of awaiting jobs */
@@ -623,20 +622,18 @@ static void floor_notified(aq_engine *eng, const char *payload)
 }
 
 /* The claim's floor parameters ($7, $8, $9): the floor, or the lowest key
- * there is when there is none or a claim without floor is due. */
-static void floor_params(aq_engine *eng, uint64_t now, char prio[8], char run_at[64], char id[24])
+ * there is when there is none. run_at goes as text, exactly (a conversion
+ * through a float could land a microsecond above the floor and skip the rest
+ * of its INSERT's rows); outside years 1-9999, no floor. */
+static void floor_params(aq_engine *eng, char prio[8], char run_at[64], char id[24])
 {
-    /* run_at as text, exactly (a float conversion could land a microsecond
-     * above the floor and skip the rest of its INSERT's rows); years 1-9999 */
-    int use = eng->floor_set && now - eng->full_claim_at < FLOOR_MAX_MS &&
-              eng->floor.run_at_us >= -62135596800000000LL && eng->floor.run_at_us <= 253402300799999999LL;
-    if (!use) {
-        eng->full_claim_at = now;
+    if (!eng->floor_set || eng->floor.run_at_us < -62135596800000000LL || eng->floor.run_at_us > 253402300799999999LL) {
         snprintf(prio, 8, "-32768");
         snprintf(run_at, 64, "-infinity");
         snprintf(id, 24, "0");
         return;
     }
+    eng->floor_used = 1;
     long long us = eng->floor.run_at_us, secs = us / 1000000, frac = us % 1000000;
     if (frac < 0) { frac += 1000000; secs--; }
     time_t t = (time_t)secs;
@@ -1114,7 +1111,7 @@ static int pump_conn(aq_engine *eng, conn *c)
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
         snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
-        floor_params(eng, now, fprio, frun, fid);
+        floor_params(eng, fprio, frun, fid);
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap, fprio, frun, fid};
         aq_pgloop_exec(r->c->pg, "aq_claim", 9, p, on_claim, r);
     }
@@ -1277,6 +1274,11 @@ static void scan_started(void *arg)
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
+    if (eng->floor_used) {   /* the safety net (DESIGN, "Claim floor"): one claim from the head */
+        eng->floor_used = 0;
+        floor_drop(eng);
+        eng->want_claim = 1;
+    }
     scan sc = {eng, NULL};
     aq_pool_locked(eng->pool, scan_started, &sc);
     for (aq_jobrun *jr = sc.late, *next; jr; jr = next) {
