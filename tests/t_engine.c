@@ -4,6 +4,7 @@
  * timeouts, migrations, and a 3-process concurrency drain. */
 #include "harness.h"
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -529,6 +530,51 @@ static void floor_dropped_by_serial_release(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* jobs_claim's buffers (hit + read) so far, once every other session has
+ * ended (a backend reports its counts at exit) and this one's are flushed. */
+static long long claim_index_buffers(void)
+{
+    th_wait_int(0, 20000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()", NULL);
+    th_exec("SELECT pg_stat_force_next_flush()", NULL);
+    th_exec("SELECT 1", NULL);
+    return th_int("SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = 'jobs_claim'",
+                  NULL);
+}
+
+/* The worker's claims start at its floor, not at the head of jobs_claim:
+ * with 40,000 claimed jobs' entries dead at the head (autovacuum off), a
+ * fresh worker fed one job at a time touches a few of the index's pages per
+ * job (the insert's descent, the claim's), not all of them; only the claim
+ * from the head once a second (the safety net) and at start reads the head. */
+static void floor_keeps_claims_off_the_dead_head(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "2000", NULL};
+    th_exec("ALTER TABLE jobs SET (autovacuum_enabled = off)", NULL);
+    pid_t w = th_worker(args, env);
+    for (int b = 1; b <= 8; b++) {
+        th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 5000)", NULL);
+        CHECK(th_wait_int(b * 5000, 60000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    }
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    long long pages = th_int("SELECT pg_relation_size('jobs_claim') / 8192", NULL);
+    long long before = claim_index_buffers();
+    w = th_worker(args, env);
+    enum { JOBS = 200 };
+    for (int i = 0; i < JOBS; i++) {
+        long long id = enqueue("noop", "{}");
+        /* (not "status = 'queued'": that may be read through jobs_claim) */
+        if (!th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL", th_num(id), NULL))
+            break;
+    }
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    long long per_job = (claim_index_buffers() - before) / JOBS;
+    fprintf(stderr, "jobs_claim %lld pages; %lld buffers per job\n", pages, per_job);
+    if (per_job > pages / 4)
+        th_fail(__FILE__, __LINE__, "jobs_claim (%lld pages, mostly dead entries): %lld buffers per job", pages, per_job);
+}
+
 const th_test th_engine_tests[] = {
     {"engine_lifecycle_success", lifecycle_success, 30, 1},
     {"engine_failed_round_leaves_no_aborted_block", failed_round_leaves_no_aborted_block, 40, 1},
@@ -555,5 +601,6 @@ const th_test th_engine_tests[] = {
     {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
     {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},
     {"engine_floor_dropped_by_serial_release", floor_dropped_by_serial_release, 90, 1},
+    {"engine_floor_keeps_claims_off_dead_head", floor_keeps_claims_off_the_dead_head, 120, 1},
     {0},
 };

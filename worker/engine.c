@@ -51,6 +51,35 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost.
  *
+ * Claim floor (issue 11): a claim's index scan reads the entries of every
+ * job claimed since the last vacuum (scans mark them dead, but a page full
+ * of dead entries stays until VACUUM, and each claim still reads it: 200,000
+ * claims after a vacuum, ~990 pages and 1.4 ms per claim). So the claim
+ * starts where this worker's last one ended: (priority, run_at, id) >= the
+ * floor ($7-$9), a row comparison btree takes as the scan's start (Index
+ * Cond; tests/t_plans.c). The floor is the highest key the last claim took;
+ * below it the claim, in index order, had taken every row it could, so what
+ * remains there is only what may change later, and each such change lowers
+ * or drops the floor (drop: the next claim starts from the head):
+ *  - inserts: the 'aq_jobs' payload (sql/020) is a key no higher than any
+ *    row the statement queued (min priority, min run_at); the floor is
+ *    lowered to it. An empty payload (a key's release, which un-holds an
+ *    old row, or frees the per-user cap; a retry, a resume) drops it.
+ *  - this worker's own completions that requeue (retry, hand-back) drop it;
+ *    so do the retry wake-up, a rescue that re-queued rows, a reconnect.
+ *  - a NOTIFY or a drop after a claim was sent: that claim's answer does not
+ *    raise the floor (floor_seq), it may not have seen what lowered it.
+ * The rest is left to a safety net: rows another transaction held while
+ * the claim passed (SKIP LOCKED: an API cancel that rolls back, another
+ * worker's claim that fails), other workers' retries and rescues, scheduled
+ * rows of a higher priority coming due. Every tick (1 s) after a claim that
+ * used the floor, and at every poll (AGENTQ_POLL_MS), the floor is dropped
+ * and a claim is wanted: such a row waits at most about a second more than
+ * without the floor (the tick, plus that claim's round trip), and one claim
+ * a second reads the dead head. Without floor the claim is sent with the
+ * lowest key there is (-32768, -infinity, 0), so it is one statement and
+ * one plan shape either way.
+ *
  * Jobs in flight (issue 13): --concurrency counts jobs started and not yet
  * completed, not threads. A started job is on the pool (a step running or
  * queued for a thread) or awaits an HTTP response on the multi handle
@@ -184,7 +213,8 @@ typedef struct round {
     int nsucceed, ncomplete; /* of those, sent by SQL_SUCCEED / SQL_COMPLETE */
     int claim_limit, claim_idle;
     unsigned wake_seq;
-    unsigned floor_seq;      /* eng->floor_seq when its claim was sent */
+    unsigned floor_seq, drop_seq;   /* eng's when its claim was sent */
+    int from_head;           /* its claim was sent without floor */
     int extend, rescue, prune, setup;
     aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
@@ -207,9 +237,11 @@ struct aq_engine {
     int nmarks;
     int want_claim;
     unsigned wake_seq;
-    claim_key floor;           /* where claims start in jobs_claim, if floor_set */
-    int floor_set;
+    claim_key floor;           /* where claims start in jobs_claim, if floor_valid */
+    int floor_valid;
+    int floor_off;             /* dropped: the next claim starts at the head (the floor is kept) */
     unsigned floor_seq;        /* bumped whenever the floor is lowered or dropped */
+    unsigned drop_seq;         /* bumped whenever it is dropped */
     int floor_used;            /* a claim started at the floor since the last tick */
     aq_pool *pool;
     aq_dbpool *dbs;            /* the handler steps' connections */
@@ -581,29 +613,36 @@ static int key_cmp(const claim_key *a, const claim_key *b)
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
-/* Claims start at the head of jobs_claim again. */
+/* The next claim starts at the head of jobs_claim. The floor is kept: if
+ * that claim comes back short, it took every runnable row there was, and
+ * the claims after it may start at the floor again. */
 static void floor_drop(aq_engine *eng)
 {
-    eng->floor_set = 0;
+    eng->floor_off = 1;
     eng->floor_seq++;
+    eng->drop_seq++;
 }
 
 /* Rows may have become runnable at k or above: no claim starts above k. */
 static void floor_lower(aq_engine *eng, const claim_key *k)
 {
-    if (!eng->floor_set || key_cmp(k, &eng->floor) >= 0) return;
+    if (!eng->floor_valid || key_cmp(k, &eng->floor) >= 0) return;
     eng->floor = *k;
     eng->floor_seq++;
 }
 
-/* A claim came back with rows up to k: the next claims may start there,
- * unless the floor was lowered or dropped after that claim was sent (it may
- * not have seen what lowered it). */
-static void floor_raise(aq_engine *eng, unsigned sent_seq, const claim_key *k)
+/* A claim (r) came back with n rows, the highest key last. Below last it
+ * took, in index order, every row it could; if it came back short it took
+ * all there were from where it started. A claim from the head ends a drop
+ * that came before it was sent. The floor does not move if it was lowered
+ * or dropped after the claim was sent: the claim may not have seen why. */
+static void floor_after_claim(aq_engine *eng, const round *r, int n, const claim_key *last)
 {
-    if (sent_seq != eng->floor_seq || (eng->floor_set && key_cmp(k, &eng->floor) <= 0)) return;
-    eng->floor = *k;
-    eng->floor_set = 1;
+    if (r->from_head && r->drop_seq == eng->drop_seq) eng->floor_off = 0;
+    if (r->floor_seq != eng->floor_seq || !n) return;
+    if (!eng->floor_valid || (r->from_head && n >= r->claim_limit) || key_cmp(last, &eng->floor) > 0)
+        eng->floor = *last;
+    eng->floor_valid = 1;
 }
 
 /* An 'aq_jobs' payload: "<priority> <run_at, µs since 1970>", a lower bound
@@ -625,14 +664,16 @@ static void floor_notified(aq_engine *eng, const char *payload)
  * there is when there is none. run_at goes as text, exactly (a conversion
  * through a float could land a microsecond above the floor and skip the rest
  * of its INSERT's rows); outside years 1-9999, no floor. */
-static void floor_params(aq_engine *eng, char prio[8], char run_at[64], char id[24])
+static void floor_params(aq_engine *eng, round *r, char prio[8], char run_at[64], char id[24])
 {
-    if (!eng->floor_set || eng->floor.run_at_us < -62135596800000000LL || eng->floor.run_at_us > 253402300799999999LL) {
+    r->from_head = 1;
+    if (!eng->floor_valid || eng->floor_off || eng->floor.run_at_us < -62135596800000000LL || eng->floor.run_at_us > 253402300799999999LL) {
         snprintf(prio, 8, "-32768");
         snprintf(run_at, 64, "-infinity");
         snprintf(id, 24, "0");
         return;
     }
+    r->from_head = 0;
     eng->floor_used = 1;
     long long us = eng->floor.run_at_us, secs = us / 1000000, frac = us % 1000000;
     if (frac < 0) { frac += 1000000; secs--; }
@@ -705,12 +746,15 @@ static void on_claim(void *arg, PGresult *res)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) { round_failed(r, res); return; }
     int n = PQntuples(res);
     if (n < r->claim_limit && eng->wake_seq == r->wake_seq) eng->want_claim = 0;
-    if (!n) return;
+    if (!n) {
+        floor_after_claim(eng, r, 0, NULL);
+        return;
+    }
     aq_jobrun **batch = aq_malloc(sizeof *batch * (size_t)n);
     for (int i = 0; i < n; i++) batch[i] = jobrun_from_row(eng, res, i);
     qsort(batch, (size_t)n, sizeof *batch, by_order);
     claim_key last = {batch[n - 1]->job.priority, batch[n - 1]->run_at_us, batch[n - 1]->job.id};
-    floor_raise(eng, r->floor_seq, &last);
+    floor_after_claim(eng, r, n, &last);
     aq_jobrun *list = NULL, **tail = &list;
     for (int i = 0; i < n; i++) {
         aq_jobrun *jr = batch[i];
@@ -1105,13 +1149,14 @@ static int pump_conn(aq_engine *eng, conn *c)
         r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;
         r->floor_seq = eng->floor_seq;
+        r->drop_seq = eng->drop_seq;
         eng->claiming += r->claim_limit;
         eng->claiming_idle += r->claim_idle;
         char limit[16], counted[16], cap[16], fprio[8], frun[64], fid[24];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
         snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
-        floor_params(eng, fprio, frun, fid);
+        floor_params(eng, r, fprio, frun, fid);
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap, fprio, frun, fid};
         aq_pgloop_exec(r->c->pg, "aq_claim", 9, p, on_claim, r);
     }
