@@ -76,9 +76,12 @@
  * used the floor, and at every poll (AGENTQ_POLL_MS), the floor is dropped
  * and a claim is wanted: such a row waits at most about a second more than
  * without the floor (the tick, plus that claim's round trip), and one claim
- * a second reads the dead head. Without floor the claim is sent with the
- * lowest key there is (-32768, -infinity, 0), so it is one statement and
- * one plan shape either way.
+ * a second reads the dead head. A drop keeps the floor's value: a claim
+ * from the head that comes back short took every runnable row there was,
+ * so the claims after it start at the floor again (an idle worker's tick
+ * costs one claim, not one per job after it). Without floor the claim is
+ * sent with the lowest key there is (-32768, -infinity, 0), so it is one
+ * statement and one plan shape either way.
  *
  * Jobs in flight (issue 13): --concurrency counts jobs started and not yet
  * completed, not threads. A started job is on the pool (a step running or
