@@ -519,13 +519,16 @@ static void floor_dropped_by_serial_release(void)
     const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
     const char *const args[] = {"--concurrency", "8", "--prefetch", "100", NULL};
     long long k1 = th_int("INSERT INTO jobs (job_type, priority, serial_key, status, locked_by, claims, attempts,"
-                          " started_at) VALUES ('noop', 5, 'sk', 'running', 'elsewhere', 1, 1, now()) RETURNING id", NULL);
-    long long k2 = th_int("INSERT INTO jobs (job_type, priority, serial_key) VALUES ('noop', 5, 'sk') RETURNING id", NULL);
+                          " started_at) VALUES ('noop', 5, 'sk', 'running', 'elsewhere', 1, 1, now())"
+                          " RETURNING id", NULL);
+    long long k2 = th_int("INSERT INTO jobs (job_type, priority, serial_key) VALUES ('noop', 5, 'sk') RETURNING id",
+                          NULL);
     pid_t w = th_worker(args, env);
     CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND serial_held", th_num(k2), NULL));
     for (int i = 0; i < 5; i++) floor_batch(50, 5);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", th_num(k2), NULL), 1);
-    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL, finished_at = now() WHERE id = $1", th_num(k1), NULL);
+    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL, finished_at = now() WHERE id = $1",
+            th_num(k1), NULL);
     claimed_first(k2, "a keyed job its key's release un-held");
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
@@ -565,7 +568,8 @@ static void floor_keeps_claims_off_the_dead_head(void)
     for (int i = 0; i < JOBS; i++) {
         long long id = enqueue("noop", "{}");
         /* (not "status = 'queued'": that may be read through jobs_claim) */
-        if (!th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL", th_num(id), NULL))
+        if (!th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL",
+                         th_num(id), NULL))
             break;
     }
     CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
@@ -573,7 +577,8 @@ static void floor_keeps_claims_off_the_dead_head(void)
     fprintf(stderr, "jobs_claim %lld pages; %lld buffers per job\n", pages, per_job);
     /* without the floor every claim reads them all: at least `pages` per job */
     if (per_job > pages / 2)
-        th_fail(__FILE__, __LINE__, "jobs_claim (%lld pages, mostly dead entries): %lld buffers per job", pages, per_job);
+        th_fail(__FILE__, __LINE__, "jobs_claim (%lld pages, mostly dead entries): %lld buffers per job",
+                pages, per_job);
 }
 
 const th_test th_engine_tests[] = {

@@ -277,7 +277,8 @@ static void serial_checks_are_index_probes(void)
     th_exec("EXECUTE claim('{default}', 100, 'w', 30, 8, 4, -32768, '-infinity', 0)", NULL);
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued' AND NOT serial_held", NULL), 0);
     th_exec("BEGIN", NULL);
-    r = PQexec(th_db(), "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE claim('{default}', 100, 'w2', 30, 8, 4, -32768, '-infinity', 0)");
+    r = PQexec(th_db(), "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)"
+                        " EXECUTE claim('{default}', 100, 'w2', 30, 8, 4, -32768, '-infinity', 0)");
     aq_buf b;
     aq_buf_init(&b);
     for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)

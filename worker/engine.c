@@ -670,7 +670,8 @@ static void floor_notified(aq_engine *eng, const char *payload)
 static void floor_params(aq_engine *eng, round *r, char prio[8], char run_at[64], char id[24])
 {
     r->from_head = 1;
-    if (!eng->floor_valid || eng->floor_off || eng->floor.run_at_us < -62135596800000000LL || eng->floor.run_at_us > 253402300799999999LL) {
+    int64_t us = eng->floor.run_at_us;
+    if (!eng->floor_valid || eng->floor_off || us < -62135596800000000LL || us > 253402300799999999LL) {
         snprintf(prio, 8, "-32768");
         snprintf(run_at, 64, "-infinity");
         snprintf(id, 24, "0");
@@ -678,7 +679,7 @@ static void floor_params(aq_engine *eng, round *r, char prio[8], char run_at[64]
     }
     r->from_head = 0;
     eng->floor_used = 1;
-    long long us = eng->floor.run_at_us, secs = us / 1000000, frac = us % 1000000;
+    long long secs = us / 1000000, frac = us % 1000000;
     if (frac < 0) { frac += 1000000; secs--; }
     time_t t = (time_t)secs;
     struct tm tm;

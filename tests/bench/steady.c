@@ -20,7 +20,8 @@
  * (shared blocks hit + read, heap and indexes), and jobs_claim's buffers per
  * job (pg_statio_user_indexes, every statement: an insert descends the index
  * once per row, a claim walks it from where it starts, dead entries
- * included; backends report these at most once a second). After the producers stop, it waits for the backlog to drain, then
+ * included; backends report these at most once a second). After the
+ * producers stop, it waits for the backlog to drain, then
  * reads enqueue→start (started_at - created_at, both database clock) per
  * window of created_at: p50/p95/p99 (nearest rank) and max.
  *
@@ -160,7 +161,8 @@ static void take_sample(PGconn *db, int pgss, sample *s)
         " coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'jobs'), 0),"
         " coalesce((SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'jobs'), 0),"
         " pg_relation_size('jobs_claim') / 1024, pg_relation_size('jobs_running') / 1024,"
-        " coalesce((SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = 'jobs_claim'), 0)",
+        " coalesce((SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes"
+        " WHERE indexrelname = 'jobs_claim'), 0)",
         0, NULL);
     s->backlog = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->dead = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
