@@ -18,7 +18,7 @@
 
 /* ---- shared literals ---- */
 
-#define AQ_CHANNEL_JOBS "aq_jobs"        /* NOTIFY: new runnable jobs (one per INSERT statement) */
+#define AQ_CHANNEL_JOBS "aq_jobs"        /* NOTIFY: new runnable jobs (one per INSERT statement; payload: sql/020) */
 #define AQ_CHANNEL_DONE "aq_done"        /* NOTIFY: owned jobs that ended; payload "id,id,..." */
 #define AQ_CHANNEL_AUTH "aq_auth"        /* NOTIFY: a token id that no longer works (revoked, replaced) */
 #define AQ_TELEGRAM_KEY_FMT "telegram:%lld"   /* idempotency key of a Telegram update's job */

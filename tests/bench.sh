@@ -13,8 +13,11 @@
 # role that is not a superuser.
 #
 # AGENTQ_BENCH_ONLY=turns runs only the agent turn step, AGENTQ_BENCH_ONLY=history
-# only the history drains (about 1 minute): their figures go to stdout and
-# docs/BENCHMARKS.md is left as it is. AGENTQ_BENCH_PORT picks the
+# only the history drains (about 1 minute), AGENTQ_BENCH_ONLY=steady only the
+# 1-worker drains (the steady rates are % of their median) and the
+# steady-state step (with each window's claim figures: calls, mean time,
+# buffers per call): their figures go to stdout and docs/BENCHMARKS.md is
+# left as it is. AGENTQ_BENCH_PORT picks the
 # cluster's port (default 55433; the next port up is the API's).
 # shellcheck disable=SC2086  # $WFLAGS and the per-run lists split on purpose
 set -eu
@@ -109,6 +112,7 @@ kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }          # kv LI
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 calc() { awk "BEGIN {printf \"$1\", $2}"; }                               # calc FORMAT EXPR
 mib() { calc '%.1f MiB' "$1/1024"; }
+ms() { calc '%.2f' "$1/1000"; }                                           # µs → ms
 sql() { "$PGBIN/psql" "$URL" -AtXq -v ON_ERROR_STOP=1 -c "$1"; }
 say() { printf '%s\n' "$*"; }
 list() { printf '%s' "$*" | sed 's/^ *//; s/  */, /g'; }                  # " a b c" → "a, b, c"
@@ -320,9 +324,11 @@ elif [ "$ONLY" = history ]; then
         "$RET1 % ($BIG1 vs $EMPTY1), $RET2 % ($BIG2 vs $EMPTY2) |" \
         "$(verdict "$RET1 >= $TARGET_RETENTION_PCT && $RET2 >= $TARGET_RETENTION_PCT") |"
     exit 0
-elif [ -n "$ONLY" ]; then
-    die "AGENTQ_BENCH_ONLY=$ONLY: the steps that run alone are 'turns' and 'history'"
+elif [ -n "$ONLY" ] && [ "$ONLY" != steady ]; then
+    die "AGENTQ_BENCH_ONLY=$ONLY: the steps that run alone are 'turns', 'history' and 'steady'"
 fi
+
+if [ "$ONLY" != steady ]; then
 
 # ---- footprint: one idle worker with the drain flags ----
 idle=$($BENCH idle --idle-ms "$IDLE_MS" --log "$LOGS/idle.log" -- $WORKER $WFLAGS)
@@ -333,12 +339,15 @@ IDLE_THREADS=$(kv "$idle" threads)
 IDLE_STARTUP_MS=$(kv "$idle" startup_ms)
 say "idle worker ($WFLAGS): VmRSS $IDLE_KB kB after ${IDLE_MS} ms idle (RssAnon $IDLE_ANON_KB kB," \
     "RssFile $IDLE_FILE_KB kB), $IDLE_THREADS threads, registered ${IDLE_STARTUP_MS} ms after exec"
+fi
 
 # ---- drain (1 and 2 workers) and ceiling (a), interleaved run by run ----
 PGB_TX=$((DRAIN_JOBS / PGB_BATCH / PGB_CLIENTS))
 D1=""; D2=""; S1=""; S2=""; PA=""; HWM_KB=0; FIRST=""
+DRAIN_WORKERS="1 2"
+[ "$ONLY" = steady ] && DRAIN_WORKERS=1
 for run in $(seq 1 "$RUNS"); do
-    for w in 1 2; do
+    for w in $DRAIN_WORKERS; do
         d=$(AGENTQ_DB_CONNECTIONS=$((DB_CONNS / w)) $BENCH drain --jobs "$DRAIN_JOBS" --workers "$w" \
             --log "$LOGS/drain-$w.log" -- $WORKER $WFLAGS)
         jps=$(kv "$d" jobs_per_s); secs=$(kv "$d" seconds); hwm=$(kv "$d" hwm_kb)
@@ -347,6 +356,7 @@ for run in $(seq 1 "$RUNS"); do
         if [ "$w" = 1 ]; then D1="$D1 $jps"; S1="$S1 $secs"; else D2="$D2 $jps"; S2="$S2 $secs"; fi
         say "run $run: agentq drain, $w worker(s): $DRAIN_JOBS jobs in $secs s = $jps jobs/s (VmHWM $hwm kB)"
     done
+    [ "$ONLY" = steady ] && continue
     $BENCH load --jobs "$DRAIN_JOBS" >/dev/null
     out=$("$PGBIN/pgbench" -n -f tests/bench/claim_complete_100.sql -c "$PGB_CLIENTS" -j "$PGB_THREADS" \
         -t "$PGB_TX" "$URL" 2>&1) || { printf '%s\n' "$out" >&2; die "pgbench (a) failed"; }
@@ -357,7 +367,13 @@ for run in $(seq 1 "$RUNS"); do
     PA="$PA $jps"
     say "run $run: pgbench (a) claim/complete $PGB_BATCH, -c $PGB_CLIENTS -j $PGB_THREADS -t $PGB_TX: $tps tps = $jps jobs/s"
 done
-MD1=$(median $D1); MD2=$(median $D2); MPA=$(median $PA)
+MD1=$(median $D1)
+if [ "$ONLY" = steady ]; then
+    export AGENTQ_SECRET_KEY
+    AGENTQ_SECRET_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+    TOKEN=$("$BIN/agentq" users add "bench$$" | tail -n 1)
+else
+MD2=$(median $D2); MPA=$(median $PA)
 MS1=$(calc '%.3f' "$(median $S1)"); MS2=$(calc '%.3f' "$(median $S2)")
 MFIRST=$(median $FIRST)
 R1=$(calc '%.0f' "100 * $MD1 / $MPA")
@@ -381,7 +397,6 @@ L_commit_p99=$(kv "$lat" commit_p99_us)
 L_insert_p50=$(kv "$lat" insert_p50_us); L_insert_p95=$(kv "$lat" insert_p95_us)
 L_insert_p99=$(kv "$lat" insert_p99_us)
 L_IDLE_KB=$(kv "$lat" idle_rss_kb)
-ms() { calc '%.2f' "$1/1000"; }
 say "latency enqueue→start ($LAT_JOBS jobs, one per $LAT_INTERVAL_MS ms, --concurrency $LAT_CONCURRENCY):" \
     "p50 $(ms "$L_p50") ms, p95 $(ms "$L_p95") ms, p99 $(ms "$L_p99") ms, max $(ms "$L_max") ms"
 say "latency after the enqueue commit: p50 $(ms "$L_commit_p50") ms, p95 $(ms "$L_commit_p95") ms," \
@@ -434,6 +449,7 @@ out=$("$PGBIN/pgbench" -n -f "$LOGS/insert1.sql" -c "$API_CONNS" -j 2 -T "$API_S
 PI_TPS=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
 A_X=$(calc '%.1f' "$A_RPS / $PI_TPS")
 say "pgbench single-row INSERT, -c $API_CONNS -j 2 -T $API_SECONDS: $PI_TPS tps; API = ${A_X}x"
+fi
 
 # ---- steady state: one worker on an empty table, then a constant producer ----
 # window_rows PCT LINES: the report's table rows for `steady_window` lines
@@ -476,6 +492,7 @@ for pct in $STEADY_PCTS; do
     ST_ROWS="$ST_ROWS| $pct % | $rate (reached $ach) | $(calc '%.2f' "$fp/1000") ms | $(calc '%.2f' "$lp/1000") ms | $mb | $cu ms | $sm µs, $srows rows/call | $av | $flat |
 "
     wins=$(printf '%s\n' "$out" | grep '^steady_window ' || true)
+    [ "$ONLY" = steady ] && printf '%s\n' "$wins"
     ST_WINDOWS="$ST_WINDOWS$(window_rows "$pct" "$wins")
 "
     # the target holds for every window, not only the last
@@ -487,6 +504,11 @@ done
 pgss_track none
 kill -TERM "$API_PID"; wait "$API_PID" || say "note: agentq-api exited non-zero"
 API_PID=""
+if [ "$ONLY" = steady ]; then
+    say "steady state at $TARGET_STEADY_PCT %: worst window p99 $(ms "${ST_TARGET_P99:-0}") ms" \
+        "(target ≤ $(ms "$TARGET_STEADY_P99_US") ms); drain, 1 worker: $MD1 jobs/s (median of $(list "$D1"))"
+    exit 0
+fi
 
 history_step
 

@@ -4,6 +4,7 @@
  * timeouts, migrations, and a 3-process concurrency drain. */
 #include "harness.h"
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -462,6 +463,124 @@ static void failed_round_leaves_no_aborted_block(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* ---- the claim floor (worker/engine.c, "Claim floor") ---- */
+
+/* n noop jobs at priority prio, in one INSERT; returns once the worker has
+ * claimed them all; the lowest id of the batch. */
+static long long floor_batch(int n, int prio)
+{
+    long long first = th_int("WITH i AS (INSERT INTO jobs (job_type, priority) SELECT 'noop', $1::smallint"
+                             " FROM generate_series(1, $2::int) RETURNING id) SELECT min(id) FROM i",
+                             th_num(prio), th_num(n), NULL);
+    CHECK(th_wait_int(0, 30000, "SELECT count(*) FROM jobs WHERE id >= $1 AND priority = $2::smallint"
+                      " AND status = 'queued'", th_num(first), th_num(prio), NULL));
+    return first;
+}
+
+/* Job id, queued below where the worker's claims start, must be claimed no
+ * later than the jobs of two batches queued after it: the next claims take
+ * it first (jobs_claim's order), wherever the last one ended. */
+static void claimed_first(long long id, const char *what)
+{
+    floor_batch(50, 5);
+    long long later = floor_batch(50, 5);
+    if (!th_wait_int(0, 30000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", th_num(id), NULL))
+        return;
+    if (th_int("SELECT (started_at <= (SELECT min(started_at) FROM jobs WHERE id >= $2))::int FROM jobs WHERE id = $1",
+               th_num(id), th_num(later), NULL) != 1)
+        th_fail(__FILE__, __LINE__, "%s: claimed after jobs queued later (left below the claim floor)", what);
+}
+
+/* A worker claiming a steady stream (priority 5) starts each claim at the key
+ * of the last job it claimed. Jobs queued below that key — a higher priority,
+ * a run_at in the past — are still claimed at once: their INSERT's wake-up
+ * carries its lowest key (sql/020) and lowers the floor. Polling is off, so
+ * nothing else would fetch them for a second. */
+static void floor_lowered_by_insert(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "100", NULL};
+    pid_t w = th_worker(args, env);
+    for (int i = 0; i < 5; i++) floor_batch(50, 5);
+    claimed_first(th_int("INSERT INTO jobs (job_type, priority) VALUES ('noop', 0) RETURNING id", NULL),
+                  "a job of a higher priority");
+    for (int i = 0; i < 3; i++) floor_batch(50, 5);
+    claimed_first(th_int("INSERT INTO jobs (job_type, priority, run_at) VALUES ('noop', 5, now() - interval '1 hour')"
+                         " RETURNING id", NULL), "a job with a past run_at");
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* A keyed job held behind its key's running job (serial_held: out of
+ * jobs_claim) sits far below the floor once the stream has moved on; the
+ * key's release (sql/015's trigger: un-holds it, wakes with an empty
+ * payload) makes the next claim start from the head again. */
+static void floor_dropped_by_serial_release(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "100", NULL};
+    long long k1 = th_int("INSERT INTO jobs (job_type, priority, serial_key, status, locked_by, claims, attempts,"
+                          " started_at) VALUES ('noop', 5, 'sk', 'running', 'elsewhere', 1, 1, now())"
+                          " RETURNING id", NULL);
+    long long k2 = th_int("INSERT INTO jobs (job_type, priority, serial_key) VALUES ('noop', 5, 'sk') RETURNING id",
+                          NULL);
+    pid_t w = th_worker(args, env);
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND serial_held", th_num(k2), NULL));
+    for (int i = 0; i < 5; i++) floor_batch(50, 5);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued'", th_num(k2), NULL), 1);
+    th_exec("UPDATE jobs SET status = 'succeeded', locked_by = NULL, finished_at = now() WHERE id = $1",
+            th_num(k1), NULL);
+    claimed_first(k2, "a keyed job its key's release un-held");
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
+/* jobs_claim's buffers (hit + read) so far, once every other session has
+ * ended (a backend reports its counts at exit) and this one's are flushed. */
+static long long claim_index_buffers(void)
+{
+    th_wait_int(0, 20000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()", NULL);
+    th_exec("SELECT pg_stat_force_next_flush()", NULL);
+    th_exec("SELECT 1", NULL);
+    return th_int("SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes WHERE indexrelname = 'jobs_claim'",
+                  NULL);
+}
+
+/* The worker's claims start at its floor, not at the head of jobs_claim:
+ * with 40,000 claimed jobs' entries dead at the head (autovacuum off), a
+ * fresh worker fed one job at a time touches a few of the index's pages per
+ * job (the insert's descent, the claim's), not all of them; only the claim
+ * from the head once a second (the safety net) and at start reads the head. */
+static void floor_keeps_claims_off_the_dead_head(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "2000", NULL};
+    th_exec("ALTER TABLE jobs SET (autovacuum_enabled = off)", NULL);
+    pid_t w = th_worker(args, env);
+    for (int b = 1; b <= 8; b++) {
+        th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 5000)", NULL);
+        CHECK(th_wait_int(b * 5000, 60000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    }
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    long long pages = th_int("SELECT pg_relation_size('jobs_claim') / 8192", NULL);
+    long long before = claim_index_buffers();
+    w = th_worker(args, env);
+    enum { JOBS = 200 };
+    for (int i = 0; i < JOBS; i++) {
+        long long id = enqueue("noop", "{}");
+        /* (not "status = 'queued'": that may be read through jobs_claim) */
+        if (!th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND started_at IS NOT NULL",
+                         th_num(id), NULL))
+            break;
+    }
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+    long long per_job = (claim_index_buffers() - before) / JOBS;
+    fprintf(stderr, "jobs_claim %lld pages; %lld buffers per job\n", pages, per_job);
+    /* without the floor every claim reads them all: at least `pages` per job */
+    if (per_job > pages / 2)
+        th_fail(__FILE__, __LINE__, "jobs_claim (%lld pages, mostly dead entries): %lld buffers per job",
+                pages, per_job);
+}
+
 const th_test th_engine_tests[] = {
     {"engine_lifecycle_success", lifecycle_success, 30, 1},
     {"engine_failed_round_leaves_no_aborted_block", failed_round_leaves_no_aborted_block, 40, 1},
@@ -486,5 +605,8 @@ const th_test th_engine_tests[] = {
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
     {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
+    {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},
+    {"engine_floor_dropped_by_serial_release", floor_dropped_by_serial_release, 90, 1},
+    {"engine_floor_keeps_claims_off_dead_head", floor_keeps_claims_off_the_dead_head, 120, 1},
     {0},
 };

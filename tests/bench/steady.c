@@ -16,7 +16,12 @@
  * has pg_stat_statements — the success-completion statement's calls, rows
  * and execution time, from which each window's mean per call and per row
  * follow (and its planning time, when pg_stat_statements.track_planning
- * is on). After the producers stop, it waits for the backlog to drain, then
+ * is on), and the claim's calls, mean time and buffers touched per call
+ * (shared blocks hit + read, heap and indexes), and jobs_claim's buffers per
+ * job (pg_statio_user_indexes, every statement: an insert descends the index
+ * once per row, a claim walks it from where it starts, dead entries
+ * included; backends report these at most once a second). After the
+ * producers stop, it waits for the backlog to drain, then
  * reads enqueue→start (started_at - created_at, both database clock) per
  * window of created_at: p50/p95/p99 (nearest rank) and max.
  *
@@ -144,7 +149,9 @@ static void *api_producer(void *arg)
 
 typedef struct sample {
     long long backlog, calls, rows, dead, vacuums, claim_kb, running_kb;
-    double exec_ms, plan_ms;
+    long long claims, claim_blks;   /* the claim statement: calls, shared buffers hit + read */
+    long long claim_idx_blks;       /* jobs_claim's buffers, every statement (inserts descend it too) */
+    double exec_ms, plan_ms, claim_ms;
 } sample;
 
 static void take_sample(PGconn *db, int pgss, sample *s)
@@ -153,15 +160,20 @@ static void take_sample(PGconn *db, int pgss, sample *s)
         "SELECT (SELECT count(*) FROM jobs WHERE status = 'queued') + (SELECT count(*) FROM jobs WHERE status = 'running'),"
         " coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'jobs'), 0),"
         " coalesce((SELECT autovacuum_count FROM pg_stat_user_tables WHERE relname = 'jobs'), 0),"
-        " pg_relation_size('jobs_claim') / 1024, pg_relation_size('jobs_running') / 1024", 0, NULL);
+        " pg_relation_size('jobs_claim') / 1024, pg_relation_size('jobs_running') / 1024,"
+        " coalesce((SELECT idx_blks_hit + idx_blks_read FROM pg_statio_user_indexes"
+        " WHERE indexrelname = 'jobs_claim'), 0)",
+        0, NULL);
     s->backlog = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->dead = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     s->vacuums = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
     s->claim_kb = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
     s->running_kb = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+    s->claim_idx_blks = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     PQclear(r);
     s->calls = s->rows = 0;
-    s->exec_ms = s->plan_ms = 0;
+    s->exec_ms = s->plan_ms = s->claim_ms = 0;
+    s->claims = s->claim_blks = 0;
     if (!pgss) return;
     /* the success completion (SQL_SUCCEED in worker/engine.c), all connections */
     r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0), coalesce(sum(total_exec_time), 0),"
@@ -171,6 +183,14 @@ static void take_sample(PGconn *db, int pgss, sample *s)
     s->rows = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     s->exec_ms = strtod(PQgetvalue(r, 0, 2), NULL);
     s->plan_ms = strtod(PQgetvalue(r, 0, 3), NULL);
+    PQclear(r);
+    /* the claim (SQL_CLAIM), all connections: buffers it touched (index and heap) */
+    r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(shared_blks_hit + shared_blks_read), 0),"
+                          " coalesce(sum(total_exec_time), 0)"
+                          " FROM pg_stat_statements WHERE query LIKE '%SKIP LOCKED), next AS%'", 0, NULL);
+    s->claims = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    s->claim_blks = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    s->claim_ms = strtod(PQgetvalue(r, 0, 2), NULL);
     PQclear(r);
 }
 
@@ -258,11 +278,17 @@ int aq_bench_cmd_steady(const aq_bench_opts *o)
         if (w == nwin - 1) last_p99 = p99;
         printf("steady_window rate=%ld w=%ld jobs=%s unstarted=%lld p50_us=%lld p95_us=%lld p99_us=%lld max_us=%s"
                " backlog=%lld succeed_calls=%lld succeed_mean_us=%.0f succeed_row_us=%.2f dead_tup=%lld"
-               " autovacuums=%lld claim_idx_kb=%lld running_idx_kb=%lld\n",
+               " autovacuums=%lld claim_idx_kb=%lld running_idx_kb=%lld claims=%lld claim_mean_us=%.0f"
+               " claim_blks_per_call=%.1f claim_idx_blks_per_job=%.1f\n",
                o->rate, w + 1, PQgetvalue(res, i, 1),
                atoll(PQgetvalue(res, i, 1)) - atoll(PQgetvalue(res, i, 2)), p50, p95, p99, PQgetvalue(res, i, 4),
                b->backlog, calls, calls ? ms * 1000.0 / (double)calls : -1.0, rows ? ms * 1000.0 / (double)rows : -1.0,
-               b->dead, b->vacuums - s[0].vacuums, b->claim_kb, b->running_kb);
+               b->dead, b->vacuums - s[0].vacuums, b->claim_kb, b->running_kb, b->claims - a->claims,
+               b->claims > a->claims ? (b->claim_ms - a->claim_ms) * 1000.0 / (double)(b->claims - a->claims) : -1.0,
+               b->claims > a->claims ? (double)(b->claim_blks - a->claim_blks) / (double)(b->claims - a->claims)
+                                     : -1.0,
+               atoll(PQgetvalue(res, i, 1)) ? (double)(b->claim_idx_blks - a->claim_idx_blks) /
+                                                  (double)atoll(PQgetvalue(res, i, 1)) : -1.0);
     }
     PQclear(res);
     long long calls = s[nwin].calls - s[0].calls;
