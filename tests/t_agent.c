@@ -943,6 +943,34 @@ static void llm_parse_unit(void)
     free(s);
 }
 
+/* Found by the llm fuzzer: a call without a function object (type "custom")
+ * whose name or type holds bytes that are not UTF-8 is stored readable
+ * (Postgres refuses invalid UTF-8, so the turn could not store its reply),
+ * and the reason quoting the type is not cut inside a UTF-8 sequence. */
+static void llm_parse_custom_call_utf8(void)
+{
+    char type[64];
+    memset(type, 'a', 39);
+    strcpy(type + 39, "\xc3\xa9");   /* "%.40s" would cut the é in two */
+    char body[400];
+    snprintf(body, sizeof body, "{\"choices\":[{\"message\":{\"tool_calls\":[{\"type\":\"%s\",\"%s\":"
+             "{\"name\":\"shel\xfa\"}},{\"type\":\"x\xff\"}]}}]}", type, type);
+    aq_llm_reply r = {0};
+    CHECK_INT(aq_llm_parse(body, strlen(body), &r), 0);
+    CHECK_INT(cJSON_GetArraySize(r.tool_calls), 2);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *c = cJSON_GetArrayItem(r.tool_calls, i);
+        const char *keys[] = {"name", "arguments", "error"};
+        for (int k = 0; k < 3; k++) {
+            const char *v = th_jstr(c, keys[k]);
+            CHECK(v && aq_utf8_valid(v, strlen(v)));
+        }
+        CHECK_CONTAINS(th_jstr(c, "error"), "no function object");
+    }
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(r.tool_calls, 0), "name"), "shel?");
+    aq_llm_reply_dispose(&r);
+}
+
 /* Issue 12: a turn cancelled while its model call is in flight (the fake
  * delays the reply, which asks for add_task) runs no tool afterwards, makes no
  * further model call, stores nothing more, and ends cancelled; the same
@@ -1025,5 +1053,6 @@ const th_test th_agent_tests[] = {
     {"agent_prompt_has_date", prompt_has_the_date, 60, 1},
     {"agent_strict_json_unit", strict_json_unit, 10, 0},
     {"agent_llm_parse_unit", llm_parse_unit, 10, 0},
+    {"agent_llm_parse_custom_call_utf8", llm_parse_custom_call_utf8, 10, 0},
     {0},
 };
