@@ -7,10 +7,15 @@
  * {id, name, arguments[, error]} strings, all but the id valid UTF-8 (Postgres
  * stores them), ids ours ("call_" + 24 hex digits) and distinct; token
  * counts within 0..AQ_LLM_MAX_TOKENS; a failure has a reason of at most 600
- * bytes that never holds LLM_API_KEY. */
+ * bytes that never holds LLM_API_KEY. The reply's content also goes through
+ * the email path's check of the model's answer (aq_extract_check, the
+ * input as a whole too): accepted, at most AQ_EXTRACT_MAX_TASKS tasks, each
+ * with a non-blank title within its cap and a priority in range; refused,
+ * a reason. */
 #include "fuzz.h"
 #include "aq_config.h"
 #include "aq_json.h"
+#include "extract.h"
 #include "llm.h"
 #include <sodium.h>
 
@@ -52,6 +57,28 @@ static void check_reply(const aq_llm_reply *r, int rc, int ours)
     }
 }
 
+static void check_extract(const char *answer)
+{
+    cJSON *tasks = NULL;
+    int capped = -1;
+    char why[200];
+    if (aq_extract_check(answer, &tasks, &capped, why, sizeof why)) {
+        FZ_CHECK(tasks == NULL && why[0] != '\0');
+        return;
+    }
+    FZ_CHECK(cJSON_IsArray(tasks) && cJSON_GetArraySize(tasks) <= AQ_EXTRACT_MAX_TASKS);
+    FZ_CHECK(!capped || cJSON_GetArraySize(tasks) == AQ_EXTRACT_MAX_TASKS);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tasks) {
+        const cJSON *title = cJSON_GetObjectItemCaseSensitive(t, "title");
+        const cJSON *prio = cJSON_GetObjectItemCaseSensitive(t, "priority");
+        FZ_CHECK(cJSON_IsString(title) && title->valuestring[strspn(title->valuestring, " \t\r\n")]);
+        FZ_CHECK(aq_utf8_chars(title->valuestring) <= AQ_EXTRACT_TITLE_MAX);
+        FZ_CHECK(cJSON_IsNumber(prio) && prio->valuedouble >= 0 && prio->valuedouble <= AQ_EXTRACT_PRIORITY_MAX);
+    }
+    cJSON_Delete(tasks);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const long statuses[] = {200, 200, 200, 200, 400, 401, 404, 408, 409, 429, 500, 503};
@@ -63,7 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     aq_llm_reply r;
     memset(&r, 0, sizeof r);
     check_reply(&r, aq_llm_parse(body, len, &r), 0);
+    check_extract(r.content);
     aq_llm_reply_dispose(&r);
+    check_extract(body);
 
     aq_config cfg = {.llm_provider = "openai", .llm_model = "fuzz", .llm_api_key = KEY};
     aq_http_resp h = {.status = status, .body = body, .len = len, .retry_after_ms = -1};
