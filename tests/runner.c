@@ -22,7 +22,7 @@ extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_ap
     th_agent_tests[], th_cron_tests[], th_schedule_tests[], th_telegram_api_tests[], th_telegram_tests[], th_cli_tests[],
     th_failure_tests[], th_docs_tests[], th_api_limits_tests[], th_layout_tests[], th_plans_tests[], th_deploy_tests[], th_email_tests[], th_serial_tests[], th_inflight_tests[], th_web_tests[],
     th_metrics_tests[];
-static const th_test *groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
+const th_test *const th_groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
                                    th_api_limits_tests,
                                    th_fake_tests, th_agent_tests, th_schedule_tests, th_telegram_api_tests,
                                    th_telegram_tests, th_cli_tests, th_failure_tests, th_docs_tests, th_layout_tests,
@@ -106,8 +106,8 @@ int main(int argc, char **argv)
     int have_db = getenv("AQ_TEST_PGHOST") && getenv("AQ_TEST_PGPORT");
     const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
     int need_db = 0;
-    for (int g = 0; groups[g]; g++)
-        for (const th_test *t = groups[g]; t->name; t++)
+    for (int g = 0; th_groups[g]; g++)
+        for (const th_test *t = th_groups[g]; t->name; t++)
             if (t->needs_db && selected(t->name, argc, argv)) need_db = 1;
     if (need_db && have_db && make_template()) {
         fprintf(stderr, "runner: cannot prepare the template database\n");
@@ -115,8 +115,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int passed = 0, failed = 0, idx = 0;
-    for (int g = 0; groups[g]; g++) {
-        for (const th_test *t = groups[g]; t->name; t++) {
+    for (int g = 0; th_groups[g]; g++) {
+        for (const th_test *t = th_groups[g]; t->name; t++) {
             if (!selected(t->name, argc, argv)) continue;
             idx++;
             if (t->needs_db && !have_db) {
