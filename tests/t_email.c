@@ -177,8 +177,10 @@ static pid_t worker_on_fake(void)
     const char *const env[] = {"LLM_PROVIDER=openai", base, "LLM_MODEL=test-model", "AGENTQ_RETRY_BASE_MS=20",
                                "AGENTQ_POLL_MS=100", tg, "TELEGRAM_BOT_TOKEN=123:test", NULL};
     pid_t w = th_worker(NULL, env);
-    /* the API accepts a type once a worker has published it */
+    /* the API accepts a type once a worker has published it, and a queue once a
+     * worker serving it is registered (two rows, not written together) */
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
+    th_wait_int(1, 20000, "SELECT count(*) FROM workers WHERE 'default' = ANY (queues)", NULL);
     return w;
 }
 
@@ -470,6 +472,7 @@ static void big_message_passes_body_and_input_caps(void)
     const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};   /* LLM_PROVIDER offline: parsed, nothing suggested */
     th_worker(NULL, env);
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
+    th_wait_int(1, 20000, "SELECT count(*) FROM workers WHERE 'default' = ANY (queues)", NULL);
     aq_buf raw;
     aq_buf_init(&raw);
     aq_buf_adds(&raw, "From: big@example.com\r\nSubject: Big\r\nMessage-ID: <big@example.com>\r\n\r\n");
