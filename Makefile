@@ -20,8 +20,8 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -p
 LDFLAGS ?=
 # sanitized binaries live apart from bin/, so the two variants never relink each other
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
+CFLAGS  += -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 BUILD   := build/san
 BINDIR  := build/san/bin
 else

@@ -233,6 +233,19 @@ void aq_api_readyz(api_call *c);
 void aq_api_metrics(api_call *c);
 void aq_api_chat(api_call *c);
 void aq_api_jobs_create(api_call *c);
+/* POST /v1/jobs's fields, checked (pure: no request, no database; the
+ * api_body fuzzer reaches it): body is the parsed body of
+ * body_len bytes, hkey[0..hlen) the Idempotency-Key header (NULL: none).
+ * 0 with *f filled (pointers into body or hkey; input_json heap, the
+ * caller frees), or AQ_EINVAL / AQ_ETOOBIG with why. */
+typedef struct aq_api_job_fields {
+    const char *type, *queue, *run_at, *key;   /* queue, run_at, key: NULL when absent */
+    size_t key_len;
+    int priority;
+    char *input_json;                          /* the input as stored (aq_json_print), "{}" when absent */
+} aq_api_job_fields;
+int aq_api_job_fields_check(const cJSON *body, size_t body_len, const char *hkey, size_t hlen, long max_body,
+                            long max_email, aq_api_job_fields *f, char *why, size_t whylen);
 void aq_api_job_get(api_call *c);
 void aq_api_jobs_list(api_call *c);
 void aq_api_job_cancel(api_call *c);

@@ -183,18 +183,17 @@ static const char *request_hash(api_call *c, const char *type, const char *queue
 }
 
 /* An email_processing input: exactly one of raw (the message as text) or
- * raw_base64, not empty, at most AGENTQ_MAX_EMAIL_BYTES once decoded. The
- * worker parses it (GMime); here only what a client must hear at once. 1
- * when refused (answered). */
-static int email_input_refused(api_call *c, const cJSON *input)
+ * raw_base64, not empty, at most AGENTQ_MAX_EMAIL_BYTES (cap) once decoded.
+ * The worker parses it (GMime); here only what a client must hear at once.
+ * 0, or the code with why set. */
+static int email_input_check(const cJSON *input, long cap, char *why, size_t whylen)
 {
-    long cap = c->t->srv->cfg->max_email_bytes;
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(input, "raw");
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(input, "raw_base64");
     if ((raw != NULL) == (b64 != NULL) || (raw && !cJSON_IsString(raw)) || (b64 && !cJSON_IsString(b64))) {
-        aq_api_reply_error(c, AQ_EINVAL, "input: an email_processing job needs exactly one of raw (the RFC 5322"
-                           " message as a string) or raw_base64 (the message in base64, for 8-bit mail)");
-        return 1;
+        snprintf(why, whylen, "input: an email_processing job needs exactly one of raw (the RFC 5322"
+                 " message as a string) or raw_base64 (the message in base64, for 8-bit mail)");
+        return AQ_EINVAL;
     }
     size_t n;
     if (raw) {
@@ -206,96 +205,118 @@ static int email_input_refused(api_call *c, const cJSON *input)
                                     sodium_base64_VARIANT_ORIGINAL);
         free(bin);
         if (bad) {
-            aq_api_reply_error(c, AQ_EINVAL, "input.raw_base64: not valid base64");
-            return 1;
+            snprintf(why, whylen, "input.raw_base64: not valid base64");
+            return AQ_EINVAL;
         }
     }
     if (n == 0) {
-        aq_api_reply_error(c, AQ_EINVAL, "input: the message is empty");
-        return 1;
+        snprintf(why, whylen, "input: the message is empty");
+        return AQ_EINVAL;
     }
     if ((long)n > cap) {
-        aq_api_reply_error(c, AQ_ETOOBIG, "the message is %zu bytes; the limit (AGENTQ_MAX_EMAIL_BYTES) is %ld", n,
-                           cap);
-        return 1;
+        snprintf(why, whylen, "the message is %zu bytes; the limit (AGENTQ_MAX_EMAIL_BYTES) is %ld", n, cap);
+        return AQ_ETOOBIG;
     }
     return 0;
 }
 
-void aq_api_jobs_create(api_call *c)
+int aq_api_job_fields_check(const cJSON *body, size_t body_len, const char *hkey, size_t hlen, long max_body,
+                            long max_email, aq_api_job_fields *f, char *why, size_t whylen)
 {
-    if (aq_api_parse_body(c)) return;
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(c->body, "type");
-    const cJSON *input = cJSON_GetObjectItemCaseSensitive(c->body, "input");
-    const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(c->body, "run_at");
-    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(c->body, "priority");
-    const cJSON *queue = cJSON_GetObjectItemCaseSensitive(c->body, "queue");
-    const cJSON *key = cJSON_GetObjectItemCaseSensitive(c->body, "idempotency_key");
+    memset(f, 0, sizeof *f);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(body, "type");
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+    const cJSON *run_at = cJSON_GetObjectItemCaseSensitive(body, "run_at");
+    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    const cJSON *queue = cJSON_GetObjectItemCaseSensitive(body, "queue");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(body, "idempotency_key");
     int email = cJSON_IsString(type) && !strcmp(type->valuestring, "email_processing");
-    if (!email && (long)c->req->entity.len > c->t->srv->cfg->max_body_bytes) {   /* only mail may be bigger */
-        aq_api_reply_error(c, AQ_ETOOBIG, "request body is %zu bytes; the limit is %ld", c->req->entity.len,
-                           c->t->srv->cfg->max_body_bytes);
-        return;
+    if (!email && (long)body_len > max_body) {   /* only mail may be bigger */
+        snprintf(why, whylen, "request body is %zu bytes; the limit is %ld", body_len, max_body);
+        return AQ_ETOOBIG;
     }
     if (!cJSON_IsString(type) || !valid_name(type->valuestring, 100)) {
-        aq_api_reply_error(c, AQ_EINVAL, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
-        return;
+        snprintf(why, whylen, "type: required, a job type name ([A-Za-z0-9_.-], at most 100)");
+        return AQ_EINVAL;
     }
-    if (input && !cJSON_IsObject(input)) { aq_api_reply_error(c, AQ_EINVAL, "input: must be a JSON object"); return; }
-    if (email && email_input_refused(c, input)) return;
+    if (input && !cJSON_IsObject(input)) { snprintf(why, whylen, "input: must be a JSON object"); return AQ_EINVAL; }
+    if (email) {
+        int rc = email_input_check(input, max_email, why, whylen);
+        if (rc) return rc;
+    }
     if (run_at && !cJSON_IsNull(run_at) && (!cJSON_IsString(run_at) || !iso8601(run_at->valuestring))) {
-        aq_api_reply_error(c, AQ_EINVAL, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
-        return;
+        snprintf(why, whylen, "run_at: must be an ISO 8601 date-time with a zone, e.g. 2026-11-21T10:00:00Z");
+        return AQ_EINVAL;
     }
-    int priority = 0;
     if (prio && !cJSON_IsNull(prio)) {
-        if (!cJSON_IsNumber(prio) || prio->valuedouble < -32768 || prio->valuedouble > 32767 ||
-            prio->valuedouble != (double)(int)prio->valuedouble) {
-            aq_api_reply_error(c, AQ_EINVAL, "priority: must be an integer from -32768 to 32767");
-            return;
+        long long n;
+        if (!aq_json_int(prio, -32768, 32767, &n)) {
+            snprintf(why, whylen, "priority: must be an integer from -32768 to 32767");
+            return AQ_EINVAL;
         }
-        priority = (int)prio->valuedouble;
+        f->priority = (int)n;
     }
     if (queue && !cJSON_IsNull(queue) && (!cJSON_IsString(queue) || !valid_name(queue->valuestring, 64))) {
-        aq_api_reply_error(c, AQ_EINVAL, "queue: a queue name ([A-Za-z0-9_.-], at most 64)");
-        return;
+        snprintf(why, whylen, "queue: a queue name ([A-Za-z0-9_.-], at most 64)");
+        return AQ_EINVAL;
     }
     /* the key: body field or Idempotency-Key header (both: they must agree) */
-    size_t hlen = 0;
-    const char *hkey = aq_api_header_str(c->req, "idempotency-key", &hlen);
     const char *k = NULL;
     size_t klen = 0;
     if (key && !cJSON_IsNull(key)) {
-        if (!cJSON_IsString(key)) { aq_api_reply_error(c, AQ_EINVAL, "idempotency_key: must be a string"); return; }
+        if (!cJSON_IsString(key)) { snprintf(why, whylen, "idempotency_key: must be a string"); return AQ_EINVAL; }
         k = key->valuestring;
         klen = strlen(k);
         if (hkey && (hlen != klen || memcmp(hkey, k, klen))) {
-            aq_api_reply_error(c, AQ_EINVAL, "idempotency_key: differs from the Idempotency-Key header");
-            return;
+            snprintf(why, whylen, "idempotency_key: differs from the Idempotency-Key header");
+            return AQ_EINVAL;
         }
     } else if (hkey) {
         k = hkey;
         klen = hlen;
     }
     if (k && (klen == 0 || klen > 255 || !aq_utf8_valid(k, klen))) {
-        aq_api_reply_error(c, AQ_EINVAL, "idempotency key: 1 to 255 bytes of UTF-8");
-        return;
+        snprintf(why, whylen, "idempotency key: 1 to 255 bytes of UTF-8");
+        return AQ_EINVAL;
     }
-    char *input_json = aq_api_keep(c, input ? aq_json_print(input) : aq_strdup("{}"));
+    char *input_json = input ? aq_json_print(input) : aq_strdup("{}");
     if (!aq_utf8_valid(input_json, strlen(input_json))) {
-        aq_api_reply_error(c, AQ_EINVAL, "input: strings must be valid UTF-8");
+        free(input_json);
+        snprintf(why, whylen, "input: strings must be valid UTF-8");
+        return AQ_EINVAL;
+    }
+    f->type = type->valuestring;
+    f->queue = cJSON_IsString(queue) ? queue->valuestring : NULL;
+    f->run_at = cJSON_IsString(run_at) ? run_at->valuestring : NULL;
+    f->key = k;
+    f->key_len = klen;
+    f->input_json = input_json;
+    return 0;
+}
+
+void aq_api_jobs_create(api_call *c)
+{
+    if (aq_api_parse_body(c)) return;
+    size_t hlen = 0;
+    const char *hkey = aq_api_header_str(c->req, "idempotency-key", &hlen);
+    aq_api_job_fields f;
+    char why[300];
+    int rc = aq_api_job_fields_check(c->body, c->req->entity.len, hkey, hlen, c->t->srv->cfg->max_body_bytes,
+                                     c->t->srv->cfg->max_email_bytes, &f, why, sizeof why);
+    if (rc) {
+        aq_api_reply_error(c, rc, "%s", why);
         return;
     }
-    const char *q = cJSON_IsString(queue) ? queue->valuestring : NULL;
-    const char *when = cJSON_IsString(run_at) ? run_at->valuestring : NULL;
+    char *input_json = aq_api_keep(c, f.input_json);
     api_enqueue_req r = {
-        .job_type = type->valuestring,
+        .job_type = f.type,
         .input_json = input_json,
-        .queue = q,
-        .priority = priority,
-        .run_at = when,
-        .idempotency_key = k ? aq_api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)klen, k)) : NULL,
-        .request_hash = k ? request_hash(c, type->valuestring, q, priority, when, input_json) : NULL,
+        .queue = f.queue,
+        .priority = f.priority,
+        .run_at = f.run_at,
+        .idempotency_key = f.key ? aq_api_keep(c, aq_sprintf("u%lld:%.*s", (long long)c->user_id, (int)f.key_len, f.key))
+                                 : NULL,
+        .request_hash = f.key ? request_hash(c, f.type, f.queue, f.priority, f.run_at, input_json) : NULL,
         .check_type = 1,
     };
     aq_api_enqueue(c, &r, job_enqueued);

@@ -364,3 +364,14 @@ char *aq_json_print(const cJSON *v)
     cJSON_Delete(copy);
     return text;
 }
+
+bool aq_json_int(const cJSON *v, long long lo, long long hi, long long *out)
+{
+    if (!cJSON_IsNumber(v)) return false;
+    double d = v->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi)) return false;   /* NaN fails too */
+    long long n = (long long)d;
+    if ((double)n != d) return false;
+    *out = n;
+    return true;
+}

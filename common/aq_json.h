@@ -39,5 +39,11 @@ char *aq_json_print(const cJSON *v);
 size_t aq_utf8_chars(const char *s);
 /* Replace every byte that is not part of well-formed UTF-8 with '?', in place. */
 void aq_utf8_sanitize(char *s);
+/* v as an integer within lo..hi (bounds within +-2^53, where a double holds
+ * every integer): true with *out set when v is a number with no fraction in
+ * range. The range is checked before the conversion: converting a double
+ * beyond long long (1e300) is undefined behaviour, not a large number. */
+bool aq_json_int(const cJSON *v, long long lo, long long hi, long long *out);
+#define AQ_JSON_INT_MAX 9007199254740992LL   /* 2^53 */
 
 #endif

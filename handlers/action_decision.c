@@ -21,34 +21,44 @@
 #include "aq_error.h"
 #include "aq_db.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+const char *aq_check_action_decision(const cJSON *input)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(input, "decision");
+    long long id;
+    if (!aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "action_id"), 1, AQ_JSON_INT_MAX, &id) ||
+        !cJSON_IsString(d) || (strcmp(d->valuestring, "approved") && strcmp(d->valuestring, "rejected") &&
+                               strcmp(d->valuestring, "expired")))
+        return "input: {action_id: integer, decision: approved|rejected|expired}";
+    return NULL;
+}
+
 aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON **output)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(input, "action_id");
+    const char *why = aq_check_action_decision(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(input, "decision");
-    if (!cJSON_IsNumber(id) || !cJSON_IsString(d) ||
-        (strcmp(d->valuestring, "approved") && strcmp(d->valuestring, "rejected") &&
-         strcmp(d->valuestring, "expired"))) {
-        aq_ctx_error(ctx, "input: {action_id: integer, decision: approved|rejected|expired}");
-        return AQ_JOB_FAIL;
-    }
+    long long id = 0, by_id = 0, tg_id = 0;
+    aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "action_id"), 1, AQ_JSON_INT_MAX, &id);
     PGconn *db = aq_ctx_db(ctx);
     if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
     char aid[24], by_s[24], extra[64] = "";
-    snprintf(aid, sizeof aid, "%lld", (long long)id->valuedouble);
+    snprintf(aid, sizeof aid, "%lld", id);
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(input, "by");
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(input, "channel");
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive(input, "telegram_user");
     const char *channel = AQ_AUDIT_SYSTEM;
     if (cJSON_IsString(ch) && !strcmp(ch->valuestring, AQ_AUDIT_TELEGRAM)) channel = AQ_AUDIT_TELEGRAM;
     else if (cJSON_IsString(ch) && !strcmp(ch->valuestring, AQ_AUDIT_API)) channel = AQ_AUDIT_API;
-    int has_by = cJSON_IsNumber(by) && by->valuedouble >= 1;
-    snprintf(by_s, sizeof by_s, "%lld", has_by ? (long long)by->valuedouble : 0LL);
-    if (cJSON_IsNumber(tg)) snprintf(extra, sizeof extra, "{\"telegram_user\": %lld}", (long long)tg->valuedouble);
+    int has_by = aq_json_int(by, 1, AQ_JSON_INT_MAX, &by_id);
+    snprintf(by_s, sizeof by_s, "%lld", by_id);
+    if (aq_json_int(tg, -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX, &tg_id))
+        snprintf(extra, sizeof extra, "{\"telegram_user\": %lld}", tg_id);
     const char *p[] = {aid, d->valuestring, has_by ? by_s : NULL, has_by ? NULL : "agentq", channel,
                        extra[0] ? extra : NULL};
     PGresult *r = NULL;
@@ -59,7 +69,7 @@ aq_job_status aq_handle_action_decision(aq_ctx *ctx, const cJSON *input, cJSON *
         return AQ_JOB_RETRY;
     }
     *output = cJSON_CreateObject();
-    cJSON_AddNumberToObject(*output, "action_id", id->valuedouble);
+    cJSON_AddNumberToObject(*output, "action_id", (double)id);
     cJSON_AddStringToObject(*output, "decision", PQgetisnull(r, 0, 0) ? "already decided" : PQgetvalue(r, 0, 0));
     if (!PQgetisnull(r, 0, 1)) cJSON_AddNumberToObject(*output, "resumed_job", atof(PQgetvalue(r, 0, 1)));
     PQclear(r);

@@ -128,7 +128,7 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
         result = aq_strdup(given_result);
     } else {
         aq_db_query(t->db, "agent turn: savepoint", "SAVEPOINT tool", 0, NULL, NULL);
-        result = tool->run(t->db, t->job->user_id, args, &err);
+        result = aq_tool_run(tool, t->db, t->job->user_id, args, &err);
         if (!result) {
             aq_db_query(t->db, "agent turn: undoing a failed tool", "ROLLBACK TO SAVEPOINT tool", 0, NULL, NULL);
             cJSON *e = cJSON_CreateObject();
@@ -145,42 +145,6 @@ static int finish_call(turn *t, const aq_tool *tool, const char *call_id, const 
     free(result);
     free(err);
     return ok ? 0 : -1;
-}
-
-/* {"error": message} as text (heap) */
-static char *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *error_json(const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    aq_utf8_sanitize(msg);   /* a cut may split a UTF-8 sequence */
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "error", msg);
-    char *s = cJSON_PrintUnformatted(e);
-    cJSON_Delete(e);
-    return s;
-}
-
-/* Why a call cannot run (its error result, heap), or NULL with *tool and
- * *args (the caller deletes) set. Arguments must be one JSON object that
- * every reader reads alike: no repeated key, nothing after it, no \u0000
- * (see aq_json_strict), so what the user is shown is what runs. */
-static char *check_call(const char *name, const char *args_text, const aq_tool **tool, cJSON **args)
-{
-    *args = NULL;
-    *tool = name ? aq_tool_find(name) : NULL;
-    if (!*tool) return error_json("unknown tool '%.100s'", name ? name : "");
-    char why[160];
-    if (!args_text || !aq_json_strict(args_text, strlen(args_text), why, sizeof why))
-        return error_json("the arguments are not a JSON object with each key once (%s); the call did not run: %.200s",
-                          args_text ? why : "none", args_text ? args_text : "");
-    *args = cJSON_Parse(args_text);
-    if (!cJSON_IsObject(*args))
-        return error_json("the arguments are not a JSON object; the call did not run: %.200s", args_text);
-    return NULL;
 }
 
 enum { STEP_DONE_CALLS, STEP_NO_CALLS, STEP_WAIT, STEP_ERROR, STEP_REFUSED };
@@ -201,10 +165,10 @@ static int decision(turn *t, const char *id, char **shown, char **given)
     const char *status = PQntuples(pa) ? PQgetvalue(pa, 0, 0) : "pending";
     int d = UNDECIDED;
     if (!strcmp(status, "rejected")) {
-        *given = error_json("%s", "the user declined this action; do not retry it");
+        *given = aq_tool_error_json("%s", "the user declined this action; do not retry it");
         d = DECIDED_NOT;
     } else if (!strcmp(status, "expired")) {
-        *given = error_json("%s", "the approval request expired");
+        *given = aq_tool_error_json("%s", "the approval request expired");
         d = DECIDED_NOT;
     } else if (!strcmp(status, "approved")) {
         *shown = aq_strdup(PQgetvalue(pa, 0, 1));
@@ -235,7 +199,7 @@ static int ask_approval(turn *t, const char *id, const char *name, const char *a
     if (rc) {
         int data = rc == AQ_EDB && !strncmp(aq_db_error_state(), "22", 2);   /* class 22: data exception */
         if (data)
-            *given = error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
+            *given = aq_tool_error_json("the arguments cannot be stored as shown to the user (%.200s); the call did not run",
                                 aq_db_error_message());
         return data ? STEP_REFUSED : STEP_ERROR;
     }
@@ -302,7 +266,7 @@ static int finish_pending(turn *t, cJSON **wait_out)
         rc = STEP_DONE_CALLS;
         const aq_tool *tool;
         cJSON *args;
-        char *given = check_call(name, args_text, &tool, &args), *shown = NULL;
+        char *given = aq_tool_parse_call(name, args_text, &tool, &args), *shown = NULL;
         if (!given && tool->approval) {
             int gate = approval_gate(t, id, name, args_text, &shown, &given, wait_out);
             if (gate != STEP_DONE_CALLS) { rc = gate; cJSON_Delete(args); break; }
@@ -346,11 +310,11 @@ static char *stored_calls(const cJSON *calls)
 static char *refusal(const turn *t, const aq_llm_reply *reply, const cJSON *call, int i)
 {
     if (reply->truncated)
-        return error_json("%s", "your reply was cut off at the length limit (finish_reason \"length\"), so this "
+        return aq_tool_error_json("%s", "your reply was cut off at the length limit (finish_reason \"length\"), so this "
                                 "call did not run; send it again, shorter");
-    if (str(call, "error")) return error_json("%s", str(call, "error"));
+    if (str(call, "error")) return aq_tool_error_json("%s", str(call, "error"));
     if (i >= t->cfg->agent_max_tool_calls)
-        return error_json("too many tool calls in one reply: only the first %ld run; this one did not",
+        return aq_tool_error_json("too many tool calls in one reply: only the first %ld run; this one did not",
                           t->cfg->agent_max_tool_calls);
     return NULL;
 }
@@ -452,18 +416,24 @@ static int store_user_message(turn *t, const char *channel, const char *message)
  * and no database connection waits on the model. The next step reads the
  * reply, stores it, and goes on. The offline responder answers at once, in
  * the same step. */
+const char *aq_check_agent_turn(const cJSON *input)
+{
+    const char *message = str(input, "message"), *channel = str(input, "channel");
+    if (!message || !*message) return "input.message: required, a non-empty string";
+    if (channel && strcmp(channel, "web") && strcmp(channel, "telegram") && strcmp(channel, "scheduled"))
+        return "input.channel: web, telegram or scheduled";
+    return NULL;
+}
+
 aq_job_status aq_handle_agent_turn(aq_ctx *ctx, const cJSON *input, cJSON **out)
 {
     turn t = {.ctx = ctx, .job = aq_ctx_job(ctx), .cfg = aq_ctx_config(ctx), .s = aq_ctx_state(ctx)};
     const char *message = str(input, "message"), *channel = str(input, "channel");
     t.session = str(input, "session_id") ? str(input, "session_id") : t.job->session_id;
     if (!channel) channel = "web";
-    if (!message || !*message) { aq_ctx_error(ctx, "input.message: required, a non-empty string"); return AQ_JOB_FAIL; }
+    const char *why = aq_check_agent_turn(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
     if (!t.session) { aq_ctx_error(ctx, "input.session_id: required"); return AQ_JOB_FAIL; }
-    if (strcmp(channel, "web") && strcmp(channel, "telegram") && strcmp(channel, "scheduled")) {
-        aq_ctx_error(ctx, "input.channel: web, telegram or scheduled");
-        return AQ_JOB_FAIL;
-    }
     if (!t.job->user_id) { aq_ctx_error(ctx, "agent_turn needs a job with a user_id"); return AQ_JOB_FAIL; }
     t.db = aq_ctx_db(ctx);
     if (!t.db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }

@@ -48,13 +48,14 @@ static const char SQL_STORED[] =
     "SELECT coalesce(json_agg(json_build_object('id', id, 'title', title, 'notes', notes, 'due_at', due_at,"
     " 'priority', priority) ORDER BY source_index), '[]')::text FROM tasks WHERE source_job_id = $1";
 
-/* The raw message from the input (heap, *len its size), or NULL with the reason set on ctx. */
-static char *raw_message(aq_ctx *ctx, const cJSON *input, size_t *len)
+/* The raw message from the input (heap, *len its size), or NULL with *why
+ * (static) set. Pure: the input check is this decoding. */
+static char *raw_message(const cJSON *input, size_t *len, const char **why)
 {
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(input, "raw");
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(input, "raw_base64");
     if ((raw != NULL) == (b64 != NULL) || (raw && !cJSON_IsString(raw)) || (b64 && !cJSON_IsString(b64))) {
-        aq_ctx_error(ctx, "input: exactly one of raw (the message as text) or raw_base64 (a string)");
+        *why = "input: exactly one of raw (the message as text) or raw_base64 (a string)";
         return NULL;
     }
     if (raw) {
@@ -65,12 +66,20 @@ static char *raw_message(aq_ctx *ctx, const cJSON *input, size_t *len)
     char *bin = aq_malloc(cap + 1);
     if (sodium_base642bin((unsigned char *)bin, cap, b64->valuestring, n, " \t\r\n", len, NULL,
                           sodium_base64_VARIANT_ORIGINAL)) {
-        aq_ctx_error(ctx, "input.raw_base64: not valid base64");
+        *why = "input.raw_base64: not valid base64";
         free(bin);
         return NULL;
     }
     bin[*len] = '\0';
     return bin;
+}
+
+const char *aq_check_email_processing(const cJSON *input)
+{
+    size_t len;
+    const char *why = NULL;
+    free(raw_message(input, &len, &why));
+    return why;
 }
 
 /* What the handler keeps between its steps (aq_ctx_set_state). */
@@ -188,8 +197,9 @@ aq_job_status aq_handle_email_processing(aq_ctx *ctx, const cJSON *input, cJSON 
     const aq_http_resp *resp = aq_ctx_http_response(ctx);
     if (!es) {   /* the first step: the message, and what an earlier run left */
         size_t len = 0;
-        char *raw = raw_message(ctx, input, &len);
-        if (!raw) return AQ_JOB_FAIL;
+        const char *why = NULL;
+        char *raw = raw_message(input, &len, &why);
+        if (!raw) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
         if (!job->user_id) {
             free(raw);
             aq_ctx_error(ctx, "the job has no owner to give tasks to");

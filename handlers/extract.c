@@ -127,12 +127,12 @@ static cJSON *check_task(const cJSON *t, int i, char *why, size_t whylen)
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(t, "priority");
     int priority = 0;
     if (prio && !cJSON_IsNull(prio)) {
-        if (!cJSON_IsNumber(prio) || prio->valuedouble != (double)(int)prio->valuedouble || prio->valuedouble < 0 ||
-            prio->valuedouble > AQ_EXTRACT_PRIORITY_MAX) {
+        long long n;
+        if (!aq_json_int(prio, 0, AQ_EXTRACT_PRIORITY_MAX, &n)) {
             snprintf(why, whylen, "tasks[%d].priority must be an integer from 0 to %d", i, AQ_EXTRACT_PRIORITY_MAX);
             return NULL;
         }
-        priority = (int)prio->valuedouble;
+        priority = (int)n;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "title", title->valuestring);

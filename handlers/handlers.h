@@ -11,6 +11,14 @@ aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_email_processing(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_imap_poll(aq_ctx *ctx, const cJSON *input, cJSON **output);
+/* input checks (the registry's check_input; aq_handler.h) */
+const char *aq_check_agent_turn(const cJSON *input);
+const char *aq_check_action_decision(const cJSON *input);
+const char *aq_check_scheduled_run(const cJSON *input);
+const char *aq_check_notify(const cJSON *input);
+const char *aq_check_telegram_update(const cJSON *input);
+const char *aq_check_email_processing(const cJSON *input);
+const char *aq_check_imap_poll(const cJSON *input);
 /* final-failure hooks (the registry's on_fail) */
 void aq_fail_apologise(aq_ctx *ctx, const cJSON *input, const char *error);
 

@@ -25,6 +25,7 @@
 #include "aq_error.h"
 #include "aq_imap.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "aq_log.h"
 #include "aq_secret.h"
 #include "aq_token.h"
@@ -93,16 +94,23 @@ static int queue_message(aq_ctx *ctx, const char *conn, int64_t user, const aq_b
     return rc;
 }
 
+const char *aq_check_imap_poll(const cJSON *input)
+{
+    long long cid;
+    if (!aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "connection_id"), 1, AQ_JSON_INT_MAX, &cid))
+        return "input.connection_id: a connection id";
+    return NULL;
+}
+
 aq_job_status aq_handle_imap_poll(aq_ctx *ctx, const cJSON *input, cJSON **output)
 {
     const aq_config *cfg = aq_ctx_config(ctx);
-    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(input, "connection_id");
-    if (!cJSON_IsNumber(cid) || cid->valuedouble < 1 || cid->valuedouble != (double)(long long)cid->valuedouble) {
-        aq_ctx_error(ctx, "input.connection_id: a connection id");
-        return AQ_JOB_FAIL;
-    }
+    const char *why = aq_check_imap_poll(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
+    long long cid = 0;
+    aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "connection_id"), 1, AQ_JSON_INT_MAX, &cid);
     char conn[24];
-    snprintf(conn, sizeof conn, "%lld", (long long)cid->valuedouble);
+    snprintf(conn, sizeof conn, "%lld", cid);
     aq_job_status st = AQ_JOB_FAIL;
     PGresult *row = NULL;
     char *password = NULL;

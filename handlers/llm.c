@@ -133,22 +133,25 @@ static cJSON *tool_call(const cJSON *call, int n)
                                "call them as type \"function\"", cJSON_IsString(type) ? type->valuestring : "none");
         cJSON_AddStringToObject(c, "error", why);
         free(why);
-        return c;
+    } else {
+        int named = cJSON_IsString(name) && *name->valuestring;
+        cJSON_AddStringToObject(c, "name", named ? name->valuestring : "unknown");
+        if (cJSON_IsString(args)) {
+            cJSON_AddStringToObject(c, "arguments", args->valuestring);
+        } else {   /* some servers send an object */
+            char *a = args ? cJSON_PrintUnformatted(args) : NULL;
+            cJSON_AddStringToObject(c, "arguments", a ? a : "{}");
+            cJSON_free(a);
+        }
+        if (!named) cJSON_AddStringToObject(c, "error", "this call has no function name");
     }
-    int named = cJSON_IsString(name) && *name->valuestring;
-    cJSON_AddStringToObject(c, "name", named ? name->valuestring : "unknown");
-    if (cJSON_IsString(args)) {
-        cJSON_AddStringToObject(c, "arguments", args->valuestring);
-    } else {   /* some servers send an object */
-        char *a = args ? cJSON_PrintUnformatted(args) : NULL;
-        cJSON_AddStringToObject(c, "arguments", a ? a : "{}");
-        cJSON_free(a);
-    }
-    if (!named) cJSON_AddStringToObject(c, "error", "this call has no function name");
-    /* Postgres refuses invalid UTF-8: store the call readable, and refuse to run it */
-    const char *keys[] = {"name", "arguments"};
-    for (size_t i = 0; i < 2; i++) {
-        char *v = cJSON_GetObjectItemCaseSensitive(c, keys[i])->valuestring;
+    /* Postgres refuses invalid UTF-8 (the error quotes the provider's type,
+     * cut at 40 bytes): store the call readable, and refuse to run it */
+    const char *keys[] = {"name", "arguments", "error"};
+    for (size_t i = 0; i < 3; i++) {
+        cJSON *item = cJSON_GetObjectItemCaseSensitive(c, keys[i]);
+        if (!item) continue;
+        char *v = item->valuestring;
         if (aq_utf8_valid(v, strlen(v))) continue;
         aq_utf8_sanitize(v);
         if (!cJSON_GetObjectItemCaseSensitive(c, "error"))

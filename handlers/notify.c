@@ -25,6 +25,7 @@
 #include "aq_alloc.h"
 #include "aq_error.h"
 #include "aq_db.h"
+#include "aq_json.h"
 #include "aq_time.h"
 #include "handlers.h"
 #include "aq_tg_api.h"
@@ -41,11 +42,12 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
 }
 
+/* o's integer key as text in buf; NULL when it is not an integer */
 static const char *num_text(const cJSON *o, const char *key, char buf[24])
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) return NULL;
-    snprintf(buf, 24, "%lld", (long long)v->valuedouble);
+    long long n;
+    if (!aq_json_int(cJSON_GetObjectItemCaseSensitive(o, key), -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX, &n)) return NULL;
+    snprintf(buf, 24, "%lld", n);
     return buf;
 }
 
@@ -168,11 +170,9 @@ static aq_job_status take_answer(aq_ctx *ctx, PGconn *db, tg_state *s, const cha
     char chat_s[24];
     snprintf(chat_s, sizeof chat_s, "%lld", s->chat);
     if (res.status == AQ_TG_OK) {
-        const cJSON *mid = cJSON_GetObjectItemCaseSensitive(res.result, "message_id");
         char ci[16], mi[24];
         snprintf(ci, sizeof ci, "%d", s->chunk);
-        snprintf(mi, sizeof mi, "%lld", cJSON_IsNumber(mid) ? (long long)mid->valuedouble : 0LL);
-        const char *p[] = {jid, ci, cJSON_IsNumber(mid) ? mi : NULL};
+        const char *p[] = {jid, ci, num_text(res.result, "message_id", mi)};
         static const char record[] = "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
                                      " ON CONFLICT DO NOTHING";
         int rc = aq_db_query(db, "notify: recording a chunk", record, 3, p, NULL);
@@ -214,8 +214,8 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
                                  cJSON **out)
 {
     const aq_config *cfg = aq_ctx_config(ctx);
-    const cJSON *chat_v = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
-    if (!cJSON_IsNumber(chat_v)) { aq_ctx_error(ctx, "input.chat_id: required for telegram, an integer"); return AQ_JOB_FAIL; }
+    long long chat = 0;
+    aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "chat_id"), -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX, &chat);
     char jid[24];
     snprintf(jid, sizeof jid, "%lld", (long long)aq_ctx_job(ctx)->id);
     size_t starts[MAX_CHUNKS], lens[MAX_CHUNKS];
@@ -231,7 +231,7 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     }
     if (!s) {   /* the first step */
         s = aq_calloc(1, sizeof *s);
-        s->chat = (long long)chat_v->valuedouble;
+        s->chat = chat;
         aq_ctx_set_state(ctx, s, tg_state_free);
         /* a chat whose bot was blocked stays quiet until it writes again */
         char chat_s[24];
@@ -268,9 +268,10 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     }
     cJSON_Delete(ids);
     if (!still_owner(ctx, db)) return AQ_JOB_RETRY;   /* a run past its timeout sends nothing more */
-    const cJSON *action = cJSON_GetObjectItemCaseSensitive(input, "action_id");
-    cJSON *markup = next == n - 1 && !strcmp(kind, "approval") && cJSON_IsNumber(action)
-                  ? approval_buttons((long long)action->valuedouble) : NULL;
+    long long action;
+    cJSON *markup = next == n - 1 && !strcmp(kind, "approval") &&
+                    aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "action_id"), 1, AQ_JSON_INT_MAX, &action)
+                  ? approval_buttons(action) : NULL;
     char *chunk = aq_strndup(text + starts[next], lens[next]);
     cJSON *params = aq_tg_send_message_params(s->chat, chunk, markup);
     free(chunk);
@@ -290,16 +291,24 @@ static aq_job_status to_telegram(aq_ctx *ctx, PGconn *db, const cJSON *input, co
     return AQ_JOB_AWAIT;
 }
 
+const char *aq_check_notify(const cJSON *input)
+{
+    const char *to = str(input, "to"), *text = str(input, "text"), *kind = str(input, "kind");
+    if (!to || (strcmp(to, "web") && strcmp(to, "telegram"))) return "input.to: web or telegram";
+    if (!text || !*text) return "input.text: required, a non-empty string";
+    if (kind && strcmp(kind, "reply") && strcmp(kind, "failure") && strcmp(kind, "approval") && strcmp(kind, "info"))
+        return "input.kind: reply, failure, approval or info";
+    char buf[24];
+    if (!strcmp(to, "telegram") && !num_text(input, "chat_id", buf)) return "input.chat_id: required for telegram, an integer";
+    return NULL;
+}
+
 aq_job_status aq_handle_notify(aq_ctx *ctx, const cJSON *input, cJSON **out)
 {
     const char *to = str(input, "to"), *text = str(input, "text"), *kind = str(input, "kind");
     if (!kind) kind = "info";
-    if (!to || (strcmp(to, "web") && strcmp(to, "telegram"))) { aq_ctx_error(ctx, "input.to: web or telegram"); return AQ_JOB_FAIL; }
-    if (!text || !*text) { aq_ctx_error(ctx, "input.text: required, a non-empty string"); return AQ_JOB_FAIL; }
-    if (strcmp(kind, "reply") && strcmp(kind, "failure") && strcmp(kind, "approval") && strcmp(kind, "info")) {
-        aq_ctx_error(ctx, "input.kind: reply, failure, approval or info");
-        return AQ_JOB_FAIL;
-    }
+    const char *why = aq_check_notify(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
     PGconn *db = aq_ctx_db(ctx);
     /* a step carrying Telegram's answer must record it: wait for the database */
     if (!db && !strcmp(to, "telegram") && aq_ctx_http_response(ctx)) db = db_to_record(ctx);

@@ -14,27 +14,27 @@
 #include <string.h>
 
 const aq_handler_def aq_handler_table[] = {
-    /* name            function              max_att timeout_s api    test_only on_fail */
-    {"noop",           aq_handle_noop,           25,     60,  true,  false, NULL},
-    {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false, aq_fail_apologise},
-    {"action_decision", aq_handle_action_decision, 10,   60,  false, false, NULL},
-    {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false, aq_fail_apologise},
-    {"notify",         aq_handle_notify,         25,    300,  false, false, NULL},
-    {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false, NULL},
-    {"email_processing", aq_handle_email_processing, 10, 300, true,  false, NULL},
-    {"imap_poll",      aq_handle_imap_poll,      10,    300,  false, false, NULL},
-    {"test_fail",      aq_handle_test_fail,      25,     60,  false, true,  NULL},
-    {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true,  NULL},
-    {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true,  NULL},
-    {"test_agent_turn", aq_handle_agent_turn,     5,      3,  false, true,  aq_fail_apologise},
-    {"test_crash",     aq_handle_test_crash,      3,     60,  false, true,  NULL},
-    {"test_record",    aq_handle_test_record,    25,     60,  false, true,  NULL},
-    {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true,  NULL},
-    {"test_followup",  aq_handle_test_followup,  25,     60,  false, true,  NULL},
-    {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL},
-    {"test_http",      aq_handle_test_http,      25,     60,  false, true,  NULL},
-    {"test_http_short", aq_handle_test_http,      1,      2,  false, true,  NULL},
-    {NULL, NULL, 0, 0, false, false, NULL},
+    /* name            function              max_att timeout_s api    test_only on_fail  check_input */
+    {"noop",           aq_handle_noop,           25,     60,  true,  false, NULL, NULL},
+    {"agent_turn",     aq_handle_agent_turn,      5,    300,  false, false, aq_fail_apologise, aq_check_agent_turn},
+    {"action_decision", aq_handle_action_decision, 10,   60,  false, false, NULL, aq_check_action_decision},
+    {"scheduled_run",  aq_handle_scheduled_run,   5,    300,  false, false, aq_fail_apologise, aq_check_scheduled_run},
+    {"notify",         aq_handle_notify,         25,    300,  false, false, NULL, aq_check_notify},
+    {"telegram_update", aq_handle_telegram_update, 10,   60,  false, false, NULL, aq_check_telegram_update},
+    {"email_processing", aq_handle_email_processing, 10, 300, true,  false, NULL, aq_check_email_processing},
+    {"imap_poll",      aq_handle_imap_poll,      10,    300,  false, false, NULL, aq_check_imap_poll},
+    {"test_fail",      aq_handle_test_fail,      25,     60,  false, true,  NULL, NULL},
+    {"test_sleep",     aq_handle_test_sleep,     25,    300,  false, true,  NULL, NULL},
+    {"test_hang",      aq_handle_test_sleep,     25,      2,  false, true,  NULL, NULL},
+    {"test_agent_turn", aq_handle_agent_turn,     5,      3,  false, true,  aq_fail_apologise, aq_check_agent_turn},
+    {"test_crash",     aq_handle_test_crash,      3,     60,  false, true,  NULL, NULL},
+    {"test_record",    aq_handle_test_record,    25,     60,  false, true,  NULL, NULL},
+    {"test_stamp",     aq_handle_test_stamp,     25,     60,  false, true,  NULL, NULL},
+    {"test_followup",  aq_handle_test_followup,  25,     60,  false, true,  NULL, NULL},
+    {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL, NULL},
+    {"test_http",      aq_handle_test_http,      25,     60,  false, true,  NULL, NULL},
+    {"test_http_short", aq_handle_test_http,      1,      2,  false, true,  NULL, NULL},
+    {NULL, NULL, 0, 0, false, false, NULL, NULL},
 };
 
 /* what follows every job's end: its reply routes */

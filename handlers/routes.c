@@ -4,6 +4,7 @@
 #include "routes.h"
 #include "aq_db.h"
 #include "aq_jobs.h"
+#include "aq_json.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
 #include "aq_log.h"
@@ -25,8 +26,8 @@ const char *aq_routes_check(const cJSON *input)
         const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "to"));
         if (!to) return "input.reply_to: each route is {\"to\": \"web\"|\"telegram\"|\"owner\"}";
         if (!strcmp(to, "telegram")) {
-            const cJSON *chat = cJSON_GetObjectItemCaseSensitive(r, "chat_id");
-            if (!cJSON_IsNumber(chat) || chat->valuedouble != (double)(long long)chat->valuedouble)
+            long long chat;
+            if (!aq_json_int(cJSON_GetObjectItemCaseSensitive(r, "chat_id"), -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX, &chat))
                 return "input.reply_to: a telegram route needs an integer chat_id";
         } else if (strcmp(to, "web") && strcmp(to, "owner")) {
             return "input.reply_to: \"to\" is web, telegram or owner";
@@ -121,8 +122,10 @@ static void resolve(aq_ctx *ctx, const cJSON *input, int approval, dest *d)
         if (!channel) return;
         if (!strcmp(channel, "web")) d->web = 1;
         else if (!strcmp(channel, "telegram")) {
-            const cJSON *chat = cJSON_GetObjectItemCaseSensitive(input, "chat_id");
-            if (cJSON_IsNumber(chat)) add_chat(&named, (long long)chat->valuedouble);
+            long long chat;
+            if (aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "chat_id"), -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX,
+                            &chat))
+                add_chat(&named, chat);
         }
     }
     add_owned(ctx, &named, d);

@@ -8,22 +8,29 @@
  * deleted or disabled after it fired runs nothing and says so in output. */
 #include "aq_alloc.h"
 #include "aq_db.h"
+#include "aq_json.h"
 #include "handlers.h"
 #include <stdio.h>
 #include <stdlib.h>
 
+const char *aq_check_scheduled_run(const cJSON *input)
+{
+    long long sid;
+    if (!aq_json_int(cJSON_GetObjectItemCaseSensitive(input, "schedule_id"), 1, AQ_JSON_INT_MAX, &sid))
+        return "input.schedule_id: required, a schedule id";
+    return NULL;
+}
+
 aq_job_status aq_handle_scheduled_run(aq_ctx *ctx, const cJSON *input, cJSON **out)
 {
     const aq_job *job = aq_ctx_job(ctx);
+    const char *why = aq_check_scheduled_run(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
     const cJSON *sid = cJSON_GetObjectItemCaseSensitive(input, "schedule_id");
-    if (!cJSON_IsNumber(sid) || sid->valuedouble < 1) {
-        aq_ctx_error(ctx, "input.schedule_id: required, a schedule id");
-        return AQ_JOB_FAIL;
-    }
     PGconn *db = aq_ctx_db(ctx);
     if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
     char id[24], uid[24];
-    snprintf(id, sizeof id, "%lld", (long long)sid->valuedouble);
+    snprintf(id, sizeof id, "%lld", (long long)sid->valuedouble);   /* an integer in range: checked above */
     snprintf(uid, sizeof uid, "%lld", (long long)job->user_id);
     const char *p[] = {id, uid};
     PGresult *r;

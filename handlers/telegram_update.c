@@ -52,9 +52,13 @@ static const cJSON *get(const cJSON *o, const char *key) { return cJSON_GetObjec
 
 static int int_of(const cJSON *v, long long *out)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) return 0;
-    *out = (long long)v->valuedouble;
-    return 1;
+    return aq_json_int(v, -AQ_JSON_INT_MAX, AQ_JSON_INT_MAX, out);
+}
+
+const char *aq_check_telegram_update(const cJSON *input)
+{
+    long long id;
+    return int_of(get(input, "update_id"), &id) ? NULL : "update_id: required, an integer";
 }
 
 /* Tell the chat something, as a notify follow-up (sent once this job completes). */
@@ -375,8 +379,10 @@ aq_job_status aq_handle_telegram_update(aq_ctx *ctx, const cJSON *input, cJSON *
 {
     const aq_http_resp *resp = aq_ctx_http_response(ctx);
     if (resp) return answered(ctx, resp, out);   /* the button was answered (a step of its own) */
-    long long update_id;
-    if (!int_of(get(input, "update_id"), &update_id)) { aq_ctx_error(ctx, "update_id: required, an integer"); return AQ_JOB_FAIL; }
+    const char *why = aq_check_telegram_update(input);
+    if (why) { aq_ctx_error(ctx, "%s", why); return AQ_JOB_FAIL; }
+    long long update_id = 0;
+    int_of(get(input, "update_id"), &update_id);
     const cJSON *msg = get(input, "message"), *cq = get(input, "callback_query");
     if (!cJSON_IsObject(msg) && !cJSON_IsObject(cq)) {
         *out = cJSON_CreateObject();

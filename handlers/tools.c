@@ -1,46 +1,71 @@
-/* tools.c — the tool table and the tools (see tools.h). Arguments are
- * checked here, before any SQL; every statement uses parameters. */
+/* tools.c — the tool table and the tools (see tools.h). Each tool is a
+ * check of its arguments (pure: no database, so the fuzzer reaches it) that
+ * turns them into the parameters of the tool's one statement; every
+ * statement uses parameters. */
 #include "tools.h"
 #include "aq_alloc.h"
 #include "aq_cron.h"
 #include "aq_db.h"
 #include "aq_audit.h"
+#include "aq_error.h"
+#include "aq_json.h"
 #include "aq_schedule.h"
+#include <errno.h>
+#include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *tool_list_tasks(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_add_task(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_update_task(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_complete_task(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_delete_task(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_remember(PGconn *, int64_t, const cJSON *, char **);
-static char *tool_create_schedule(PGconn *, int64_t, const cJSON *, char **);
+static int check_list_tasks(const cJSON *, aq_tool_args *, char **);
+static int check_add_task(const cJSON *, aq_tool_args *, char **);
+static int check_update_task(const cJSON *, aq_tool_args *, char **);
+static int check_task_id(const cJSON *, aq_tool_args *, char **);
+static int check_remember(const cJSON *, aq_tool_args *, char **);
+static int check_create_schedule(const cJSON *, aq_tool_args *, char **);
+
+/* suggestion: null for the user's own tasks; 'pending' for one suggested from
+ * an email and not yet accepted (source says which message), 'accepted' */
+#define TASK_JSON "json_build_object('id', id, 'title', title, 'notes', notes, 'status', status," \
+    " 'priority', priority, 'due_at', due_at, 'suggestion', suggestion, 'source', CASE WHEN source_job_id IS NULL" \
+    " THEN NULL ELSE json_build_object('from', source_from, 'subject', source_subject) END)"
 
 const aq_tool aq_tools[] = {
     {"list_tasks", "List the user's tasks. A task with suggestion \"pending\" was suggested from an email"
      " (source names it) and not yet accepted by the user; dismissed suggestions are not listed.",
      "{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\",\"enum\":[\"open\",\"done\",\"all\"]}}}",
-     0, tool_list_tasks},
+     0, check_list_tasks,
+     "SELECT coalesce(json_agg(" TASK_JSON " ORDER BY id), '[]')::text FROM tasks"
+     " WHERE user_id = $1 AND status <> 'dismissed' AND ($2::text IS NULL OR status = $2)", "[]"},
     {"add_task", "Add a task for the user.",
      "{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"notes\":{\"type\":\"string\"},"
      "\"priority\":{\"type\":\"integer\"},\"due_at\":{\"type\":\"string\",\"description\":\"ISO 8601\"}},"
      "\"required\":[\"title\"]}",
-     0, tool_add_task},
+     0, check_add_task,
+     "INSERT INTO tasks (user_id, title, notes, priority, due_at, is_ai_suggested)"
+     " VALUES ($1, $2, $3, coalesce($4::smallint, 0), $5::timestamptz, false) RETURNING " TASK_JSON "::text",
+     "not added"},
     {"update_task", "Change a task's title, notes, priority or due date.",
      "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"title\":{\"type\":\"string\"},"
      "\"notes\":{\"type\":\"string\"},\"priority\":{\"type\":\"integer\"},\"due_at\":{\"type\":\"string\"}},"
      "\"required\":[\"id\"]}",
-     0, tool_update_task},
+     0, check_update_task,
+     "UPDATE tasks SET title = coalesce($3, title), notes = coalesce($4, notes),"
+     " priority = coalesce($5::smallint, priority), due_at = coalesce($6::timestamptz, due_at),"
+     " updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING " TASK_JSON "::text", "no such task"},
     {"complete_task", "Mark a task done.",
-     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"}},\"required\":[\"id\"]}", 0, tool_complete_task},
+     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"}},\"required\":[\"id\"]}", 0, check_task_id,
+     "UPDATE tasks SET status = 'done', updated_at = now() WHERE user_id = $1 AND id = $2"
+     " RETURNING " TASK_JSON "::text", "no such task"},
     {"delete_task", "Delete a task (the user is asked to approve first).",
-     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"}},\"required\":[\"id\"]}", 1, tool_delete_task},
+     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"}},\"required\":[\"id\"]}", 1, check_task_id,
+     "DELETE FROM tasks WHERE user_id = $1 AND id = $2"
+     " RETURNING json_build_object('deleted', id, 'title', title)::text", "no such task"},
     {"remember", "Store a standing instruction from the user, applied to every later conversation.",
      "{\"type\":\"object\",\"properties\":{\"instruction\":{\"type\":\"string\"}},\"required\":[\"instruction\"]}",
-     0, tool_remember},
+     0, check_remember,
+     "INSERT INTO user_instructions (user_id, instruction) VALUES ($1, $2)"
+     " RETURNING json_build_object('remembered', instruction)::text", "not stored"},
     {"create_schedule", "Schedule a recurring background run of the assistant: at each time of the cron expression "
      "the prompt is run as a new turn and the reply is sent to the user.",
      "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
@@ -49,8 +74,9 @@ const aq_tool aq_tools[] = {
      "\"timezone\":{\"type\":\"string\",\"description\":\"IANA zone, e.g. Europe/Berlin; default UTC\"},"
      "\"prompt\":{\"type\":\"string\",\"description\":\"what the assistant is asked at each run\"}},"
      "\"required\":[\"name\",\"cron\",\"prompt\"]}",
-     0, tool_create_schedule},
-    {NULL, NULL, NULL, 0, NULL},
+     0, check_create_schedule, aq_schedule_sql_create,
+     "not created: the user has as many schedules as allowed; delete one first"},
+    {NULL, NULL, NULL, 0, NULL, NULL, NULL},
 };
 
 const aq_tool *aq_tool_find(const char *name)
@@ -89,22 +115,24 @@ static const char *opt_str(const cJSON *args, const char *key, size_t max, char 
     return v->valuestring;
 }
 
+/* An integer argument as text in buf: a JSON integer within +-9e15 or a
+ * string of decimal digits (models often quote numbers) that fits a long long. */
 static const char *opt_int(const cJSON *args, const char *key, char buf[24], char **err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
     if (!v || cJSON_IsNull(v)) return NULL;
-    if (cJSON_IsString(v)) {   /* models often quote numbers */
+    long long n;
+    if (cJSON_IsString(v)) {
         char *end;
-        long long n = strtoll(v->valuestring, &end, 10);
-        if (*v->valuestring && !*end) { snprintf(buf, 24, "%lld", n); return buf; }
+        errno = 0;
+        n = strtoll(v->valuestring, &end, 10);
+        if (*v->valuestring && !*end && errno != ERANGE) { snprintf(buf, 24, "%lld", n); return buf; }
+    } else if (aq_json_int(v, -9000000000000000LL, 9000000000000000LL, &n)) {
+        snprintf(buf, 24, "%lld", n);
+        return buf;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
-        v->valuedouble > 9e15 || v->valuedouble < -9e15) {
-        if (!*err) *err = aq_sprintf("%s: must be an integer", key);
-        return NULL;
-    }
-    snprintf(buf, 24, "%lld", (long long)v->valuedouble);
-    return buf;
+    if (!*err) *err = aq_sprintf("%s: must be an integer", key);
+    return NULL;
 }
 
 /* The tool's answer: the first column of the first row of sql (JSON text),
@@ -124,90 +152,61 @@ static char *answer(PGconn *db, const char *sql, int n, const char *const *p, co
     return out;
 }
 
-#define UID char uid[24]; snprintf(uid, sizeof uid, "%lld", (long long)user_id)
-/* suggestion: null for the user's own tasks; 'pending' for one suggested from
- * an email and not yet accepted (source says which message), 'accepted' */
-#define TASK_JSON "json_build_object('id', id, 'title', title, 'notes', notes, 'status', status," \
-    " 'priority', priority, 'due_at', due_at, 'suggestion', suggestion, 'source', CASE WHEN source_job_id IS NULL" \
-    " THEN NULL ELSE json_build_object('from', source_from, 'subject', source_subject) END)"
-
-static char *tool_list_tasks(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+static int check_list_tasks(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
     const char *status = opt_str(args, "status", 10, err);
-    if (*err) return NULL;
-    if (status && strcmp(status, "open") && strcmp(status, "done") && strcmp(status, "all")) {
+    if (!*err && status && strcmp(status, "open") && strcmp(status, "done") && strcmp(status, "all"))
         *err = aq_strdup("status: one of open, done, all");
-        return NULL;
-    }
-    const char *p[] = {uid, status && strcmp(status, "all") ? status : NULL};
-    return answer(db, "SELECT coalesce(json_agg(" TASK_JSON " ORDER BY id), '[]')::text FROM tasks"
-                   " WHERE user_id = $1 AND status <> 'dismissed' AND ($2::text IS NULL OR status = $2)", 2, p, "[]", err);
+    a->p[1] = status && strcmp(status, "all") ? status : NULL;
+    a->n = 2;
+    return *err ? AQ_EINVAL : 0;
 }
 
-static char *tool_add_task(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+static int check_add_task(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
-    char pb[24];
     const char *title = opt_str(args, "title", 500, err), *notes = opt_str(args, "notes", 5000, err);
-    const char *prio = opt_int(args, "priority", pb, err), *due = opt_str(args, "due_at", 64, err);
+    const char *prio = opt_int(args, "priority", a->num[0], err), *due = opt_str(args, "due_at", 64, err);
     if (!*err && (!title || !*title)) *err = aq_strdup("title: required, a non-empty string");
-    if (*err) return NULL;
-    const char *p[] = {uid, title, notes, prio, due};
-    return answer(db, "INSERT INTO tasks (user_id, title, notes, priority, due_at, is_ai_suggested)"
-                   " VALUES ($1, $2, $3, coalesce($4::smallint, 0), $5::timestamptz, false)"
-                   " RETURNING " TASK_JSON "::text", 5, p, "not added", err);
+    a->p[1] = title;
+    a->p[2] = notes;
+    a->p[3] = prio;
+    a->p[4] = due;
+    a->n = 5;
+    return *err ? AQ_EINVAL : 0;
 }
 
-static char *tool_update_task(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+static int check_update_task(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
-    char ib[24], pb[24];
-    const char *id = opt_int(args, "id", ib, err), *title = opt_str(args, "title", 500, err);
-    const char *notes = opt_str(args, "notes", 5000, err), *prio = opt_int(args, "priority", pb, err);
+    const char *id = opt_int(args, "id", a->num[0], err), *title = opt_str(args, "title", 500, err);
+    const char *notes = opt_str(args, "notes", 5000, err), *prio = opt_int(args, "priority", a->num[1], err);
     const char *due = opt_str(args, "due_at", 64, err);
     if (!*err && !id) *err = aq_strdup("id: required");
-    if (*err) return NULL;
-    const char *p[] = {uid, id, title, notes, prio, due};
-    return answer(db, "UPDATE tasks SET title = coalesce($3, title), notes = coalesce($4, notes),"
-                   " priority = coalesce($5::smallint, priority), due_at = coalesce($6::timestamptz, due_at),"
-                   " updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING " TASK_JSON "::text",
-               6, p, "no such task", err);
+    a->p[1] = id;
+    a->p[2] = title;
+    a->p[3] = notes;
+    a->p[4] = prio;
+    a->p[5] = due;
+    a->n = 6;
+    return *err ? AQ_EINVAL : 0;
 }
 
-static char *tool_complete_task(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+/* complete_task and delete_task: {"id"} */
+static int check_task_id(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
-    char ib[24];
-    const char *id = opt_int(args, "id", ib, err);
+    const char *id = opt_int(args, "id", a->num[0], err);
     if (!*err && !id) *err = aq_strdup("id: required");
-    if (*err) return NULL;
-    const char *p[] = {uid, id};
-    return answer(db, "UPDATE tasks SET status = 'done', updated_at = now() WHERE user_id = $1 AND id = $2"
-                   " RETURNING " TASK_JSON "::text", 2, p, "no such task", err);
+    a->p[1] = id;
+    a->n = 2;
+    return *err ? AQ_EINVAL : 0;
 }
 
-static char *tool_delete_task(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+static int check_remember(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
-    char ib[24];
-    const char *id = opt_int(args, "id", ib, err);
-    if (!*err && !id) *err = aq_strdup("id: required");
-    if (*err) return NULL;
-    const char *p[] = {uid, id};
-    return answer(db, "DELETE FROM tasks WHERE user_id = $1 AND id = $2"
-                   " RETURNING json_build_object('deleted', id, 'title', title)::text", 2, p, "no such task", err);
-}
-
-static char *tool_remember(PGconn *db, int64_t user_id, const cJSON *args, char **err)
-{
-    UID;
     const char *text = opt_str(args, "instruction", 2000, err);
     if (!*err && (!text || !*text)) *err = aq_strdup("instruction: required, a non-empty string");
-    if (*err) return NULL;
-    const char *p[] = {uid, text};
-    return answer(db, "INSERT INTO user_instructions (user_id, instruction) VALUES ($1, $2)"
-                   " RETURNING json_build_object('remembered', instruction)::text", 2, p, "not stored", err);
+    a->p[1] = text;
+    a->n = 2;
+    return *err ? AQ_EINVAL : 0;
 }
 
 /* AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS, set once at start (aq_tools_configure) */
@@ -223,25 +222,77 @@ void aq_tools_configure(const aq_config *cfg)
 
 /* The same rule and statement as POST /v1/schedules (aq_schedule.h); the
  * string caps here only bound the copy, the limits are aq_schedule_check_new's. */
-static char *tool_create_schedule(PGconn *db, int64_t user_id, const cJSON *args, char **err)
+static int check_create_schedule(const cJSON *args, aq_tool_args *a, char **err)
 {
-    UID;
     const char *name = opt_str(args, "name", 4 * AQ_SCHEDULE_NAME_MAX, err);
     const char *cron = opt_str(args, "cron", 4 * AQ_SCHEDULE_CRON_MAX, err);
     const char *zone = opt_str(args, "timezone", 4 * AQ_TZ_NAME_MAX, err);
     const char *prompt = opt_str(args, "prompt", 4 * (size_t)prompt_max, err);
-    if (*err) return NULL;
+    if (*err) return AQ_EINVAL;
     if (!zone || !*zone) zone = "UTC";
     int64_t next;
-    char why[256], next_s[24], quota[24];
+    char why[256];
     if (aq_schedule_check_new(name, cron, zone, prompt, prompt_max, min_interval, (int64_t)time(NULL), &next, why,
                               sizeof why)) {
         *err = aq_strdup(why);
-        return NULL;
+        return AQ_EINVAL;
     }
-    snprintf(next_s, sizeof next_s, "%lld", (long long)next);
-    snprintf(quota, sizeof quota, "%d", AQ_SCHEDULE_PER_USER);
-    const char *p[] = {uid, name, cron, zone, prompt, "true", "run_once", next_s, quota, AQ_AUDIT_AGENT};
-    return answer(db, aq_schedule_sql_create, 10, p,
-                  "not created: the user has as many schedules as allowed; delete one first", err);
+    snprintf(a->num[0], sizeof a->num[0], "%lld", (long long)next);
+    snprintf(a->num[1], sizeof a->num[1], "%d", AQ_SCHEDULE_PER_USER);
+    const char *p[] = {NULL, name, cron, zone, prompt, "true", "run_once", a->num[0], a->num[1], AQ_AUDIT_AGENT};
+    memcpy(a->p, p, sizeof p);
+    a->n = 10;
+    return 0;
+}
+
+int aq_tool_check(const aq_tool *t, const cJSON *args, aq_tool_args *a, char **err)
+{
+    memset(a, 0, sizeof *a);
+    *err = NULL;
+    int rc = t->check(args, a, err);
+    if (rc && !*err) *err = aq_strdup("the arguments were refused");
+    return rc;
+}
+
+char *aq_tool_run(const aq_tool *t, PGconn *db, int64_t user_id, const cJSON *args, char **err)
+{
+    aq_tool_args a;
+    if (aq_tool_check(t, args, &a, err)) return NULL;
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", (long long)user_id);
+    a.p[0] = uid;
+    return answer(db, t->sql, a.n, a.p, t->none, err);
+}
+
+char *aq_tool_error_json(const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    aq_utf8_sanitize(msg);   /* a cut may split a UTF-8 sequence */
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "error", msg);
+    char *s = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    return s;
+}
+
+char *aq_tool_parse_call(const char *name, const char *args_text, const aq_tool **tool, cJSON **args)
+{
+    *args = NULL;
+    *tool = name ? aq_tool_find(name) : NULL;
+    if (!*tool) return aq_tool_error_json("unknown tool '%.100s'", name ? name : "");
+    char why[160];
+    if (!args_text || !aq_json_strict(args_text, strlen(args_text), why, sizeof why))
+        return aq_tool_error_json("the arguments are not a JSON object with each key once (%s); the call did not run:"
+                                  " %.200s", args_text ? why : "none", args_text ? args_text : "");
+    *args = cJSON_Parse(args_text);
+    if (!cJSON_IsObject(*args)) {
+        cJSON_Delete(*args);
+        *args = NULL;
+        return aq_tool_error_json("the arguments are not a JSON object; the call did not run: %.200s", args_text);
+    }
+    return NULL;
 }

@@ -17,6 +17,9 @@ typedef struct th_test {
     int needs_db;
 } th_test;
 
+/* every group's table, NULL-terminated (runner.c) */
+extern const th_test *const th_groups[];
+
 extern int th_failed;
 void th_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -24,7 +24,7 @@ extern const th_test th_unit_tests[], th_engine_tests[], th_fault_tests[], th_ap
     th_agent_tests[], th_cron_tests[], th_schedule_tests[], th_telegram_api_tests[], th_telegram_tests[], th_cli_tests[],
     th_failure_tests[], th_docs_tests[], th_api_limits_tests[], th_layout_tests[], th_plans_tests[], th_deploy_tests[], th_email_tests[], th_serial_tests[], th_inflight_tests[], th_web_tests[],
     th_metrics_tests[], th_fault_campaign_tests[];
-static const th_test *groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
+const th_test *const th_groups[] = {th_unit_tests, th_cron_tests, th_engine_tests, th_fault_tests, th_api_tests,
                                    th_api_limits_tests,
                                    th_fake_tests, th_agent_tests, th_schedule_tests, th_telegram_api_tests,
                                    th_telegram_tests, th_cli_tests, th_failure_tests, th_docs_tests, th_layout_tests,
@@ -32,7 +32,7 @@ static const th_test *groups[] = {th_unit_tests, th_cron_tests, th_engine_tests,
                                    NULL};
 /* The fault campaign (t_fault_campaign.c, minutes long) runs only when asked:
  * AQ_FAULT_CAMPAIGN=1 (`make faults`) runs it instead of the groups above. */
-static const th_test *campaign_groups[] = {th_fault_campaign_tests, NULL};
+static const th_test *const campaign_groups[] = {th_fault_campaign_tests, NULL};
 
 extern char th_url[512], th_log[512];
 
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
     int have_db = getenv("AQ_TEST_PGHOST") && getenv("AQ_TEST_PGPORT");
     const char *logdir = getenv("AQ_TEST_LOGDIR") ? getenv("AQ_TEST_LOGDIR") : "/tmp";
     const char *fc = getenv("AQ_FAULT_CAMPAIGN");
-    const th_test *const *run = fc && !strcmp(fc, "1") ? campaign_groups : groups;
+    const th_test *const *run = fc && !strcmp(fc, "1") ? campaign_groups : th_groups;
     int need_db = 0;
     for (int g = 0; run[g]; g++)
         for (const th_test *t = run[g]; t->name; t++)

@@ -11,6 +11,7 @@
 #include "aq_buf.h"
 #include "aq_json.h"
 #include "llm.h"
+#include "tools.h"
 #include <cJSON.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -943,6 +944,68 @@ static void llm_parse_unit(void)
     free(s);
 }
 
+/* Found by the llm fuzzer: a call without a function object (type "custom")
+ * whose name or type holds bytes that are not UTF-8 is stored readable
+ * (Postgres refuses invalid UTF-8, so the turn could not store its reply),
+ * and the reason quoting the type is not cut inside a UTF-8 sequence. */
+static void llm_parse_custom_call_utf8(void)
+{
+    char type[64];
+    memset(type, 'a', 39);
+    strcpy(type + 39, "\xc3\xa9");   /* "%.40s" would cut the é in two */
+    char body[400];
+    snprintf(body, sizeof body, "{\"choices\":[{\"message\":{\"tool_calls\":[{\"type\":\"%s\",\"%s\":"
+             "{\"name\":\"shel\xfa\"}},{\"type\":\"x\xff\"}]}}]}", type, type);
+    aq_llm_reply r = {0};
+    CHECK_INT(aq_llm_parse(body, strlen(body), &r), 0);
+    CHECK_INT(cJSON_GetArraySize(r.tool_calls), 2);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *c = cJSON_GetArrayItem(r.tool_calls, i);
+        const char *keys[] = {"name", "arguments", "error"};
+        for (int k = 0; k < 3; k++) {
+            const char *v = th_jstr(c, keys[k]);
+            CHECK(v && aq_utf8_valid(v, strlen(v)));
+        }
+        CHECK_CONTAINS(th_jstr(c, "error"), "no function object");
+    }
+    CHECK_STR(th_jstr(cJSON_GetArrayItem(r.tool_calls, 0), "name"), "shel?");
+    aq_llm_reply_dispose(&r);
+}
+
+/* Found by the tool_args fuzzer: an integer argument far beyond a long long
+ * (1e300) was converted before it was compared (undefined behaviour, caught
+ * by UBSan's float-cast-overflow under SANITIZE=1), and a quoted one beyond
+ * it ("99999999999999999999") silently became 9223372036854775807. Both are
+ * refused now; in range, numbers and quoted numbers pass as their digits. */
+static void tool_args_integers_unit(void)
+{
+    const aq_tool *del = aq_tool_find("delete_task");
+    CHECK(del != NULL);
+    if (!del) return;
+    static const struct { const char *args, *param; } cases[] = {
+        {"{\"id\":-1e300}", NULL}, {"{\"id\":1e300}", NULL}, {"{\"id\":9.5e15}", NULL},
+        {"{\"id\":\"99999999999999999999\"}", NULL}, {"{\"id\":\"-99999999999999999999\"}", NULL},
+        {"{\"id\":1.5}", NULL}, {"{\"id\":\"7x\"}", NULL}, {"{\"id\":true}", NULL},
+        {"{\"id\":7}", "7"}, {"{\"id\":\"42\"}", "42"}, {"{\"id\":-3}", "-3"},
+        {"{\"id\":9000000000000000}", "9000000000000000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cJSON *args = cJSON_Parse(cases[i].args);
+        aq_tool_args a;
+        char *err = NULL;
+        int rc = aq_tool_check(del, args, &a, &err);
+        if (cases[i].param) {
+            if (rc != 0) th_fail(__FILE__, __LINE__, "%s refused: %s", cases[i].args, err ? err : "?");
+            else CHECK_STR(a.p[1], cases[i].param);
+        } else {
+            if (rc == 0) th_fail(__FILE__, __LINE__, "%s accepted as %s", cases[i].args, a.p[1]);
+            else CHECK_STR(err, "id: must be an integer");
+        }
+        free(err);
+        cJSON_Delete(args);
+    }
+}
+
 /* Issue 12: a turn cancelled while its model call is in flight (the fake
  * delays the reply, which asks for add_task) runs no tool afterwards, makes no
  * further model call, stores nothing more, and ends cancelled; the same
@@ -1025,5 +1088,7 @@ const th_test th_agent_tests[] = {
     {"agent_prompt_has_date", prompt_has_the_date, 60, 1},
     {"agent_strict_json_unit", strict_json_unit, 10, 0},
     {"agent_llm_parse_unit", llm_parse_unit, 10, 0},
+    {"agent_llm_parse_custom_call_utf8", llm_parse_custom_call_utf8, 10, 0},
+    {"agent_tool_args_integers_unit", tool_args_integers_unit, 10, 0},
     {0},
 };

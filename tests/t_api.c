@@ -398,6 +398,23 @@ static void session_of_another_user(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* A token is stored as its id and a keyed hash: no column of the user's row
+ * holds the token or its secret part, in text or as bytes. */
+static void token_stored_as_hash_only(void)
+{
+    char *a = th_user("alice", 0);
+    CHECK(strlen(a) == 3 + 16 + 1 + 64 && a[19] == '_');
+    char id[17];
+    memcpy(id, a + 3, 16);
+    id[16] = '\0';
+    const char *secret = a + 20;
+    CHECK_INT(th_int("SELECT count(*) FROM users WHERE name = 'alice' AND token_id = $1"
+                     " AND octet_length(token_hash) = 32", id, NULL), 1);
+    CHECK_INT(th_int("SELECT count(*) FROM users u WHERE strpos(u::text, $1) > 0 OR strpos(u::text, $2) > 0"
+                     " OR position(decode($2, 'hex') IN u.token_hash) > 0", a, secret, NULL), 0);
+    free(a);
+}
+
 static void unauthenticated_401(void)
 {
     pid_t api = th_api(NULL);
@@ -1417,6 +1434,7 @@ const th_test th_api_tests[] = {
     {"api_wait_wakes_on_finish", wait_wakes_on_finish, 40, 1},
     {"api_isolation_between_users", isolation_between_users, 40, 1},
     {"api_session_of_another_user", session_of_another_user, 40, 1},
+    {"api_token_stored_as_hash_only", token_stored_as_hash_only, 30, 1},
     {"api_unauthenticated_401", unauthenticated_401, 40, 1},
     {"api_bad_bodies", bad_bodies, 40, 1},
     {"api_bad_chat_messages", bad_chat_messages, 40, 1},

@@ -177,8 +177,10 @@ static pid_t worker_on_fake(void)
     const char *const env[] = {"LLM_PROVIDER=openai", base, "LLM_MODEL=test-model", "AGENTQ_RETRY_BASE_MS=20",
                                "AGENTQ_POLL_MS=100", tg, "TELEGRAM_BOT_TOKEN=123:test", NULL};
     pid_t w = th_worker(NULL, env);
-    /* the API accepts a type once a worker has published it */
+    /* the API accepts a type once a worker has published it, and a queue once a
+     * worker serving it is registered (two rows, not written together) */
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
+    th_wait_int(1, 20000, "SELECT count(*) FROM workers WHERE 'default' = ANY (queues)", NULL);
     return w;
 }
 
@@ -395,6 +397,23 @@ static void extract_check_unit(void)
     cJSON_Delete(t);
 }
 
+/* Found by the fuzzers: a priority far beyond an int (1e300) was converted
+ * before it was compared, which is undefined behaviour (UBSan's
+ * float-cast-overflow under SANITIZE=1); now refused as out of range. */
+static void extract_check_huge_priority(void)
+{
+    cJSON *t = NULL;
+    int capped;
+    char why[300];
+    const char *huge[] = {"1e300", "-1e300", "4294967296", "2.5"};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        char answer[100];
+        snprintf(answer, sizeof answer, "{\"tasks\":[{\"title\":\"a\",\"priority\":%s}]}", huge[i]);
+        CHECK_INT(aq_extract_check(answer, &t, &capped, why, sizeof why), AQ_EINVAL);
+        CHECK_CONTAINS(why, "priority must be an integer from 0 to 3");
+    }
+}
+
 static void email_api_checks_the_input(void)
 {
     th_api((const char *const[]){"AGENTQ_MAX_EMAIL_BYTES=1000", "AGENTQ_MAX_BODY_BYTES=1024",
@@ -453,6 +472,7 @@ static void big_message_passes_body_and_input_caps(void)
     const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};   /* LLM_PROVIDER offline: parsed, nothing suggested */
     th_worker(NULL, env);
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
+    th_wait_int(1, 20000, "SELECT count(*) FROM workers WHERE 'default' = ANY (queues)", NULL);
     aq_buf raw;
     aq_buf_init(&raw);
     aq_buf_adds(&raw, "From: big@example.com\r\nSubject: Big\r\nMessage-ID: <big@example.com>\r\n\r\n");
@@ -578,7 +598,7 @@ static void list_tasks_tool_shows_suggestions(void)
     CHECK(t != NULL);
     char *err = NULL;
     cJSON *args = cJSON_CreateObject();
-    char *out = t->run(th_db(), uid, args, &err);
+    char *out = aq_tool_run(t, th_db(), uid, args, &err);
     CHECK(out != NULL);
     cJSON *list = out ? cJSON_Parse(out) : NULL;
     CHECK_INT(cJSON_GetArraySize(list), 2);   /* the dismissed one is not listed */
@@ -922,6 +942,7 @@ const th_test th_email_tests[] = {
     {"email_mime_depth_and_parts_capped", mime_depth_and_parts_capped, 10, 0},
     {"email_mime_not_a_message", mime_not_a_message, 10, 0},
     {"email_extract_check_unit", extract_check_unit, 10, 0},
+    {"email_extract_check_huge_priority", extract_check_huge_priority, 10, 0},
     {"email_api_checks_the_input", email_api_checks_the_input, 60, 1},
     {"email_big_message_passes_body_and_input_caps", big_message_passes_body_and_input_caps, 60, 1},
     {"email_tasks_api_lists_accepts_and_dismisses", tasks_api_lists_accepts_and_dismisses, 60, 1},

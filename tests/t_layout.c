@@ -1,7 +1,8 @@
 /* t_layout.c — the folder rule the build enforces (STYLE.md "The shape of the
  * house"): tests/check_includes.sh passes on the real tree, passes on a clean
  * fixture and fails, naming each file, on a fixture with crossing includes
- * (tests/fixtures/). Runs from the project folder (`make test`). */
+ * (tests/fixtures/). Likewise tests/check_sql.sh, "no SQL built from data"
+ * (docs/SECURITY.md). Runs from the project folder (`make test`). */
 #include "harness.h"
 #include "aq_buf.h"
 #include <stdio.h>
@@ -10,18 +11,18 @@
 
 #define CHECKER "tests/check_includes.sh"
 
-/* Run the checker on root; its output into out (caller disposes); its exit
+/* Run checker on root; its output into out (caller disposes); its exit
  * status, or -1 when it could not be run. */
-static int run_checker(const char *root, aq_buf *out)
+static int run_script(const char *checker, const char *root, aq_buf *out)
 {
     aq_buf_init(out);
     aq_buf_adds(out, "");
-    if (access(CHECKER, R_OK)) {
-        th_fail(__FILE__, __LINE__, CHECKER " not found: run the tests from the project folder");
+    if (access(checker, R_OK)) {
+        th_fail(__FILE__, __LINE__, "%s not found: run the tests from the project folder", checker);
         return -1;
     }
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "sh " CHECKER " '%s' 2>&1", root);
+    snprintf(cmd, sizeof cmd, "sh %s '%s' 2>&1", checker, root);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     char line[1024];
@@ -29,6 +30,8 @@ static int run_checker(const char *root, aq_buf *out)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int run_checker(const char *root, aq_buf *out) { return run_script(CHECKER, root, out); }
 
 static void includes_real_tree_keeps_folders(void)
 {
@@ -60,9 +63,31 @@ static void includes_crossing_fixture_fails(void)
     aq_buf_dispose(&out);
 }
 
+/* No C string literal holds SQL and a printf conversion; PQexec takes literals. */
+static void sql_real_tree_never_formatted(void)
+{
+    aq_buf out;
+    int rc = run_script("tests/check_sql.sh", ".", &out);
+    if (rc != 0) th_fail(__FILE__, __LINE__, "SQL built from data:\n%s", out.p);
+    CHECK_CONTAINS(out.p, "no SQL built from data");
+    aq_buf_dispose(&out);
+}
+
+static void sql_formatted_fixture_fails(void)
+{
+    aq_buf out;
+    CHECK_INT(run_script("tests/check_sql.sh", "tests/fixtures/sql_formatted", &out), 1);
+    CHECK_CONTAINS(out.p, "api/bad.c:5: SQL text with a printf conversion");
+    CHECK_CONTAINS(out.p, "api/bad.c:6: PQexec without a string literal");
+    CHECK_CONTAINS(out.p, "2 file(s), 2 finding(s)");
+    aq_buf_dispose(&out);
+}
+
 const th_test th_layout_tests[] = {
     {"layout_includes_real_tree_keeps_folders", includes_real_tree_keeps_folders, 60, 0},
     {"layout_includes_clean_fixture_passes", includes_clean_fixture_passes, 60, 0},
     {"layout_includes_crossing_fixture_fails", includes_crossing_fixture_fails, 60, 0},
+    {"layout_sql_never_formatted", sql_real_tree_never_formatted, 60, 0},
+    {"layout_sql_formatted_fixture_fails", sql_formatted_fixture_fails, 60, 0},
     {0},
 };

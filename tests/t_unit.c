@@ -12,6 +12,7 @@
 #include "backoff.h"
 #include "engine.h"
 #include "pool.h"
+#include "routes.h"
 #include "harness.h"
 #include <stdlib.h>
 
@@ -128,6 +129,64 @@ static void registry(void)
     }
 }
 
+/* Each handler's input check (the registry's check_input), as the job_input
+ * fuzzer drives it. Found there: ids far beyond a long long (1e300) were
+ * converted before they were compared, which is undefined behaviour (UBSan's
+ * float-cast-overflow under SANITIZE=1: aq_routes_check's chat_id, the
+ * telegram update's ids, imap_poll's connection id); and ids with a fraction
+ * were taken as their integer part (action 1.5 decided action 1). */
+static void job_input_checks(void)
+{
+    static const struct { const char *type, *input; int ok; } cases[] = {
+        {"action_decision", "{\"action_id\":12,\"decision\":\"approved\",\"by\":1e300,\"telegram_user\":-1e300}", 1},
+        {"action_decision", "{\"action_id\":1e300,\"decision\":\"approved\"}", 0},
+        {"action_decision", "{\"action_id\":1.5,\"decision\":\"approved\"}", 0},
+        {"action_decision", "{\"action_id\":0,\"decision\":\"rejected\"}", 0},
+        {"action_decision", "{\"action_id\":3,\"decision\":\"maybe\"}", 0},
+        {"scheduled_run", "{\"schedule_id\":4,\"missed\":1e300}", 1},
+        {"scheduled_run", "{\"schedule_id\":1e300}", 0},
+        {"scheduled_run", "{\"schedule_id\":2.5}", 0},
+        {"imap_poll", "{\"connection_id\":3}", 1},
+        {"imap_poll", "{\"connection_id\":1e300}", 0},
+        {"telegram_update", "{\"update_id\":10000}", 1},
+        {"telegram_update", "{\"update_id\":-1e300}", 0},
+        {"notify", "{\"to\":\"web\",\"text\":\"x\",\"job_id\":1e300}", 1},
+        {"notify", "{\"to\":\"telegram\",\"text\":\"x\",\"chat_id\":-100123}", 1},
+        {"notify", "{\"to\":\"telegram\",\"text\":\"x\",\"chat_id\":1e300}", 0},
+        {"notify", "{\"to\":\"telegram\",\"text\":\"x\",\"chat_id\":1.5}", 0},
+        {"notify", "{\"to\":\"web\",\"text\":\"x\",\"kind\":\"shout\"}", 0},
+        {"agent_turn", "{\"message\":\"hi\",\"channel\":\"telegram\"}", 1},
+        {"agent_turn", "{\"message\":\"\"}", 0},
+        {"agent_turn", "{\"message\":\"hi\",\"channel\":\"sms\"}", 0},
+        {"email_processing", "{\"raw\":\"Subject: x\\r\\n\\r\\nbody\"}", 1},
+        {"email_processing", "{\"raw_base64\":\"U3ViamVjdDogeA0KDQpib2R5\"}", 1},
+        {"email_processing", "{\"raw_base64\":\"not base64!\"}", 0},
+        {"email_processing", "{\"raw\":\"x\",\"raw_base64\":\"eA==\"}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const aq_handler_def *h = aq_handler_find(cases[i].type);
+        CHECK(h && h->check_input);
+        if (!h || !h->check_input) continue;
+        cJSON *in = cJSON_Parse(cases[i].input);
+        const char *why = h->check_input(in);
+        if (cases[i].ok && why) th_fail(__FILE__, __LINE__, "%s %s refused: %s", cases[i].type, cases[i].input, why);
+        if (!cases[i].ok && !why) th_fail(__FILE__, __LINE__, "%s %s accepted", cases[i].type, cases[i].input);
+        cJSON_Delete(in);
+    }
+    static const struct { const char *input; int ok; } routes[] = {
+        {"{\"reply_to\":[{\"to\":\"telegram\",\"chat_id\":-1001234567890},{\"to\":\"web\"}]}", 1},
+        {"{\"reply_to\":[{\"to\":\"telegram\",\"chat_id\":1e300}]}", 0},
+        {"{\"reply_to\":[{\"to\":\"telegram\",\"chat_id\":-1e300}]}", 0},
+        {"{\"reply_to\":[{\"to\":\"telegram\",\"chat_id\":1.5}]}", 0},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        cJSON *in = cJSON_Parse(routes[i].input);
+        const char *why = aq_routes_check(in);
+        if (routes[i].ok != !why) th_fail(__FILE__, __LINE__, "%s: %s", routes[i].input, why ? why : "accepted");
+        cJSON_Delete(in);
+    }
+}
+
 /* A transient failure's delay grows with the outage, within [base, cap]. */
 static void transient_delay_follows_the_outage(void)
 {
@@ -225,5 +284,6 @@ const th_test th_unit_tests[] = {
     {"unit_config", config_defaults_and_errors, 10, 0},
     {"unit_errors", error_table, 10, 0},
     {"unit_registry", registry, 10, 0},
+    {"unit_job_input_checks", job_input_checks, 10, 0},
     {0},
 };

@@ -81,6 +81,12 @@ typedef aq_job_status (*aq_handler_fn)(aq_ctx *ctx, const cJSON *input, cJSON **
  * the job failed (the future last_error). Pool threads; may block. */
 typedef void (*aq_fail_fn)(aq_ctx *ctx, const cJSON *input, const char *error);
 
+/* A handler's check of its input before any effect: NULL when acceptable,
+ * else why not (static text: the job's error). Pure (no database, no
+ * clock), any thread. The handler calls it first; the job_input fuzzer
+ * reaches every handler's through the registry. */
+typedef const char *(*aq_input_check_fn)(const cJSON *input);
+
 typedef struct aq_handler_def {
     const char *name;
     aq_handler_fn fn;
@@ -89,6 +95,7 @@ typedef struct aq_handler_def {
     bool api_enqueue;   /* POST /v1/jobs may create it */
     bool test_only;     /* registered only when AGENTQ_TEST_HANDLERS=1 */
     aq_fail_fn on_fail; /* final-failure hook, or NULL */
+    aq_input_check_fn check_input;   /* or NULL: any input is taken */
 } aq_handler_def;
 
 /* Options for a follow-up job; zeroed fields take defaults (queue "default",
