@@ -30,8 +30,8 @@
  * Keyless rows stop at the NULL test. For a keyed row the function decides
  * under the key's mutex, a row of job_serial_keys locked FOR UPDATE SKIP
  * LOCKED until this claim commits: no lower queued id of the key, no job of
- * the key running, on a snapshot taken after the lock (VOLATILE: a fresh
- * one per statement). Two claimers never start two jobs of one key: they
+ * the key running (a probe of the key's own index entries: sql/022), on a
+ * snapshot taken after the lock (VOLATILE: a fresh one per statement). Two claimers never start two jobs of one key: they
  * cannot hold the mutex at once (the other skips), and the one holding it
  * sees every earlier claim of the key, since that claim released the mutex
  * only by committing, and only a claim makes a job running. A mark on the
