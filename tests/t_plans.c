@@ -259,12 +259,15 @@ static void serial_running_check_ignores_stale_statistics(void)
     PQnoticeProcessor old = PQsetNoticeProcessor(th_db(), collect_notice, &plans);
     th_exec("BEGIN", NULL);
     /* a key with a running job (held) and a free one (taken) */
-    CHECK_STR(th_str("SELECT aq_claim_serial(max(id), 'k1', NULL, 0)::text FROM jobs WHERE serial_key = 'k1'", NULL),
-              "false");
-    CHECK_STR(th_str("SELECT aq_claim_serial(id, 'k2500', NULL, 0)::text FROM jobs WHERE serial_key = 'k2500'", NULL),
-              "true");
+    char *held = th_str("SELECT aq_claim_serial(max(id), 'k1', NULL, 0)::text FROM jobs WHERE serial_key = 'k1'", NULL);
+    char *taken = th_str("SELECT aq_claim_serial(id, 'k2500', NULL, 0)::text FROM jobs WHERE serial_key = 'k2500'",
+                         NULL);
     th_exec("ROLLBACK", NULL);
     PQsetNoticeProcessor(th_db(), old, NULL);
+    CHECK_STR(held, "false");
+    CHECK_STR(taken, "true");
+    free(held);
+    free(taken);
     th_exec("SET auto_explain.log_min_duration = -1", NULL);
     CHECK_CONTAINS(plans.p, "Index Only Scan Backward using jobs_serial");
     if (strstr(plans.p, "jobs_running"))
