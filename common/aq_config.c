@@ -55,7 +55,7 @@ static const var vars[] = {
     NUM(concurrency, "AGENTQ_CONCURRENCY", "8", 1, 100000, "jobs in flight at once per worker process (or --concurrency): started and not yet completed, whether a step runs on a handler thread, waits for one, or awaits an HTTP response (which holds no thread and no database connection)"),
     NUM(handler_threads, "AGENTQ_HANDLER_THREADS", "0", 0, 1024, "threads running handler steps per worker process; 0 = 4 per CPU, at least 8, at most 64, never more than the concurrency"),
     NUM(handler_db_connections, "AGENTQ_HANDLER_DB_CONNECTIONS", "0", 0, 256, "database connections lent to handler steps per worker process (a step holds one only while it runs); 0 = 2 per CPU + 4, at least 8, at most 13, never more than the handler threads"),
-    NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold beyond those running; -1 = same as concurrency (or --prefetch)"),
+    NUM(prefetch, "AGENTQ_PREFETCH", "-1", -1, 100000, "claimed jobs a worker may hold waiting to start, beyond one per handler thread (and at most concurrency + prefetch held in all); -1 = same as concurrency, at most 1000 (or --prefetch)"),
     NUM(db_connections, "AGENTQ_DB_CONNECTIONS", "2", 1, 16, "database connections per worker process carrying claims and completions (the first also LISTENs)"),
     NUM(lease_seconds, "AGENTQ_LEASE_SECONDS", "30", 2, 86400, "lease on a running job; extended every third of it while the worker lives, which is also when the worker flushes its metrics; the API counts a worker live while its last heartbeat is younger than this"),
     NUM(poll_ms, "AGENTQ_POLL_MS", "1000", 10, 3600000, "fallback poll interval when no NOTIFY arrives"),

@@ -442,6 +442,30 @@ static void mark_skips_a_locked_row(void)
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
 
+/* A big --concurrency must not hoard: when the threads are what limits, the
+ * worker holds the jobs in flight and at most prefetch + one per thread
+ * waiting to start; the rest stay queued (for other workers). Two threads,
+ * each job blocking one for 50 ms, --concurrency 1000 --prefetch 10: every
+ * sample sees a few running jobs (2 on threads, 12 waiting, some finished
+ * and not yet completed), where the first claim used to take all 120. */
+static void claims_ahead_only_prefetch(void)
+{
+    th_exec("INSERT INTO jobs (job_type, input) SELECT 'test_sleep', '{\"ms\": 50}' FROM generate_series(1, 120)", NULL);
+    const char *const env[] = {"AGENTQ_HANDLER_THREADS=2", NULL};
+    const char *const args[] = {"--concurrency", "1000", "--prefetch", "10", NULL};
+    pid_t w = th_worker(args, env);
+    long long peak = 0, done = 0;
+    for (int i = 0; i < 3000 && done < 120; i++) {   /* up to a minute */
+        long long running = th_int("SELECT count(*) FROM jobs WHERE status = 'running'", NULL);
+        if (running > peak) peak = running;
+        done = th_int("SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL);
+        th_sleep_ms(20);
+    }
+    CHECK_INT(done, 120);
+    if (peak > 40) th_fail(__FILE__, __LINE__, "%lld jobs running at once with 2 threads and prefetch 10", peak);
+    CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
+}
+
 /* A statement that fails inside a round without completions (those run in
  * an explicit BEGIN ... COMMIT) must not leave the connection in an aborted
  * transaction: the next rounds would all fail with 25P02 and, one connection
@@ -608,5 +632,6 @@ const th_test th_engine_tests[] = {
     {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},
     {"engine_floor_dropped_by_serial_release", floor_dropped_by_serial_release, 90, 1},
     {"engine_floor_keeps_claims_off_dead_head", floor_keeps_claims_off_the_dead_head, 120, 1},
+    {"engine_claims_ahead_only_prefetch", claims_ahead_only_prefetch, 90, 1},
     {0},
 };

@@ -30,9 +30,10 @@
  * Keyless rows stop at the NULL test. For a keyed row the function decides
  * under the key's mutex, a row of job_serial_keys locked FOR UPDATE SKIP
  * LOCKED until this claim commits: no lower queued id of the key, no job of
- * the key running, on a snapshot taken after the lock (VOLATILE: a fresh
- * one per statement). Two claimers never start two jobs of one key: they
- * cannot hold the mutex at once (the other skips), and the one holding it
+ * the key running (a probe of the key's own index entries: sql/022), on a
+ * snapshot taken after the lock (VOLATILE: a fresh one per statement). Two
+ * claimers never start two jobs of one key: they cannot hold the mutex at
+ * once (the other skips), and the one holding it
  * sees every earlier claim of the key, since that claim released the mutex
  * only by committing, and only a claim makes a job running. A mark on the
  * key row refuses a second job of the key within one claim. The per-user
@@ -88,7 +89,20 @@
  * queued for a thread) or awaits an HTTP response on the multi handle
  * (http_multi.c); prefetched jobs wait unstarted on the pool's first-step
  * queue until a slot frees (the pool counts the slots: a thread goes
- * straight from one job to the next while there is room). The engine keeps
+ * straight from one job to the next while there is room).
+ *
+ * Claimed ahead: the engine holds at most concurrency + prefetch jobs, and
+ * of those at most prefetch + one per handler thread wait unstarted on the
+ * first-step queue; the default prefetch is the concurrency up to 1,000
+ * (worker/main.c). The second bound keeps a big --concurrency from
+ * hoarding. When the threads are what limits (an agent turn's steps are
+ * database work), a free in-flight slot is not free capacity, and filling
+ * every slot with a claim only made rows that sat 'running' in the table
+ * without running, kept from other workers: at 5,000 in flight the worker
+ * held 10,000 rows, the lease extension rewrote all of them every lease/3
+ * (~1 s per UPDATE, its round holding their row locks while the turns'
+ * owned writes waited on them: 4 ms per lock instead of 0.1), and each was
+ * marked again when it started. The rest now stay queued. The engine keeps
  * every job it holds in one list (lease extension, timeouts, marks and
  * shutdown walk it). A step returning
  * AQ_JOB_AWAIT comes back through on_pool_done with its request, which the
@@ -1129,7 +1143,11 @@ static int pump_conn(aq_engine *eng, conn *c)
     }
     if (c->inflight >= MAX_ROUNDS_PER_CONN) return 0;
     uint64_t now = aq_now_mono_ms();
-    int free_slots = eng->opts.concurrency + eng->opts.prefetch - eng->held - eng->claiming;
+    /* held: at most concurrency + prefetch; waiting unstarted: at most
+     * prefetch beyond one per thread (see "Claimed ahead" above) */
+    int room = eng->opts.concurrency + eng->opts.prefetch - eng->held;
+    int ahead = eng->opts.prefetch + eng->opts.handler_threads - aq_pool_unstarted(eng->pool);
+    int free_slots = (room < ahead ? room : ahead) - eng->claiming;
     if (!round_has_work(eng, now, free_slots)) return 0;
 
     round *r = aq_calloc(1, sizeof *r);

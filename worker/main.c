@@ -19,6 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The default prefetch (AGENTQ_PREFETCH=-1) is the concurrency up to this:
+ * one claim's worth (see engine.c, "Claimed ahead"). */
+#define DEFAULT_PREFETCH_MAX 1000
+
 static aq_engine *engine;
 static aq_scheduler *scheduler;
 static int signals_seen;
@@ -135,7 +139,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (prefetch < 0) prefetch = concurrency;
+    if (prefetch < 0) prefetch = concurrency < DEFAULT_PREFETCH_MAX ? concurrency : DEFAULT_PREFETCH_MAX;
     char *qlit = queue_literal(queues);
     if (!qlit) {
         fprintf(stderr, "agentq-worker: bad queue list '%s': names are [A-Za-z0-9_.-]+, comma-separated\n", queues);

@@ -18,6 +18,7 @@ struct aq_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     aq_jobrun *queue_head, *queue_tail;   /* first steps: not started */
+    int nqueued;                          /* on that queue */
     aq_jobrun *ready_head, *ready_tail;   /* continuations */
     int inflight, limit;                  /* jobs started and not ended; the most at once */
     aq_jobrun *running;                   /* doubly linked */
@@ -49,6 +50,7 @@ static void *thread_main(void *p)
             jr = pool->queue_head;
             pool->queue_head = jr->next;
             if (!pool->queue_head) pool->queue_tail = NULL;
+            pool->nqueued--;
             pool->inflight++;
             jr->started = 1;
             jr->deadline_ms = aq_now_mono_ms() + (uint64_t)(jr->handler ? jr->handler->timeout_s : 60) * 1000u;
@@ -121,6 +123,7 @@ void aq_pool_submit(aq_pool *pool, aq_jobrun *list)
     pthread_mutex_lock(&pool->mu);
     if (pool->queue_tail) pool->queue_tail->next = list; else pool->queue_head = list;
     pool->queue_tail = last;
+    pool->nqueued += n;
     if (n == 1) pthread_cond_signal(&pool->cv); else pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
 }
@@ -148,6 +151,7 @@ aq_jobrun *aq_pool_take_queued(aq_pool *pool)
     pthread_mutex_lock(&pool->mu);
     aq_jobrun *list = pool->queue_head;
     pool->queue_head = pool->queue_tail = NULL;
+    pool->nqueued = 0;
     pthread_mutex_unlock(&pool->mu);
     return list;
 }
@@ -159,6 +163,14 @@ aq_jobrun *aq_pool_take_ready(aq_pool *pool)
     pool->ready_head = pool->ready_tail = NULL;
     pthread_mutex_unlock(&pool->mu);
     return list;
+}
+
+int aq_pool_unstarted(aq_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    int n = pool->nqueued;
+    pthread_mutex_unlock(&pool->mu);
+    return n;
 }
 
 void aq_pool_locked(aq_pool *pool, void (*fn)(void *arg), void *arg)

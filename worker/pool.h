@@ -34,6 +34,8 @@ void aq_pool_release(aq_pool *pool, int n);
  * continuation (linked by ->next). Loop thread. */
 aq_jobrun *aq_pool_take_queued(aq_pool *pool);
 aq_jobrun *aq_pool_take_ready(aq_pool *pool);
+/* First steps queued and not yet started. */
+int aq_pool_unstarted(aq_pool *pool);
 /* Run fn(arg) under the pool's lock (to read ->started and ->deadline_ms). */
 void aq_pool_locked(aq_pool *pool, void (*fn)(void *arg), void *arg);
 /* Stop the threads once they finish their current job (does not wait). */
