@@ -244,6 +244,30 @@ static void sigterm_in_flight(void) { faults_in_flight(0); }
 static void kill9_in_flight(void) { faults_in_flight(1); }
 static void db_restart_in_flight(void) { faults_in_flight(2); }
 
+/* An owned write (here the turn storing its reply) is refused once the
+ * lease has lapsed, even before the rescue has re-queued the job: a write
+ * committed then could be followed by the rescue, before this run's
+ * completion, and the next run would store the reply again (seen after a
+ * database outage longer than the lease). The refused run retries; the next
+ * asks the model again and stores the one reply. */
+static void owned_write_refused_on_lapsed_lease(void)
+{
+    th_fake("[{\"delay_ms\":3000,\"repeat\":-1," REPLY "}]", fake_url, sizeof fake_url);
+    /* extension every 40 s and rescue every 30 s: neither within this test's window */
+    pid_t w = worker_with(NULL, NULL, "AGENTQ_LEASE_SECONDS=120", NULL);
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM workers", NULL));
+    many_turns(1);
+    CHECK(th_fake_wait(1, 20000));   /* the model is thinking */
+    th_exec("UPDATE jobs SET locked_until = now() - interval '1 second'"
+            " WHERE job_type = 'agent_turn' AND status = 'running'", NULL);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE job_type = 'agent_turn' AND status = 'succeeded'",
+                      NULL));
+    CHECK(th_fake_wait(2, 1000));   /* the refused run's answer was not stored: the next run asked again */
+    CHECK_INT(th_int("SELECT count(*) FROM chat_message_history WHERE role = 'assistant'", NULL), 1);
+    CHECK_INT(th_int("SELECT attempts FROM jobs WHERE job_type = 'agent_turn'", NULL), 2);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 const th_test th_inflight_tests[] = {
     {"inflight_await_holds_no_thread", await_holds_no_thread, 90, 1},
     {"inflight_timeout_aborts_request", timeout_aborts_request, 60, 1},
@@ -252,5 +276,6 @@ const th_test th_inflight_tests[] = {
     {"inflight_sigterm", sigterm_in_flight, 300, 1},
     {"inflight_kill9", kill9_in_flight, 300, 1},
     {"inflight_db_restart", db_restart_in_flight, 300, 1},
+    {"inflight_owned_write_refused_on_lapsed_lease", owned_write_refused_on_lapsed_lease, 90, 1},
     {0},
 };

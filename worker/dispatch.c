@@ -170,22 +170,29 @@ int aq_ctx_session_message(aq_ctx *ctx, const char *session_id, const char *chan
 /* The fence of every owned write: the job's row FOR SHARE while this run
  * still owns it and no cancel is recorded. A cancel (aq_job_cancel, FOR
  * UPDATE) waits for an owned transaction in progress, and every one after it
- * is refused: no tool runs after the cancel is recorded. */
+ * is refused: no tool runs after the cancel is recorded. The lease must also
+ * have a sixth of its length left ($4, seconds): a write committed on a
+ * lapsed lease could be followed at once by the rescue re-queuing the job
+ * before this run's completion lands, and the next run would make the write
+ * again (seen: a reply stored twice after a database outage longer than the
+ * lease). The extension keeps at least two thirds of it left. */
 static const char SQL_OWNED[] =
     "SELECT cancel_requested_at IS NOT NULL FROM jobs"
-    " WHERE id = $1 AND status = 'running' AND locked_by = $2 AND claims = $3 FOR SHARE";
+    " WHERE id = $1 AND status = 'running' AND locked_by = $2 AND claims = $3"
+    " AND locked_until > now() + make_interval(secs => $4::double precision) FOR SHARE";
 
 int aq_ctx_begin_owned(aq_ctx *ctx)
 {
     PGconn *db = aq_ctx_db(ctx);
     if (!db) return AQ_EUNAVAIL;
     if (aq_db_query(db, "owned write: begin", "BEGIN", 0, NULL, NULL)) return AQ_EUNAVAIL;
-    char id[24], claim[16];
+    char id[24], claim[16], margin[32];
     snprintf(id, sizeof id, "%lld", (long long)ctx->jr->job.id);
     snprintf(claim, sizeof claim, "%d", ctx->jr->claim);
-    const char *p[] = {id, ctx->jr->worker_id, claim};
+    snprintf(margin, sizeof margin, "%.3f", aq_ctx_config(ctx)->lease_seconds / 6.0);
+    const char *p[] = {id, ctx->jr->worker_id, claim, margin};
     PGresult *r;
-    int rc = aq_db_query(db, "owned write: the job's lock", SQL_OWNED, 3, p, &r) ? AQ_EUNAVAIL : 0;
+    int rc = aq_db_query(db, "owned write: the job's lock", SQL_OWNED, 4, p, &r) ? AQ_EUNAVAIL : 0;
     if (!rc && (!PQntuples(r) || PQgetvalue(r, 0, 0)[0] == 't')) {
         rc = AQ_ECONFLICT;
         if (PQntuples(r)) ctx->cancelled = 1;
