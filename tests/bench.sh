@@ -726,6 +726,8 @@ EOF
 mkdir -p "$(dirname "$OUT")"
 mv "$tmp" "$OUT"
 chmod 644 "$OUT"
+# the soak's section (tests/soak.sh, `make soak`) is not this run's: put it back
+sh tests/soak_section.sh "$OUT" docs/soak/soak.md
 say ""
 sed -n '/^## Results/,/^## How each/p' "$OUT" | sed '$d'
 say "written: $OUT ($ELAPSED s)"
