@@ -23,12 +23,18 @@
 # tables grow: cache, by design). "Latency flat": the last sample's p99
 # (enqueue→start and chat→reply) is at most twice the first's.
 #
+# SOAK_LAST_WORKER_ENV ("VAR=value ...", with 2 or more workers): extra environment for
+# the last worker only, an A/B within one run (e.g. MALLOC_ARENA_MAX=2).
 # AGENTQ_SOAK_PORT: the cluster's port (default 55473; the API takes the next).
 # SOAK_OUT: where the CSV, PNG and section go (default docs/soak; only then is
 # docs/BENCHMARKS.md updated). Processes are started and stopped by PID.
 # shellcheck disable=SC2086
 set -eu
 cd "$(dirname "$0")/.."
+
+# All of it in one function, parsed before it runs: editing this file while
+# an hour's run reads it (sh reads scripts as it goes) cannot break that run.
+main() {
 
 MINUTES=${SOAK_MINUTES:-60}
 WORKERS=${SOAK_WORKERS:-2}
@@ -39,6 +45,7 @@ SCHEDULES=${SOAK_SCHEDULES:-3}
 LLM_DELAY_MS=${SOAK_LLM_DELAY_MS:-200}
 RSS_KB_PER_MIN=${SOAK_RSS_KB_PER_MIN:-64}
 WINDOW_S=${SOAK_WINDOW_S:-60}
+LAST_ENV=${SOAK_LAST_WORKER_ENV:-}
 PORT=${AGENTQ_SOAK_PORT:-55473}
 API_PORT=$((PORT + 1))
 OUT=${SOAK_OUT:-docs/soak}
@@ -75,6 +82,10 @@ URL=$(sh deploy/pg.sh start "$DIR" "$PORT")
 sql() { "$PGBIN/psql" "$URL" -AtXq -v ON_ERROR_STOP=1 -c "$1"; }
 "$PGBIN/psql" "$URL dbname=postgres" -AtXq -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS $AGENTQ_DBNAME" -c "CREATE DATABASE $AGENTQ_DBNAME"
+# Any statement slower than 500 ms is logged with its plan ($DIR/server.log): the evidence if a minute stalls.
+"$PGBIN/psql" "$URL dbname=postgres" -AtXq -c "LOAD 'auto_explain'" \
+    -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '500ms'" -c "SELECT pg_reload_conf()" >/dev/null
 export DATABASE_URL="$URL"
 "$BIN/agentq" migrate >"$LOGS/migrate.log" 2>&1 || { cat "$LOGS/migrate.log" >&2; die "migrate failed"; }
 PGPID=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
@@ -106,7 +117,8 @@ done
 
 PROCS="api=$API_PID fake=$FAKE_PID"
 for w in $(seq 1 "$WORKERS"); do
-    AGENTQ_LOG_LEVEL=warn "$BIN/agentq-worker" >"$LOGS/worker$w.log" 2>&1 &
+    wenv=""; [ "$w" = "$WORKERS" ] && [ "$WORKERS" -gt 1 ] && wenv=$LAST_ENV
+    env AGENTQ_LOG_LEVEL=warn $wenv "$BIN/agentq-worker" >"$LOGS/worker$w.log" 2>&1 &
     PIDS="$PIDS $!"; PROCS="$PROCS worker$w=$!"
 done
 i=0
@@ -119,7 +131,8 @@ M_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && M_COMMIT="$M_COMMIT (with uncommitted changes)"
 M_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 say "soak: $MINUTES min from $M_DATE, commit $M_COMMIT; $RATE noop jobs/s ($API_PCT % via the API)," \
-    "$CHAT_PER_MIN chats/min, $SCHEDULES schedules a minute, $WORKERS workers, model delay $LLM_DELAY_MS ms"
+    "$CHAT_PER_MIN chats/min, $SCHEDULES schedules a minute, $WORKERS workers${LAST_ENV:+ (the last with $LAST_ENV)}," \
+    "model delay $LLM_DELAY_MS ms"
 
 # ---- the load and the samples ----
 CSV=$OUT/soak.csv
@@ -154,14 +167,15 @@ done
 s=$(slope pg_pss_kb); fl=$(first_last pg_pss_kb)
 RSS_LINES="$RSS_LINES| PostgreSQL Pss (all its processes), last 10 samples (not judged: shared buffers fill as the tables grow) | $s kB/min; first ${fl% *} kB, last ${fl#* } kB | — |
 "
-LAT_OK=1
-lat_line() {   # lat_line COLUMN LABEL
+LAT_OK=1; LAT_LINES=""
+lat_line() {   # lat_line COLUMN LABEL: a verdict row onto LAT_LINES (no subshell: LAT_OK must stick)
     fl=$(first_last "$1"); f=${fl% *}; l=${fl#* }; v=met
     if [ "$f" -le 0 ] || [ "$l" -gt $((2 * f)) ]; then v="**missed**"; LAT_OK=0; fi
-    say "| $2 p99, last sample ≤ 2 × first | first $f ms, last $l ms | $v |"
+    LAT_LINES="$LAT_LINES| $2 p99, last sample ≤ 2 × first | first $f ms, last $l ms | $v |
+"
 }
-LAT_LINES="$(lat_line queue_p99_ms "enqueue → start")
-$(lat_line reply_p99_ms "chat → reply")"
+lat_line queue_p99_ms "enqueue → start"
+lat_line reply_p99_ms "chat → reply"
 say "RSS flat: $([ $RSS_OK = 1 ] && echo met || echo missed); latency flat: $([ $LAT_OK = 1 ] && echo met || echo missed)"
 
 # ---- the plot ----
@@ -181,7 +195,7 @@ cat >"$OUT/soak.md" <<EOF
 
 \`make soak\` (tests/soak.sh; not in CI) ran **$ROWS minutes** from $M_DATE (commit $M_COMMIT) against
 its own cluster (PostgreSQL $(sql 'SHOW server_version'), fsync and synchronous_commit on): one
-agentq-api, $WORKERS agentq-worker processes (default flags), agentq-fake as the model answering
+agentq-api, $WORKERS agentq-worker processes (default flags${LAST_ENV:+; the last one with \`$LAST_ENV\`}), agentq-fake as the model answering
 after $LLM_DELAY_MS ms. Load at a fixed rate: $RATE noop jobs/s ($API_PCT % through \`POST /v1/jobs\`,
 the rest 10-row INSERTs), $CHAT_PER_MIN agent turns a minute through \`POST /v1/chat\` (a new
 session each), $SCHEDULES schedules firing every minute (agent turns too). Every
@@ -198,6 +212,8 @@ SOAK_MINUTES=$MINUTES make soak     # the CSV, plot and this section: docs/soak/
 
 ![soak: resident memory, latency and table sizes per minute](soak/soak.png)
 
+**RSS flat: $([ $RSS_OK = 1 ] && echo met || echo missed). Latency flat: $([ $LAT_OK = 1 ] && echo met || echo missed).**
+
 | verdict | figure | |
 |---|---|---|
 ${RSS_LINES}${LAT_LINES}
@@ -211,3 +227,5 @@ EOF
 [ "$OUT" = docs/soak ] && sh tests/soak_section.sh docs/BENCHMARKS.md "$OUT/soak.md"
 say "written: $OUT/soak.csv, $OUT/soak.png, $OUT/soak.md"
 exit "$status"
+}
+main "$@"
