@@ -28,7 +28,7 @@
 # AGENTQ_SOAK_PORT: the cluster's port (default 55473; the API takes the next).
 # SOAK_OUT: where the CSV, PNG and section go (default docs/soak; only then is
 # docs/BENCHMARKS.md updated). Processes are started and stopped by PID.
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086,SC2317  # $wenv splits on purpose; cleanup runs from the trap
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -101,7 +101,8 @@ TOKEN=$("$BIN/agentq" users add soak | tail -n 1)
 FAKE_PID=$!; PIDS="$PIDS $FAKE_PID"
 i=0
 until [ -s "$LOGS/fake.port" ]; do i=$((i + 1)); [ "$i" -gt 100 ] && die "agentq-fake did not start"; sleep 0.1; done
-export LLM_PROVIDER=openai LLM_API_KEY=soak LLM_BASE_URL="http://127.0.0.1:$(cat "$LOGS/fake.port")/v1"
+LLM_BASE_URL="http://127.0.0.1:$(cat "$LOGS/fake.port")/v1"
+export LLM_PROVIDER=openai LLM_API_KEY=soak LLM_BASE_URL
 
 AGENTQ_LISTEN=127.0.0.1:$API_PORT AGENTQ_USER_RATE=1000000 AGENTQ_USER_QUEUE_QUOTA=0 \
     AGENTQ_SCHEDULE_MIN_INTERVAL_SECONDS=0 AGENTQ_LOG_LEVEL=warn "$BIN/agentq-api" 2>"$LOGS/api.log" &
@@ -211,6 +212,9 @@ SOAK_MINUTES=$MINUTES make soak     # the CSV, plot and this section: docs/soak/
 \`\`\`
 
 ![soak: resident memory, latency and table sizes per minute](soak/soak.png)
+
+What the workers' RssAnon growth is (arena pages touched as peaks rise; not a
+leak): docs/DESIGN.md, "Worker memory over time".
 
 **RSS flat: $([ $RSS_OK = 1 ] && echo met || echo missed). Latency flat: $([ $LAT_OK = 1 ] && echo met || echo missed).**
 
