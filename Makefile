@@ -1,6 +1,6 @@
 # agentq — the only build entry. `make` builds bin/agentq-api, bin/agentq-worker and bin/agentq;
 # `make test` runs every test against a throwaway Postgres; `make run` starts
-# the stack on a project-local cluster; `make bench` measures. Variants:
+# the stack on a project-local cluster; `make bench` measures; `make soak` runs an hour of load. Variants:
 # SANITIZE=1 (ASan+UBSan), DEBUG=1 (-O0), V=1 (show commands). `make fuzz` runs the
 # libFuzzer harnesses (tests/fuzz/) built with clang in build/fuzz.
 
@@ -80,7 +80,7 @@ VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
 BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
-.PHONY: all deps test faults run bench fuzz install clean
+.PHONY: all deps test faults run bench soak fuzz install clean
 all: $(BINS)
 
 $(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
@@ -168,6 +168,12 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench $(BINDIR)/agentq-fake
 	$(Q)sh tests/bench.sh
+
+# An hour (SOAK_MINUTES) of mixed load; a CSV, a plot and a section in
+# docs/BENCHMARKS.md (tests/soak.sh). Not part of `make test`.
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all $(BINDIR)/agentq-bench $(BINDIR)/agentq-fake
+	$(Q)sh tests/soak.sh
 
 # ---- fuzzing (README.md, "Fuzzing") ----
 # Each tests/fuzz/fz_NAME.c is one libFuzzer harness, linked against an archive

@@ -3,7 +3,7 @@
 # machine (apt-get, as root or through sudo; prometheus is there for promtool,
 # which the metrics tests run on /metrics; dovecot-imapd and openssl serve the
 # IMAP tests' throwaway server, tests/dovecot.sh; chromium the web console's
-# browser test), and the node packages the tests
+# browser test; gnuplot-nox draws `make soak`'s plot), and the node packages the tests
 # run (@redocly/cli, the OpenAPI linter, and puppeteer-core, which drives
 # Debian's chromium in the web console's browser test; both pinned, from npm
 # into the git-ignored .tmp/node; no browser is downloaded). Does nothing
@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # clang and libclang-rt-14-dev (libFuzzer's runtime): `make fuzz`
 PKGS="gcc clang libclang-rt-14-dev make pkgconf libuv1-dev libpq-dev libcjson-dev libsodium-dev libcurl4-openssl-dev
       libssl-dev libh2o-dev libgmime-3.0-dev libglib2.0-dev postgresql-15 python3 python3-yaml systemd
-      wrk procps iproute2 util-linux prometheus dovecot-imapd openssl chromium"
+      wrk procps iproute2 util-linux prometheus dovecot-imapd openssl chromium gnuplot-nox"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

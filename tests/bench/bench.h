@@ -7,6 +7,7 @@
 #ifndef AQ_BENCH_H
 #define AQ_BENCH_H
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,6 +24,7 @@ typedef struct aq_bench_opts {
     long api_pct;          /* --api-pct N (steady: this % of the rate as single rows through the API) */
     long finished;         /* --finished N (drain: N finished rows in the table besides the queued ones) */
     long delay_ms;         /* --delay-ms N (turns: the fake model answers after N ms) */
+    long chat_per_min;     /* --chat-per-min N (soak: POST /v1/chat this many times a minute) */
     const char *log;       /* --log FILE (worker stdout/stderr; default /dev/null) */
     char **worker_argv;    /* everything after `--` */
 } aq_bench_opts;
@@ -34,6 +36,28 @@ int aq_bench_cmd_latency(const aq_bench_opts *o);
 int aq_bench_cmd_chatload(const aq_bench_opts *o);
 int aq_bench_cmd_steady(const aq_bench_opts *o);
 int aq_bench_cmd_turns(const aq_bench_opts *o);
+int aq_bench_cmd_soak(const aq_bench_opts *o);
+
+/* A producer at a fixed rate (produce.c), run in a thread of its own with
+ * aq_bench_sql_producer (runs `sql` with $1 = batch, batch rows a time) or
+ * aq_bench_api_producer (POSTs `body` to api+path, one job a request, over up
+ * to 64 keep-alive connections; a 202 counts as produced, anything else as
+ * refused). It stops at end_us (monotonic, µs); the API producer then waits
+ * for its requests in flight. */
+typedef struct aq_bench_producer {
+    double rate;                 /* jobs/s */
+    uint64_t t0_us, end_us;      /* aq_bench_mono_us() */
+    atomic_long produced, refused;
+    const char *sql;             /* SQL producer: the statement, $1 the batch size */
+    long batch;
+    const char *api, *token;     /* API producer: http://host:port and a bearer token */
+    const char *path, *body;     /* ... the path POSTed to and the JSON body */
+} aq_bench_producer;
+void *aq_bench_sql_producer(void *arg);
+void *aq_bench_api_producer(void *arg);
+/* CLOCK_MONOTONIC in µs, and a sleep until such a moment (none if past). */
+uint64_t aq_bench_mono_us(void);
+void aq_bench_sleep_until_us(uint64_t t);
 
 /* The drain's poll, every 10 ms beside the worker it times: 1 while a job
  * is queued or running, else 0. Two probes of the partial indexes whose

@@ -13,6 +13,9 @@
  *   agentq-bench turns   --jobs N --delay-ms D --log FILE [--timeout-s N] -- WORKER...
  *                                                  agent turns against a model answering after D ms
  *                                                  (turns.c; AQ_BENCH_FAKE, AQ_BENCH_WORKER_URL)
+ *   agentq-bench soak    --seconds N --window-s W --rate R --api-pct P --chat-per-min C --log CSV
+ *                                                  a fixed mixed load against running processes, one
+ *                                                  CSV row a window (soak.c; tests/soak.sh)
  *
  * drain also takes --finished N: that many succeeded rows in the table besides the queued ones.
  *
@@ -35,14 +38,16 @@ static const struct {
     {"chatload", aq_bench_cmd_chatload, 0},
     {"steady", aq_bench_cmd_steady, 1},
     {"turns", aq_bench_cmd_turns, 1},
+    {"soak", aq_bench_cmd_soak, 0},
     {NULL, NULL, 0},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload|steady|turns [--jobs N] [--workers N]\n"
+    fprintf(f, "usage: agentq-bench load|idle|drain|latency|chatload|steady|turns|soak [--jobs N] [--workers N]\n"
                "                    [--interval-ms N] [--idle-ms N] [--timeout-s N] [--finished N] [--rate N]\n"
-               "                    [--seconds N] [--window-s N] [--api-pct N] [--delay-ms N] [--log FILE]\n"
+               "                    [--seconds N] [--window-s N] [--api-pct N] [--delay-ms N] [--chat-per-min N]\n"
+               "                    [--log FILE]\n"
                "                    [-- WORKER ARGS...]\n"
                "Benchmark helper for `make bench` (tests/bench.sh); connects with $DATABASE_URL.\n");
 }
@@ -64,7 +69,7 @@ int main(int argc, char **argv)
     }
     aq_bench_opts o = {.jobs = 1000, .workers = 1, .interval_ms = 10, .idle_ms = 2000,
                        .timeout_s = 120, .rate = 1000, .seconds = 60, .window_s = 10, .api_pct = 0,
-                       .finished = 0, .delay_ms = 1000, .log = NULL, .worker_argv = NULL};
+                       .finished = 0, .delay_ms = 1000, .chat_per_min = 0, .log = NULL, .worker_argv = NULL};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -75,11 +80,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--idle-ms")) bad = number(v, 0, 600000, &o.idle_ms);
         else if (!strcmp(a, "--timeout-s")) bad = number(v, 1, 3600, &o.timeout_s);
         else if (!strcmp(a, "--rate")) bad = number(v, 1, 10000000, &o.rate);
-        else if (!strcmp(a, "--seconds")) bad = number(v, 1, 3600, &o.seconds);
+        else if (!strcmp(a, "--seconds")) bad = number(v, 1, 86400, &o.seconds);
         else if (!strcmp(a, "--window-s")) bad = number(v, 1, 3600, &o.window_s);
         else if (!strcmp(a, "--api-pct")) bad = number(v, 0, 100, &o.api_pct);
         else if (!strcmp(a, "--finished")) bad = number(v, 0, 100000000, &o.finished);
         else if (!strcmp(a, "--delay-ms")) bad = number(v, 0, 600000, &o.delay_ms);
+        else if (!strcmp(a, "--chat-per-min")) bad = number(v, 0, 1000000, &o.chat_per_min);
         else if (!strcmp(a, "--log") && v) o.log = v;
         else bad = 1;
         if (bad) {

@@ -29,123 +29,15 @@
  * `steady key=value ...` summary line. */
 #include "bench.h"
 #include "aq_time.h"
-#include <curl/curl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SQL_BATCH 100
-#define API_CONNS 64
 #define MAX_WINDOWS 64
-
-typedef struct producer {
-    double rate;                 /* jobs/s */
-    uint64_t t0_us, end_us;      /* monotonic */
-    atomic_long produced, refused;
-    const char *api, *token;
-} producer;
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void sleep_until_us(uint64_t t)
-{
-    uint64_t now = mono_us();
-    if (t <= now) return;
-    struct timespec ts = {(time_t)((t - now) / 1000000u), (long)((t - now) % 1000000u) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* jobs the schedule wants produced by now */
-static long due(const producer *p, uint64_t now)
-{
-    return (long)(p->rate * (double)(now - p->t0_us) / 1e6);
-}
-
-static void *sql_producer(void *arg)
-{
-    producer *p = arg;
-    PGconn *db = aq_bench_connect();
-    const char *params[] = {"100"};
-    for (;;) {
-        long done = atomic_load(&p->produced);
-        /* the moment the next batch is due */
-        uint64_t at = p->t0_us + (uint64_t)((double)(done + SQL_BATCH) * 1e6 / p->rate);
-        if (at >= p->end_us) break;
-        sleep_until_us(at);
-        PQclear(aq_bench_exec(db, "INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, $1::int)", 1,
-                              params));
-        atomic_fetch_add(&p->produced, SQL_BATCH);
-    }
-    PQfinish(db);
-    return NULL;
-}
-
-static size_t discard(char *ptr, size_t size, size_t n, void *arg) { return size * n; }
-
-static void *api_producer(void *arg)
-{
-    producer *p = arg;
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "%s/v1/jobs", p->api);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", p->token);
-    CURLM *m = curl_multi_init();
-    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    CURL *idle[API_CONNS];
-    int nidle = 0, inflight = 0;
-    for (int i = 0; i < API_CONNS; i++) {
-        CURL *h = curl_easy_init();
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{\"type\":\"noop\",\"input\":{}}");
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        idle[nidle++] = h;
-    }
-    long sent = 0;
-    for (;;) {
-        uint64_t now = mono_us();
-        if (now >= p->end_us && !inflight) break;
-        long want = now < p->end_us ? due(p, now) : sent;
-        while (sent < want && nidle) {
-            curl_multi_add_handle(m, idle[--nidle]);
-            inflight++;
-            sent++;
-        }
-        int running;
-        curl_multi_perform(m, &running);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(m, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
-            long status = 0;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            if (msg->data.result == CURLE_OK && status == 202) atomic_fetch_add(&p->produced, 1);
-            else atomic_fetch_add(&p->refused, 1);
-            curl_multi_remove_handle(m, msg->easy_handle);
-            idle[nidle++] = msg->easy_handle;
-            inflight--;
-        }
-        /* wake for an answer or the next request due, never spinning: with
-         * every connection busy only an answer can help */
-        int wait_ms = 1;
-        if (!nidle) wait_ms = 100;
-        else if (sent < want) wait_ms = 0;
-        curl_multi_poll(m, NULL, 0, wait_ms, NULL);
-    }
-    for (int i = 0; i < nidle; i++) curl_easy_cleanup(idle[i]);
-    curl_multi_cleanup(m);
-    curl_slist_free_all(hdrs);
-    return NULL;
-}
+#define STEADY_SQL_BATCH 100
+#define STEADY_SQL "INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, $1::int)"
 
 typedef struct sample {
     long long backlog, calls, rows, dead, vacuums, claim_kb, running_kb;
@@ -221,19 +113,20 @@ int aq_bench_cmd_steady(const aq_bench_opts *o)
     char start[64];
     snprintf(start, sizeof start, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    uint64_t t0 = mono_us(), end = t0 + (uint64_t)o->seconds * 1000000u;
-    producer ps = {.rate = (double)o->rate * (double)(100 - o->api_pct) / 100.0, .t0_us = t0, .end_us = end};
-    producer pa = {.rate = (double)o->rate * (double)o->api_pct / 100.0, .t0_us = t0, .end_us = end,
-                   .api = api, .token = token};
+    uint64_t t0 = aq_bench_mono_us(), end = t0 + (uint64_t)o->seconds * 1000000u;
+    aq_bench_producer ps = {.rate = (double)o->rate * (double)(100 - o->api_pct) / 100.0, .t0_us = t0, .end_us = end,
+                            .sql = STEADY_SQL, .batch = STEADY_SQL_BATCH};
+    aq_bench_producer pa = {.rate = (double)o->rate * (double)o->api_pct / 100.0, .t0_us = t0, .end_us = end,
+                            .api = api, .token = token, .path = "/v1/jobs", .body = "{\"type\":\"noop\",\"input\":{}}"};
     pthread_t ts, ta;
-    int have_sql = ps.rate > 0 && !pthread_create(&ts, NULL, sql_producer, &ps);
-    int have_api = pa.rate > 0 && !pthread_create(&ta, NULL, api_producer, &pa);
+    int have_sql = ps.rate > 0 && !pthread_create(&ts, NULL, aq_bench_sql_producer, &ps);
+    int have_api = pa.rate > 0 && !pthread_create(&ta, NULL, aq_bench_api_producer, &pa);
 
     sample s[MAX_WINDOWS + 1];
     take_sample(db, pgss, &s[0]);
     int failed = 0;
     for (long w = 1; w <= nwin; w++) {
-        sleep_until_us(t0 + (uint64_t)(w * o->window_s) * 1000000u);
+        aq_bench_sleep_until_us(t0 + (uint64_t)(w * o->window_s) * 1000000u);
         take_sample(db, pgss, &s[w]);
         if (aq_bench_check_alive(&pid)) { failed = 1; break; }
     }
