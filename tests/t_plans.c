@@ -301,6 +301,21 @@ static void serial_checks_are_index_probes(void)
               th_int("SELECT id FROM jobs WHERE serial_key = 'free' AND status = 'queued' AND NOT serial_held", NULL));
 }
 
+/* EXPLAIN (COSTS OFF) of a statement without parameters, one line per plan
+ * line (heap; empty if it failed). */
+static char *explain(const char *sql)
+{
+    char *q = aq_sprintf("EXPLAIN (COSTS OFF) %s", sql);
+    PGresult *r = PQexec(th_db(), q);
+    free(q);
+    aq_buf b;
+    aq_buf_init(&b);
+    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
+        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
+    PQclear(r);
+    return aq_buf_take(&b);
+}
+
 /* The bench's drain poll (AQ_BENCH_SQL_BUSY), beside finished rows: two
  * probes of the partial indexes, no scan of the table (the old count(*) of
  * status IN ('queued','running') was a sequential scan of it all, every
@@ -312,17 +327,11 @@ static void bench_poll_reads_no_history(void)
             " FROM generate_series(1, 20000)", NULL);
     th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 2000)", NULL);
     th_exec("VACUUM ANALYZE jobs", NULL);
-    PGresult *r = PQexec(th_db(), "EXPLAIN (COSTS OFF) " AQ_BENCH_SQL_BUSY);
-    aq_buf b;
-    aq_buf_init(&b);
-    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
-        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
-    PQclear(r);
-    const char *plan = b.p ? b.p : "";
+    char *plan = explain(AQ_BENCH_SQL_BUSY);
     if (!strstr(plan, "using jobs_user_queued on jobs") || !strstr(plan, "using jobs_running on jobs") ||
         strstr(plan, "Seq Scan"))
         th_fail(__FILE__, __LINE__, "the drain's poll reads more than two partial indexes:\n%s", plan);
-    aq_buf_dispose(&b);
+    free(plan);
     CHECK_INT(th_int(AQ_BENCH_SQL_BUSY, NULL), 1);
     th_exec("UPDATE jobs SET status = 'running' WHERE id = (SELECT max(id) FROM jobs)", NULL);
     th_exec("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE status = 'queued'", NULL);
@@ -344,18 +353,10 @@ static void queue_overview_reads_no_history(void)
             " ('noop', 'queued', now() + interval '1 hour'), ('noop', 'running', now()), ('noop', 'waiting', now())",
             NULL);
     th_exec("VACUUM ANALYZE jobs", NULL);
-    char *sql = aq_sprintf("EXPLAIN (COSTS OFF) %s", aq_jobs_sql_queue_overview);
-    PGresult *r = PQexec(th_db(), sql);
-    free(sql);
-    aq_buf b;
-    aq_buf_init(&b);
-    for (int k = 0; PQresultStatus(r) == PGRES_TUPLES_OK && k < PQntuples(r); k++)
-        aq_buf_addf(&b, "%s\n", PQgetvalue(r, k, 0));
-    PQclear(r);
-    const char *plan = b.p ? b.p : "";
+    char *plan = explain(aq_jobs_sql_queue_overview);
     if (!*plan || strstr(plan, "Seq Scan on jobs"))
         th_fail(__FILE__, __LINE__, "the queue overview reads the whole jobs table:\n%s", plan);
-    aq_buf_dispose(&b);
+    free(plan);
     char *json = th_str(aq_jobs_sql_queue_overview, NULL);
     CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"runnable\", \"count\" : 1}");
     CHECK_CONTAINS(json, "{\"type\" : \"noop\", \"status\" : \"scheduled\", \"count\" : 1}");
