@@ -31,5 +31,6 @@ aq_job_status aq_handle_test_stamp(aq_ctx *ctx, const cJSON *input, cJSON **outp
 aq_job_status aq_handle_test_followup(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_test_output(aq_ctx *ctx, const cJSON *input, cJSON **output);
 aq_job_status aq_handle_test_http(aq_ctx *ctx, const cJSON *input, cJSON **output);
+aq_job_status aq_handle_test_db_kept(aq_ctx *ctx, const cJSON *input, cJSON **output);
 
 #endif

@@ -34,6 +34,7 @@ const aq_handler_def aq_handler_table[] = {
     {"test_output",    aq_handle_test_output,    25,     60,  false, true,  NULL, NULL},
     {"test_http",      aq_handle_test_http,      25,     60,  false, true,  NULL, NULL},
     {"test_http_short", aq_handle_test_http,      1,      2,  false, true,  NULL, NULL},
+    {"test_db_kept",   aq_handle_test_db_kept,   25,     60,  false, true,  NULL, NULL},
     {NULL, NULL, 0, 0, false, false, NULL, NULL},
 };
 

@@ -23,12 +23,21 @@
  *                  committing (a handler bug: the dispatcher rolls it back), the
  *                  second inserts (job_id, attempt 2) outside any transaction
  *   test_http_short  the same with a 2 s timeout
+ *   test_db_kept   keeps the connection aq_ctx_db gave it (as agent_turn does)
+ *                  across its loss: waits until the test forbids new
+ *                  connections to the database (datallowconn), ends its own
+ *                  backend, asks aq_ctx_cancelled (which finds the connection
+ *                  lost and cannot remake it), waits up to 20 s for aq_ctx_db
+ *                  to connect again (the test allows connections back), then
+ *                  queries through the pointer it kept: succeeds with
+ *                  {"kept": true} when that works
  */
 #include "aq_time.h"
 #include "aq_db.h"
 #include "handlers.h"
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -169,5 +178,31 @@ aq_job_status aq_handle_test_http(aq_ctx *ctx, const cJSON *input, cJSON **outpu
     cJSON_AddNumberToObject(*output, "body_len", (double)r->len);
     if (r->error) cJSON_AddStringToObject(*output, "error", r->error); else cJSON_AddNullToObject(*output, "error");
     cJSON_AddNumberToObject(*output, "steps", (double)*steps);
+    return AQ_JOB_OK;
+}
+
+aq_job_status aq_handle_test_db_kept(aq_ctx *ctx, const cJSON *input, cJSON **output)
+{
+    (void)input;
+    PGconn *db = aq_ctx_db(ctx);
+    if (!db) { aq_ctx_error(ctx, "database unreachable"); return AQ_JOB_RETRY; }
+    int forbidden = 0;
+    for (int i = 0; i < 200 && !forbidden; i++) {
+        PGresult *r;
+        if (aq_db_query(db, "test db kept: datallowconn",
+                        "SELECT NOT datallowconn FROM pg_database WHERE datname = current_database()", 0, NULL, &r))
+            break;
+        forbidden = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+        if (!forbidden) aq_sleep_ms(100);
+    }
+    if (!forbidden) { aq_ctx_error(ctx, "test db kept: connections were never forbidden"); return AQ_JOB_FAIL; }
+    aq_db_query(db, "test db kept: ending its own backend", "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL,
+                NULL);
+    aq_ctx_cancelled(ctx);
+    for (int i = 0; i < 200 && !aq_ctx_db(ctx); i++) aq_sleep_ms(100);
+    int ok = aq_db_query(db, "test db kept: through the kept pointer", "SELECT 1", 0, NULL, NULL) == 0;
+    *output = cJSON_CreateObject();
+    cJSON_AddBoolToObject(*output, "kept", ok);
     return AQ_JOB_OK;
 }

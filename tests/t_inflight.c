@@ -268,6 +268,37 @@ static void owned_write_refused_on_lapsed_lease(void)
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
+/* A handler keeps the connection it was given (agent_turn does) while the
+ * connection is lost and cannot be remade at once (the database refuses new
+ * connections): the dispatcher resets that same connection in place, so the
+ * kept pointer works again once connections are allowed. Before, the lost
+ * connection was finished and replaced mid-step and the handler's pointer
+ * freed (a use after free ASan showed after a database restart). */
+static void kept_connection_survives_its_loss(void)
+{
+    pid_t w = worker_with(NULL, NULL, NULL, NULL);
+    long long id = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_db_kept', '{}') RETURNING id", NULL);
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(id), NULL));
+    /* a database cannot forbid connections to itself: ask from the postgres database */
+    char *db = th_str("SELECT current_database()", NULL);
+    const char *keys[] = {"dbname", "dbname", NULL}, *vals[] = {th_db_url(), "postgres", NULL};
+    PGconn *admin = PQconnectdbParams(keys, vals, 1);
+    CHECK(PQstatus(admin) == CONNECTION_OK);
+    char sql[300];
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", db);
+    PQclear(PQexec(admin, sql));
+    th_sleep_ms(1500);   /* the handler sees it within 100 ms, ends its backend and fails to reconnect */
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", db);
+    PGresult *r = PQexec(admin, sql);
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(admin);
+    free(db);
+    CHECK(th_wait_int(1, 30000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(id), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND output->>'kept' = 'true'", th_num(id), NULL), 1);
+    CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
+}
+
 const th_test th_inflight_tests[] = {
     {"inflight_await_holds_no_thread", await_holds_no_thread, 90, 1},
     {"inflight_timeout_aborts_request", timeout_aborts_request, 60, 1},
@@ -277,5 +308,6 @@ const th_test th_inflight_tests[] = {
     {"inflight_kill9", kill9_in_flight, 300, 1},
     {"inflight_db_restart", db_restart_in_flight, 300, 1},
     {"inflight_owned_write_refused_on_lapsed_lease", owned_write_refused_on_lapsed_lease, 90, 1},
+    {"inflight_kept_connection_survives_its_loss", kept_connection_survives_its_loss, 90, 1},
     {0},
 };

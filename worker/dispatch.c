@@ -74,11 +74,22 @@ void aq_ctx_error(aq_ctx *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The connection object a step was given stays the same until the step ends:
+ * handlers keep the pointer (agent_turn's t.db) across calls that come back
+ * here (aq_ctx_cancelled, aq_ctx_begin_owned), so a lost connection is reset
+ * in place and never finished and replaced mid-step (that freed the pointer a
+ * handler still held: seen under ASan after a database restart). The step's
+ * end returns it to the pool, which closes it if it is still broken. */
 PGconn *aq_ctx_db(aq_ctx *ctx)
 {
-    if (ctx->db && !aq_db_usable(ctx->db)) PQreset(ctx->db);
-    if (ctx->db && PQstatus(ctx->db) == CONNECTION_OK) return ctx->db;
-    if (ctx->db) aq_dbpool_return(ctx->dbs, ctx->db, ctx->jr->job.id);   /* closes it */
+    if (ctx->db) {
+        if (!aq_db_usable(ctx->db)) PQreset(ctx->db);
+        if (PQstatus(ctx->db) == CONNECTION_OK) return ctx->db;
+        const char *e = PQerrorMessage(ctx->db);
+        aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "handler database connection lost: %.*s",
+               (int)strcspn(e, "\n"), e);
+        return NULL;
+    }
     char err[512];
     ctx->db = aq_dbpool_borrow(ctx->dbs, err, sizeof err);
     if (!ctx->db) aq_log(AQ_LOG_WARN, "dispatch", ctx->jr->job.id, "handler database connection: %s", err);
