@@ -1,6 +1,7 @@
 /* routes.c — reply routes (see routes.h). A notification's text is capped at
  * TEXT_MAX bytes (cut with a note naming the job), so a runaway reply still
- * reaches the web inbox and arrives in Telegram as a few messages. */
+ * reaches the web inbox and arrives in Telegram as a few messages. A reply the
+ * model stopped at its length limit (output.truncated) ends with a note saying so. */
 #include "routes.h"
 #include "aq_db.h"
 #include "aq_jobs.h"
@@ -14,6 +15,7 @@
 
 #define MAX_ROUTES 16
 #define TEXT_MAX 16000   /* bytes of a notification's text */
+#define AQ_ROUTES_CUT_NOTE "the model's reply was cut off at its length limit"
 
 const char *aq_routes_check(const cJSON *input)
 {
@@ -154,7 +156,12 @@ static char *message_for(const aq_job *job, const cJSON *output, const char *sta
     if (!strcmp(status, "failed"))
         return aq_sprintf("Sorry, that did not work out (%s job %lld failed): %.2000s", job->job_type,
                           (long long)job->id, error && *error ? error : "no reason given");
-    if (out_str(output, "reply")) return aq_strdup(out_str(output, "reply"));
+    if (out_str(output, "reply")) {
+        /* a reply the model stopped at its length limit says so, where people read it */
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(output, "truncated")))
+            return aq_sprintf("%s\n\n[%s]", out_str(output, "reply"), AQ_ROUTES_CUT_NOTE);
+        return aq_strdup(out_str(output, "reply"));
+    }
     if (out_str(output, "text")) return aq_strdup(out_str(output, "text"));
     if (cJSON_GetObjectItemCaseSensitive(output, "skipped")) return NULL;
     char *o = output ? cJSON_PrintUnformatted(output) : NULL;

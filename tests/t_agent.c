@@ -725,6 +725,11 @@ static void truncated_replies(void)
     char *t = th_str("SELECT output->>'truncated' FROM jobs WHERE id = $1", th_num(id), NULL);
     CHECK_STR(t, "true");
     free(t);
+    /* the inbox says the reply was cut, after the text the model gave */
+    CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM notifications WHERE job_id = $1", th_num(id), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM notifications WHERE job_id = $1 AND body ="
+                     " E'Here is a long answer that was cut\\n\\n[the model''s reply was cut off at its length limit]'",
+                     th_num(id), NULL), 1);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
