@@ -114,7 +114,11 @@ const aq_job *aq_ctx_job(const aq_ctx *ctx);
 const aq_config *aq_ctx_config(const aq_ctx *ctx);
 /* A database connection lent to this step (the same one for every call in
  * the step; given back when the step ends); may wait while all are lent.
- * NULL when the database is unreachable (return AQ_JOB_RETRY then). */
+ * NULL when the database is unreachable (return AQ_JOB_RETRY then). A
+ * pointer it returned stays valid until the step ends, even after the
+ * connection is lost: a later call resets that same connection in place, so
+ * a handler may keep the pointer across calls (statements on a lost
+ * connection fail with AQ_EUNAVAIL until then). */
 PGconn *aq_ctx_db(aq_ctx *ctx);
 /* Hand req (copied) to the engine; return AQ_JOB_AWAIT from this step. A
  * later call in the same step replaces the earlier. */
