@@ -29,7 +29,8 @@
  * in user-id order, so two batches never wait for each other in a cycle.
  * Ids are drawn in advance so every request learns its own row's fate. If
  * the database rejects a batch, its requests are retried one per batch, so
- * one bad value fails only its own request. */
+ * one bad value fails only its own request. The workers are woken after the
+ * commit, not by it (SQL_WAKE below). */
 #include "api.h"
 #include "aq_alloc.h"
 #include "aq_buf.h"
@@ -41,6 +42,14 @@
 #define MAX_BATCH 500
 
 /* The statement: aq_jobs_sql_enqueue_batch (common/aq_jobs.c, the one home of job inserts). */
+
+/* Wake-ups after the commit (sql/023): the batch's transaction does not
+ * NOTIFY (a notifying commit holds a cluster-wide lock through its WAL
+ * flush, so batches queued behind each other's flushes); aq_wake() runs right
+ * behind it in the pipeline, after the commit, in a transaction of its own
+ * that does not wait for the WAL. */
+static const char SQL_WAKE_LATER[] = "SELECT set_config('agentq.wake_later', 'on', true)";
+static const char SQL_WAKE[] = "SELECT aq_wake()";
 
 typedef struct pend {
     api_call *c;
@@ -171,10 +180,13 @@ static void flush(api_thread *t)
     const char *params[] = {json.p};
     s->inflight = 1;
     b->sent_ms = aq_now_mono_ms();
-    if (aq_pgloop_query(t->pg, aq_jobs_sql_enqueue_batch, 1, params, on_rows, b) == 0) {
+    if (aq_pgloop_query(t->pg, SQL_WAKE_LATER, 0, NULL, NULL, NULL) == 0 &&
+        aq_pgloop_query(t->pg, aq_jobs_sql_enqueue_batch, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
             free(b);
+        } else if (aq_pgloop_query(t->pg, SQL_WAKE, 0, NULL, NULL, NULL) == 0) {
+            aq_pgloop_sync(t->pg, NULL, NULL);   /* lost with the connection: the workers' poll finds the rows */
         }
     } else {
         s->inflight = 0;

@@ -1428,9 +1428,42 @@ static void concurrent_chats_durable(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* The API's inserts wake an idle worker after their commit (sql/023,
+ * api/enqueue.c: the batch's own transaction does not NOTIFY; aq_wake() runs
+ * behind it). Polling is off, so only the wake-up can start these jobs: a
+ * job, then one whose run_at lies before the worker's claim floor (the key it
+ * last claimed), which the wake-up's payload must lower. The API's session
+ * shows aq_wake() as its last statement. */
+static void insert_wakes_idle_worker(void)
+{
+    pid_t api = th_api(NULL);
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};   /* polling effectively off */
+    pid_t w = th_worker(NULL, env);
+    char *tok = th_user("alice", 0);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM workers", NULL));
+    th_sleep_ms(300);   /* past the catch-up claim on connect */
+    th_resp r = th_post("/v1/jobs", tok, "{\"type\":\"noop\",\"input\":{}}");
+    CHECK_STATUS(r, 202);
+    long long first = jint(&r, "job_id");
+    th_resp_free(&r);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(first),
+                      NULL));
+    r = th_post("/v1/jobs", tok, "{\"type\":\"noop\",\"input\":{},\"run_at\":\"2020-01-01T00:00:00Z\"}");
+    CHECK_STATUS(r, 202);
+    long long early = jint(&r, "job_id");
+    th_resp_free(&r);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(early),
+                      NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT aq_wake()'", NULL) > 0, 1);
+    free(tok);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+    CHECK_INT(th_stop(api, SIGTERM, 10000), 0);
+}
+
 const th_test th_api_tests[] = {
     {"api_job_input_numbers_exact", job_input_numbers_exact, 30, 1},
     {"api_chat_end_to_end", chat_end_to_end, 60, 1},
+    {"api_insert_wakes_idle_worker", insert_wakes_idle_worker, 40, 1},
     {"api_wait_wakes_on_finish", wait_wakes_on_finish, 40, 1},
     {"api_isolation_between_users", isolation_between_users, 40, 1},
     {"api_session_of_another_user", session_of_another_user, 40, 1},
