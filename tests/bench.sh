@@ -681,11 +681,24 @@ $(turns_section)
   last claimed), so the dead entries at the queue's head cost it nothing
   (tests: \`engine_floor_keeps_claims_off_dead_head\`, a claim reading 4
   index buffers instead of 484). Completion time per row stays flat in every
-  window above. What still rises within a rate is the tail: autovacuum
-  visits \`jobs\` about once a minute (\`autovacuum_naptime\`, 60 s by
-  default), so dead rows and index pages gather for most of each 60 s rate
-  (the dead-rows and index columns above) and p99 climbs with them; the
-  target (10 ms at 25 %) is met in some windows and missed in others. Before/after this
+  window above. What still moves is the tail, and not with the dead rows:
+  with \`autovacuum_naptime\` at 10 s instead of 60 s (trial, this machine,
+  2026-11-30) dead rows stayed near 170,000 and the indexes at a third of
+  their size, yet p99 at 25 % was 13.6–18.4 ms against 11.6–12.5 ms with
+  the default in a run just before (each vacuum takes CPU from the two
+  cores). The tail follows the commits: a transaction that NOTIFYs holds a
+  cluster-wide lock through its WAL flush, so each notifying insert waited
+  for the flushes of those before it. With the wake-up taken out of the
+  inserting transactions altogether (workers polling every 2 ms instead,
+  trial), p50 at 25 % fell from ~4.2 to ~2.9 ms and p99 by ~3 ms; since
+  sql/023 the API's small batches wake the workers after their commit
+  (docs/DESIGN.md, "Wake-ups after the commit"), while SQL producers (this
+  benchmark's 100-row INSERTs) still notify in theirs. The window of the
+  run's first autovacuum is the worst in most runs, and on this shared
+  two-core machine a 10 s window's p99 moves by several ms from run to run
+  (the worst 25 % window was 10.9 ms in a run with every API batch
+  deferred); the target (10 ms at 25 %) is met in some windows and missed
+  in others. Before/after this
   change, same machine and day (drain ÷ ceiling (a) of the same run):
   before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
   the figures above. Custom plans cost planning time on every execution:
