@@ -176,7 +176,7 @@ static aq_job_status take_answer(aq_ctx *ctx, PGconn *db, tg_state *s, const cha
         static const char record[] = "INSERT INTO telegram_sent (job_id, chunk, message_id) VALUES ($1, $2, $3)"
                                      " ON CONFLICT DO NOTHING";
         int rc = aq_db_query(db, "notify: recording a chunk", record, 3, p, NULL);
-        if (rc == AQ_EUNAVAIL && (db = db_to_record(ctx)))   /* the connection went: once more, on a new one */
+        if (rc == AQ_EUNAVAIL && (db = db_to_record(ctx)))   /* the connection went: once more, once it is back */
             rc = aq_db_query(db, "notify: recording a chunk", record, 3, p, NULL);
         if (rc) {
             /* sent but not recorded: the retry may repeat this one chunk */
