@@ -40,6 +40,12 @@ static void sigterm_with_jobs_in_flight(void)
     const char *const args[] = {"--concurrency", "4", "--prefetch", "8", NULL};
     pid_t w = th_worker(args, env);
     CHECK(th_wait_int(12, 10000, "SELECT count(*) FROM jobs WHERE status = 'running'", NULL));
+    /* 'running' is written by the claim, before a thread takes the job (a
+     * SIGTERM in that gap hands all 12 back unstarted: seen once in CI). A
+     * started test_record has read the clock on its handler connection and
+     * sleeps 700 ms: wait for one to be there. */
+    CHECK(th_wait_int(1, 10000, "SELECT (count(*) >= 1)::int FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND query = 'SELECT clock_timestamp()' AND pid <> pg_backend_pid()", NULL));
     CHECK_INT(th_stop(w, SIGTERM, 15000), 0);
     /* nothing left running; every handler that had started finished (at most
      * four: the concurrency); everything else is back in the queue without an
