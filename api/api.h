@@ -310,6 +310,7 @@ typedef struct api_enqueue_result {
 void aq_api_enqueue_thread_init(api_thread *t);
 /* Queue r (copied) for the next batch; cb runs once it is committed or failed. */
 void aq_api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *c, const api_enqueue_result *res));
+void aq_api_enqueue_prepare(api_thread *t);   /* on each new connection, before its first batch */
 void aq_api_enqueue_on_ready(api_thread *t);
 
 /* ---- long-poll (waiters.c) ---- */

@@ -45,9 +45,18 @@ static void on_pg_state(void *arg, int connected)
         return;
     }
     /* the session answers in UTC, never JIT-compiles (these statements are
-     * short; a compile costs tens of ms), and listens for finished jobs */
+     * short; a compile costs tens of ms), plans every statement for the
+     * tables of the moment, and listens for finished jobs. plan_cache_mode:
+     * a prepared statement (the enqueue batch), and every statement inside
+     * the functions the API calls (aq_queued_locked's count of a user's
+     * queued jobs, run by every batch under a quota), would otherwise switch
+     * after five runs to a generic plan made from the sizes of that moment:
+     * made on an empty jobs table, that count read the whole table on every
+     * batch once it held rows (test: api_plans_follow_the_table). */
     aq_pgloop_query(t->pg, "SET TimeZone = 'UTC'", 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "SET jit = off", 0, NULL, NULL, NULL);
+    aq_pgloop_query(t->pg, "SET plan_cache_mode = force_custom_plan", 0, NULL, NULL, NULL);
+    aq_api_enqueue_prepare(t);
     aq_pgloop_query(t->pg, "LISTEN " AQ_CHANNEL_DONE, 0, NULL, NULL, NULL);
     aq_pgloop_query(t->pg, "LISTEN " AQ_CHANNEL_AUTH, 0, NULL, NULL, NULL);
     aq_pgloop_sync(t->pg, NULL, NULL);

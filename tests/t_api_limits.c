@@ -898,6 +898,64 @@ static void unserved_queue_refused(void)
     CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
 }
 
+/* index scans of jobs, and rows read by its sequential scans, as
+ * pg_stat_user_tables has them so far */
+static void jobs_reads(long long *idx, long long *seq_rows)
+{
+    th_exec("SELECT pg_stat_clear_snapshot()", NULL);
+    *idx = th_int("SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'jobs'", NULL);
+    *seq_rows = th_int("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'jobs'", NULL);
+}
+
+/* The API plans each statement for the table of the moment. Its session
+ * starts on an empty jobs table, where reading the whole table is the
+ * cheapest plan for anything; ten batches later the table holds 100,000
+ * rows, and each batch's quota count (aq_queued_locked, one scan of jobs per
+ * batch) must find the user's queued rows through jobs_user_queued. Without
+ * plan_cache_mode = force_custom_plan the count's generic plan, made after
+ * five batches on the empty table, read all 100,000 rows per batch.
+ * Autovacuum is off meanwhile: its ANALYZE would replan, hiding the fault. */
+static void plans_follow_the_table(void)
+{
+    th_exec("DELETE FROM jobs", NULL);
+    th_exec("ALTER TABLE jobs SET (autovacuum_enabled = false)", NULL);
+    th_exec("VACUUM ANALYZE jobs", NULL);
+    th_exec("SELECT pg_stat_force_next_flush()", NULL);   /* the DELETE's rows read, counted now */
+    th_exec("INSERT INTO job_types (name, api_enqueue, max_attempts, timeout_s) VALUES ('noop', true, 25, 60)"
+            " ON CONFLICT DO NOTHING", NULL);
+    const char *const env[] = {"AGENTQ_API_THREADS=1", "AGENTQ_USER_QUEUE_QUOTA=1000", "AGENTQ_USER_RATE=100000",
+                               "AGENTQ_API_QUEUES=default", NULL};
+    pid_t api = th_api(env);
+    char *a = th_user("alice", 0);
+    for (int i = 0; i < 10; i++) {   /* one request at a time: ten batches on the one connection */
+        th_resp r = th_post("/v1/jobs", a, "{\"type\":\"noop\"}");
+        CHECK_STATUS(r, 202);
+        th_resp_free(&r);
+    }
+    th_exec("INSERT INTO jobs (job_type, status, user_id, finished_at)"
+            " SELECT 'noop', 'succeeded', (SELECT id FROM users WHERE name = 'alice'), now()"
+            " FROM generate_series(1, 100000)", NULL);
+    long long idx0, rows0, idx1, rows1;
+    jobs_reads(&idx0, &rows0);
+    for (int i = 0; i < 20; i++) {
+        th_resp r = th_post("/v1/jobs", a, "{\"type\":\"noop\"}");
+        CHECK_STATUS(r, 202);
+        th_resp_free(&r);
+    }
+    /* the API's backend reports its counters within seconds of going idle:
+     * wait until its 20 counts show, as index scans or as whole-table reads */
+    uint64_t until = aq_now_mono_ms() + 20000;
+    do {
+        aq_sleep_ms(100);
+        jobs_reads(&idx1, &rows1);
+    } while ((idx1 - idx0) + (rows1 - rows0) / 100000 < 20 && aq_now_mono_ms() < until);
+    th_exec("ALTER TABLE jobs RESET (autovacuum_enabled)", NULL);
+    CHECK(idx1 - idx0 >= 20);
+    CHECK(rows1 - rows0 < 100000);   /* not one whole read of the table */
+    free(a);
+    CHECK_INT(th_stop(api, SIGTERM, 15000), 0);
+}
+
 const th_test th_api_limits_tests[] = {
     {"api_second_process_refused", second_process_refused, 40, 1},
     {"api_idle_sockets_capped", idle_sockets_capped, 60, 1},
@@ -916,5 +974,6 @@ const th_test th_api_limits_tests[] = {
     {"api_headers_capped", headers_capped, 40, 1},
     {"api_head_like_get", head_like_get, 40, 1},
     {"api_unserved_queue_refused", unserved_queue_refused, 60, 1},
+    {"api_plans_follow_the_table", plans_follow_the_table, 60, 1},
     {NULL, NULL, 0, 0},
 };
