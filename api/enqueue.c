@@ -59,18 +59,25 @@ static const char SQL_WAKE_LATER[] = "SELECT set_config('agentq.wake_later', 'on
 #define WAKE_LATER_MAX_ROWS 2
 static const char SQL_WAKE[] = "SELECT aq_wake()";
 
-/* The batch statement is prepared once per connection (aq_api_enqueue_prepare):
- * parsing and analysing its CTEs took ~0.35 ms of the ~1.5 ms a batch of
- * seven cost the server (pgbench -M extended against -M prepared). It is
- * still planned at every execution (plan_cache_mode = force_custom_plan,
- * api/server.c): its lookups (sessions, idempotency keys, the quota count)
- * must follow the tables' sizes of the moment, and a generic plan made while
- * they were empty would scan them whole once they are not. */
-#define STMT_ENQUEUE "aq_enqueue"
+/* Plans: the batch statements are prepared once per connection
+ * (aq_api_enqueue_prepare): parsing and analysing their CTEs took ~0.35 ms
+ * of the ~1.5 ms a batch of seven cost the server (pgbench -M extended
+ * against -M prepared). They are still planned at every execution
+ * (plan_cache_mode = force_custom_plan, api/server.c): their lookups
+ * (sessions, idempotency keys, the quota count) must follow the tables'
+ * sizes of the moment, and a generic plan made while the tables were empty
+ * would read them whole once they are not. What a batch costs is then mostly
+ * that planning, paid per batch however few rows it has, so a batch in which
+ * no row names a session or an idempotency key runs the plain statement
+ * (aq_jobs_sql_enqueue_plain), which leaves the session claim and the key
+ * replay out: about half the server time of the full one. */
+#define STMT_FULL "aq_enqueue"
+#define STMT_PLAIN "aq_enqueue_plain"
 
 void aq_api_enqueue_prepare(api_thread *t)
 {
-    aq_pgloop_prepare(t->pg, STMT_ENQUEUE, aq_jobs_sql_enqueue_batch, NULL, NULL);
+    aq_pgloop_prepare(t->pg, STMT_FULL, aq_jobs_sql_enqueue_batch, NULL, NULL);
+    aq_pgloop_prepare(t->pg, STMT_PLAIN, aq_jobs_sql_enqueue_plain, NULL, NULL);
 }
 
 typedef struct pend {
@@ -78,6 +85,7 @@ typedef struct pend {
     void (*cb)(api_call *, const api_enqueue_result *);
     char *row;          /* this request's JSON object for the batch */
     int solo;           /* send alone (its batch was refused) */
+    int plain;          /* names no session and no idempotency key */
     api_enqueue_result res;   /* its row's fate, told once the batch commits */
     struct pend *next;
 } pend;
@@ -187,7 +195,7 @@ static void flush(api_thread *t)
     aq_buf_init(&json);
     aq_buf_adds(&json, "[");
     pend **tail = &b->list;
-    int solo = s->head->solo;
+    int solo = s->head->solo, plain = 1;
     while (s->head && b->n < MAX_BATCH && (b->n == 0 || (!solo && !s->head->solo))) {
         pend *p = s->head;
         s->head = p->next;
@@ -197,6 +205,7 @@ static void flush(api_thread *t)
         tail = &p->next;
         if (b->n++) aq_buf_adds(&json, ",");
         aq_buf_adds(&json, p->row);
+        plain &= p->plain;
     }
     aq_buf_adds(&json, "]");
     const char *params[] = {json.p};
@@ -204,7 +213,7 @@ static void flush(api_thread *t)
     b->sent_ms = aq_now_mono_ms();
     int later = b->n <= WAKE_LATER_MAX_ROWS;
     if ((!later || aq_pgloop_query(t->pg, SQL_WAKE_LATER, 0, NULL, NULL, NULL) == 0) &&
-        aq_pgloop_exec(t->pg, STMT_ENQUEUE, 1, params, on_rows, b) == 0) {
+        aq_pgloop_exec(t->pg, plain ? STMT_PLAIN : STMT_FULL, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
             free(b);
@@ -253,6 +262,7 @@ void aq_api_enqueue(api_call *c, const api_enqueue_req *r, void (*cb)(api_call *
     p->c = c;
     p->cb = cb;
     p->row = aq_buf_take(&b);
+    p->plain = !r->session_id && !r->idempotency_key;
     state *s = t->enqueue;
     if (s->tail) s->tail->next = p; else s->head = p;
     s->tail = p;

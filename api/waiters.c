@@ -1,10 +1,13 @@
 /* waiters.c — ?wait= long-polls. A call whose job is still queued or running
  * is parked here (no thread held) until the job's id arrives on 'aq_done'
- * (sent by whoever finishes it, in the same transaction) or its wait runs
- * out; then the caller's callback answers it (jobs_api.c passes its plain
- * GET, so this file calls nothing of the job endpoints). LISTEN is on the same connection as
- * the GET's query, so a completion that commits after that query's snapshot
- * is always notified after its result: no wake-up is lost. */
+ * (sent by whoever finishes it: in the same transaction, or by a worker
+ * right after its completion committed, sql/024) or its wait runs out; then
+ * the caller's callback answers it (jobs_api.c passes its plain GET, so this
+ * file calls nothing of the job endpoints). LISTEN is on the same connection
+ * as the GET's query, and the notification is sent at or after the commit,
+ * so a completion the query's snapshot did not see is always notified after
+ * its result: no wake-up is lost (but for a worker dying between its commit
+ * and the notification: then the wait runs out and answers the job's state). */
 #include "api.h"
 #include "aq_alloc.h"
 #include <stdlib.h>

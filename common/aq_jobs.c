@@ -86,27 +86,50 @@ int aq_jobs_enqueue(PGconn *db, const char *name, const aq_job_new *j, int64_t *
     return 0;
 }
 
-const char aq_jobs_sql_enqueue_batch[] =
-    "WITH r AS MATERIALIZED ("
-    " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"
-    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"
-    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, key_hash text, quota int,"
-    " check_type boolean, queues text, claim boolean))"
-    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, key_hash, quota,"
-    " check_type, queues, claim, ord)),"
-    /* each user's queued jobs, counted (up to the quota) under the user's lock: exact across batches */
-    " u AS MATERIALIZED (SELECT * FROM aq_queued_locked(ARRAY(SELECT r.user_id FROM r WHERE r.quota IS NOT NULL),"
-    "  (SELECT max(r.quota) FROM r)::int)),"
-    " chk AS MATERIALIZED ("
-    " SELECT r.ord,"
-    " (r.quota IS NULL OR (SELECT u.queued FROM u WHERE u.user_id = r.user_id)"
-    "  + row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) <= r.quota) AS within_quota,"
-    " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"
-    "  AND t.api_enqueue)) AS type_ok,"
-    " (r.check_type IS NOT TRUE OR CASE WHEN r.queues IS NOT NULL"
-    "  THEN coalesce(r.queue, 'default') = ANY (string_to_array(r.queues, ','))"
-    "  ELSE EXISTS (SELECT 1 FROM workers w WHERE coalesce(r.queue, 'default') = ANY (w.queues)) END) AS queue_ok"
+/* The batched enqueue, in two shapes that share their text: the rows and
+ * their checks (quota, type, queue), then the insert. The full one also
+ * claims sessions and replays idempotency keys; the plain one, for batches
+ * in which no row names a session or a key, leaves those parts out: half the
+ * planning and execution time of the full one (0.24 + 0.28 ms against 0.52 +
+ * 0.46 ms for one row, EXPLAIN ANALYZE), which every batch pays (see
+ * api/enqueue.c, "Plans"). Both answer the same columns. */
+#define ENQ_ROWS_CHECKED                                                                                       \
+    "WITH r AS MATERIALIZED ("                                                                                 \
+    " SELECT r.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id"                                     \
+    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (job_type text, queue text, priority smallint,"        \
+    " input jsonb, run_at timestamptz, user_id bigint, session_id uuid, key text, key_hash text, quota int,"   \
+    " check_type boolean, queues text, claim boolean))"                                                        \
+    " WITH ORDINALITY AS r(job_type, queue, priority, input, run_at, user_id, session_id, key, key_hash, quota," \
+    " check_type, queues, claim, ord)),"                                                                       \
+    /* each user's queued jobs, counted (up to the quota) under the user's lock: exact across batches */      \
+    " u AS MATERIALIZED (SELECT * FROM aq_queued_locked(ARRAY(SELECT r.user_id FROM r WHERE r.quota IS NOT NULL),"\
+    "  (SELECT max(r.quota) FROM r)::int)),"                                                                   \
+    " chk AS MATERIALIZED ("                                                                                   \
+    " SELECT r.ord,"                                                                                           \
+    " (r.quota IS NULL OR (SELECT u.queued FROM u WHERE u.user_id = r.user_id)"                                \
+    "  + row_number() OVER (PARTITION BY r.user_id ORDER BY r.ord) <= r.quota) AS within_quota,"              \
+    " (r.check_type IS NOT TRUE OR EXISTS (SELECT 1 FROM job_types t WHERE t.name = r.job_type"                \
+    "  AND t.api_enqueue)) AS type_ok,"                                                                        \
+    " (r.check_type IS NOT TRUE OR CASE WHEN r.queues IS NOT NULL"                                             \
+    "  THEN coalesce(r.queue, 'default') = ANY (string_to_array(r.queues, ','))"                               \
+    "  ELSE EXISTS (SELECT 1 FROM workers w WHERE coalesce(r.queue, 'default') = ANY (w.queues)) END) AS queue_ok" \
     " FROM r, (SELECT count(*) FROM u) AS locked),"   /* the locks come before any row is written */
+
+/* the insert of the rows of r that ok (a CTE with ord and the checks) lets through */
+#define ENQ_INSERT(ok_from, ok_where)                                                                          \
+    " ins AS ("                                                                                                \
+    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"  \
+    " idempotency_hash, serial_key)"                                                                           \
+    " OVERRIDING SYSTEM VALUE"                                                                                 \
+    " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"\
+    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex'), "                  \
+    SERIAL_KEY("r.job_type", "r.session_id", "NULL::bigint", "r.input")                                        \
+    " FROM r JOIN " ok_from " USING (ord) WHERE " ok_where                                                      \
+    " ORDER BY r.ord"                                                                                          \
+    " ON CONFLICT DO NOTHING RETURNING id)"
+
+const char aq_jobs_sql_enqueue_batch[] =
+    ENQ_ROWS_CHECKED
     /* a new session is claimed by the first row naming it, in this statement: a concurrent claim of
      * the same id waits for this commit and then returns this owner (DO UPDATE sees past the snapshot) */
     " claim AS ("
@@ -124,21 +147,22 @@ const char aq_jobs_sql_enqueue_batch[] =
     "   AND j.user_id IS DISTINCT FROM r.user_id LIMIT 1) END,"   /* a session whose first turn has not run */
     "  r.user_id) IS NOT DISTINCT FROM r.user_id) AS session_ok"
     " FROM r JOIN chk USING (ord)),"
-    " ins AS ("
-    " INSERT INTO jobs (id, job_type, queue, priority, input, run_at, user_id, session_id, idempotency_key,"
-    " idempotency_hash, serial_key)"
-    " OVERRIDING SYSTEM VALUE"
-    " SELECT r.new_id, r.job_type, coalesce(r.queue, 'default'), coalesce(r.priority, 0), coalesce(r.input, '{}'),"
-    " coalesce(r.run_at, now()), r.user_id, r.session_id, r.key, decode(r.key_hash, 'hex'), "
-    SERIAL_KEY("r.job_type", "r.session_id", "NULL::bigint", "r.input")
-    " FROM r JOIN ok USING (ord) WHERE ok.within_quota AND ok.session_ok AND ok.type_ok AND ok.queue_ok"
-    " ORDER BY r.ord"
-    " ON CONFLICT DO NOTHING RETURNING id)"
+    ENQ_INSERT("ok", "ok.within_quota AND ok.session_ok AND ok.type_ok AND ok.queue_ok")
     " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, ok.within_quota, ok.session_ok, e.id, ok.type_ok,"
     " ok.queue_ok, e.idempotency_hash IS NOT NULL AND e.idempotency_hash IS DISTINCT FROM decode(r.key_hash, 'hex')"
     " FROM r JOIN ok USING (ord) LEFT JOIN ins ON ins.id = r.new_id"
     " LEFT JOIN LATERAL (SELECT e.id, e.idempotency_hash FROM jobs e WHERE ins.id IS NULL AND r.key IS NOT NULL"
     "  AND e.idempotency_key = r.key) e ON true"
+    " ORDER BY r.ord";
+
+/* A row that names a session or a key anyway is not inserted (session_ok
+ * false): only the full statement may claim a session. */
+const char aq_jobs_sql_enqueue_plain[] =
+    ENQ_ROWS_CHECKED
+    ENQ_INSERT("chk", "chk.within_quota AND chk.type_ok AND chk.queue_ok AND r.session_id IS NULL AND r.key IS NULL")
+    " SELECT r.ord, CASE WHEN ins.id IS NOT NULL THEN r.new_id END, chk.within_quota,"
+    " r.session_id IS NULL AND r.key IS NULL, NULL::bigint, chk.type_ok, chk.queue_ok, false"
+    " FROM r JOIN chk USING (ord) LEFT JOIN ins ON ins.id = r.new_id"
     " ORDER BY r.ord";
 
 /* Unfinished rows through the partial indexes, one status at a time: no

@@ -74,6 +74,9 @@ int aq_jobs_enqueue(PGconn *db, const char *name, const aq_job_new *j, int64_t *
 /* The API's batched enqueue (api/enqueue.c runs it on its async connection):
  * $1 a JSON array of rows; see the DESIGN block of api/enqueue.c. */
 extern const char aq_jobs_sql_enqueue_batch[];
+/* The same for a batch in which no row names a session or an idempotency key
+ * (cheaper to plan and run; same columns). */
+extern const char aq_jobs_sql_enqueue_plain[];
 /* The engine's follow-up inserts, in the parent's completion round
  * (worker/engine.c): $1 a JSON array of follow-ups. */
 extern const char aq_jobs_sql_followups[];

@@ -597,10 +597,12 @@ static int concurrent_posts(int n, const char *const *bases, int nbases, const c
 }
 
 /* Quota 20: 30 concurrent chats over two API processes of two threads each
- * store exactly 20, three rounds running. */
+ * store exactly 20, three rounds running; so do 30 plain jobs (no session,
+ * no key: the API's other batch statement). */
 static void queue_quota_exact(void)
 {
-    const char *const env[] = {"AGENTQ_USER_QUEUE_QUOTA=20", "AGENTQ_USER_RATE=100000", NULL};
+    const char *const env[] = {"AGENTQ_USER_QUEUE_QUOTA=20", "AGENTQ_USER_RATE=100000", "AGENTQ_API_QUEUES=default",
+                               NULL};
     pid_t api1 = th_api(env);
     int port1 = th_api_port();
     pid_t api2 = th_api(env);
@@ -615,6 +617,12 @@ static void queue_quota_exact(void)
         CHECK_INT(ok, 20);
         CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued'", NULL), 20);
     }
+    th_exec("INSERT INTO job_types (name, api_enqueue, max_attempts, timeout_s) VALUES ('noop', true, 25, 60)"
+            " ON CONFLICT DO NOTHING", NULL);
+    th_exec("DELETE FROM jobs", NULL);
+    int ok = concurrent_posts(30, bases, 2, "/v1/jobs", a, "{\"type\":\"noop\"}", 202);
+    CHECK_INT(ok, 20);
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE status = 'queued' AND job_type = 'noop'", NULL), 20);
     free(a);
     CHECK_INT(th_stop(api2, SIGTERM, 15000), 0);
     CHECK_INT(th_stop(api1, SIGTERM, 15000), 0);

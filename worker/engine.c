@@ -18,12 +18,14 @@
  * through jsonb_to_recordset, all fenced on locked_by and claims), follow-up
  * inserts and session messages of those jobs (fenced on the parent's new
  * status, and on its row version being this transaction's, so a resent
- * completion brings no second copy), 'aq_done' for owned jobs, a claim (FOR
- * UPDATE SKIP LOCKED, LIMIT free slots), attempt marks, and when due: lease
- * extension + heartbeat (with the counters' increments, common/aq_metrics.c),
- * rescue of expired leases, pruning. If the round fails, its completions go
- * back to the list and are sent again; a batch that fails for a reason other
- * than the connection is retried one job per round to isolate the bad row.
+ * completion brings no second copy), a claim (FOR UPDATE SKIP LOCKED, LIMIT
+ * free slots), attempt marks, and when due: lease extension + heartbeat
+ * (with the counters' increments, common/aq_metrics.c), rescue of expired
+ * leases, pruning. Once a round with completions of owned jobs has
+ * committed, 'aq_done' wakes the API's long-polls from a transaction of its
+ * own (send_done_notify). If the round fails, its completions go back to the
+ * list and are sent again; a batch that fails for a reason other than the
+ * connection is retried one job per round to isolate the bad row.
  *
  * Serial keys (issue 13; docs/DESIGN.md, "Serial keys"): the claim's
  * selection adds `serial_key IS NULL OR aq_claim_serial(...)` (sql/015).
@@ -455,6 +457,7 @@ static const struct { const char *name, *sql; } statements[] = {
     {"aq_followup", aq_jobs_sql_followups}, {"aq_say", SQL_SAY}, {"aq_mark", SQL_MARK},
     {"aq_extend", SQL_EXTEND},     {"aq_heartbeat", SQL_HEARTBEAT}, {"aq_rescue", SQL_RESCUE},
     {"aq_prune", SQL_PRUNE},       {"aq_prune_workers", SQL_PRUNE_WORKERS}, {"aq_bye", SQL_BYE},
+    {"aq_notify_done", "SELECT aq_notify_done($1)"},
     {"aq_prune_side", SQL_PRUNE_SIDE}, {"aq_metrics", aq_metrics_sql_flush},
 };
 
@@ -883,6 +886,29 @@ static void arm_retry_wake(aq_engine *eng, const completion *done)
     uv_timer_start(&eng->wake_timer, on_wake_timer, due, 0);
 }
 
+/* aq_notify_done("id,id,...") for owned jobs that reached a final state, in
+ * payloads under Postgres' 8000-byte limit: after the round that completed
+ * them committed, in a transaction of its own that does not wait for the WAL
+ * flush (sql/024: a notifying commit holds a cluster-wide lock until it is
+ * flushed, which every notifying insert then waited for). Lost if the
+ * connection is: the long-poll answers when its wait runs out. */
+static void send_done_notify(round *r)
+{
+    aq_buf ids;
+    aq_buf_init(&ids);
+    int sent = 0;
+    for (completion *c = r->done; c; c = c->next) {
+        if (c->user_id && c->status != AQ_STATE_QUEUED) aq_buf_addf(&ids, "%s%lld", ids.len ? "," : "", (long long)c->id);
+        if (ids.len > 7900 || (!c->next && ids.len)) {
+            const char *p[] = {ids.p};
+            sent += aq_pgloop_exec(r->c->pg, "aq_notify_done", 1, p, NULL, NULL) == 0;
+            aq_buf_reset(&ids);
+        }
+    }
+    if (sent) aq_pgloop_sync(r->c->pg, NULL, NULL);
+    aq_buf_dispose(&ids);
+}
+
 static void on_round_done(void *arg, PGresult *res)
 {
     round *r = arg;
@@ -931,6 +957,7 @@ static void on_round_done(void *arg, PGresult *res)
         requeue_completions(eng, r->done, isolate);
         r->done = NULL;
     } else {
+        send_done_notify(r);
         arm_retry_wake(eng, r->done);
         for (const completion *c = r->done; c; c = c->next)
             if (c->status == AQ_STATE_QUEUED) {   /* back in the queue, perhaps below the floor */
@@ -974,23 +1001,6 @@ static void add_array_elem(aq_buf *b, const char *s)
         aq_buf_add(b, p, 1);
     }
     aq_buf_adds(b, "\"");
-}
-
-/* pg_notify('aq_done', "id,id,...") for owned jobs that reached a final state,
- * in payloads under Postgres' 8000-byte limit. Delivered at commit. */
-static void send_done_notify(round *r)
-{
-    aq_buf ids;
-    aq_buf_init(&ids);
-    for (completion *c = r->done; c; c = c->next) {
-        if (c->user_id && c->status != AQ_STATE_QUEUED) aq_buf_addf(&ids, "%s%lld", ids.len ? "," : "", (long long)c->id);
-        if (ids.len > 7900 || (!c->next && ids.len)) {
-            const char *p[] = {ids.p};
-            aq_pgloop_query(r->c->pg, "SELECT pg_notify('" AQ_CHANNEL_DONE "', $1)", 1, p, on_step, r);
-            aq_buf_reset(&ids);
-        }
-    }
-    aq_buf_dispose(&ids);
 }
 
 /* Append a JSON array's elements (text "[...]") to an array being built in b. */
@@ -1058,7 +1068,6 @@ static void send_complete(aq_engine *eng, round *r)
         const char *p[] = {eng->id, params.p};
         aq_pgloop_exec(r->c->pg, "aq_complete", 2, p, on_complete, r);
     }
-    send_done_notify(r);
     if (follow.len) {
         aq_buf_adds(&follow, "]");
         const char *fp[] = {follow.p};
