@@ -48,7 +48,6 @@
  * flush, so batches queued behind each other's flushes); aq_wake() runs right
  * behind it in the pipeline, after the commit, in a transaction of its own
  * that does not wait for the WAL. */
-static const char SQL_WAKE_LATER[] = "SELECT set_config('agentq.wake_later', 'on', true)";
 /* Only for batches of one or two rows, where notifying commits are as many
  * as the requests (a steady trickle of single requests: at 25 % of the
  * drain rate, p50 enqueue -> start fell ~1.3 ms). A bigger batch already
@@ -62,20 +61,32 @@ static const char SQL_WAKE[] = "SELECT aq_wake()";
 /* Plans: the batch statements are prepared once per connection
  * (aq_api_enqueue_prepare): parsing and analysing their CTEs took ~0.35 ms
  * of the ~1.5 ms a batch of seven cost the server (pgbench -M extended
- * against -M prepared). They are still planned at every execution
- * (plan_cache_mode = force_custom_plan, api/server.c): their lookups
- * (sessions, idempotency keys, the quota count) must follow the tables'
- * sizes of the moment, and a generic plan made while the tables were empty
- * would read them whole once they are not. What a batch costs is then mostly
- * that planning, paid per batch however few rows it has, so a batch in which
- * no row names a session or an idempotency key runs the plain statement
- * (aq_jobs_sql_enqueue_plain), which leaves the session claim and the key
- * replay out: about half the server time of the full one. */
+ * against -M prepared). The session plans every statement afresh
+ * (plan_cache_mode = force_custom_plan, api/server.c), and the full
+ * statement needs it: its lookups (sessions, idempotency keys) must follow
+ * the tables' sizes of the moment, and a generic plan made while the tables
+ * were small (a hash join over a whole-table read of chat_sessions) would
+ * read them whole once they are not. A batch in which no row names a session
+ * or an idempotency key runs the plain statement (aq_jobs_sql_enqueue_plain),
+ * which leaves those parts out and reads no growing table at all (jobs is
+ * only its insert's target; the quota count is a function that plans its
+ * own count afresh, sql/025): so its transaction sets plan_cache_mode back
+ * to auto, and after five runs it keeps one generic plan. Planning was most
+ * of a small batch's cost: at 25 % of the drain rate in the steady-state
+ * benchmark, 0.30 ms of planning against 0.39 ms of execution per batch
+ * (pg_stat_statements with track_planning). What the transaction's other
+ * plans see with auto: the trigger on the inserted rows, and the foreign key
+ * check on users, whose plan Postgres rebuilds when autovacuum analyzes
+ * users (each 10 % of growth), so its shape follows the table closely. */
+#define STMT_SETTINGS "aq_enqueue_settings"
+static const char SQL_SETTINGS[] =
+    "SELECT set_config('plan_cache_mode', $1, true), set_config('agentq.wake_later', $2, true)";
 #define STMT_FULL "aq_enqueue"
 #define STMT_PLAIN "aq_enqueue_plain"
 
 void aq_api_enqueue_prepare(api_thread *t)
 {
+    aq_pgloop_prepare(t->pg, STMT_SETTINGS, SQL_SETTINGS, NULL, NULL);
     aq_pgloop_prepare(t->pg, STMT_FULL, aq_jobs_sql_enqueue_batch, NULL, NULL);
     aq_pgloop_prepare(t->pg, STMT_PLAIN, aq_jobs_sql_enqueue_plain, NULL, NULL);
 }
@@ -212,7 +223,8 @@ static void flush(api_thread *t)
     s->inflight = 1;
     b->sent_ms = aq_now_mono_ms();
     int later = b->n <= WAKE_LATER_MAX_ROWS;
-    if ((!later || aq_pgloop_query(t->pg, SQL_WAKE_LATER, 0, NULL, NULL, NULL) == 0) &&
+    const char *settings[] = {plain ? "auto" : "force_custom_plan", later ? "on" : "off"};
+    if ((!(plain || later) || aq_pgloop_exec(t->pg, STMT_SETTINGS, 2, settings, NULL, NULL) == 0) &&
         aq_pgloop_exec(t->pg, plain ? STMT_PLAIN : STMT_FULL, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
