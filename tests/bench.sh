@@ -686,21 +686,27 @@ $(turns_section)
   2026-11-30) dead rows stayed near 170,000 and the indexes at a third of
   their size, yet p99 at 25 % was 13.6–18.4 ms against 11.6–12.5 ms with
   the default in a run just before (each vacuum takes CPU from the two
-  cores). The tail follows the commits: a transaction that NOTIFYs holds a
-  cluster-wide lock through its WAL flush, so each notifying insert waited
-  for the flushes of those before it. With the wake-up taken out of the
-  inserting transactions altogether (workers polling every 2 ms instead,
-  trial), p50 at 25 % fell from ~4.2 to ~2.9 ms and p99 by ~3 ms; since
-  sql/023 the API's small batches wake the workers after their commit
-  (docs/DESIGN.md, "Wake-ups after the commit"), while SQL producers (this
-  benchmark's 100-row INSERTs) still notify in theirs. The window of the
-  run's first autovacuum is the worst in most runs, and on this shared
-  two-core machine a 10 s window's p99 moves by several ms from run to run
-  (the worst 25 % window was 10.9 ms in a run with every API batch
-  deferred); the target (10 ms at 25 %) is met in some windows and missed
-  in others. Before/after this
-  change, same machine and day (drain ÷ ceiling (a) of the same run):
-  before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
+  cores). What drove the tail was the API's share of the traffic and what
+  it cost everyone: the same rate with SQL producers only ran at p50 1.2 ms,
+  p99 ~2 ms (20 s runs, \`agentq-bench steady\` alone, 2026-12-01), with 10 %
+  through the API at p50 2.6 ms, p99 6–8 ms, and planning was a quarter of
+  the machine (\`pg_stat_statements.track_planning\`: 0.28 ms per claim,
+  0.30 ms per API batch, 0.16 ms per completion, ~900 claims and ~720
+  batches a second). Four changes (docs/DESIGN.md, "Wake-ups after the
+  commit"; worker/engine.c, "Claim wanting"; api/enqueue.c, "Plans"): the
+  API's small batches wake the workers after their commit (sql/023) and the
+  workers' completions wake long-polls after theirs (sql/024), so fewer
+  commits hold the cluster-wide NOTIFY lock through their WAL flush; a batch
+  without sessions or keys runs a plain statement with one generic plan
+  (it reads no growing table); and the engine keeps one claim out at a
+  time, the wake-ups meanwhile served by the next (27 % fewer claims). In
+  20 s runs at 25 % p50 went from ~2.6–3.0 to ~2.0 ms and p99 from 6–10 to
+  5–7 ms; the first full run after them (2026-12-01, 00:34) had every 25 %
+  window at 4.9–6.6 ms and 50 % flat (10.7 → 13.6 ms). The window of the
+  run's first autovacuum is still often the worst, and on this shared
+  two-core machine a 10 s window's p99 moves by a few ms from run to run.
+  Before/after the issue's first change, same machine and day (drain ÷
+  ceiling (a) of the same run): before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
   the figures above. Custom plans cost planning time on every execution:
   200–250 µs per completion call under these loads
   (\`pg_stat_statements.track_planning\` in trial runs; off here, as it adds
