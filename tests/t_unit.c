@@ -1,6 +1,6 @@
 /* t_unit.c — unit tests of pure functions: backoff, retry decisions, UTF-8,
- * JSON escaping, the buffer, configuration parsing, the error table and the
- * handler registry. */
+ * JSON escaping, the buffer, configuration parsing, the error table, the
+ * handler registry and the engine's claim floor. */
 #include "aq_buf.h"
 #include "aq_config.h"
 #include "aq_error.h"
@@ -10,6 +10,7 @@
 #include "aq_schedule.h"
 #include "aq_tg_api.h"
 #include "backoff.h"
+#include "claim_floor.h"
 #include "engine.h"
 #include "pool.h"
 #include "routes.h"
@@ -272,6 +273,66 @@ static void json_print_keeps_numbers(void)
     cJSON_Delete(v);
 }
 
+/* The engine's claim floor (worker/claim_floor.c), one claim out at a time. */
+static void claim_floor_rules(void)
+{
+    aq_claim_floor f = {0};
+    aq_floor_claim c;
+    char prio[8], run_at[64], id[24];
+    /* no floor yet: the first claim starts at the lowest key there is */
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    CHECK_STR(prio, "-32768");
+    CHECK_STR(run_at, "-infinity");
+    CHECK_STR(id, "0");
+    aq_claim_key k10 = {0, 1796083200000000LL, 10};   /* 2026-12-01 00:00:00 */
+    aq_floor_after_claim(&f, &c, 10, &k10);
+    CHECK_INT(f.valid, 1);
+    CHECK_INT(aq_claim_key_cmp(&f.key, &k10), 0);
+    /* the next claim starts at that key, run_at exact to the microsecond */
+    f.key.run_at_us += 123456;
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    CHECK_STR(prio, "0");
+    CHECK_STR(run_at, "2026-12-01 00:00:00.123456+00");
+    CHECK_STR(id, "10");
+    f.key.run_at_us -= 123456;
+
+    /* rows notified while the claim is out, above the floor: they committed
+     * after its snapshot, so its answer (last key above them) must not lift
+     * the floor past them (the next claim would skip them until a drop) */
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_notified(&f, "0 1796083200500000");
+    aq_claim_key k20 = {0, 1796083201000000LL, 20};
+    aq_floor_after_claim(&f, &c, 5, &k20);
+    CHECK(f.key.run_at_us <= 1796083200500000LL);
+    /* with nothing notified meanwhile, the floor rises to the claim's last key */
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_after_claim(&f, &c, 5, &k20);
+    CHECK_INT(aq_claim_key_cmp(&f.key, &k20), 0);
+
+    /* a notification below the floor lowers it at once, and the claim out
+     * does not raise it */
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_notified(&f, "0 1796083200000001");
+    CHECK_INT(f.key.run_at_us, 1796083200000001LL);
+    aq_claim_key k30 = {0, 1796083202000000LL, 30};
+    aq_floor_after_claim(&f, &c, 5, &k30);
+    CHECK_INT(f.key.run_at_us, 1796083200000001LL);
+
+    /* anything but "<priority> <µs>" drops the floor: the next claim starts
+     * at the head; one from the head that comes back short ends the drop */
+    aq_floor_notified(&f, "");
+    CHECK_INT(f.off, 1);
+    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    CHECK_STR(prio, "-32768");
+    aq_floor_after_claim(&f, &c, 0, NULL);
+    CHECK_INT(f.off, 0);
+    aq_floor_notified(&f, "1 2 3");
+    CHECK_INT(f.off, 1);
+    f.off = 0;
+    aq_floor_notified(&f, "99999 1");   /* priority out of smallint's range */
+    CHECK_INT(f.off, 1);
+}
+
 const th_test th_unit_tests[] = {
     {"unit_json_print_keeps_numbers", json_print_keeps_numbers, 10, 0},
     {"unit_engine_and_pool_destroy", engine_and_pool_destroy, 30, 0},
@@ -285,5 +346,6 @@ const th_test th_unit_tests[] = {
     {"unit_errors", error_table, 10, 0},
     {"unit_registry", registry, 10, 0},
     {"unit_job_input_checks", job_input_checks, 10, 0},
+    {"unit_claim_floor", claim_floor_rules, 10, 0},
     {0},
 };

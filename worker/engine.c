@@ -61,7 +61,7 @@
  * with one out at a time; p50 enqueue -> start 2.4 -> 2.0 ms); the drain
  * went from 49.5k to 58.8k jobs/s (means of six alternating runs).
  *
- * Claim floor (issue 11): a claim's index scan reads the entries of every
+ * Claim floor (issue 11; the bookkeeping is claim_floor.c): a claim's index scan reads the entries of every
  * job claimed since the last vacuum (scans mark them dead, but a page full
  * of dead entries stays until VACUUM, and each claim still reads it: 200,000
  * claims after a vacuum, ~990 pages and 1.4 ms per claim). So the claim
@@ -186,6 +186,7 @@
 #include "aq_pgloop.h"
 #include "aq_time.h"
 #include "backoff.h"
+#include "claim_floor.h"
 #include "dbpool.h"
 #include "http_multi.h"
 #include "jobrun.h"
@@ -203,13 +204,6 @@
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
 #define RESCUE_BATCH "1000"
-
-/* A position in jobs_claim's order: (priority, run_at, id). */
-typedef struct claim_key {
-    int priority;
-    int64_t run_at_us;       /* microseconds since 1970 */
-    int64_t id;
-} claim_key;
 
 typedef struct completion {
     int64_t id;
@@ -243,8 +237,7 @@ typedef struct round {
     int nsucceed, ncomplete; /* of those, sent by SQL_SUCCEED / SQL_COMPLETE */
     int claim_limit, claim_idle;
     unsigned wake_seq;
-    unsigned floor_seq, drop_seq;   /* eng's when its claim was sent */
-    int from_head;           /* its claim was sent without floor */
+    aq_floor_claim fc;       /* the floor its claim was sent with */
     int extend, rescue, prune, setup;
     aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
@@ -267,14 +260,7 @@ struct aq_engine {
     int nmarks;
     int want_claim;
     unsigned wake_seq;
-    claim_key floor;           /* where claims start in jobs_claim, if floor_valid */
-    int floor_valid;
-    int floor_off;             /* dropped: the next claim starts at the head (the floor is kept) */
-    unsigned floor_seq;        /* bumped whenever the floor is lowered or dropped */
-    unsigned drop_seq;         /* bumped whenever it is dropped */
-    claim_key notified;        /* the lowest key notified since the claim in flight was sent, */
-    int notified_valid;        /* if any: its answer may not raise the floor past it */
-    int floor_used;            /* a claim started at the floor since the last tick */
+    aq_claim_floor floor;      /* where the next claim starts (claim_floor.c) */
     aq_pool *pool;
     aq_dbpool *dbs;            /* the handler steps' connections */
     aq_http_multi *multi;      /* requests of awaiting jobs */
@@ -637,95 +623,6 @@ static void on_pool_done(void *arg, aq_jobrun *list)
     maybe_finish(eng);
 }
 
-/* ---- the claim floor (see the DESIGN block, "Claim floor") ---- */
-
-static int key_cmp(const claim_key *a, const claim_key *b)
-{
-    if (a->priority != b->priority) return a->priority < b->priority ? -1 : 1;
-    if (a->run_at_us != b->run_at_us) return a->run_at_us < b->run_at_us ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
-}
-
-/* The next claim starts at the head of jobs_claim. The floor is kept: if
- * that claim comes back short, it took every runnable row there was, and
- * the claims after it may start at the floor again. */
-static void floor_drop(aq_engine *eng)
-{
-    eng->floor_off = 1;
-    eng->floor_seq++;
-    eng->drop_seq++;
-}
-
-/* Rows may have become runnable at k or above: no claim starts above k. */
-static void floor_lower(aq_engine *eng, const claim_key *k)
-{
-    if (!eng->floor_valid || key_cmp(k, &eng->floor) >= 0) return;
-    eng->floor = *k;
-    eng->floor_seq++;
-}
-
-/* A claim (r) came back with n rows, the highest key last. Below last it
- * took, in index order, every row it could; if it came back short it took
- * all there were from where it started. A claim from the head ends a drop
- * that came before it was sent. The floor does not move if it was lowered
- * or dropped after the claim was sent: the claim may not have seen why. */
-static void floor_after_claim(aq_engine *eng, const round *r, int n, const claim_key *last)
-{
-    if (r->from_head && r->drop_seq == eng->drop_seq) eng->floor_off = 0;
-    if (r->floor_seq != eng->floor_seq || !n) return;
-    if (!eng->floor_valid || (r->from_head && n >= r->claim_limit) || key_cmp(last, &eng->floor) > 0)
-        eng->floor = *last;
-    eng->floor_valid = 1;
-    /* rows notified while the claim was out, at a key it had passed when its
-     * snapshot did not yet show them: not above them (no floor_seq bump
-     * lowered the floor for them, since they were above it when notified) */
-    if (eng->notified_valid && key_cmp(&eng->notified, &eng->floor) < 0) eng->floor = eng->notified;
-}
-
-/* An 'aq_jobs' payload: "<priority> <run_at, µs since 1970>", a lower bound
- * of the keys of the rows its INSERT statement queued (sql/020); anything
- * else (empty: a release, a retry, a resume) says nothing about where. */
-static void floor_notified(aq_engine *eng, const char *payload)
-{
-    char *end;
-    long p = strtol(payload, &end, 10);
-    if (end == payload || *end != ' ' || p < -32768 || p > 32767) { floor_drop(eng); return; }
-    const char *us = end + 1;
-    long long t = strtoll(us, &end, 10);
-    if (end == us || *end) { floor_drop(eng); return; }
-    claim_key k = {(int)p, t, 0};
-    floor_lower(eng, &k);
-    if (!eng->notified_valid || key_cmp(&k, &eng->notified) < 0) eng->notified = k;
-    eng->notified_valid = 1;
-}
-
-/* The claim's floor parameters ($7, $8, $9): the floor, or the lowest key
- * there is when there is none. run_at goes as text, exactly (a conversion
- * through a float could land a microsecond above the floor and skip the rest
- * of its INSERT's rows); outside years 1-9999, no floor. */
-static void floor_params(aq_engine *eng, round *r, char prio[8], char run_at[64], char id[24])
-{
-    r->from_head = 1;
-    int64_t us = eng->floor.run_at_us;
-    if (!eng->floor_valid || eng->floor_off || us < -62135596800000000LL || us > 253402300799999999LL) {
-        snprintf(prio, 8, "-32768");
-        snprintf(run_at, 64, "-infinity");
-        snprintf(id, 24, "0");
-        return;
-    }
-    r->from_head = 0;
-    eng->floor_used = 1;
-    long long secs = us / 1000000, frac = us % 1000000;
-    if (frac < 0) { frac += 1000000; secs--; }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(prio, 8, "%d", eng->floor.priority);
-    snprintf(run_at, 64, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-    snprintf(id, 24, "%lld", (long long)eng->floor.id);
-}
-
 /* ---- claim results ---- */
 
 static int by_order(const void *a, const void *b)
@@ -787,14 +684,14 @@ static void on_claim(void *arg, PGresult *res)
     int n = PQntuples(res);
     if (n < r->claim_limit && eng->wake_seq == r->wake_seq) eng->want_claim = 0;
     if (!n) {
-        floor_after_claim(eng, r, 0, NULL);
+        aq_floor_after_claim(&eng->floor, &r->fc, 0, NULL);
         return;
     }
     aq_jobrun **batch = aq_malloc(sizeof *batch * (size_t)n);
     for (int i = 0; i < n; i++) batch[i] = jobrun_from_row(eng, res, i);
     qsort(batch, (size_t)n, sizeof *batch, by_order);
-    claim_key last = {batch[n - 1]->job.priority, batch[n - 1]->run_at_us, batch[n - 1]->job.id};
-    floor_after_claim(eng, r, n, &last);
+    aq_claim_key last = {batch[n - 1]->job.priority, batch[n - 1]->run_at_us, batch[n - 1]->job.id};
+    aq_floor_after_claim(&eng->floor, &r->fc, n, &last);
     aq_jobrun *list = NULL, **tail = &list;
     for (int i = 0; i < n; i++) {
         aq_jobrun *jr = batch[i];
@@ -856,7 +753,7 @@ static void on_rescue(void *arg, PGresult *res)
     round *r = arg;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
         aq_warn("worker", "re-queued %d jobs whose lease expired", PQntuples(res));
-        floor_drop(r->eng);   /* they may sit below it */
+        aq_floor_drop(&r->eng->floor);   /* they may sit below it */
         r->eng->want_claim = 1;
     }
     on_step(arg, res);
@@ -887,7 +784,7 @@ static void on_prune_side(void *arg, PGresult *res)
 static void on_wake_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    floor_drop(eng);   /* the retries due now may sit below it */
+    aq_floor_drop(&eng->floor);   /* the retries due now may sit below it */
     eng->want_claim = 1;
     pump(eng);
 }
@@ -980,7 +877,7 @@ static void on_round_done(void *arg, PGresult *res)
         arm_retry_wake(eng, r->done);
         for (const completion *c = r->done; c; c = c->next)
             if (c->status == AQ_STATE_QUEUED) {   /* back in the queue, perhaps below the floor */
-                floor_drop(eng);
+                aq_floor_drop(&eng->floor);
                 break;
             }
     }
@@ -1199,16 +1096,13 @@ static int pump_conn(aq_engine *eng, conn *c)
         int idle = eng->opts.concurrency - eng->held - eng->claiming_idle;
         r->claim_idle = idle < 0 ? 0 : idle > r->claim_limit ? r->claim_limit : idle;
         r->wake_seq = eng->wake_seq;
-        r->floor_seq = eng->floor_seq;
-        eng->notified_valid = 0;   /* what was notified before now, this claim sees */
-        r->drop_seq = eng->drop_seq;
         eng->claiming += r->claim_limit;
         eng->claiming_idle += r->claim_idle;
         char limit[16], counted[16], cap[16], fprio[8], frun[64], fid[24];
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
         snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
-        floor_params(eng, r, fprio, frun, fid);
+        aq_floor_claim_sent(&eng->floor, &r->fc, r->claim_limit, fprio, frun, fid);
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap, fprio, frun, fid};
         aq_pgloop_exec(r->c->pg, "aq_claim", 9, p, on_claim, r);
     }
@@ -1289,7 +1183,7 @@ static void on_pg_state(void *arg, int connected)
     aq_engine *eng = c->eng;
     c->ready = 0;
     if (connected) {
-        floor_drop(eng);   /* a claim whose answer was lost, a rollback: start over */
+        aq_floor_drop(&eng->floor);   /* a claim whose answer was lost, a rollback: start over */
         c->setup_at = 0;
         eng->next_extend = 0;
         eng->next_rescue = 0;
@@ -1300,7 +1194,7 @@ static void on_pg_state(void *arg, int connected)
 static void on_notify(void *arg, const PGnotify *n)
 {
     aq_engine *eng = ((conn *)arg)->eng;
-    floor_notified(eng, n->extra ? n->extra : "");
+    aq_floor_notified(&eng->floor, n->extra ? n->extra : "");
     eng->wake_seq++;
     eng->want_claim = 1;
     pump(eng);
@@ -1309,7 +1203,7 @@ static void on_notify(void *arg, const PGnotify *n)
 static void on_poll_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    floor_drop(eng);   /* rows that came due, or were skipped, below it */
+    aq_floor_drop(&eng->floor);   /* rows that came due, or were skipped, below it */
     eng->want_claim = 1;
     pump(eng);
 }
@@ -1371,9 +1265,9 @@ static void scan_started(void *arg)
 static void on_tick(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    if (eng->floor_used) {   /* the safety net (DESIGN, "Claim floor"): one claim from the head */
-        eng->floor_used = 0;
-        floor_drop(eng);
+    if (eng->floor.used) {   /* the safety net (DESIGN, "Claim floor"): one claim from the head */
+        eng->floor.used = 0;
+        aq_floor_drop(&eng->floor);
         eng->want_claim = 1;
     }
     scan sc = {eng, NULL};
