@@ -295,7 +295,7 @@ history_step() {
     done
     BIG1=$(echo $BIG | cut -d' ' -f1); BIG2=$(echo $BIG | cut -d' ' -f2)
     EMPTY1=$(echo $EMPTY | cut -d' ' -f1); EMPTY2=$(echo $EMPTY | cut -d' ' -f2)
-    BIG_DIFF=$(calc '%.0f' "100 * ($BIG1 - $BIG2) / $BIG2")
+    BIG_DIFF=$(calc '%.1f' "100 * ($BIG1 - $BIG2) / $BIG2")   # one decimal: the verdict compares this, not a rounding
     RET1=$(calc '%.0f' "100 * $BIG1 / $EMPTY1"); RET2=$(calc '%.0f' "100 * $BIG2 / $EMPTY2")
 }
 # The report's paragraph on the history drains (markdown, to stdout).
