@@ -442,6 +442,45 @@ static void mark_skips_a_locked_row(void)
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
 
+/* One claim is out at a time, but not forever: a completion waiting on a row
+ * lock (another session holds the finished job's row: an operator's open
+ * transaction) holds back its whole round, the claim in it too, and what its
+ * connection has queued behind it. Here the claim is in it: a backlog of
+ * 200 ms jobs keeps the claims coming back full (--concurrency 2, prefetch
+ * 2), so the worker always wants one, and the held job's end frees the slot
+ * its completion round claims for. The backlog must still all be claimed
+ * while the lock is held (a second claim goes out once the first is a
+ * second overdue); their own completions may wait behind the blocked round. */
+static void claims_go_on_past_a_blocked_round(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};
+    const char *const args[] = {"--concurrency", "2", "--prefetch", "2", NULL};
+    long long held = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 1500}') RETURNING id",
+                            NULL);
+    th_exec("INSERT INTO jobs (job_type, input) SELECT 'test_sleep', '{\"ms\": 200}' FROM generate_series(1, 40)", NULL);
+    PGconn *locker = PQconnectdb(th_db_url());
+    CHECK(PQstatus(locker) == CONNECTION_OK);
+    pid_t w = th_worker(args, env);
+    CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL));
+    PGresult *r = PQexec(locker, "BEGIN");
+    PQclear(r);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", held);
+    r = PQexec(locker, sql);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    /* the held job's completion now waits for the lock (after ~1.5 s) */
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE jobs j SET status%'", NULL));
+    CHECK(th_wait_int(0, 20000, "SELECT count(*) FROM jobs WHERE status = 'queued'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL), 1);
+    r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    PQfinish(locker);
+    CHECK(th_wait_int(41, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
+}
+
 /* A big --concurrency must not hoard: when the threads are what limits, the
  * worker holds the jobs in flight and at most prefetch + one per thread
  * waiting to start; the rest stay queued (for other workers). Two threads,
@@ -628,6 +667,7 @@ const th_test th_engine_tests[] = {
     {"engine_crash_loop_ends_failed", crash_loop_ends_failed, 90, 1},
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
+    {"engine_claims_go_on_past_a_blocked_round", claims_go_on_past_a_blocked_round, 60, 1},
     {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
     {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},
     {"engine_floor_dropped_by_serial_release", floor_dropped_by_serial_release, 90, 1},

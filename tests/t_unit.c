@@ -280,7 +280,7 @@ static void claim_floor_rules(void)
     aq_floor_claim c;
     char prio[8], run_at[64], id[24];
     /* no floor yet: the first claim starts at the lowest key there is */
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     CHECK_STR(prio, "-32768");
     CHECK_STR(run_at, "-infinity");
     CHECK_STR(id, "0");
@@ -290,7 +290,7 @@ static void claim_floor_rules(void)
     CHECK_INT(aq_claim_key_cmp(&f.key, &k10), 0);
     /* the next claim starts at that key, run_at exact to the microsecond */
     f.key.run_at_us += 123456;
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     CHECK_STR(prio, "0");
     CHECK_STR(run_at, "2026-12-01 00:00:00.123456+00");
     CHECK_STR(id, "10");
@@ -299,19 +299,31 @@ static void claim_floor_rules(void)
     /* rows notified while the claim is out, above the floor: they committed
      * after its snapshot, so its answer (last key above them) must not lift
      * the floor past them (the next claim would skip them until a drop) */
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     aq_floor_notified(&f, "0 1796083200500000");
     aq_claim_key k20 = {0, 1796083201000000LL, 20};
     aq_floor_after_claim(&f, &c, 5, &k20);
     CHECK(f.key.run_at_us <= 1796083200500000LL);
     /* with nothing notified meanwhile, the floor rises to the claim's last key */
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     aq_floor_after_claim(&f, &c, 5, &k20);
     CHECK_INT(aq_claim_key_cmp(&f.key, &k20), 0);
 
+    /* two claims out (the first overdue): a key notified between their sends
+     * caps what either answer raises the floor to */
+    aq_floor_claim c2;
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
+    aq_floor_notified(&f, "0 1796083201500000");
+    aq_floor_claim_sent(&f, &c2, 100, 1, prio, run_at, id);
+    aq_claim_key k25 = {0, 1796083202500000LL, 25};
+    aq_floor_after_claim(&f, &c, 5, &k25);
+    CHECK_INT(f.key.run_at_us, 1796083201500000LL);
+    aq_floor_after_claim(&f, &c2, 5, &k25);
+    CHECK_INT(f.key.run_at_us, 1796083201500000LL);
+
     /* a notification below the floor lowers it at once, and the claim out
      * does not raise it */
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     aq_floor_notified(&f, "0 1796083200000001");
     CHECK_INT(f.key.run_at_us, 1796083200000001LL);
     aq_claim_key k30 = {0, 1796083202000000LL, 30};
@@ -322,7 +334,7 @@ static void claim_floor_rules(void)
      * at the head; one from the head that comes back short ends the drop */
     aq_floor_notified(&f, "");
     CHECK_INT(f.off, 1);
-    aq_floor_claim_sent(&f, &c, 100, prio, run_at, id);
+    aq_floor_claim_sent(&f, &c, 100, 0, prio, run_at, id);
     CHECK_STR(prio, "-32768");
     aq_floor_after_claim(&f, &c, 0, NULL);
     CHECK_INT(f.off, 0);

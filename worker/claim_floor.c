@@ -45,14 +45,14 @@ void aq_floor_notified(aq_claim_floor *f, const char *payload)
 /* run_at goes as text, exactly (a conversion through a float could land a
  * microsecond above the floor and skip the rest of its INSERT's rows);
  * outside years 1-9999, no floor. */
-void aq_floor_claim_sent(aq_claim_floor *f, aq_floor_claim *c, int limit, char prio[8], char run_at[64],
-                         char id[24])
+void aq_floor_claim_sent(aq_claim_floor *f, aq_floor_claim *c, int limit, int others, char prio[8],
+                         char run_at[64], char id[24])
 {
     c->seq = f->seq;
     c->drop_seq = f->drop_seq;
     c->limit = limit;
     c->from_head = 1;
-    f->notified_valid = 0;   /* what was notified before now, this claim sees */
+    if (!others) f->notified_valid = 0;   /* what was notified before now, this claim sees */
     int64_t us = f->key.run_at_us;
     if (!f->valid || f->off || us < -62135596800000000LL || us > 253402300799999999LL) {
         snprintf(prio, 8, "-32768");

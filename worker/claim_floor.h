@@ -21,7 +21,7 @@ typedef struct aq_claim_floor {
     int off;                 /* dropped: the next claim starts at the head (key is kept) */
     unsigned seq;            /* bumped whenever the floor is lowered or dropped */
     unsigned drop_seq;       /* bumped whenever it is dropped */
-    aq_claim_key notified;   /* the lowest key notified since the claim out was sent, */
+    aq_claim_key notified;   /* the lowest key notified since the claims out were sent, */
     int notified_valid;      /* if any: its answer does not raise the floor past it */
     int used;                /* a claim started at the floor since the engine last asked */
 } aq_claim_floor;
@@ -42,11 +42,12 @@ void aq_floor_lower(aq_claim_floor *f, const aq_claim_key *k);
 /* An 'aq_jobs' payload arrived (sql/020: "<priority> <run_at µs>"; anything
  * else drops the floor). */
 void aq_floor_notified(aq_claim_floor *f, const char *payload);
-/* A claim of limit rows is sent (one at a time): c remembers the floor, and
- * prio/run_at/id get its parameters ($7-$9: the floor, or the lowest key
- * there is). */
-void aq_floor_claim_sent(aq_claim_floor *f, aq_floor_claim *c, int limit, char prio[8], char run_at[64],
-                         char id[24]);
+/* A claim of limit rows is sent: c remembers the floor, and prio/run_at/id
+ * get its parameters ($7-$9: the floor, or the lowest key there is). others:
+ * another claim is still out (then the keys notified since that one was sent
+ * keep capping the floor, for both). */
+void aq_floor_claim_sent(aq_claim_floor *f, aq_floor_claim *c, int limit, int others, char prio[8],
+                         char run_at[64], char id[24]);
 /* That claim came back with n rows, the highest key last (NULL if n is 0). */
 void aq_floor_after_claim(aq_claim_floor *f, const aq_floor_claim *c, int n, const aq_claim_key *last);
 

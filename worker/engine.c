@@ -54,7 +54,10 @@
  * want_claim. A claim that comes back short clears it, unless a NOTIFY
  * arrived after that claim was sent (wake_seq), so no wake-up is lost. One
  * claim is out at a time: the wake-ups that arrive meanwhile are served by
- * the next one, sent as it returns. Under a steady producer the wake-ups
+ * the next one, sent as it returns; a second goes out, on a connection with
+ * nothing in flight, once the first has been out CLAIM_OVERDUE_MS (its round
+ * may wait on a row lock: a completion of a row an operator's open
+ * transaction holds; test engine_claims_go_on_past_a_blocked_round). Under a steady producer the wake-ups
  * come ~1,000 a second (a small API batch or an INSERT statement each), and
  * a claim each cost a plan and a walk of the index each (steady-state
  * benchmark at 25 % of the drain rate, 20 s: 18,134 claims against 13,289
@@ -204,6 +207,7 @@
 #define MAX_COMPLETE 1000
 #define PRUNE_BATCH "5000"
 #define RESCUE_BATCH "1000"
+#define CLAIM_OVERDUE_MS 1000   /* a claim out this long no longer holds the next one back */
 
 typedef struct completion {
     int64_t id;
@@ -238,6 +242,7 @@ typedef struct round {
     int claim_limit, claim_idle;
     unsigned wake_seq;
     aq_floor_claim fc;       /* the floor its claim was sent with */
+    uint64_t claim_sent_ms;  /* when its claim was sent */
     int extend, rescue, prune, setup;
     aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
@@ -255,6 +260,9 @@ struct aq_engine {
     uv_timer_t poll_timer, tick_timer, wake_timer, grace_timer;
     int round_inflight;        /* rounds sent and not yet answered, all connections */
     int claiming;              /* slots asked for by claims in flight */
+    int claims_out;            /* claims in flight: one, or two when the first is overdue */
+    uint64_t claim_oldest_ms;  /* when the oldest of them was sent, */
+    uint64_t claim_newest_ms;  /* and the newest */
     int claiming_idle;         /* of those, for idle threads (counted at claim) */
     aq_buf mark_ids, mark_claims, mark_attempts;   /* runs to count in the next round */
     int nmarks;
@@ -825,6 +833,15 @@ static void send_done_notify(round *r)
     aq_buf_dispose(&ids);
 }
 
+/* Round r, back (or lost), no longer has its claim out. If the oldest came
+ * back, the other one out is now the oldest; if the other did, the oldest
+ * (still stuck) keeps its time, and the next claim need not wait again. */
+static void claim_back(aq_engine *eng, const round *r)
+{
+    if (!r->claim_limit) return;
+    if (--eng->claims_out && r->claim_sent_ms == eng->claim_oldest_ms) eng->claim_oldest_ms = eng->claim_newest_ms;
+}
+
 static void on_round_done(void *arg, PGresult *res)
 {
     round *r = arg;
@@ -833,6 +850,7 @@ static void on_round_done(void *arg, PGresult *res)
     r->c->inflight--;
     eng->claiming -= r->claim_limit;
     eng->claiming_idle -= r->claim_idle;
+    claim_back(eng, r);
     if (!res) r->conn_lost = 1;
     else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) round_failed(r, res);   /* the commit failed */
     if (r->setup) {
@@ -1049,9 +1067,9 @@ static int prunes(const aq_engine *eng)
 }
 
 /* What the next round would carry; 0 when there is nothing to send. */
-static int round_has_work(aq_engine *eng, uint64_t now, int free_slots)
+static int round_has_work(aq_engine *eng, uint64_t now, int free_slots, int may_claim)
 {
-    return eng->done_head || eng->nmarks || (!eng->stopping && eng->want_claim && free_slots > 0 && !eng->claiming) ||
+    return eng->done_head || eng->nmarks || (!eng->stopping && eng->want_claim && free_slots > 0 && may_claim) ||
            (now >= eng->next_extend && !eng->finishing) || (now >= eng->next_rescue && !eng->stopping) ||
            (now >= eng->next_prune && !eng->stopping && prunes(eng));
 }
@@ -1073,7 +1091,14 @@ static int pump_conn(aq_engine *eng, conn *c)
     int room = eng->opts.concurrency + eng->opts.prefetch - eng->held;
     int ahead = eng->opts.prefetch + eng->opts.handler_threads - aq_pool_unstarted(eng->pool);
     int free_slots = (room < ahead ? room : ahead) - eng->claiming;
-    if (!round_has_work(eng, now, free_slots)) return 0;
+    /* one claim out at a time (DESIGN, "Claim wanting"); a second once the
+     * first is overdue, on a connection with nothing in flight: the first's
+     * round may wait on a row lock (a completion of a row an operator's open
+     * transaction holds), and so does whatever that connection has queued
+     * behind it, but claims must go on */
+    int may_claim = !eng->claims_out ||
+                    (eng->claims_out == 1 && !c->inflight && now - eng->claim_oldest_ms >= CLAIM_OVERDUE_MS);
+    if (!round_has_work(eng, now, free_slots, may_claim)) return 0;
 
     round *r = aq_calloc(1, sizeof *r);
     r->eng = eng;
@@ -1089,7 +1114,7 @@ static int pump_conn(aq_engine *eng, conn *c)
     } else {
         send_complete(eng, r);
     }
-    if (!eng->stopping && eng->want_claim && free_slots > 0 && !eng->claiming) {
+    if (!eng->stopping && eng->want_claim && free_slots > 0 && may_claim) {
         r->claim_limit = free_slots > MAX_CLAIM ? MAX_CLAIM : free_slots;
         /* rows that start at once (free in-flight slots) are counted by the
          * claim; the rest (prefetched) count when they start (see the DESIGN above) */
@@ -1102,7 +1127,9 @@ static int pump_conn(aq_engine *eng, conn *c)
         snprintf(limit, sizeof limit, "%d", r->claim_limit);
         snprintf(counted, sizeof counted, "%d", r->claim_idle);
         snprintf(cap, sizeof cap, "%ld", eng->cfg->user_max_inflight);
-        aq_floor_claim_sent(&eng->floor, &r->fc, r->claim_limit, fprio, frun, fid);
+        aq_floor_claim_sent(&eng->floor, &r->fc, r->claim_limit, eng->claims_out > 0, fprio, frun, fid);
+        if (!eng->claims_out++) eng->claim_oldest_ms = now;
+        eng->claim_newest_ms = r->claim_sent_ms = now;
         const char *p[] = {eng->opts.queues, limit, eng->id, eng->lease, counted, cap, fprio, frun, fid};
         aq_pgloop_exec(r->c->pg, "aq_claim", 9, p, on_claim, r);
     }
@@ -1159,6 +1186,7 @@ static int pump_conn(aq_engine *eng, conn *c)
         c->inflight--;
         eng->claiming -= r->claim_limit;
         eng->claiming_idle -= r->claim_idle;
+        claim_back(eng, r);
         requeue_completions(eng, r->done, 0);
         aq_metrics_flush_end(r->metrics, 0);
         free(r);
