@@ -126,7 +126,8 @@
  *
  * Attempts count runs, not claims: the claim counts only the rows that
  * start at once ($5: free in-flight slots, row_number() <= them, in the same
- * UPDATE; each such row goes straight to the thread queue);
+ * UPDATE; each such row goes to the thread queue as soon as its round has
+ * committed, never before: see on_round_done);
  * a prefetched row's run is counted by its completion (attempts = c.a, an
  * absolute value), or, if it is still running at the once-a-second tick, by
  * a batched mark in the next round. A drain of short jobs thus writes
@@ -244,6 +245,7 @@ typedef struct round {
     aq_floor_claim fc;       /* the floor its claim was sent with */
     uint64_t claim_sent_ms;  /* when its claim was sent */
     int extend, rescue, prune, setup;
+    aq_jobrun *claimed;      /* its claim's jobs: they start once the round has committed */
     aq_metrics_batch *metrics; /* counters flushed with the heartbeat */
     int failed, conn_lost;
     char errmsg[256];
@@ -716,7 +718,7 @@ static void on_claim(void *arg, PGresult *res)
     }
     free(batch);
     aq_debug("worker", "claimed %d jobs", n);
-    aq_pool_submit(eng->pool, list);
+    r->claimed = list;   /* started by on_round_done, once the claim is committed */
 }
 
 /* ---- the round ---- */
@@ -853,6 +855,28 @@ static void on_round_done(void *arg, PGresult *res)
     claim_back(eng, r);
     if (!res) r->conn_lost = 1;
     else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) round_failed(r, res);   /* the commit failed */
+    /* A claim's jobs start only now that its round has committed. A big claim
+     * reaches us before its round ends (the server flushes its output past
+     * 8 kB), and a job that finished meanwhile had its completion, sent on the
+     * other connection, read the row before the claim committed: fenced out,
+     * the row left running until its lease expired (seen at 50 % of the
+     * drain rate, a 130-job claim in a round whose rescue ran long). A claim
+     * that rolled back leaves its rows queued: they must not run here. With
+     * the connection lost we cannot know: they run, as before (at least
+     * once; if the claim did not commit, their completions are fenced out
+     * and the rows run again elsewhere). */
+    if (r->claimed) {
+        if (!r->failed || r->conn_lost) {
+            aq_pool_submit(eng->pool, r->claimed);
+        } else {
+            for (aq_jobrun *jr = r->claimed, *next; jr; jr = next) {
+                next = jr->next;
+                drop_job(eng, jr);
+            }
+            aq_floor_drop(&eng->floor);   /* back in the queue, perhaps below it */
+        }
+        r->claimed = NULL;
+    }
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
             r->c->ready = 1;
