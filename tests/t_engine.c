@@ -481,6 +481,33 @@ static void claims_go_on_past_a_blocked_round(void)
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
 
+/* A claim's jobs start once its round has committed. Here the claim's
+ * commit is held back 2 s (a deferred trigger, fired at commit, that first
+ * sends a 20 kB notice, so the server flushes the claim's rows to the worker
+ * before the commit, as a big claim followed by a statement with a long
+ * answer did at 50 % steady load). Jobs started at once would finish and
+ * send their completions on the other connection, which read the rows
+ * before the claim committed: fenced out, left running until their lease
+ * expired (30 s). */
+static void claimed_jobs_start_after_commit(void)
+{
+    th_exec("CREATE SEQUENCE slow_commit_once", NULL);
+    th_exec("CREATE FUNCTION slow_commit_once() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF nextval('slow_commit_once') = 1 THEN RAISE NOTICE '%', repeat('x', 20000);"
+            " PERFORM pg_sleep(2); END IF; RETURN NULL; END $$", NULL);
+    th_exec("CREATE CONSTRAINT TRIGGER slow_commit_once AFTER UPDATE OF status ON jobs DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION slow_commit_once()", NULL);
+    const char *const env[] = {"AGENTQ_POLL_MS=100", NULL};
+    const char *const args[] = {"--concurrency", "8", "--prefetch", "500", NULL};
+    pid_t w = th_worker(args, env);
+    th_sleep_ms(300);
+    th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 200)", NULL);
+    CHECK(th_wait_int(200, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK(th_int("SELECT last_value FROM slow_commit_once", NULL) >= 1);   /* the commit was held back */
+    CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE claims <> 1", NULL), 0);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
+}
+
 /* A big --concurrency must not hoard: when the threads are what limits, the
  * worker holds the jobs in flight and at most prefetch + one per thread
  * waiting to start; the rest stay queued (for other workers). Two threads,
@@ -668,6 +695,7 @@ const th_test th_engine_tests[] = {
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
     {"engine_claims_go_on_past_a_blocked_round", claims_go_on_past_a_blocked_round, 60, 1},
+    {"engine_claimed_jobs_start_after_commit", claimed_jobs_start_after_commit, 60, 1},
     {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
     {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},
     {"engine_floor_dropped_by_serial_release", floor_dropped_by_serial_release, 90, 1},
