@@ -866,14 +866,16 @@ static void on_round_done(void *arg, PGresult *res)
      * once; if the claim did not commit, their completions are fenced out
      * and the rows run again elsewhere). */
     if (r->claimed) {
-        if (!r->failed || r->conn_lost) {
+        int run = !r->failed || r->conn_lost;
+        if (run && !eng->stopping) {
             aq_pool_submit(eng->pool, r->claimed);
         } else {
             for (aq_jobrun *jr = r->claimed, *next; jr; jr = next) {
                 next = jr->next;
+                if (run) hand_back(eng, jr, 0, NULL);   /* claimed just as we were told to stop */
                 drop_job(eng, jr);
             }
-            aq_floor_drop(&eng->floor);   /* back in the queue, perhaps below it */
+            if (!run) aq_floor_drop(&eng->floor);   /* back in the queue, perhaps below it */
         }
         r->claimed = NULL;
     }
