@@ -406,6 +406,29 @@ static void extension_and_completion_never_deadlock(void)
     CHECK_INT(bad, 0);
 }
 
+/* A session of its own holding job id's row lock (BEGIN; SELECT ... FOR
+ * UPDATE), as an operator's open transaction would; unlock_row ends it. */
+static PGconn *lock_row(long long id)
+{
+    PGconn *locker = PQconnectdb(th_db_url());
+    CHECK(PQstatus(locker) == CONNECTION_OK);
+    PGresult *r = PQexec(locker, "BEGIN");
+    PQclear(r);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", id);
+    r = PQexec(locker, sql);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    return locker;
+}
+
+static void unlock_row(PGconn *locker)
+{
+    PGresult *r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    PQfinish(locker);
+}
+
 /* The attempt mark of a prefetched job must not wait for a row another
  * transaction holds (in production, the worker's other connection completing
  * it): waiting deadlocked against that completion. With one connection a
@@ -421,24 +444,14 @@ static void mark_skips_a_locked_row(void)
     long long held = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 12000}') RETURNING id",
                             NULL);
     CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL));
-    PGconn *locker = PQconnectdb(th_db_url());
-    CHECK(PQstatus(locker) == CONNECTION_OK);
-    PGresult *r = PQexec(locker, "BEGIN");
-    PQclear(r);
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", held);
-    r = PQexec(locker, sql);
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
+    PGconn *locker = lock_row(held);
     /* the two short jobs finish, the held one starts on a freed slot and the
      * once-a-second tick sends its mark */
     CHECK(th_wait_int(2, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'test_sleep' AND status = 'succeeded'", NULL));
     th_sleep_ms(2500);
     th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 20)", NULL);
     CHECK(th_wait_int(20, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'noop' AND status = 'succeeded'", NULL));
-    r = PQexec(locker, "ROLLBACK");
-    PQclear(r);
-    PQfinish(locker);
+    unlock_row(locker);
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
 
@@ -458,25 +471,15 @@ static void claims_go_on_past_a_blocked_round(void)
     long long held = th_int("INSERT INTO jobs (job_type, input) VALUES ('test_sleep', '{\"ms\": 1500}') RETURNING id",
                             NULL);
     th_exec("INSERT INTO jobs (job_type, input) SELECT 'test_sleep', '{\"ms\": 200}' FROM generate_series(1, 40)", NULL);
-    PGconn *locker = PQconnectdb(th_db_url());
-    CHECK(PQstatus(locker) == CONNECTION_OK);
     pid_t w = th_worker(args, env);
     CHECK(th_wait_int(1, 5000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL));
-    PGresult *r = PQexec(locker, "BEGIN");
-    PQclear(r);
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", held);
-    r = PQexec(locker, sql);
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
+    PGconn *locker = lock_row(held);
     /* the held job's completion now waits for the lock (after ~1.5 s) */
     CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                       " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE jobs j SET status%'", NULL));
     CHECK(th_wait_int(0, 20000, "SELECT count(*) FROM jobs WHERE status = 'queued'", NULL));
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL), 1);
-    r = PQexec(locker, "ROLLBACK");
-    PQclear(r);
-    PQfinish(locker);
+    unlock_row(locker);
     CHECK(th_wait_int(41, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
