@@ -702,7 +702,10 @@ $(turns_section)
   time, the wake-ups meanwhile served by the next (27 % fewer claims). In
   20 s runs at 25 % p50 went from ~2.6–3.0 to ~2.0 ms and p99 from 6–10 to
   5–7 ms; the first full run after them (2026-12-01, 00:34) had every 25 %
-  window at 4.9–6.6 ms and 50 % flat (10.7 → 13.6 ms). The window of the
+  window at 4.9–6.6 ms and 50 % flat (10.7 → 13.6 ms); at 50 % the rate
+  now offered (~29k jobs/s, since the drain rose) keeps both cores ~90 %
+  busy and its last windows' tail grows in about half the runs (as in the
+  table above, when it says missed). The window of the
   run's first autovacuum is still often the worst, and on this shared
   two-core machine a 10 s window's p99 moves by a few ms from run to run.
   Before/after the issue's first change, same machine and day (drain ÷

@@ -705,11 +705,6 @@ static void on_claim(void *arg, PGresult *res)
     aq_jobrun *list = NULL, **tail = &list;
     for (int i = 0; i < n; i++) {
         aq_jobrun *jr = batch[i];
-        if (eng->stopping) {   /* claimed just as we were told to stop */
-            hand_back(eng, jr, 0, NULL);
-            aq_jobrun_destroy(jr);
-            continue;
-        }
         jr->next = NULL;
         jr->where = JR_POOL;
         *tail = jr;
@@ -872,7 +867,7 @@ static void on_round_done(void *arg, PGresult *res)
         } else {
             for (aq_jobrun *jr = r->claimed, *next; jr; jr = next) {
                 next = jr->next;
-                if (run) hand_back(eng, jr, 0, NULL);   /* claimed just as we were told to stop */
+                if (run) hand_back(eng, jr, 0, NULL);   /* claimed as we were told to stop: not started */
                 drop_job(eng, jr);
             }
             if (!run) aq_floor_drop(&eng->floor);   /* back in the queue, perhaps below it */
