@@ -1433,10 +1433,12 @@ static void concurrent_chats_durable(void)
  * behind it). Polling is off, so only the wake-up can start these jobs: a
  * job, then one whose run_at lies before the worker's claim floor (the key it
  * last claimed), which the wake-up's payload must lower. The API's session
- * shows aq_wake() as its last statement. */
+ * shows aq_wake() as its last statement: rate sharing is off, or its take
+ * (every 100 ms on API thread 0's connection) would be the last one there. */
 static void insert_wakes_idle_worker(void)
 {
-    pid_t api = th_api(NULL);
+    const char *const api_env[] = {"AGENTQ_RATE_SYNC_MS=0", NULL};
+    pid_t api = th_api(api_env);
     const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};   /* polling effectively off */
     pid_t w = th_worker(NULL, env);
     char *tok = th_user("alice", 0);
