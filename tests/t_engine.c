@@ -406,27 +406,64 @@ static void extension_and_completion_never_deadlock(void)
     CHECK_INT(bad, 0);
 }
 
-/* A session of its own holding job id's row lock (BEGIN; SELECT ... FOR
- * UPDATE), as an operator's open transaction would; unlock_row ends it. */
-static PGconn *lock_row(long long id)
+/* A session of its own with an open transaction that ran sql (a lock it
+ * holds, as an operator's open transaction would); release ends it. */
+static PGconn *hold(const char *sql)
 {
-    PGconn *locker = PQconnectdb(th_db_url());
-    CHECK(PQstatus(locker) == CONNECTION_OK);
-    PGresult *r = PQexec(locker, "BEGIN");
+    PGconn *holder = PQconnectdb(th_db_url());
+    CHECK(PQstatus(holder) == CONNECTION_OK);
+    PGresult *r = PQexec(holder, "BEGIN");
     PQclear(r);
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", id);
-    r = PQexec(locker, sql);
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    r = PQexec(holder, sql);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK);
     PQclear(r);
-    return locker;
+    return holder;
 }
 
-static void unlock_row(PGconn *locker)
+/* Job id's row lock (SELECT ... FOR UPDATE) held by a session of its own. */
+static PGconn *lock_row(long long id)
 {
-    PGresult *r = PQexec(locker, "ROLLBACK");
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id = %lld FOR UPDATE", id);
+    return hold(sql);
+}
+
+static void release(PGconn *holder)
+{
+    PGresult *r = PQexec(holder, "ROLLBACK");
     PQclear(r);
-    PQfinish(locker);
+    PQfinish(holder);
+}
+
+/* A NOTIFY committed before the worker's LISTEN took effect reaches no one;
+ * the claim after the LISTEN must find its rows, even when the first claim
+ * went out before it on the other connection and comes back short after it
+ * (its snapshot predates the rows). Here connection 0's setup (its LISTEN,
+ * then publishing the job types) waits on job_types, and connection 1's
+ * first round waits after its claim, in pruning a stale workers row another
+ * session holds; the job is inserted between, then the setup ends, then the
+ * round. Polling is off: without the wake-up the setup's end counts as, the
+ * job waited for the poll (seen as 5,000 jobs untouched for 60 s in
+ * engine_floor_keeps_claims_off_dead_head). */
+static void wake_before_listen_not_lost(void)
+{
+    const char *const env[] = {"AGENTQ_POLL_MS=600000", NULL};
+    th_exec("INSERT INTO workers (id, host, pid, queues, concurrency, last_heartbeat)"
+            " VALUES ('gone', 'h', 1, '{default}', 1, now() - interval '1 day')", NULL);
+    PGconn *types = hold("LOCK TABLE job_types IN EXCLUSIVE MODE");
+    PGconn *stale = hold("SELECT 1 FROM workers WHERE id = 'gone' FOR UPDATE");
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(2, 20000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock'"
+                      " AND (query LIKE 'INSERT INTO job_types%' OR query LIKE 'DELETE FROM workers%')", NULL));
+    long long id = th_int("INSERT INTO jobs (job_type) VALUES ('noop') RETURNING id", NULL);
+    release(types);
+    CHECK(th_wait_int(0, 5000, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND query LIKE 'INSERT INTO job_types%' AND state <> 'idle'", NULL));
+    th_sleep_ms(100);   /* the worker reads the setup's end; the claim is out well under its 1 s overdue */
+    release(stale);
+    CHECK(th_wait_int(1, 10000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(id), NULL));
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
 /* The attempt mark of a prefetched job must not wait for a row another
@@ -451,7 +488,7 @@ static void mark_skips_a_locked_row(void)
     th_sleep_ms(2500);
     th_exec("INSERT INTO jobs (job_type) SELECT 'noop' FROM generate_series(1, 20)", NULL);
     CHECK(th_wait_int(20, 10000, "SELECT count(*) FROM jobs WHERE job_type = 'noop' AND status = 'succeeded'", NULL));
-    unlock_row(locker);
+    release(locker);
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
 
@@ -479,7 +516,7 @@ static void claims_go_on_past_a_blocked_round(void)
                       " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE jobs j SET status%'", NULL));
     CHECK(th_wait_int(0, 20000, "SELECT count(*) FROM jobs WHERE status = 'queued'", NULL));
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'running'", th_num(held), NULL), 1);
-    unlock_row(locker);
+    release(locker);
     CHECK(th_wait_int(41, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
     CHECK_INT(th_stop(w, SIGTERM, 20000), 0);
 }
@@ -698,6 +735,7 @@ const th_test th_engine_tests[] = {
     {"engine_three_workers_5000", three_workers_drain_5000, 180, 1},
     {"engine_extension_no_deadlock", extension_and_completion_never_deadlock, 150, 1},
     {"engine_claims_go_on_past_a_blocked_round", claims_go_on_past_a_blocked_round, 60, 1},
+    {"engine_wake_before_listen_not_lost", wake_before_listen_not_lost, 60, 1},
     {"engine_claimed_jobs_start_after_commit", claimed_jobs_start_after_commit, 60, 1},
     {"engine_mark_skips_locked_row", mark_skips_a_locked_row, 90, 1},
     {"engine_floor_lowered_by_insert", floor_lowered_by_insert, 90, 1},

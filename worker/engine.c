@@ -49,10 +49,12 @@
  * frees a key releases its lowest queued job (sql/015).
  *
  * Claim wanting: a NOTIFY (one per INSERT statement, and one per transaction
- * in which a keyed job stops running: sql/015), the poll timer, a
- * reconnect, a rescue, or a previous claim that came back full sets
- * want_claim. A claim that comes back short clears it, unless a NOTIFY
- * arrived after that claim was sent (wake_seq), so no wake-up is lost. One
+ * in which a keyed job stops running: sql/015), the poll timer, the tick's
+ * safety net, a retry coming due, a connection's setup (the first's LISTEN
+ * takes effect at its commit: a NOTIFY before it reached no one), a rescue,
+ * or a previous claim that came back full sets want_claim. A claim that
+ * comes back short clears it, unless one of those wake-ups came after that
+ * claim was sent (wake_seq), so no wake-up is lost. One
  * claim is out at a time: the wake-ups that arrive meanwhile are served by
  * the next one, sent as it returns; a second goes out, on a connection with
  * nothing in flight, once the first has been out CLAIM_OVERDUE_MS (its round
@@ -753,13 +755,22 @@ static void on_step(void *arg, PGresult *res)
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) round_failed(r, res);
 }
 
+/* Something may have become claimable that a claim already out did not see
+ * (its snapshot came first): want a claim, and keep that claim's short
+ * answer from clearing the want (wake_seq; DESIGN, "Claim wanting"). */
+static void wake(aq_engine *eng)
+{
+    eng->wake_seq++;
+    eng->want_claim = 1;
+}
+
 static void on_rescue(void *arg, PGresult *res)
 {
     round *r = arg;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
         aq_warn("worker", "re-queued %d jobs whose lease expired", PQntuples(res));
         aq_floor_drop(&r->eng->floor);   /* they may sit below it */
-        r->eng->want_claim = 1;
+        wake(r->eng);
     }
     on_step(arg, res);
 }
@@ -790,7 +801,7 @@ static void on_wake_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
     aq_floor_drop(&eng->floor);   /* the retries due now may sit below it */
-    eng->want_claim = 1;
+    wake(eng);
     pump(eng);
 }
 
@@ -877,7 +888,11 @@ static void on_round_done(void *arg, PGresult *res)
     if (r->setup) {
         if (!r->failed && !r->conn_lost) {
             r->c->ready = 1;
-            eng->want_claim = 1;
+            /* the first claim may have gone out on another connection before
+             * this one's LISTEN took effect (its commit, just now): a NOTIFY
+             * committed in between reached no one, and that claim's snapshot
+             * may predate its rows (seen: 5,000 jobs waiting for the poll) */
+            wake(eng);
         } else if (!r->conn_lost) {
             aq_error("worker", "preparing statements failed: %s (is the schema migrated?)", r->errmsg);
             r->c->setup_at = aq_now_mono_ms() + 2000;
@@ -1244,8 +1259,7 @@ static void on_notify(void *arg, const PGnotify *n)
 {
     aq_engine *eng = ((conn *)arg)->eng;
     aq_floor_notified(&eng->floor, n->extra ? n->extra : "");
-    eng->wake_seq++;
-    eng->want_claim = 1;
+    wake(eng);
     pump(eng);
 }
 
@@ -1253,7 +1267,7 @@ static void on_poll_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
     aq_floor_drop(&eng->floor);   /* rows that came due, or were skipped, below it */
-    eng->want_claim = 1;
+    wake(eng);
     pump(eng);
 }
 
@@ -1317,7 +1331,7 @@ static void on_tick(uv_timer_t *t)
     if (eng->floor.used) {   /* the safety net (DESIGN, "Claim floor"): one claim from the head */
         eng->floor.used = 0;
         aq_floor_drop(&eng->floor);
-        eng->want_claim = 1;
+        wake(eng);
     }
     scan sc = {eng, NULL};
     aq_pool_locked(eng->pool, scan_started, &sc);
