@@ -134,11 +134,14 @@ pgss_track() {   # pgss_track none|top
 }
 pgss_track none
 # Any statement slower than 500 ms is logged with its plan (server.log in $DIR):
-# the evidence if a run ever stalls.
+# the evidence if a run ever stalls. So is every autovacuum, with its start
+# implied by its end and its elapsed time: the evidence of which runs one
+# shared the machine with.
 # (LOAD first: ALTER SYSTEM refuses a parameter of a module the session has not loaded)
 "$PGBIN/psql" "$URL dbname=postgres" -AtXq -c "LOAD 'auto_explain'" \
     -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
-    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '500ms'" -c "SELECT pg_reload_conf()" >/dev/null
+    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '500ms'" \
+    -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" -c "SELECT pg_reload_conf()" >/dev/null
 "$PGBIN/psql" "$URL dbname=postgres" -AtXq -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS $AGENTQ_DBNAME" -c "CREATE DATABASE $AGENTQ_DBNAME"
 export DATABASE_URL="$URL"
