@@ -19,7 +19,10 @@
 # buffers per call): their figures go to stdout and docs/BENCHMARKS.md is
 # left as it is. The file's Soak section is `make soak`'s (tests/soak.sh):
 # put back after the rewrite (tests/soak_section.sh). AGENTQ_BENCH_PORT picks the
-# cluster's port (default 55433; the next port up is the API's).
+# cluster's port (default 25433; the next port up is the API's: both below the
+# kernel's ephemeral range, 32768-60999 here, so no outgoing connection of the
+# run, wrk's or the worker's, can be holding the API's port when it starts;
+# seen as "address in use" three times on 55434).
 # shellcheck disable=SC2086  # $WFLAGS and the per-run lists split on purpose
 set -eu
 cd "$(dirname "$0")/.."
@@ -38,7 +41,7 @@ LAT_JOBS=1000            # latency: this many jobs, one every LAT_INTERVAL_MS
 LAT_INTERVAL_MS=10
 LAT_CONCURRENCY=1
 IDLE_MS=2000             # a worker idles this long before its RSS is read
-PORT=${AGENTQ_BENCH_PORT:-55433}
+PORT=${AGENTQ_BENCH_PORT:-25433}
 ONLY=${AGENTQ_BENCH_ONLY:-}
 DIR=.tmp/bench-pg
 OUT=docs/BENCHMARKS.md
@@ -554,7 +557,7 @@ and one run: compare ratios across machines, not absolute numbers.
     make bench
 
 It builds everything, starts a private PostgreSQL cluster in \`$DIR\`
-(port $PORT, from AGENTQ_BENCH_PORT, default 55433; fsync and synchronous_commit on), runs every step below, stops
+(port $PORT, from AGENTQ_BENCH_PORT, default 25433; fsync and synchronous_commit on), runs every step below, stops
 the cluster, and prints the same figures to stdout. It runs copies of
 \`bin/*\` taken at its start (in \`$BIN\`), so a concurrent rebuild cannot
 change them mid-run. This run took $ELAPSED s.
