@@ -119,6 +119,8 @@ static void two_workers_never_run_a_key_twice(void)
     CHECK_INT(th_int("SELECT count(*) FROM (SELECT e.started_at, lag(e.finished_at) OVER (PARTITION BY j.serial_key"
                      " ORDER BY j.id) AS prev FROM test_executions e JOIN jobs j ON j.id = e.job_id"
                      " WHERE j.serial_key IS NOT NULL) t WHERE started_at < prev", NULL), 0);
+    /* the forty keys' mutex rows went with their last jobs (sql/026) */
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
     CHECK_INT(th_stop(w1, SIGTERM, 10000), 0);
     CHECK_INT(th_stop(w2, SIGTERM, 10000), 0);
 }
@@ -154,6 +156,8 @@ static void waiting_turn_does_not_block_its_session(void)
     CHECK(next > first);
     CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(next), NULL));
     CHECK_INT(th_int("SELECT count(*) FROM jobs WHERE id = $1 AND status = 'waiting'", th_num(first), NULL), 1);
+    /* nothing of the session queued or running: its mutex row is gone; the resume puts it back */
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
     long long action = th_int("SELECT id FROM pending_actions WHERE job_id = $1", th_num(first), NULL);
     char path[64];
     snprintf(path, sizeof path, "/v1/actions/%lld/approve", action);
@@ -161,6 +165,7 @@ static void waiting_turn_does_not_block_its_session(void)
     CHECK_INT(r.status, 202);
     th_resp_free(&r);
     CHECK(th_wait_int(1, 15000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'succeeded'", th_num(first), NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
     cJSON *reqs = th_fake_requests();
     CHECK_INT(cJSON_GetArraySize(reqs), 3);
     char *m = request_messages(reqs, 2);   /* the resumed turn's model call */
@@ -208,8 +213,27 @@ static void user_cap_holds_across_workers(void)
     /* bob's five went through while most of ann's fifty still waited */
     if (a_left_when_b_done < 25)
         th_fail(__FILE__, __LINE__, "ann had %lld turns left when bob's were done, want >= 25", a_left_when_b_done);
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
     CHECK_INT(th_stop(w1, SIGTERM, 10000), 0);
     CHECK_INT(th_stop(w2, SIGTERM, 10000), 0);
+}
+
+/* A keyed job committed without its key's mutex row (the insert that raced
+ * the row's removal, sql/026) is not left queued for ever: the claim's visit
+ * puts the row back and the next claim takes the job; the key's jobs still
+ * run one at a time, in id order. */
+static void key_row_lost_is_repaired(void)
+{
+    th_exec("INSERT INTO jobs (job_type, input, serial_key) SELECT 'test_record', '{\"sleep_ms\": 20}', 'lost'"
+            " FROM generate_series(1, 3)", NULL);
+    th_exec("DELETE FROM job_serial_keys", NULL);
+    const char *const env[] = {"AGENTQ_POLL_MS=200", NULL};
+    pid_t w = th_worker(NULL, env);
+    CHECK(th_wait_int(3, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM (SELECT e.started_at, lag(e.finished_at) OVER (ORDER BY j.id) AS prev"
+                     " FROM test_executions e JOIN jobs j ON j.id = e.job_id) t WHERE started_at < prev", NULL), 0);
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
+    CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
 
 const th_test th_serial_tests[] = {
@@ -217,5 +241,6 @@ const th_test th_serial_tests[] = {
     {"serial_two_workers_never_run_a_key_twice", two_workers_never_run_a_key_twice, 120, 1},
     {"serial_waiting_turn_does_not_block_session", waiting_turn_does_not_block_its_session, 60, 1},
     {"serial_user_cap_holds_across_workers", user_cap_holds_across_workers, 120, 1},
+    {"serial_key_row_lost_is_repaired", key_row_lost_is_repaired, 60, 1},
     {0},
 };
