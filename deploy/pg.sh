@@ -12,7 +12,13 @@
 # (created by the postgresql package); as anyone else, as that user. fsync and
 # synchronous_commit stay on: figures measured against this cluster are honest.
 # max_connections is 200, or AQ_PG_MAX_CONNECTIONS (the bench's agent turn
-# step restarts its cluster at 60).
+# step restarts its cluster at 60). WAL: min_wal_size 1 GB (fresh segments
+# stalled commits ~50 ms mid-run), max_wal_size 8 GB: a queue at ~29k jobs/s
+# writes ~30 MB/s of WAL, and at 2 GB a checkpoint began every ~35 s (one
+# each max_wal_size / 1.9 of WAL, checkpoint_completion_target being 0.9),
+# writing the buffer pool out in half a minute to the disk the WAL is flushed to; the
+# steady-state benchmark's enqueue -> start p99 rose from ~15 to 40-50 ms in
+# the windows it overlapped (docs/BENCHMARKS.md, "Steady state").
 set -eu
 PGBIN=/usr/lib/postgresql/15/bin
 cmd=${1:?usage: pg.sh start|stop|restart|crash|url DIR [PORT]}
@@ -49,7 +55,7 @@ start() {
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$s" && touch "$dir/server.log" && chown postgres:postgres "$dir/server.log"
     if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then :; else
         as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=${AQ_PG_MAX_CONNECTIONS:-200} -c shared_buffers=256MB -c min_wal_size=1GB -c max_wal_size=2GB -c fsync=on -c synchronous_commit=on" \
+            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=${AQ_PG_MAX_CONNECTIONS:-200} -c shared_buffers=256MB -c min_wal_size=1GB -c max_wal_size=8GB -c fsync=on -c synchronous_commit=on" \
             start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
     fi
     as_pg "$PGBIN/psql" -h "$s" -p "$port" -U postgres -d postgres -Atqc \

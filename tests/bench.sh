@@ -716,8 +716,18 @@ $(turns_section)
   5–7 ms; the first full run after them (2026-12-01, 00:34) had every 25 %
   window at 4.9–6.6 ms and 50 % flat (10.7 → 13.6 ms); at 50 % the rate
   now offered (~29k jobs/s, since the drain rose) keeps both cores ~90 %
-  busy and its last windows' tail grows in about half the runs (as in the
-  table above, when it says missed). The window of the
+  busy, and its last windows' tail grew in about half the runs. Those runs
+  had a checkpoint inside them: at ~30 MB/s of WAL the cluster's 2 GB
+  \`max_wal_size\` started one ~35 s in, and its writes (the buffer pool in
+  half a minute, to the disk the commits flush to) raised p99 to 40–52 ms
+  in the windows after it (three 60 s runs of \`agentq-bench steady\` at
+  50 %, 2026-12-01, the server log placing each checkpoint), against 17–28
+  ms in the last windows of two runs without one. The cluster now has
+  \`max_wal_size=8GB\` (deploy/pg.sh; the README's Operations says why), so
+  a rate's run, which starts from a \`CHECKPOINT\` and writes ~2 GB, has
+  none inside it: what these windows measure is the queue without a
+  checkpoint, and a checkpoint's writes still cost what they cost (on this
+  disk, 2–3× the p99 while they last). The window of the
   run's first autovacuum is still often the worst, and on this shared
   two-core machine a 10 s window's p99 moves by a few ms from run to run.
   Before/after the issue's first change, same machine and day (drain ÷
