@@ -727,7 +727,17 @@ $(turns_section)
   a rate's run, which starts from a \`CHECKPOINT\` and writes ~2 GB, has
   none inside it: what these windows measure is the queue without a
   checkpoint, and a checkpoint's writes still cost what they cost (on this
-  disk, 2–3× the p99 while they last). The window of the
+  disk, 2–3× the p99 while they last). The other event that moves the last
+  windows is autovacuum's first pass over jobs: one visit a minute
+  (\`autovacuum_naptime\`), at a phase the run does not choose, over a table
+  that grew by ~1.7M rows in the minute. A controlled trial (2026-12-01,
+  autovacuum off for jobs, a \`VACUUM\` started ~35 s into a 50 % run with
+  autovacuum's throttle, 2 ms per 200 cost units): the pass took 20 s, and
+  the windows it overlapped had p99 68 and 33 ms against 12–18 ms before
+  and 13 ms after; throttled to 10 ms it took 87 s and those windows had 29
+  and 12–22 ms. A pass early in the run, over a small table, costs nothing
+  visible: the runs whose only pass came in the first window were flat.
+  The window of the
   run's first autovacuum is still often the worst, and on this shared
   two-core machine a 10 s window's p99 moves by a few ms from run to run.
   Before/after the issue's first change, same machine and day (drain ÷
