@@ -12,12 +12,14 @@
 -- One race is left, and repaired: a job inserted while the row is being
 -- deleted (its insert found the row still there, so ON CONFLICT DO NOTHING
 -- kept it, and the delete did not see the uncommitted job) commits without
--- a row. The claim's visit to such a job finds no row (SKIP LOCKED cannot
--- tell "missing" from "locked"), puts it back (INSERT ... ON CONFLICT DO
--- NOTHING: nothing when it is only locked; it waits for a deleting
--- transaction to end, which waits for nothing the claim holds) and leaves the
--- job to the next claim: at most the tick's or the poll's second later
--- (tests serial_keys_pruned_when_idle, serial_key_row_lost_is_repaired).
+-- a row. The claim's visit to such a job finds no row to lock; a plain read
+-- then tells "gone" (deleted, committed) from "locked" (by another claim, or
+-- by a trigger freeing the key, whose delete is not yet committed: the row is
+-- still visible, and the claim leaves the key, as before, rather than wait
+-- for that transaction: it may be waiting for a key row this claim locked).
+-- A gone row is put back (INSERT ... ON CONFLICT DO NOTHING) and the job left
+-- to the next claim: at most the tick's or the poll's second later (test
+-- serial_key_row_lost_is_repaired; the serial tests check the table empties).
 
 CREATE OR REPLACE FUNCTION aq_serial_freed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -53,7 +55,13 @@ BEGIN
     END IF;
     SELECT claimed_in INTO mark FROM job_serial_keys WHERE key = p_key FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-        INSERT INTO job_serial_keys (key) VALUES (p_key) ON CONFLICT DO NOTHING;
+        -- only locked (a claim, or a trigger freeing the key, perhaps deleting
+        -- it: its row is still visible): leave the key to it, as in 022; gone:
+        -- put it back (above). The claim waits for no one's lock either way
+        -- but another repairer's insert of the same key.
+        IF NOT EXISTS (SELECT 1 FROM job_serial_keys WHERE key = p_key) THEN
+            INSERT INTO job_serial_keys (key) VALUES (p_key) ON CONFLICT DO NOTHING;
+        END IF;
         RETURN false;
     END IF;
     IF mark = me THEN RETURN false; END IF;
