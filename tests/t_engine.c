@@ -442,7 +442,7 @@ static void release(PGconn *holder)
  * then publishing the job types) waits on job_types, and connection 1's
  * first round waits after its claim, in pruning a stale workers row another
  * session holds; the job is inserted between, then the setup ends, then the
- * round. Polling is off: without the wake-up the setup's end counts as, the
+ * round. Polling is off: before the setup's end counted as a wake-up, the
  * job waited for the poll (seen as 5,000 jobs untouched for 60 s in
  * engine_floor_keeps_claims_off_dead_head). */
 static void wake_before_listen_not_lost(void)
