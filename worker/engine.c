@@ -764,13 +764,20 @@ static void wake(aq_engine *eng)
     eng->want_claim = 1;
 }
 
+/* A wake-up that says nothing about where (rows may now be runnable below
+ * the floor): the next claim starts at the head. */
+static void wake_anywhere(aq_engine *eng)
+{
+    aq_floor_drop(&eng->floor);
+    wake(eng);
+}
+
 static void on_rescue(void *arg, PGresult *res)
 {
     round *r = arg;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
         aq_warn("worker", "re-queued %d jobs whose lease expired", PQntuples(res));
-        aq_floor_drop(&r->eng->floor);   /* they may sit below it */
-        wake(r->eng);
+        wake_anywhere(r->eng);   /* they may sit below the floor */
     }
     on_step(arg, res);
 }
@@ -800,8 +807,7 @@ static void on_prune_side(void *arg, PGresult *res)
 static void on_wake_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    aq_floor_drop(&eng->floor);   /* the retries due now may sit below it */
-    wake(eng);
+    wake_anywhere(eng);   /* the retries due now may sit below the floor */
     pump(eng);
 }
 
@@ -1266,8 +1272,7 @@ static void on_notify(void *arg, const PGnotify *n)
 static void on_poll_timer(uv_timer_t *t)
 {
     aq_engine *eng = t->data;
-    aq_floor_drop(&eng->floor);   /* rows that came due, or were skipped, below it */
-    wake(eng);
+    wake_anywhere(eng);   /* rows that came due, or were skipped, below the floor */
     pump(eng);
 }
 
@@ -1330,8 +1335,7 @@ static void on_tick(uv_timer_t *t)
     aq_engine *eng = t->data;
     if (eng->floor.used) {   /* the safety net (DESIGN, "Claim floor"): one claim from the head */
         eng->floor.used = 0;
-        aq_floor_drop(&eng->floor);
-        wake(eng);
+        wake_anywhere(eng);
     }
     scan sc = {eng, NULL};
     aq_pool_locked(eng->pool, scan_started, &sc);
