@@ -221,17 +221,23 @@ static void user_cap_holds_across_workers(void)
 /* A keyed job committed without its key's mutex row (the insert that raced
  * the row's removal, sql/026) is not left queued for ever: the claim's visit
  * puts the row back and the next claim takes the job; the key's jobs still
- * run one at a time, in id order. */
+ * run one at a time, in id order. A parked job's resume (waiting -> queued)
+ * puts its key's row back itself (sql/026's trigger), before any claim. */
 static void key_row_lost_is_repaired(void)
 {
     th_exec("INSERT INTO jobs (job_type, input, serial_key) SELECT 'test_record', '{\"sleep_ms\": 20}', 'lost'"
             " FROM generate_series(1, 3)", NULL);
+    long long parked = th_int("INSERT INTO jobs (job_type, input, serial_key, status)"
+                              " VALUES ('test_record', '{}', 'parked', 'waiting') RETURNING id", NULL);
     th_exec("DELETE FROM job_serial_keys", NULL);
+    th_exec("UPDATE jobs SET status = 'queued' WHERE id = $1", th_num(parked), NULL);
+    CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys WHERE key = 'parked'", NULL), 1);
     const char *const env[] = {"AGENTQ_POLL_MS=200", NULL};
     pid_t w = th_worker(NULL, env);
-    CHECK(th_wait_int(3, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
-    CHECK_INT(th_int("SELECT count(*) FROM (SELECT e.started_at, lag(e.finished_at) OVER (ORDER BY j.id) AS prev"
-                     " FROM test_executions e JOIN jobs j ON j.id = e.job_id) t WHERE started_at < prev", NULL), 0);
+    CHECK(th_wait_int(4, 15000, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", NULL));
+    CHECK_INT(th_int("SELECT count(*) FROM (SELECT e.started_at, lag(e.finished_at) OVER (PARTITION BY j.serial_key"
+                     " ORDER BY j.id) AS prev FROM test_executions e JOIN jobs j ON j.id = e.job_id) t"
+                     " WHERE started_at < prev", NULL), 0);
     CHECK_INT(th_int("SELECT count(*) FROM job_serial_keys", NULL), 0);
     CHECK_INT(th_stop(w, SIGTERM, 10000), 0);
 }
