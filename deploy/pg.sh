@@ -16,9 +16,9 @@
 # stalled commits ~50 ms mid-run), max_wal_size 8 GB: a queue at ~29k jobs/s
 # writes ~30 MB/s of WAL, and at 2 GB a checkpoint began every ~35 s (one
 # each max_wal_size / 1.9 of WAL, checkpoint_completion_target being 0.9),
-# writing the buffer pool out in half a minute to the disk the WAL is flushed to; the
-# steady-state benchmark's enqueue -> start p99 rose from ~15 to 40-50 ms in
-# the windows it overlapped (docs/BENCHMARKS.md, "Steady state").
+# writing the buffer pool out in half a minute to the disk the WAL is
+# flushed to; the steady-state benchmark's enqueue -> start p99 rose from
+# ~15 to 40-50 ms in the windows it overlapped (docs/BENCHMARKS.md).
 set -eu
 PGBIN=/usr/lib/postgresql/15/bin
 cmd=${1:?usage: pg.sh start|stop|restart|crash|url DIR [PORT]}

@@ -76,6 +76,7 @@ TARGET_TURNS_CONNS=16      #   worker database connections at peak
 TARGET_TURNS_KB=262144     #   worker VmHWM (256 MiB)
 BIG_FINISHED=1000000     # the history case: this many finished rows ...
 BIG_JOBS=100000          # ... and this many queued, drained by a fresh worker, HISTORY_RUNS times
+HISTORY_RUNS=3           # (a load before each; the first drain against the later ones' median)
 TARGET_BIG_PCT=10        # the first drain within 10 % of the later ones' median
 TARGET_RETENTION_PCT=90  # each history drain ≥ 90 % of the empty-table drain run after it
 
@@ -290,7 +291,6 @@ EOT
 # machine from run to run (the empty-table drains beside them by 0-4 %), so
 # the first is compared with the median of the later ones, not with one.
 # Sets BIG1 BIG2 (that median) BIGS EMPTYS BIG_DIFF RETS RET_MIN.
-HISTORY_RUNS=3
 history_step() {
     BIGS=""; EMPTYS=""; RETS=""; RET_MIN=""; LATER=""
     for run in $(seq 1 $HISTORY_RUNS); do
@@ -716,8 +716,8 @@ $(turns_section)
   5–7 ms; the first full run after them (2026-12-01, 00:34) had every 25 %
   window at 4.9–6.6 ms and 50 % flat (10.7 → 13.6 ms); at 50 % the rate
   now offered (~29k jobs/s, since the drain rose) keeps both cores ~90 %
-  busy, and its last windows' tail grew in about half the runs. Those runs
-  had a checkpoint inside them: at ~30 MB/s of WAL the cluster's 2 GB
+  busy, and its last windows' tail grew in about half the runs, each time
+  with one of two events inside them. A checkpoint: at ~30 MB/s of WAL the cluster's 2 GB
   \`max_wal_size\` started one ~35 s in, and its writes (the buffer pool in
   half a minute, to the disk the commits flush to) raised p99 to 40–52 ms
   in the windows after it (three 60 s runs of \`agentq-bench steady\` at
@@ -727,8 +727,8 @@ $(turns_section)
   a rate's run, which starts from a \`CHECKPOINT\` and writes ~2 GB, has
   none inside it: what these windows measure is the queue without a
   checkpoint, and a checkpoint's writes still cost what they cost (on this
-  disk, 2–3× the p99 while they last). The other event that moves the last
-  windows is autovacuum's first pass over jobs: one visit a minute
+  disk, 2–3× the p99 while they last). And autovacuum's first pass over
+  jobs, which remains: one visit a minute
   (\`autovacuum_naptime\`), at a phase the run does not choose, over a table
   that grew by ~1.7M rows in the minute. A controlled trial (2026-12-01,
   autovacuum off for jobs, a \`VACUUM\` started ~35 s into a 50 % run with
@@ -737,9 +737,8 @@ $(turns_section)
   and 13 ms after; throttled to 10 ms it took 87 s and those windows had 29
   and 12–22 ms. A pass early in the run, over a small table, costs nothing
   visible: the runs whose only pass came in the first window were flat.
-  The window of the
-  run's first autovacuum is still often the worst, and on this shared
-  two-core machine a 10 s window's p99 moves by a few ms from run to run.
+  On this shared two-core machine a 10 s window's p99 also moves by a few
+  ms from run to run.
   Before/after the issue's first change, same machine and day (drain ÷
   ceiling (a) of the same run): before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
   the figures above. Custom plans cost planning time on every execution:
