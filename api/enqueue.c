@@ -78,15 +78,26 @@ static const char SQL_WAKE[] = "SELECT aq_wake()";
  * plans see with auto: the trigger on the inserted rows, and the foreign key
  * check on users, whose plan Postgres rebuilds when autovacuum analyzes
  * users (each 10 % of growth), so its shape follows the table closely. */
-#define STMT_SETTINGS "aq_enqueue_settings"
-static const char SQL_SETTINGS[] =
-    "SELECT set_config('plan_cache_mode', $1, true), set_config('agentq.wake_later', $2, true)";
+/* The transaction's settings, before its batch statement: one constant
+ * statement per combination, so that each keeps one plan (a statement with
+ * parameters was planned afresh on every batch under force_custom_plan);
+ * the full statement without the deferral needs none. Indexed [plain][later]. */
+static const struct { const char *name, *sql; } SETTINGS[2][2] = {
+    {{NULL, NULL},
+     {"aq_enqueue_later", "SELECT set_config('agentq.wake_later', 'on', true)"}},
+    {{"aq_enqueue_auto", "SELECT set_config('plan_cache_mode', 'auto', true)"},
+     {"aq_enqueue_auto_later",
+      "SELECT set_config('plan_cache_mode', 'auto', true), set_config('agentq.wake_later', 'on', true)"}},
+};
 #define STMT_FULL "aq_enqueue"
 #define STMT_PLAIN "aq_enqueue_plain"
 
 void aq_api_enqueue_prepare(api_thread *t)
 {
-    aq_pgloop_prepare(t->pg, STMT_SETTINGS, SQL_SETTINGS, NULL, NULL);
+    for (int plain = 0; plain < 2; plain++)
+        for (int later = 0; later < 2; later++)
+            if (SETTINGS[plain][later].name)
+                aq_pgloop_prepare(t->pg, SETTINGS[plain][later].name, SETTINGS[plain][later].sql, NULL, NULL);
     aq_pgloop_prepare(t->pg, STMT_FULL, aq_jobs_sql_enqueue_batch, NULL, NULL);
     aq_pgloop_prepare(t->pg, STMT_PLAIN, aq_jobs_sql_enqueue_plain, NULL, NULL);
 }
@@ -223,8 +234,8 @@ static void flush(api_thread *t)
     s->inflight = 1;
     b->sent_ms = aq_now_mono_ms();
     int later = b->n <= WAKE_LATER_MAX_ROWS;
-    const char *settings[] = {plain ? "auto" : "force_custom_plan", later ? "on" : "off"};
-    if ((!(plain || later) || aq_pgloop_exec(t->pg, STMT_SETTINGS, 2, settings, NULL, NULL) == 0) &&
+    const char *settings = SETTINGS[plain][later].name;
+    if ((!settings || aq_pgloop_exec(t->pg, settings, 0, NULL, NULL, NULL) == 0) &&
         aq_pgloop_exec(t->pg, plain ? STMT_PLAIN : STMT_FULL, 1, params, on_rows, b) == 0) {
         if (aq_pgloop_sync(t->pg, on_batch_done, b) != 0) {
             s->inflight = 0;   /* on_rows already ran with NULL and answered everyone */
