@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* Options every subcommand shares; main.c parses them. */
@@ -54,6 +55,22 @@ typedef struct aq_bench_producer {
     const char *path, *body;     /* ... the path POSTed to and the JSON body */
 } aq_bench_producer;
 void *aq_bench_sql_producer(void *arg);
+
+/* The API producer's HTTP/1.1 client (http1.c). aq_http1_target resolves
+ * "http://host:port"; aq_http1_request builds a POST's bytes once (malloc'd,
+ * the caller frees); aq_http1_connect opens a blocking TCP connection (-1 on
+ * failure); aq_http1_response says whether buf holds a whole response: its
+ * length, 0 if not yet, -1 if it is not one the client can read. */
+typedef struct aq_http1_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family;
+    char hostport[160];
+} aq_http1_addr;
+int aq_http1_target(const char *base, aq_http1_addr *a);
+char *aq_http1_request(const aq_http1_addr *a, const char *path, const char *token, const char *body, size_t *len);
+int aq_http1_connect(const aq_http1_addr *a);
+int aq_http1_response(const char *buf, size_t len, int *status, int *keep_alive);
 void *aq_bench_api_producer(void *arg);
 /* CLOCK_MONOTONIC in µs, and a sleep until such a moment (none if past). */
 uint64_t aq_bench_mono_us(void);
@@ -79,6 +96,9 @@ PGconn *aq_bench_connect(void);
 /* Run sql with n text parameters; exits with status 1 unless the result is
  * COMMAND_OK or TUPLES_OK. The caller PQclear()s the result. */
 PGresult *aq_bench_exec(PGconn *db, const char *sql, int n, const char *const *params);
+/* The same for a statement prepared once as name (sql names it in errors). */
+void aq_bench_prepare(PGconn *db, const char *name, const char *sql, int n);
+PGresult *aq_bench_exec_prepared(PGconn *db, const char *name, const char *sql, int n, const char *const *params);
 /* First column of the first row as a long long (0 when NULL). */
 long long aq_bench_scalar(PGconn *db, const char *sql, int n, const char *const *params);
 

@@ -22,15 +22,30 @@ PGconn *aq_bench_connect(void)
     return db;
 }
 
-PGresult *aq_bench_exec(PGconn *db, const char *sql, int n, const char *const *params)
+/* a statement's result, or the bench stops with its error */
+static PGresult *checked(PGresult *res, const char *sql)
 {
-    PGresult *res = n ? PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0) : PQexec(db, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         fprintf(stderr, "agentq-bench: %s\n  in: %s\n", PQresultErrorMessage(res), sql);
         exit(1);
     }
     return res;
+}
+
+PGresult *aq_bench_exec(PGconn *db, const char *sql, int n, const char *const *params)
+{
+    return checked(n ? PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0) : PQexec(db, sql), sql);
+}
+
+void aq_bench_prepare(PGconn *db, const char *name, const char *sql, int n)
+{
+    PQclear(checked(PQprepare(db, name, sql, n, NULL), sql));
+}
+
+PGresult *aq_bench_exec_prepared(PGconn *db, const char *name, const char *sql, int n, const char *const *params)
+{
+    return checked(PQexecPrepared(db, name, n, params, NULL, NULL, 0), sql);
 }
 
 long long aq_bench_scalar(PGconn *db, const char *sql, int n, const char *const *params)
