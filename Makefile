@@ -32,13 +32,19 @@ ifneq ($(V),1)
 Q := @
 endif
 
-COMMON_PKGS := libuv libpq libcjson libsodium libcurl glib-2.0 gmime-3.0
+COMMON_PKGS := libuv libpq libcjson libsodium libcurl glib-2.0
+# GMime is linked only into bin/agentq-mime.so, which the worker loads the
+# first time it reads a message (handlers/mime.h), and into the test runner
+MIME_PKGS   := gmime-3.0 libcjson
 # the API uses h2o's libuv flavour: one uv loop per thread carries h2o and libpq
 API_PKGS    := libh2o libssl libcrypto
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS) 2>/dev/null)
 API_LIBS    := $(shell $(PKG_CONFIG) --libs $(API_PKGS) 2>/dev/null)
-CFLAGS      += $(PKG_CFLAGS)
+MIME_LIBS   := $(shell $(PKG_CONFIG) --libs $(MIME_PKGS) 2>/dev/null)
+CFLAGS      += $(PKG_CFLAGS) $(shell $(PKG_CONFIG) --cflags gmime-3.0 2>/dev/null)
+# a binary names only the libraries it calls (the API and the CLI never load GMime's stack)
+LDFLAGS     += -Wl,--as-needed
 
 # Each folder sees only what it may include (tests/check_includes.sh, run by
 # `make test`, checks the quoted includes too): api/ and cli/ see common/;
@@ -55,7 +61,9 @@ INC_build    := -Icommon
 incs = $(INC_$(firstword $(subst /, ,$(1))))
 
 COMMON_SRC  := $(wildcard common/*.c)
-HANDLER_SRC := $(wildcard handlers/*.c)
+# mime.c (GMime) is the plugin's; the worker links mime_load.c, which loads it
+MIME_SRC    := handlers/mime.c handlers/mime_plugin.c handlers/mime_load.c
+HANDLER_SRC := $(filter-out $(MIME_SRC),$(wildcard handlers/*.c))
 WORKER_SRC  := $(wildcard worker/*.c)
 API_SRC     := $(wildcard api/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
@@ -79,14 +87,28 @@ WORKER_LIB_OBJ := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJ))
 VARIANT_STAMP := $(BUILD)/variant
 $(shell mkdir -p $(BUILD); echo "$(CC)" | cmp -s - $(VARIANT_STAMP) || echo "$(CC)" > $(VARIANT_STAMP))
 
-BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq
+BINS := $(BINDIR)/agentq-api $(BINDIR)/agentq-worker $(BINDIR)/agentq $(BINDIR)/agentq-mime.so
 .PHONY: all deps test faults run bench soak fuzz install clean
 all: $(BINS)
 
-$(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+$(BINDIR)/agentq-worker: $(WORKER_OBJ) $(HANDLER_OBJ) $(BUILD)/handlers/mime_load.o $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+
+# the worker's MIME reader (handlers/mime.h): position-independent copies of
+# mime.c and the helpers it calls, every symbol hidden but the table
+MIME_PLUGIN_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,handlers/mime.c handlers/mime_plugin.c common/aq_buf.c common/aq_alloc.c \
+                   common/aq_json.c)
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC     $< (plugin)"
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden $(call incs,$<) -c -o $@ $<
+
+$(BINDIR)/agentq-mime.so: $(MIME_PLUGIN_OBJ) $(VARIANT_STAMP)
+	@mkdir -p $(BINDIR)
+	@echo "  LD     $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $(filter %.o,$^) $(MIME_LIBS) -lm -pthread
 
 $(BINDIR)/agentq-api: $(API_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
@@ -99,10 +121,10 @@ $(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
-$(BINDIR)/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
+$(BINDIR)/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(BUILD)/handlers/mime.o $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) $(MIME_LIBS) -lm -pthread
 
 $(BINDIR)/agentq-bench: $(BENCH_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
@@ -184,7 +206,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -O1 -g $(filter-out -O% -g,$(CFLAGS)) $(FUZZ_SAN)
-FUZZ_SRC     := $(filter-out api/main.c worker/main.c,$(COMMON_SRC) $(API_SRC) $(HANDLER_SRC) $(WORKER_SRC))
+FUZZ_SRC     := $(filter-out api/main.c worker/main.c,$(COMMON_SRC) $(API_SRC) $(HANDLER_SRC) handlers/mime.c $(WORKER_SRC))
 FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(FUZZ_SRC)) $(FUZZ_BUILD)/build/migrations.o $(FUZZ_BUILD)/build/web.o
 FUZZ_NAMES   := $(patsubst tests/fuzz/fz_%.c,%,$(wildcard tests/fuzz/fz_*.c))
 FUZZ_BINS    := $(patsubst %,$(FUZZ_BUILD)/bin/fz_%,$(FUZZ_NAMES))
@@ -210,7 +232,7 @@ $(FUZZ_BUILD)/bin/fz_%: tests/fuzz/fz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libage
 	@mkdir -p $(dir $@)
 	@echo "  LD     $@"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(INC_tests) -Iapi \
-	    -o $@ $< $(FUZZ_BUILD)/libagentq.a $(API_LIBS) $(PKG_LIBS) -lm -pthread
+	    -o $@ $< $(FUZZ_BUILD)/libagentq.a $(API_LIBS) $(PKG_LIBS) $(MIME_LIBS) -lm -pthread
 
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(if $(FUZZ),$(FUZZ_BUILD)/bin/fz_$(FUZZ),$(FUZZ_BINS))

@@ -214,7 +214,9 @@ aq_job_status aq_handle_email_processing(aq_ctx *ctx, const cJSON *input, cJSON 
         if (bad) {
             free(es);
             aq_ctx_error(ctx, "%s", err);
-            return AQ_JOB_FAIL;
+            /* a worker deployed without agentq-mime.so: retried, so the
+             * message is read once the file is in place */
+            return bad == AQ_ECONFIG ? AQ_JOB_RETRY : AQ_JOB_FAIL;
         }
         aq_ctx_set_state(ctx, es, state_free);
         if (!strcmp(cfg->llm_provider, "offline")) {

@@ -49,4 +49,18 @@ void aq_mime_msg_dispose(aq_mime_msg *m);
  * Heap string; exposed for unit tests. */
 char *aq_mime_html_to_text(const char *html);
 
+/* Where the code above lives. The worker does not link GMime: it loads
+ * AQ_MIME_PLUGIN_FILE (mime.c and mime_plugin.c, linked with GMime), found
+ * next to its own executable, the first time a message is parsed
+ * (mime_load.c), so a worker that never reads mail never maps GMime, GIO,
+ * GObject and GPGME (~1.7 MiB of an idle worker's resident pages). If the
+ * file cannot be loaded, aq_mime_parse returns AQ_ECONFIG with the reason.
+ * The test runner and the fuzz harness link mime.c directly. */
+#define AQ_MIME_PLUGIN_FILE "agentq-mime.so"
+typedef struct aq_mime_api {
+    int (*parse)(const char *raw, size_t len, const aq_mime_limits *lim, aq_mime_msg *out, char *err, size_t errlen);
+    void (*dispose)(aq_mime_msg *m);
+} aq_mime_api;
+#define AQ_MIME_PLUGIN_SYMBOL "aq_mime_plugin"
+
 #endif

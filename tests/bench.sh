@@ -92,14 +92,14 @@ for v in $(env | sed -n 's/^\(AGENTQ_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; d
 export AGENTQ_DBNAME=agentq_bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-for b in agentq agentq-api agentq-worker agentq-bench agentq-fake; do
+for b in agentq agentq-api agentq-worker agentq-mime.so agentq-bench agentq-fake; do
     [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench bin/agentq-fake)"
 done
 [ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found (make deps installs postgresql-15)"
 # Copies, so a build running meanwhile (e.g. `make test` relinking bin/ as the
 # SANITIZE=1 variant) cannot swap the binaries under a measurement.
 mkdir -p "$BIN"
-cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench bin/agentq-fake "$BIN/"
+cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-mime.so bin/agentq-bench bin/agentq-fake "$BIN/"
 grep -q __asan_init "$WORKER" &&
     die "bin/agentq-worker is the SANITIZE=1 build; benchmark the plain one (make all bin/agentq-bench)"
 M_BUILD="bin/ as built by make (checked: not the SANITIZE=1 variant)"

@@ -146,7 +146,55 @@ def check_container():
     cmd = [yaml.safe_load(r) for w, r in lines if w == "CMD"]
     if not cmd or cmd[-1][0] not in BINARIES:
         bad("deploy/Containerfile: CMD %s is not an installed binary" % cmd)
+    check_runtime_libraries(lines)
     return port
+
+
+# the runtime stage installs a package for every library an installed binary
+# (and the worker's MIME plugin) names; debian:12-slim brings libc6
+BASE_IMAGE_PACKAGES = {"libc6"}
+INSTALLED = ("agentq", "agentq-api", "agentq-worker", "agentq-mime.so")
+
+
+def library_package(soname):
+    """The Debian package that ships soname on this machine, or None."""
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    m = re.search(r"^\s*%s \(.*x86-64.*\) => (\S+)$" % re.escape(soname), out, re.M)
+    if not m:
+        return None
+    for path in (m.group(1), os.path.realpath(m.group(1))):
+        r = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0]
+    return None
+
+
+def check_runtime_libraries(lines):
+    last = max(i for i, (w, _) in enumerate(lines) if w == "FROM")
+    words = " ".join(r for w, r in lines[last:] if w == "RUN").replace("&&", " ").split()
+    runtime = set()
+    for i, word in enumerate(words):
+        if word == "install" and i and words[i - 1] == "apt-get":
+            for pkg in words[i + 1:]:
+                if pkg in ("rm", "useradd", "apt-get"):
+                    break
+                if not pkg.startswith("-"):
+                    runtime.add(pkg)
+    for name in INSTALLED:
+        path = os.path.join(BIN, name)
+        if not os.path.exists(path):
+            bad("%s: not built (make all builds it, make install installs it)" % path)
+            continue
+        dyn = subprocess.run(["readelf", "-d", path], capture_output=True, text=True).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dyn)
+        if any(n.startswith(("libasan", "libubsan")) for n in needed):
+            return   # a sanitized build: its libraries are no image's
+        for soname in needed:
+            pkg = library_package(soname)
+            if pkg is None:
+                bad("%s needs %s, which no Debian package on this machine ships" % (name, soname))
+            elif pkg not in runtime and pkg not in BASE_IMAGE_PACKAGES:
+                bad("deploy/Containerfile: the runtime stage does not install %s (%s needs %s)" % (pkg, name, soname))
 
 
 # ---- compose ----

@@ -150,12 +150,17 @@ const char *th_bin(const char *name)
 
 pid_t th_worker(const char *const *args, const char *const *env)
 {
+    return th_worker_at(th_bin("agentq-worker"), args, env);
+}
+
+pid_t th_worker_at(const char *exe, const char *const *args, const char *const *env)
+{
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); exit(1); }
     if (pid == 0) {
         const char *argv[32];
         int n = 0;
-        argv[n++] = th_bin("agentq-worker");
+        argv[n++] = exe;
         for (int i = 0; args && args[i] && n < 31; i++) argv[n++] = args[i];
         argv[n] = NULL;
         setenv("DATABASE_URL", th_url, 1);

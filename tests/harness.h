@@ -53,6 +53,8 @@ int th_wait_int(long long want, int timeout_ms, const char *sql, ...);
  * "K=V" strings (NULL-terminated); AGENTQ_TEST_HANDLERS=1 and the test's
  * DATABASE_URL are set. stderr goes to the test's log. */
 pid_t th_worker(const char *const *args, const char *const *env);
+/* The same with the worker executable at exe (a copy elsewhere). */
+pid_t th_worker_at(const char *exe, const char *const *args, const char *const *env);
 /* Send sig and wait up to timeout_ms; returns the exit status, or -1 (after
  * SIGKILL) if the process did not exit in time. */
 int th_stop(pid_t pid, int sig, int timeout_ms);

@@ -59,13 +59,13 @@ export AGENTQ_DBNAME=agentq_soak
 
 die() { echo "soak: $*" >&2; exit 1; }
 say() { printf '%s\n' "$*"; }
-for b in agentq agentq-api agentq-worker agentq-bench agentq-fake; do
+for b in agentq agentq-api agentq-worker agentq-mime.so agentq-bench agentq-fake; do
     [ -x "bin/$b" ] || die "bin/$b missing: build first (make all bin/agentq-bench bin/agentq-fake)"
 done
 command -v gnuplot >/dev/null || die "gnuplot not found (make deps installs gnuplot-nox)"
 mkdir -p "$BIN" "$LOGS" "$OUT"
 rm -f "$LOGS"/*
-cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-bench bin/agentq-fake "$BIN/"
+cp bin/agentq bin/agentq-api bin/agentq-worker bin/agentq-mime.so bin/agentq-bench bin/agentq-fake "$BIN/"
 grep -q __asan_init "$BIN/agentq-worker" && die "bin/ is the SANITIZE=1 build; soak the plain one"
 
 PIDS=""

@@ -168,21 +168,24 @@ static void mime_not_a_message(void)
 
 static char fake_url[128];
 
-/* A worker talking to the fake as the model and as Telegram's Bot API. */
-static pid_t worker_on_fake(void)
+/* A worker talking to the fake as the model and as Telegram's Bot API; exe:
+ * the worker executable (NULL: the build's). */
+static pid_t worker_on_fake_at(const char *exe)
 {
     static char base[200], tg[200];
     snprintf(base, sizeof base, "LLM_BASE_URL=%s/v1", fake_url);
     snprintf(tg, sizeof tg, "TELEGRAM_API_BASE=%s", fake_url);
     const char *const env[] = {"LLM_PROVIDER=openai", base, "LLM_MODEL=test-model", "AGENTQ_RETRY_BASE_MS=20",
                                "AGENTQ_POLL_MS=100", tg, "TELEGRAM_BOT_TOKEN=123:test", NULL};
-    pid_t w = th_worker(NULL, env);
+    pid_t w = th_worker_at(exe ? exe : th_bin("agentq-worker"), NULL, env);
     /* the API accepts a type once a worker has published it, and a queue once a
      * worker serving it is registered (two rows, not written together) */
     th_wait_int(1, 20000, "SELECT count(*) FROM job_types WHERE name = 'email_processing'", NULL);
     th_wait_int(1, 20000, "SELECT count(*) FROM workers WHERE 'default' = ANY (queues)", NULL);
     return w;
 }
+
+static pid_t worker_on_fake(void) { return worker_on_fake_at(NULL); }
 
 /* A fake model step answering content (any text). */
 static char *answer_step(const char *content)
@@ -309,6 +312,72 @@ static void extract_invalid_then_valid_retries_with_the_reason(void)
     char *out = th_str("SELECT output->>'retried' FROM jobs WHERE id = $1", th_num(id), NULL);
     CHECK_STR(out, "true");
     free(out);
+    free(tok);
+}
+
+/* 1 if the process maps a file whose path contains what */
+static int maps(pid_t pid, const char *what)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, what) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/* The worker loads GMime (through agentq-mime.so) when it first reads a
+ * message, not before: an idle worker maps neither. */
+static void worker_maps_gmime_only_for_mail(void)
+{
+    char *a = answer_step("{\"tasks\":[{\"title\":\"Call the plumber\"}]}");
+    char script[4096];
+    snprintf(script, sizeof script, "[%s]", a);
+    free(a);
+    th_fake(script, fake_url, sizeof fake_url);
+    th_api(NULL);
+    char *tok = th_user("carol", 0);
+    pid_t w = worker_on_fake();
+    CHECK(!maps(w, "libgmime"));
+    CHECK(!maps(w, AQ_MIME_PLUGIN_FILE));
+    long long id = post_email(tok, "plain");
+    CHECK(wait_status(id, "succeeded", 20000));
+    CHECK(maps(w, AQ_MIME_PLUGIN_FILE));
+    CHECK(maps(w, "libgmime"));
+    free(tok);
+}
+
+/* A worker deployed without agentq-mime.so beside it: the message's job is
+ * retried with the reason, and read once the file is put in place (no
+ * restart). */
+static void without_the_plugin_retries_until_installed(void)
+{
+    char *a = answer_step("{\"tasks\":[{\"title\":\"Call the plumber\"}]}");
+    char script[4096], dir[] = "/tmp/aq-mime-XXXXXX", exe[128], cmd[512];
+    snprintf(script, sizeof script, "[%s]", a);
+    free(a);
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(exe, sizeof exe, "%s/agentq-worker", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", th_bin("agentq-worker"), exe);
+    CHECK_INT(system(cmd), 0);
+    th_fake(script, fake_url, sizeof fake_url);
+    th_api(NULL);
+    char *tok = th_user("dave", 0);
+    worker_on_fake_at(exe);
+    long long id = post_email(tok, "plain");
+    CHECK(th_wait_int(1, 20000, "SELECT count(*) FROM jobs WHERE id = $1 AND status = 'queued' AND attempts >= 1"
+                      " AND last_error LIKE 'email support is not installed: %agentq-mime.so%'", th_num(id), NULL));
+    cJSON *reqs = th_fake_requests();
+    CHECK_INT(cJSON_GetArraySize(reqs), 0);   /* nothing reached the model */
+    cJSON_Delete(reqs);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/'", th_bin(AQ_MIME_PLUGIN_FILE), dir);
+    CHECK_INT(system(cmd), 0);
+    CHECK(wait_status(id, "succeeded", 30000));
+    CHECK_INT(th_int("SELECT count(*) FROM tasks WHERE source_job_id = $1 AND title = 'Call the plumber'",
+                     th_num(id), NULL), 1);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
     free(tok);
 }
 
@@ -960,5 +1029,7 @@ const th_test th_email_tests[] = {
      60, 1},
     {"email_extract_refused_twice_fails_with_the_reason", extract_refused_twice_fails_with_the_reason, 60, 1},
     {"email_extract_hundred_tasks_capped_at_twenty", extract_hundred_tasks_capped_at_twenty, 60, 1},
+    {"email_worker_maps_gmime_only_for_mail", worker_maps_gmime_only_for_mail, 60, 1},
+    {"email_without_the_plugin_retries_until_installed", without_the_plugin_retries_until_installed, 60, 1},
     {0},
 };
