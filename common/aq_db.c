@@ -18,9 +18,36 @@ static void on_notice(void *arg, const PGresult *res)
 
 void aq_db_route_notices(PGconn *db) { PQsetNoticeReceiver(db, on_notice, NULL); }
 
+/* Dead peers: TCP keepalives on an idle connection (the first probe after
+ * 30 s, then every 10 s, 3 unanswered end it) and a 60 s limit on data sent
+ * but not acknowledged, so a database host lost without a reset (power, a
+ * partition) errors each connection within about a minute and the
+ * reconnects begin, instead of after the kernel's defaults: 2 hours of
+ * idleness before the first keepalive, ~15 minutes of retransmissions. A
+ * libpq parameter in DATABASE_URL overrides each (dbname, expanded from the
+ * URL, comes after them); Unix sockets ignore them. */
+static const char *const DEFAULT_KEYS[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                                           "keepalives_count", "tcp_user_timeout"};
+static const char *const DEFAULT_VALUES[] = {"1", "30", "10", "3", "60000"};
+#define NDEFAULTS (sizeof DEFAULT_KEYS / sizeof DEFAULT_KEYS[0])
+
+void aq_db_params(const char *conninfo, const char *keys[AQ_DB_PARAMS_MAX], const char *values[AQ_DB_PARAMS_MAX])
+{
+    size_t n = 0;
+    for (; n < NDEFAULTS; n++) {
+        keys[n] = DEFAULT_KEYS[n];
+        values[n] = DEFAULT_VALUES[n];
+    }
+    keys[n] = "dbname";
+    values[n++] = conninfo ? conninfo : "";
+    keys[n] = values[n] = NULL;
+}
+
 PGconn *aq_db_connect(const char *conninfo, char *err, size_t errlen)
 {
-    PGconn *db = PQconnectdb(conninfo ? conninfo : "");
+    const char *keys[AQ_DB_PARAMS_MAX], *values[AQ_DB_PARAMS_MAX];
+    aq_db_params(conninfo, keys, values);
+    PGconn *db = PQconnectdbParams(keys, values, 1);
     if (PQstatus(db) != CONNECTION_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(db));
         size_t n = strlen(err);

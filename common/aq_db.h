@@ -9,6 +9,12 @@
 /* Connect with conninfo; notices go to the JSON log. Returns NULL and writes
  * the reason into err on failure. */
 PGconn *aq_db_connect(const char *conninfo, char *err, size_t errlen);
+/* The keyword/value arrays (NULL-terminated) every connection is opened
+ * with, for PQconnectdbParams / PQconnectStartParams with expand_dbname 1:
+ * agentq's defaults (TCP keepalives and a user timeout, aq_db.c), then
+ * conninfo as dbname, whose parameters win. */
+#define AQ_DB_PARAMS_MAX 8
+void aq_db_params(const char *conninfo, const char *keys[AQ_DB_PARAMS_MAX], const char *values[AQ_DB_PARAMS_MAX]);
 /* The one way to run a blocking statement: sql with n text parameters (NULL
  * entries are SQL NULL) on db. Returns 0 (COMMAND_OK or TUPLES_OK; with out,
  * *out is the result and the caller PQclear()s it), AQ_EUNAVAIL (the

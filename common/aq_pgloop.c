@@ -147,7 +147,9 @@ static void connect_step(aq_pgloop *pg, PostgresPollingStatusType st)
 static void start_connect(aq_pgloop *pg)
 {
     pg->state = ST_CONNECTING;
-    pg->conn = PQconnectStart(pg->conninfo);
+    const char *keys[AQ_DB_PARAMS_MAX], *values[AQ_DB_PARAMS_MAX];
+    aq_db_params(pg->conninfo, keys, values);
+    pg->conn = PQconnectStartParams(keys, values, 1);
     if (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD) {
         lose(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
         return;

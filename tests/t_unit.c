@@ -3,6 +3,7 @@
  * handler registry and the engine's claim floor. */
 #include "aq_buf.h"
 #include "aq_config.h"
+#include "aq_db.h"
 #include "aq_error.h"
 #include "aq_handler.h"
 #include "aq_json.h"
@@ -345,7 +346,51 @@ static void claim_floor_rules(void)
     CHECK_INT(f.off, 1);
 }
 
+/* the value of option key in db's connection options, or "" */
+static const char *conn_option(PGconn *db, const char *key, char *buf, size_t len)
+{
+    PQconninfoOption *o = PQconninfo(db);
+    snprintf(buf, len, "%s", "");
+    for (PQconninfoOption *i = o; i && i->keyword; i++)
+        if (!strcmp(i->keyword, key) && i->val) snprintf(buf, len, "%s", i->val);
+    PQconninfoFree(o);
+    return buf;
+}
+
+/* Every connection (aq_db_connect, and the loops' through aq_db_params)
+ * asks for TCP keepalives and a user timeout; DATABASE_URL's own values win. */
+static void db_connections_detect_dead_peers(void)
+{
+    char err[256], v[64], url[700];
+    PGconn *db = aq_db_connect(th_db_url(), err, sizeof err);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK_STR(conn_option(db, "keepalives", v, sizeof v), "1");
+    CHECK_STR(conn_option(db, "keepalives_idle", v, sizeof v), "30");
+    CHECK_STR(conn_option(db, "keepalives_interval", v, sizeof v), "10");
+    CHECK_STR(conn_option(db, "keepalives_count", v, sizeof v), "3");
+    CHECK_STR(conn_option(db, "tcp_user_timeout", v, sizeof v), "60000");
+    PQfinish(db);
+    snprintf(url, sizeof url, "%s keepalives_idle=7 tcp_user_timeout=0", th_db_url());
+    db = aq_db_connect(url, err, sizeof err);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK_STR(conn_option(db, "keepalives_idle", v, sizeof v), "7");
+    CHECK_STR(conn_option(db, "tcp_user_timeout", v, sizeof v), "0");
+    CHECK_STR(conn_option(db, "keepalives_count", v, sizeof v), "3");
+    PQfinish(db);
+    /* the loops' connections are opened with the same arrays */
+    const char *keys[AQ_DB_PARAMS_MAX], *values[AQ_DB_PARAMS_MAX];
+    aq_db_params(url, keys, values);
+    int n = 0;
+    while (keys[n]) n++;
+    CHECK(n < AQ_DB_PARAMS_MAX);
+    CHECK_STR(keys[n - 1], "dbname");
+    CHECK_STR(values[n - 1], url);
+}
+
 const th_test th_unit_tests[] = {
+    {"unit_db_connections_detect_dead_peers", db_connections_detect_dead_peers, 10, 1},
     {"unit_json_print_keeps_numbers", json_print_keeps_numbers, 10, 0},
     {"unit_engine_and_pool_destroy", engine_and_pool_destroy, 30, 0},
     {"unit_common_errors_are_aq_codes", common_errors_are_aq_codes, 10, 0},
