@@ -761,7 +761,10 @@ $(turns_section)
   resent rounds were fenced out and 12 turns stored their reply twice.
 - **Memory.** An idle worker is a little over 1 MiB of private memory; the
   rest of its resident size is shared-library pages. libcurl/OpenSSL are
-  initialised on first use, not at start (that alone was 3 MiB).
+  initialised on first use, not at start (that alone was 3 MiB), and GMime
+  with its stack (GIO, GObject, GPGME) is loaded only when the worker first
+  reads a message (\`bin/agentq-mime.so\`, docs/DESIGN.md): ~1.7 MiB, which
+  had taken the idle worker from 9.5 to 11.3 MiB.
 
 ## How each figure is taken
 
