@@ -738,7 +738,26 @@ $(turns_section)
   and 12–22 ms. A pass early in the run, over a small table, costs nothing
   visible: the runs whose only pass came in the first window were flat.
   On this shared two-core machine a 10 s window's p99 also moves by a few
-  ms from run to run.
+  ms from run to run. What the 50 % step asks of the two cores (\`/proc\`
+  accounting over 15 s of 26k-jobs/s runs, 2026-12-01, a day the drain
+  measured ~52k): the engine ~1.1 cores (its two sessions and the worker;
+  ~42 µs of CPU per job against ~33 µs in a drain, whose rounds are bigger:
+  each claim and completion is planned afresh, ~14 % of its sessions'
+  time), and the producers ~0.9 core: the SQL producer's session ~0.3 and
+  the API's path ~0.6 for its 10 % of the rows (its sessions ~0.4, at ~2
+  rows a batch, each batch a statement, a commit and mostly a wake-up
+  transaction; the API ~0.13; the HTTP client ~0.07). So 50 % of a drain
+  asks for nearly the whole machine whatever the engine does; with SQL
+  producers only, the same rate left ~40 % idle. Three cuts to the
+  producers' share (2026-12-01): the API's batch no longer calls the quota
+  function when no row has a quota, and its settings are constant
+  statements that keep one plan (server time per batch 302.6 → 250.7 µs,
+  \`pg_stat_statements\`, API-only at 2,600 requests/s); the bench's HTTP
+  client is a plain keep-alive HTTP/1.1 client on epoll instead of libcurl
+  (13.5 → 7.1 % of a core at 2,600 requests/s); its SQL producer prepares
+  its INSERT (parsing had been an eighth of that session). Two interleaved
+  pairs at 26k jobs/s, before and after, showed no difference in p99
+  beyond the noise (9–16 ms in every window of all four runs).
   Before/after the issue's first change, same machine and day (drain ÷
   ceiling (a) of the same run): before (commit 0795a13) 1 worker 79 %, 2 workers 81 %; after, this run:
   the figures above. Custom plans cost planning time on every execution:
