@@ -121,7 +121,9 @@ $(BINDIR)/agentq: $(CLI_OBJ) $(COMMON_OBJ) $(VARIANT_STAMP)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) -lm -pthread
 
-$(BINDIR)/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(BUILD)/handlers/mime.o $(COMMON_OBJ) $(VARIANT_STAMP)
+# with the bench's HTTP/1.1 response reader, whose cases t_unit.c checks
+$(BINDIR)/agentq-test: $(TEST_OBJ) $(WORKER_LIB_OBJ) $(HANDLER_OBJ) $(BUILD)/handlers/mime.o $(BUILD)/tests/bench/http1.o \
+                      $(COMMON_OBJ) $(VARIANT_STAMP)
 	@mkdir -p $(BINDIR)
 	@echo "  LD     $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PKG_LIBS) $(MIME_LIBS) -lm -pthread

@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "routes.h"
 #include "harness.h"
+#include "bench/bench.h"
 #include <stdlib.h>
 
 static void backoff_grows_caps_and_jitters(void)
@@ -389,7 +390,32 @@ static void db_connections_detect_dead_peers(void)
     CHECK_STR(values[n - 1], url);
 }
 
+/* The bench's API producer counts a 202 only when aq_http1_response says a
+ * whole response is in: by Content-Length, chunked, or not yet. */
+static void bench_http1_response_ends(void)
+{
+    static const struct { const char *in; int len, status, keep; } cases[] = {
+        {"HTTP/1.1 202 Accepted\r\ncontent-length: 5\r\n\r\nhello", 49, 202, 1},
+        {"HTTP/1.1 202 Accepted\r\ncontent-length: 5\r\n\r\nhel", 0, 202, 1},
+        {"HTTP/1.1 429 Too Many\r\nConnection: close\r\ncontent-length: 2\r\n\r\nab", 65, 429, 0},
+        {"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 62, 200, 1},
+        {"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n", 0, 200, 1},
+        {"HTTP/1.0 202 Accepted\r\ncontent-length: 0\r\n\r\n", 44, 202, 0},
+        {"HTTP/1.1 202 Accepted\r\ncontent-len", 0, -1, -1},
+        {"garbage\r\n\r\n", -1, -1, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int status = -1, keep = -1;
+        CHECK_INT(aq_http1_response(cases[i].in, strlen(cases[i].in), &status, &keep), cases[i].len);
+        if (cases[i].len > 0) {
+            CHECK_INT(status, cases[i].status);
+            CHECK_INT(keep, cases[i].keep);
+        }
+    }
+}
+
 const th_test th_unit_tests[] = {
+    {"unit_bench_http1_response_ends", bench_http1_response_ends, 10, 0},
     {"unit_db_connections_detect_dead_peers", db_connections_detect_dead_peers, 10, 1},
     {"unit_json_print_keeps_numbers", json_print_keeps_numbers, 10, 0},
     {"unit_engine_and_pool_destroy", engine_and_pool_destroy, 30, 0},

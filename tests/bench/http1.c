@@ -12,6 +12,7 @@
  * anything it cannot parse counts as a refusal and the connection is
  * dropped. */
 #include "bench.h"
+#include "aq_alloc.h"
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +49,7 @@ int aq_http1_target(const char *base, aq_http1_addr *a)
 char *aq_http1_request(const aq_http1_addr *a, const char *path, const char *token, const char *body, size_t *len)
 {
     size_t n = strlen(path) + strlen(a->hostport) + strlen(token) + strlen(body) + 200;
-    char *r = malloc(n);
-    if (!r) abort();
+    char *r = aq_malloc(n);
     int k = snprintf(r, n,
                      "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",

@@ -4,6 +4,7 @@
  * Both are paced on the monotonic clock; a producer that falls behind its
  * schedule catches up at once, so the rate reached is counted, not assumed. */
 #include "bench.h"
+#include "aq_alloc.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -105,9 +106,9 @@ void *aq_bench_api_producer(void *arg)
     size_t reqlen;
     char *req = aq_http1_request(&a, p->path, p->token, p->body, &reqlen);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    api_conn *c = calloc(API_CONNS, sizeof *c);
+    api_conn *c = aq_calloc(API_CONNS, sizeof *c);
     int idle[API_CONNS], nidle = 0, inflight = 0;
-    if (ep < 0 || !c) abort();
+    if (ep < 0) abort();
     for (int i = API_CONNS - 1; i >= 0; i--) {   /* LIFO: the same few connections carry a steady rate */
         c[i].fd = -1;
         idle[nidle++] = i;
