@@ -19,6 +19,13 @@
 # writing the buffer pool out in half a minute to the disk the WAL is
 # flushed to; the steady-state benchmark's enqueue -> start p99 rose from
 # ~15 to 40-50 ms in the windows it overlapped (docs/BENCHMARKS.md).
+# shared_buffers: a quarter of the machine's memory, at least 128 MB and at
+# most 2 GB, or AQ_PG_SHARED_BUFFERS. Each job leaves ~280 bytes of table and
+# index pages (three row versions, non-HOT: every status change moves it
+# between partial indexes), so at ~27k jobs/s a minute writes ~450 MB of
+# fresh pages; with 256 MB the pool filled ~35 s into a steady-state run and
+# from then on the backends wrote out dirty pages themselves to make room,
+# and the p50 and p99 of the run's last windows rose (docs/BENCHMARKS.md).
 set -eu
 PGBIN=/usr/lib/postgresql/15/bin
 cmd=${1:?usage: pg.sh start|stop|restart|crash|url DIR [PORT]}
@@ -30,6 +37,10 @@ sockdir() {
     s="$dir/sock"
     [ ${#s} -gt 90 ] && s="/tmp/agentq-sock-$port"
     echo "$s"
+}
+shared_buffers() {
+    [ -n "${AQ_PG_SHARED_BUFFERS:-}" ] && { echo "$AQ_PG_SHARED_BUFFERS"; return; }
+    awk '/^MemTotal:/ {mb = int($2 / 1024 / 4); if (mb > 2048) mb = 2048; if (mb < 128) mb = 128; print mb "MB"}' /proc/meminfo
 }
 url() { echo "host=$(sockdir) port=$port dbname=${AGENTQ_DBNAME:-agentq} user=postgres"; }
 
@@ -55,7 +66,7 @@ start() {
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$s" && touch "$dir/server.log" && chown postgres:postgres "$dir/server.log"
     if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then :; else
         as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=${AQ_PG_MAX_CONNECTIONS:-200} -c shared_buffers=256MB -c min_wal_size=1GB -c max_wal_size=8GB -c fsync=on -c synchronous_commit=on" \
+            -o "-p $port -k $s -c listen_addresses=127.0.0.1 -c max_connections=${AQ_PG_MAX_CONNECTIONS:-200} -c shared_buffers=$(shared_buffers) -c min_wal_size=1GB -c max_wal_size=8GB -c fsync=on -c synchronous_commit=on" \
             start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
     fi
     as_pg "$PGBIN/psql" -h "$s" -p "$port" -U postgres -d postgres -Atqc \
