@@ -173,7 +173,21 @@
  * a column of the id list (j.locked_by = c.w, the worker id repeated by
  * array_fill), and "running" is implied: sql/014 allows locked_by only on a
  * running job. What is left for the planner is N lookups by primary key
- * against a scan of the whole table priced at its real size. enable_bitmapscan
+ * against a scan of the whole table priced at its real size. (3) The
+ * statements that first pick rows through an index and then update or
+ * delete them (claim, rescue, prune) join jobs to an array of the picked
+ * ids, unnest(ARRAY(SELECT id FROM ...)), not to the CTE itself. The CTE's
+ * rows are estimated from the statistics (up to its LIMIT), and statistics
+ * can be stale: TRUNCATE and an ANALYZE of the empty table keep the last
+ * ones, e.g. "every row queued, one run_at" from a backlog analyzed right
+ * after its load. With 1,000 rows expected the planner hashed the whole
+ * table for the join (a claim of 100 rows read ~900 buffers and took ~5 ms
+ * in the steady-state benchmark's first 20 s after the drains, until
+ * autovacuum analyzed; on a table with its history, seconds). An array
+ * that is not a constant is estimated at 10 elements, so the join is
+ * lookups by primary key whatever the statistics say. The claim's
+ * "counted" (the first $5 rows start a run) is the array's ordinality:
+ * ARRAY(SELECT ...) keeps the CTE's order, the claim's key order. enable_bitmapscan
  * = off: every statement here looks rows up by id or reads the first rows
  * of one index in its order; a bitmap scan is only chosen from statistics
  * that undercount the matching rows (stale "no queued rows"), and then the
@@ -301,15 +315,14 @@ static const char SQL_CLAIM[] =
     " WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])"
     " AND (priority, run_at, id) >= ($7::smallint, $8::timestamptz, $9::bigint)"
     " AND NOT serial_held AND (serial_key IS NULL OR aq_claim_serial(id, serial_key, user_id, $6::int))"
-    " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
-    " next AS (SELECT id, row_number() OVER () <= $5::int AS counted FROM locked)"
-    " UPDATE jobs j SET status = 'running', attempts = j.attempts + next.counted::int, claims = j.claims + 1,"
+    " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs j SET status = 'running', attempts = j.attempts + (c.n <= $5::int)::int, claims = j.claims + 1,"
     " locked_by = $3, locked_until = now() + make_interval(secs => $4::int), started_at = now()"
-    " FROM next WHERE j.id = next.id"
+    " FROM unnest(ARRAY(SELECT id FROM locked)) WITH ORDINALITY AS c(id, n) WHERE j.id = c.id"
     " RETURNING j.id, j.job_type, j.queue, j.priority, j.attempts, coalesce(j.max_attempts, 0),"
     " j.input::text, coalesce(j.user_id, 0), j.session_id::text, coalesce(j.parent_id, 0),"
     " coalesce(j.schedule_id, 0), (extract(epoch FROM j.run_at) * 1000000)::bigint,"
-    " j.claims, next.counted::int, j.lost, coalesce((extract(epoch FROM now() - j.transient_since) * 1000)::bigint, -1),"
+    " j.claims, (c.n <= $5::int)::int, j.lost, coalesce((extract(epoch FROM now() - j.transient_since) * 1000)::bigint, -1),"
     " j.last_error";
 
 /* c.a is the attempts the row keeps (the run counted or not); c.t: 1 this was
@@ -407,14 +420,14 @@ static const char SQL_RESCUE[] =
     " UPDATE jobs j SET status = 'queued', run_at = now(), locked_until = NULL, lost = j.lost + 1,"
     " last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped renewing it',"
     " locked_by = NULL"
-    " FROM expired WHERE j.id = expired.id RETURNING j.id";
+    " FROM unnest(ARRAY(SELECT id FROM expired)) AS x(id) WHERE j.id = x.id RETURNING j.id";
 
 static const char SQL_PRUNE[] =
     "WITH old AS ("
     " SELECT id FROM jobs WHERE status IN ('succeeded', 'cancelled')"
     " AND finished_at < now() - make_interval(hours => $1::int)"
     " ORDER BY finished_at LIMIT " PRUNE_BATCH " FOR UPDATE SKIP LOCKED)"
-    " DELETE FROM jobs j USING old WHERE j.id = old.id";
+    " DELETE FROM jobs j USING unnest(ARRAY(SELECT id FROM old)) AS x(id) WHERE j.id = x.id";
 
 static const char SQL_PRUNE_WORKERS[] =
     "DELETE FROM workers WHERE last_heartbeat < now() - make_interval(secs => $1::int * 10)";
