@@ -79,7 +79,7 @@ static void take_sample(PGconn *db, int pgss, sample *s)
     /* the claim (SQL_CLAIM), all connections: buffers it touched (index and heap) */
     r = aq_bench_exec(db, "SELECT coalesce(sum(calls), 0), coalesce(sum(shared_blks_hit + shared_blks_read), 0),"
                           " coalesce(sum(total_exec_time), 0)"
-                          " FROM pg_stat_statements WHERE query LIKE '%SKIP LOCKED), next AS%'", 0, NULL);
+                          " FROM pg_stat_statements WHERE query LIKE '%unnest(ARRAY(SELECT id FROM locked))%'", 0, NULL);
     s->claims = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     s->claim_blks = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     s->claim_ms = strtod(PQgetvalue(r, 0, 2), NULL);
