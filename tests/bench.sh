@@ -17,7 +17,8 @@
 # 1-worker drains (the steady rates are % of their median) and the
 # steady-state step (with each window's claim figures: calls, mean time,
 # buffers per call): their figures go to stdout and docs/BENCHMARKS.md is
-# left as it is. The file's Soak section is `make soak`'s (tests/soak.sh):
+# left as it is. AGENTQ_BENCH_STEADY_PCTS (default "10 25 50") and
+# AGENTQ_BENCH_STEADY_SECONDS pick the steady rates and their length. The file's Soak section is `make soak`'s (tests/soak.sh):
 # put back after the rewrite (tests/soak_section.sh). AGENTQ_BENCH_PORT picks the
 # cluster's port (default 25433; the next port up is the API's: both below the
 # kernel's ephemeral range, 32768-60999 here, so no outgoing connection of the
